@@ -1,0 +1,534 @@
+//! The crypto seam: the only module that imports `ring`.
+//!
+//! Key material arrives here already typed ([`crate::jose::jwk::JwkMaterial`]
+//! shapes, PEM-derived bytes); what leaves is a [`VerifyingKey`], built once at
+//! load time, that checks one signature per call. Swapping or adding a backend
+//! (aws-lc-rs has a parsed RSA handle that `ring` 0.17 lacks: `ring` rebuilds the
+//! RSA public key inside every verification) is a change to this file alone.
+//!
+//! Signing lives here too ([`SigningKey`]), for the token tools and tests.
+
+use ring::signature::{self, UnparsedPublicKey};
+use ring::{agreement, hmac, rand};
+
+use crate::jose::alg::{Algorithm, KeyFamily};
+
+/// The backend refused key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyRejected(pub String);
+
+/// A signature did not verify. Carries nothing, so rejecting costs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadSignature;
+
+/// Smallest RSA modulus accepted, in bits (RFC 7518 §3.3 requires 2048).
+pub const RSA_MIN_BITS: usize = 2048;
+/// Largest RSA modulus the backend verifies, in bits.
+pub const RSA_MAX_BITS: usize = 8192;
+
+/// A public key (or HMAC secret) ready to verify signatures: decoded, validated,
+/// and in the backend's preferred form.
+pub struct VerifyingKey {
+    inner: Inner,
+}
+
+enum Inner {
+    Rsa {
+        n: Box<[u8]>,
+        e: Box<[u8]>,
+        modulus_len: usize,
+    },
+    /// The uncompressed SEC1 point `04 || x || y`.
+    P256(Box<[u8]>),
+    P384(Box<[u8]>),
+    Ed25519([u8; 32]),
+    Hmac(Box<HmacKeys>),
+}
+
+/// One precomputed HMAC key schedule per hash the secret is long enough for.
+struct HmacKeys {
+    sha256: Option<hmac::Key>,
+    sha384: Option<hmac::Key>,
+    sha512: Option<hmac::Key>,
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key bytes: an HMAC secret must not reach a log.
+        write!(f, "VerifyingKey({})", self.describe())
+    }
+}
+
+fn bit_length(big_endian: &[u8]) -> usize {
+    match big_endian.iter().position(|&b| b != 0) {
+        Some(first) => {
+            let leading = big_endian
+                .get(first)
+                .map_or(0, |b| b.leading_zeros() as usize);
+            (big_endian.len() - first) * 8 - leading
+        }
+        None => 0,
+    }
+}
+
+impl VerifyingKey {
+    /// An RSA public key from its big-endian modulus and exponent, checked as the
+    /// backend will check it at verification time (so a key that loads, verifies):
+    /// 2048 to 8192 bits, an odd modulus, and an odd exponent from 3 to 2^33 - 1.
+    pub fn rsa(n: &[u8], e: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+        let zeros = n.iter().take_while(|&&b| b == 0).count();
+        let n = n.get(zeros..).unwrap_or_default();
+        let e_zeros = e.iter().take_while(|&&b| b == 0).count();
+        let e = e.get(e_zeros..).unwrap_or_default();
+        let bits = bit_length(n);
+        if bits < RSA_MIN_BITS {
+            return Err(KeyRejected(format!(
+                "RSA modulus has {bits} bits; at least {RSA_MIN_BITS} are required"
+            )));
+        }
+        if bits > RSA_MAX_BITS {
+            return Err(KeyRejected(format!(
+                "RSA modulus has {bits} bits; at most {RSA_MAX_BITS} are supported"
+            )));
+        }
+        if n.last().is_none_or(|b| b & 1 == 0) {
+            return Err(KeyRejected("RSA modulus is even".into()));
+        }
+        let exponent = if e.len() <= 8 {
+            e.iter().fold(0u64, |value, &b| value << 8 | u64::from(b))
+        } else {
+            u64::MAX
+        };
+        if exponent == 1 || exponent & 1 == 0 {
+            return Err(KeyRejected(format!(
+                "RSA exponent {exponent} is not an odd number above 1"
+            )));
+        }
+        if !(3..=(1 << 33) - 1).contains(&exponent) {
+            return Err(KeyRejected("RSA exponent is larger than 2^33 - 1".into()));
+        }
+        Ok(VerifyingKey {
+            inner: Inner::Rsa {
+                modulus_len: n.len(),
+                n: n.into(),
+                e: e.into(),
+            },
+        })
+    }
+
+    /// An EC public key from its affine coordinates; the point must lie on the curve.
+    pub fn ec(curve: KeyFamily, x: &[u8], y: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+        let (length, agreement_algorithm) = match curve {
+            KeyFamily::P256 => (32, &agreement::ECDH_P256),
+            KeyFamily::P384 => (48, &agreement::ECDH_P384),
+            _ => return Err(KeyRejected("not an EC curve".into())),
+        };
+        if x.len() != length || y.len() != length {
+            return Err(KeyRejected(format!(
+                "EC coordinates must be {length} bytes each"
+            )));
+        }
+        let mut point = Vec::with_capacity(1 + 2 * length);
+        point.push(0x04);
+        point.extend_from_slice(x);
+        point.extend_from_slice(y);
+        validate_point(agreement_algorithm, &point)?;
+        let point = point.into_boxed_slice();
+        Ok(VerifyingKey {
+            inner: if curve == KeyFamily::P256 {
+                Inner::P256(point)
+            } else {
+                Inner::P384(point)
+            },
+        })
+    }
+
+    /// An EC public key from an uncompressed SEC1 point (`04 || x || y`).
+    pub fn ec_point(curve: KeyFamily, point: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+        let length = match curve {
+            KeyFamily::P256 => 32,
+            KeyFamily::P384 => 48,
+            _ => return Err(KeyRejected("not an EC curve".into())),
+        };
+        match point.split_first() {
+            Some((0x04, coordinates)) if coordinates.len() == 2 * length => {
+                let (x, y) = coordinates.split_at(length);
+                VerifyingKey::ec(curve, x, y)
+            }
+            _ => Err(KeyRejected(
+                "EC point is not an uncompressed point of the curve".into(),
+            )),
+        }
+    }
+
+    /// An Ed25519 public key.
+    pub fn ed25519(x: [u8; 32]) -> VerifyingKey {
+        VerifyingKey {
+            inner: Inner::Ed25519(x),
+        }
+    }
+
+    /// An HMAC secret, keyed for every SHA-2 size it is at least as long as
+    /// (RFC 7518 §3.2); shorter secrets are refused.
+    pub fn hmac(secret: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+        let keyed = |algorithm, min_len: usize| {
+            (secret.len() >= min_len).then(|| hmac::Key::new(algorithm, secret))
+        };
+        if secret.len() < 32 {
+            return Err(KeyRejected(format!(
+                "HMAC secret has {} bytes; at least 32 are required",
+                secret.len()
+            )));
+        }
+        Ok(VerifyingKey {
+            inner: Inner::Hmac(Box::new(HmacKeys {
+                sha256: keyed(hmac::HMAC_SHA256, 32),
+                sha384: keyed(hmac::HMAC_SHA384, 48),
+                sha512: keyed(hmac::HMAC_SHA512, 64),
+            })),
+        })
+    }
+
+    /// The family of the key.
+    pub fn family(&self) -> KeyFamily {
+        match self.inner {
+            Inner::Rsa { .. } => KeyFamily::Rsa,
+            Inner::P256(_) => KeyFamily::P256,
+            Inner::P384(_) => KeyFamily::P384,
+            Inner::Ed25519(_) => KeyFamily::Ed25519,
+            Inner::Hmac(_) => KeyFamily::Hmac,
+        }
+    }
+
+    /// Can this key verify `algorithm` at all (family and, for HMAC, secret length)?
+    pub fn supports(&self, algorithm: Algorithm) -> bool {
+        match (&self.inner, algorithm) {
+            (Inner::Hmac(keys), Algorithm::Hs256) => keys.sha256.is_some(),
+            (Inner::Hmac(keys), Algorithm::Hs384) => keys.sha384.is_some(),
+            (Inner::Hmac(keys), Algorithm::Hs512) => keys.sha512.is_some(),
+            _ => algorithm.family() == self.family(),
+        }
+    }
+
+    /// RSA modulus size in bits, for audits and summaries.
+    pub fn rsa_bits(&self) -> Option<usize> {
+        match &self.inner {
+            Inner::Rsa { n, .. } => Some(bit_length(n)),
+            _ => None,
+        }
+    }
+
+    /// A short description without secret bytes, such as `RSA-2048` or `EC P-256`.
+    pub fn describe(&self) -> String {
+        match &self.inner {
+            Inner::Rsa { n, .. } => format!("RSA-{}", bit_length(n)),
+            Inner::P256(_) => "EC P-256".into(),
+            Inner::P384(_) => "EC P-384".into(),
+            Inner::Ed25519(_) => "Ed25519".into(),
+            Inner::Hmac(_) => "HMAC secret".into(),
+        }
+    }
+
+    /// The exact signature length `algorithm` produces with this key.
+    fn signature_len(&self, algorithm: Algorithm) -> usize {
+        match (&self.inner, algorithm.family()) {
+            (Inner::Rsa { modulus_len, .. }, _) => *modulus_len,
+            (_, KeyFamily::P256) => 64,
+            (_, KeyFamily::P384) => 96,
+            (_, KeyFamily::Ed25519) => 64,
+            (_, _) => algorithm.hash_len(),
+        }
+    }
+
+    /// Verifies `signature` over `message` with `algorithm`, which the caller has
+    /// already matched to this key. ECDSA signatures must be JOSE's fixed-width
+    /// `r || s` (RFC 7518 §3.4); DER is refused by length.
+    pub fn verify(
+        &self,
+        algorithm: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), BadSignature> {
+        if signature.len() != self.signature_len(algorithm) {
+            return Err(BadSignature);
+        }
+        let outcome = match (&self.inner, algorithm) {
+            (Inner::Rsa { n, e, .. }, _) => {
+                let parameters: &signature::RsaParameters = match algorithm {
+                    Algorithm::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                    Algorithm::Rs384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                    Algorithm::Rs512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                    Algorithm::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
+                    Algorithm::Ps384 => &signature::RSA_PSS_2048_8192_SHA384,
+                    Algorithm::Ps512 => &signature::RSA_PSS_2048_8192_SHA512,
+                    _ => return Err(BadSignature),
+                };
+                signature::RsaPublicKeyComponents { n: &**n, e: &**e }
+                    .verify(parameters, message, signature)
+            }
+            (Inner::P256(point), Algorithm::Es256) => {
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &**point)
+                    .verify(message, signature)
+            }
+            (Inner::P384(point), Algorithm::Es384) => {
+                UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, &**point)
+                    .verify(message, signature)
+            }
+            (Inner::Ed25519(public), Algorithm::EdDsa) => {
+                UnparsedPublicKey::new(&signature::ED25519, public).verify(message, signature)
+            }
+            (Inner::Hmac(keys), _) => {
+                let key = match algorithm {
+                    Algorithm::Hs256 => &keys.sha256,
+                    Algorithm::Hs384 => &keys.sha384,
+                    Algorithm::Hs512 => &keys.sha512,
+                    _ => &None,
+                };
+                let key = key.as_ref().ok_or(BadSignature)?;
+                hmac::verify(key, message, signature)
+            }
+            _ => return Err(BadSignature),
+        };
+        outcome.map_err(|_| BadSignature)
+    }
+}
+
+/// `ring` exposes no "is this point on the curve" call, but ECDH refuses a peer
+/// point that is not (that is what stops invalid-curve attacks), so one ephemeral
+/// agreement at load time validates the point with the same code ECDSA uses.
+fn validate_point(
+    algorithm: &'static agreement::Algorithm,
+    point: &[u8],
+) -> Result<(), KeyRejected> {
+    let rng = rand::SystemRandom::new();
+    let ours = agreement::EphemeralPrivateKey::generate(algorithm, &rng)
+        .map_err(|_| KeyRejected("could not generate an ephemeral key".into()))?;
+    let theirs = agreement::UnparsedPublicKey::new(algorithm, point);
+    agreement::agree_ephemeral(ours, &theirs, |_| ())
+        .map_err(|_| KeyRejected("EC point is not on the curve".into()))
+}
+
+/// A private key for signing tokens (tools, tests, benchmarks).
+pub struct SigningKey {
+    inner: SigningInner,
+}
+
+enum SigningInner {
+    Rsa(signature::RsaKeyPair),
+    Ecdsa(signature::EcdsaKeyPair, KeyFamily),
+    Ed25519(signature::Ed25519KeyPair),
+    Hmac(Vec<u8>),
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(..)")
+    }
+}
+
+impl SigningKey {
+    /// A private key from PKCS#8 DER, for the family `algorithm` needs.
+    pub fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<SigningKey, KeyRejected> {
+        let rejected =
+            |e: ring::error::KeyRejected| KeyRejected(format!("private key rejected: {e}"));
+        let rng = rand::SystemRandom::new();
+        let inner = match algorithm.family() {
+            KeyFamily::Rsa => {
+                SigningInner::Rsa(signature::RsaKeyPair::from_pkcs8(der).map_err(rejected)?)
+            }
+            KeyFamily::P256 => SigningInner::Ecdsa(
+                signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    der,
+                    &rng,
+                )
+                .map_err(rejected)?,
+                KeyFamily::P256,
+            ),
+            KeyFamily::P384 => SigningInner::Ecdsa(
+                signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                    der,
+                    &rng,
+                )
+                .map_err(rejected)?,
+                KeyFamily::P384,
+            ),
+            KeyFamily::Ed25519 => SigningInner::Ed25519(
+                signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?,
+            ),
+            KeyFamily::Hmac => return Err(KeyRejected("HMAC secrets are not PKCS#8 keys".into())),
+        };
+        Ok(SigningKey { inner })
+    }
+
+    /// An HMAC secret for signing.
+    pub fn hmac(secret: &[u8]) -> SigningKey {
+        SigningKey {
+            inner: SigningInner::Hmac(secret.to_vec()),
+        }
+    }
+
+    /// Signs `message` with `algorithm`, producing the JWS signature bytes.
+    pub fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Vec<u8>, KeyRejected> {
+        let failed = |_| KeyRejected(format!("signing with {algorithm} failed"));
+        let rng = rand::SystemRandom::new();
+        match (&self.inner, algorithm) {
+            (SigningInner::Rsa(pair), _) if algorithm.family() == KeyFamily::Rsa => {
+                let padding: &'static dyn signature::RsaEncoding = match algorithm {
+                    Algorithm::Rs256 => &signature::RSA_PKCS1_SHA256,
+                    Algorithm::Rs384 => &signature::RSA_PKCS1_SHA384,
+                    Algorithm::Rs512 => &signature::RSA_PKCS1_SHA512,
+                    Algorithm::Ps256 => &signature::RSA_PSS_SHA256,
+                    Algorithm::Ps384 => &signature::RSA_PSS_SHA384,
+                    _ => &signature::RSA_PSS_SHA512,
+                };
+                let mut out = vec![0; pair.public().modulus_len()];
+                pair.sign(padding, &rng, message, &mut out)
+                    .map_err(failed)?;
+                Ok(out)
+            }
+            (SigningInner::Ecdsa(pair, family), _) if algorithm.family() == *family => {
+                Ok(pair.sign(&rng, message).map_err(failed)?.as_ref().to_vec())
+            }
+            (SigningInner::Ed25519(pair), Algorithm::EdDsa) => {
+                Ok(pair.sign(message).as_ref().to_vec())
+            }
+            (SigningInner::Hmac(secret), _) if algorithm.is_symmetric() => {
+                let hash = match algorithm {
+                    Algorithm::Hs256 => hmac::HMAC_SHA256,
+                    Algorithm::Hs384 => hmac::HMAC_SHA384,
+                    _ => hmac::HMAC_SHA512,
+                };
+                Ok(hmac::sign(&hmac::Key::new(hash, secret), message)
+                    .as_ref()
+                    .to_vec())
+            }
+            _ => Err(KeyRejected(format!("this key cannot sign {algorithm}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rsa_checks_mirror_the_backend() {
+        let mut n = vec![0xff; 256];
+        assert!(VerifyingKey::rsa(&n, &[1, 0, 1]).is_ok());
+        assert!(
+            VerifyingKey::rsa(&[0xff; 255], &[1, 0, 1]).is_err(),
+            "2040 bits"
+        );
+        assert!(VerifyingKey::rsa(&n, &[1]).is_err(), "e = 1");
+        assert!(VerifyingKey::rsa(&n, &[1, 0, 0]).is_err(), "even e");
+        assert!(
+            VerifyingKey::rsa(&n, &[2, 0, 0, 0, 1]).is_err(),
+            "e above 2^33 - 1"
+        );
+        assert!(
+            VerifyingKey::rsa(&n, &[1, 0, 0, 0, 1]).is_ok(),
+            "e = 2^32 + 1"
+        );
+        if let Some(last) = n.last_mut() {
+            *last = 0xfe;
+        }
+        assert!(VerifyingKey::rsa(&n, &[1, 0, 1]).is_err(), "even modulus");
+        assert!(VerifyingKey::rsa(&[0xff; 1025], &[3]).is_err(), "8200 bits");
+    }
+
+    #[test]
+    fn ec_points_must_be_on_the_curve() {
+        let x = [1u8; 32];
+        let y = [2u8; 32];
+        assert!(VerifyingKey::ec(KeyFamily::P256, &x, &y).is_err());
+        assert!(VerifyingKey::ec(KeyFamily::P256, &x, &[2u8; 31]).is_err());
+        assert!(VerifyingKey::ec_point(KeyFamily::P384, &[4u8; 97]).is_err());
+    }
+
+    #[test]
+    fn hmac_keys_cover_the_hashes_they_are_long_enough_for() {
+        assert!(VerifyingKey::hmac(&[7; 31]).is_err());
+        let Ok(key) = VerifyingKey::hmac(&[7; 48]) else {
+            unreachable!("48-byte secret")
+        };
+        assert!(key.supports(Algorithm::Hs256) && key.supports(Algorithm::Hs384));
+        assert!(!key.supports(Algorithm::Hs512) && !key.supports(Algorithm::Rs256));
+        assert_eq!(format!("{key:?}"), "VerifyingKey(HMAC secret)");
+    }
+
+    #[test]
+    fn hmac_round_trip_and_length_check() {
+        let secret = [9u8; 64];
+        let Ok(key) = VerifyingKey::hmac(&secret) else {
+            unreachable!("64-byte secret")
+        };
+        let signer = SigningKey::hmac(&secret);
+        for algorithm in [Algorithm::Hs256, Algorithm::Hs384, Algorithm::Hs512] {
+            let Ok(mut tag) = signer.sign(algorithm, b"msg") else {
+                unreachable!("hmac signs")
+            };
+            assert_eq!(key.verify(algorithm, b"msg", &tag), Ok(()));
+            assert_eq!(key.verify(algorithm, b"msh", &tag), Err(BadSignature));
+            tag.pop();
+            assert_eq!(key.verify(algorithm, b"msg", &tag), Err(BadSignature));
+        }
+    }
+
+    #[test]
+    fn ecdsa_and_eddsa_round_trip() {
+        let rng = rand::SystemRandom::new();
+        for (algorithm, signing) in [
+            (
+                Algorithm::Es256,
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            ),
+            (
+                Algorithm::Es384,
+                &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            ),
+        ] {
+            let Ok(pkcs8) = signature::EcdsaKeyPair::generate_pkcs8(signing, &rng) else {
+                unreachable!()
+            };
+            let Ok(signer) = SigningKey::from_pkcs8(algorithm, pkcs8.as_ref()) else {
+                unreachable!()
+            };
+            let Ok(pair) = signature::EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref(), &rng)
+            else {
+                unreachable!()
+            };
+            use signature::KeyPair as _;
+            let Ok(key) = VerifyingKey::ec_point(algorithm.family(), pair.public_key().as_ref())
+            else {
+                unreachable!()
+            };
+            let Ok(sig) = signer.sign(algorithm, b"m") else {
+                unreachable!()
+            };
+            assert_eq!(key.verify(algorithm, b"m", &sig), Ok(()));
+            assert_eq!(key.verify(algorithm, b"n", &sig), Err(BadSignature));
+        }
+        let Ok(pkcs8) = signature::Ed25519KeyPair::generate_pkcs8(&rng) else {
+            unreachable!()
+        };
+        let Ok(pair) = signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()) else {
+            unreachable!()
+        };
+        use signature::KeyPair as _;
+        let Ok(public) = <[u8; 32]>::try_from(pair.public_key().as_ref()) else {
+            unreachable!()
+        };
+        let key = VerifyingKey::ed25519(public);
+        let Ok(signer) = SigningKey::from_pkcs8(Algorithm::EdDsa, pkcs8.as_ref()) else {
+            unreachable!()
+        };
+        let Ok(sig) = signer.sign(Algorithm::EdDsa, b"m") else {
+            unreachable!()
+        };
+        assert_eq!(key.verify(Algorithm::EdDsa, b"m", &sig), Ok(()));
+        assert_eq!(key.verify(Algorithm::Es256, b"m", &sig), Err(BadSignature));
+    }
+}

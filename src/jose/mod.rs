@@ -1,0 +1,13 @@
+//! JOSE formats, read strictly and without copies: base64url, JSON, the compact
+//! serialization, the JWS header, the JWT claims set, algorithms and JWKs
+//! (RFC 7515, 7517, 7518, 7519, 8037, 8725).
+//!
+//! Nothing here does I/O, checks a signature or knows about HTTP.
+
+pub mod alg;
+pub mod base64url;
+pub mod claims;
+pub mod header;
+pub mod json;
+pub mod jwk;
+pub mod token;

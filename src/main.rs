@@ -1,0 +1,3 @@
+//! The `jwtgate` command line.
+
+fn main() {}

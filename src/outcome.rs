@@ -1,0 +1,174 @@
+//! The result vocabulary of every verification: one [`Outcome`] per token.
+//!
+//! Every face of jwtgate (the batch verifier's JSON lines, HTTP status and
+//! `WWW-Authenticate`, metrics labels) derives what it says from an `Outcome`,
+//! each in exactly one exhaustive `match`. The snake_case names returned by
+//! [`Outcome::name`] are a public contract: scripts and dashboards depend on them.
+//!
+//! A [`Rejection`] pairs an outcome with a static human explanation. Both are
+//! `Copy` and never allocate, because under a token-spraying attack rejections
+//! are the hot path.
+
+use std::fmt;
+
+/// How the verification of one token ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Signature, header and every configured claim check passed.
+    Valid,
+    /// No token was presented.
+    Missing,
+    /// The token is not a well-formed compact JWS carrying a JSON claims set.
+    Malformed,
+    /// The token is longer than the configured limit; nothing was decoded.
+    TokenTooLarge,
+    /// The header asks for an extension (`crit`, `b64`) that jwtgate does not implement.
+    UnsupportedCrit,
+    /// The header's `alg` is not in the allow-list or not the algorithm bound to the key.
+    AlgNotAllowed,
+    /// No key of the key set matches the token's `kid` (or, without `kid`, none or several fit).
+    UnknownKid,
+    /// The signature does not verify with the selected key.
+    BadSignature,
+    /// `now >= exp + leeway`.
+    Expired,
+    /// `now < nbf - leeway`.
+    NotYetValid,
+    /// `iat > now + leeway`.
+    IssuedInFuture,
+    /// The token lives longer than the configured maximum lifetime.
+    LifetimeTooLong,
+    /// A claim the configuration requires is absent.
+    MissingClaim,
+    /// `iss` differs from the configured issuer.
+    WrongIssuer,
+    /// No `aud` value is among the configured audiences.
+    WrongAudience,
+    /// `sub` does not match the configured subject.
+    WrongSubject,
+    /// The header's `typ` differs from the configured one.
+    WrongType,
+}
+
+impl Outcome {
+    /// Every outcome, in declaration order (for metrics tables and summaries).
+    pub const ALL: [Outcome; 17] = [
+        Outcome::Valid,
+        Outcome::Missing,
+        Outcome::Malformed,
+        Outcome::TokenTooLarge,
+        Outcome::UnsupportedCrit,
+        Outcome::AlgNotAllowed,
+        Outcome::UnknownKid,
+        Outcome::BadSignature,
+        Outcome::Expired,
+        Outcome::NotYetValid,
+        Outcome::IssuedInFuture,
+        Outcome::LifetimeTooLong,
+        Outcome::MissingClaim,
+        Outcome::WrongIssuer,
+        Outcome::WrongAudience,
+        Outcome::WrongSubject,
+        Outcome::WrongType,
+    ];
+
+    /// The stable snake_case name used in batch output, HTTP headers and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Outcome::Valid => "valid",
+            Outcome::Missing => "missing",
+            Outcome::Malformed => "malformed",
+            Outcome::TokenTooLarge => "token_too_large",
+            Outcome::UnsupportedCrit => "unsupported_crit",
+            Outcome::AlgNotAllowed => "alg_not_allowed",
+            Outcome::UnknownKid => "unknown_kid",
+            Outcome::BadSignature => "bad_signature",
+            Outcome::Expired => "expired",
+            Outcome::NotYetValid => "not_yet_valid",
+            Outcome::IssuedInFuture => "issued_in_future",
+            Outcome::LifetimeTooLong => "lifetime_too_long",
+            Outcome::MissingClaim => "missing_claim",
+            Outcome::WrongIssuer => "wrong_issuer",
+            Outcome::WrongAudience => "wrong_audience",
+            Outcome::WrongSubject => "wrong_subject",
+            Outcome::WrongType => "wrong_type",
+        }
+    }
+
+    /// The outcome with this stable name, if any.
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL
+            .into_iter()
+            .find(|outcome| outcome.name() == name)
+    }
+
+    /// Position in [`Outcome::ALL`], for dense per-outcome counters.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A denied token: the outcome and a static, human explanation of the exact check
+/// that failed. The explanation never contains token bytes, so it is safe to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection {
+    outcome: Outcome,
+    detail: &'static str,
+}
+
+impl Rejection {
+    /// A rejection with `outcome`, explained by `detail`.
+    pub const fn new(outcome: Outcome, detail: &'static str) -> Rejection {
+        Rejection { outcome, detail }
+    }
+
+    /// The outcome (never [`Outcome::Valid`] for rejections built by the engine).
+    pub const fn outcome(self) -> Outcome {
+        self.outcome
+    }
+
+    /// Which check failed, in words.
+    pub const fn detail(self) -> &'static str {
+        self.detail
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.outcome.name(), self.detail)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_snake_case_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for (position, outcome) in Outcome::ALL.into_iter().enumerate() {
+            let name = outcome.name();
+            assert!(seen.insert(name), "duplicate name {name}");
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert_eq!(Outcome::from_name(name), Some(outcome));
+            assert_eq!(outcome.index(), position);
+        }
+        assert_eq!(Outcome::from_name("Valid"), None);
+    }
+
+    #[test]
+    fn rejection_displays_outcome_and_detail() {
+        let rejection = Rejection::new(Outcome::Expired, "exp is in the past");
+        assert_eq!(rejection.to_string(), "expired: exp is in the past");
+        assert_eq!(rejection.outcome(), Outcome::Expired);
+    }
+}
