@@ -1,0 +1,107 @@
+//! Shared helpers for the integration tests: key material from `tests/data`,
+//! token minting with `ring` (through jwtgate's signing seam), and verifiers.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use jwtgate::crypto::SigningKey;
+use jwtgate::jose::base64url;
+use jwtgate::{Algorithm, AlgorithmSet, KeySet, Outcome, UnixTime, Validation, Verifier};
+
+/// The clock every test verifies at, unless it says otherwise.
+pub const NOW: UnixTime = UnixTime(1_700_000_000);
+
+pub fn data_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// `../shared/vectors` beside the checkout (CI copies shared/ there too).
+pub fn vectors_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/vectors")
+        .join(relative)
+}
+
+pub fn read_data(name: &str) -> String {
+    std::fs::read_to_string(data_path(name)).unwrap_or_else(|e| panic!("tests/data/{name}: {e}"))
+}
+
+/// DER bytes of the single PEM block in `pem`.
+pub fn pem_to_der(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// A signing key from `tests/data/<name>.pk8.pem`.
+pub fn signing_key(name: &str, algorithm: Algorithm) -> SigningKey {
+    SigningKey::from_pkcs8(
+        algorithm,
+        &pem_to_der(&read_data(&format!("{name}.pk8.pem"))),
+    )
+    .unwrap()
+}
+
+/// Public key set from `tests/data/<name>.spki.pem`.
+pub fn public_keys(name: &str) -> KeySet {
+    KeySet::parse(read_data(&format!("{name}.spki.pem")).as_bytes()).unwrap()
+}
+
+/// `b64(header).b64(claims).b64(sign(...))` with exactly these JSON texts.
+pub fn mint(header: &str, claims: &str, key: &SigningKey, algorithm: Algorithm) -> String {
+    let mut token = base64url::encode(header.as_bytes());
+    token.push('.');
+    base64url::encode_into(claims.as_bytes(), &mut token);
+    let signature = key.sign(algorithm, token.as_bytes()).unwrap();
+    token.push('.');
+    base64url::encode_into(&signature, &mut token);
+    token
+}
+
+/// Joins already-encoded segments, for hand-built hostile tokens.
+pub fn compact(header: &str, claims: &str, signature: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        base64url::encode(header.as_bytes()),
+        base64url::encode(claims.as_bytes()),
+        base64url::encode(signature)
+    )
+}
+
+pub fn verifier(keys: KeySet, algorithms: &str) -> Verifier {
+    Verifier::new(
+        keys,
+        Validation::new(AlgorithmSet::parse_list(algorithms).unwrap()),
+    )
+    .unwrap()
+}
+
+pub fn verifier_with(keys: KeySet, validation: Validation) -> Verifier {
+    Verifier::new(keys, validation).unwrap()
+}
+
+/// The outcome of verifying `token` at `now`.
+pub fn outcome_at(verifier: &Verifier, token: &[u8], now: UnixTime) -> Outcome {
+    let mut scratch = verifier.scratch();
+    match verifier.verify(token, now, &mut scratch) {
+        Ok(_) => Outcome::Valid,
+        Err(rejection) => rejection.outcome(),
+    }
+}
+
+pub fn outcome(verifier: &Verifier, token: &str) -> Outcome {
+    outcome_at(verifier, token.as_bytes(), NOW)
+}
+
+/// Claims valid at [`NOW`] for an hour.
+pub fn fresh_claims() -> String {
+    format!(
+        r#"{{"sub":"user-1","iat":{},"exp":{}}}"#,
+        NOW.0,
+        NOW.0 + 3600
+    )
+}
