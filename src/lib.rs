@@ -38,6 +38,7 @@
 //! | [`keys`] | `KeySet`: JWKS/JWK/PEM parsed once into handles, `kid` index, key rules |
 //! | [`crypto`] | the only module that imports `ring`: verifying and signing keys |
 //! | [`verify`] | `Validation` and `Verifier`: the engine's phases |
+//! | [`demo`] | `jwtgate demo`: the engine on the bundled demo keys |
 #![forbid(unsafe_code)]
 #![cfg_attr(
     test,
@@ -50,6 +51,7 @@
 )]
 
 pub mod crypto;
+pub mod demo;
 pub mod jose;
 pub mod keys;
 pub mod outcome;

@@ -1,3 +1,4 @@
+//! Every algorithm signs and verifies with the committed key material (PEM keys).
 #![allow(clippy::unwrap_used)]
 mod common;
 use common::*;
