@@ -1,0 +1,274 @@
+//! Engine throughput per algorithm, side by side in one run:
+//!
+//! - `ring`: raw `ring` verification of the same signature over the same bytes
+//!   (the floor: what the signature alone costs);
+//! - `jwtgate`: the full verification (split, strict decode, header, key selection,
+//!   signature, claims, time and identity checks);
+//! - `jsonwebtoken`: the `jsonwebtoken` crate's `decode` with its aws-lc-rs backend,
+//!   the same key and the same checks (issuer, audience, exp with 60 s leeway).
+//!
+//! `scripts/bench-engine.sh` runs this pinned to one CPU and prints medians, ops/s
+//! and the two ratios from criterion's estimates.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use base64::Engine as _;
+use criterion::{Criterion, criterion_group, criterion_main};
+use jwtgate::crypto::SigningKey;
+use jwtgate::jose::base64url;
+use jwtgate::{Algorithm, AlgorithmSet, KeySet, UnixTime, Validation, Verifier};
+use ring::signature::{self, KeyPair as _};
+
+/// Tokens are minted at the real clock so that `jsonwebtoken`, which reads the
+/// system clock itself, judges exactly the same validity window.
+static NOW: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| UnixTime::now().0);
+const ISSUER: &str = "https://login.example.com/";
+const AUDIENCE: &str = "orders-api";
+
+fn data(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn pkcs8(name: &str) -> Vec<u8> {
+    let pem = data(name);
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct TypicalClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: i64,
+    iat: i64,
+    jti: String,
+    scope: String,
+}
+
+/// One algorithm's fixtures: the same token and key for all three contenders.
+struct Case {
+    algorithm: Algorithm,
+    token: String,
+    jwks: String,
+    ring_verify: Box<dyn Fn(&[u8], &[u8]) -> bool>,
+    jsonwebtoken_key: jsonwebtoken::DecodingKey,
+    jsonwebtoken_algorithm: jsonwebtoken::Algorithm,
+}
+
+fn typical_token(algorithm: Algorithm, signer: &SigningKey, kid: &str) -> String {
+    let header = format!(r#"{{"alg":"{algorithm}","typ":"JWT","kid":"{kid}"}}"#);
+    let claims = format!(
+        r#"{{"iss":"{ISSUER}","sub":"user-81723","aud":"{AUDIENCE}","exp":{},"iat":{},"jti":"5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b","scope":"orders:read orders:write"}}"#,
+        *NOW + 3600,
+        *NOW
+    );
+    let mut token = base64url::encode(header.as_bytes());
+    token.push('.');
+    base64url::encode_into(claims.as_bytes(), &mut token);
+    let signature = signer.sign(algorithm, token.as_bytes()).unwrap();
+    token.push('.');
+    base64url::encode_into(&signature, &mut token);
+    token
+}
+
+fn cases() -> Vec<Case> {
+    let b64 = |bytes: &[u8]| base64url::encode(bytes);
+    let mut cases = Vec::new();
+
+    let rsa_der = pkcs8("rsa2048-a.pk8.pem");
+    let rsa = signature::RsaKeyPair::from_pkcs8(&rsa_der).unwrap();
+    let components = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(rsa.public());
+    for (algorithm, ring_alg, jwt_alg) in [
+        (
+            Algorithm::Rs256,
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            jsonwebtoken::Algorithm::RS256,
+        ),
+        (
+            Algorithm::Ps256,
+            &signature::RSA_PSS_2048_8192_SHA256,
+            jsonwebtoken::Algorithm::PS256,
+        ),
+    ] {
+        let signer = SigningKey::from_pkcs8(algorithm, &rsa_der).unwrap();
+        let (n, e) = (components.n.clone(), components.e.clone());
+        cases.push(Case {
+            algorithm,
+            token: typical_token(algorithm, &signer, "k1"),
+            jwks: format!(
+                r#"{{"keys":[{{"kty":"RSA","kid":"k1","alg":"{algorithm}","n":"{}","e":"{}"}}]}}"#,
+                b64(&n),
+                b64(&e)
+            ),
+            ring_verify: Box::new(move |message, sig| {
+                signature::RsaPublicKeyComponents { n: &n, e: &e }
+                    .verify(ring_alg, message, sig)
+                    .is_ok()
+            }),
+            jsonwebtoken_key: jsonwebtoken::DecodingKey::from_rsa_raw_components(
+                &components.n,
+                &components.e,
+            ),
+            jsonwebtoken_algorithm: jwt_alg,
+        });
+    }
+
+    for (algorithm, file, signing, verifying, crv, jwt_alg) in [
+        (
+            Algorithm::Es256,
+            "p256.pk8.pem",
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &signature::ECDSA_P256_SHA256_FIXED,
+            "P-256",
+            jsonwebtoken::Algorithm::ES256,
+        ),
+        (
+            Algorithm::Es384,
+            "p384.pk8.pem",
+            &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            &signature::ECDSA_P384_SHA384_FIXED,
+            "P-384",
+            jsonwebtoken::Algorithm::ES384,
+        ),
+    ] {
+        let der = pkcs8(file);
+        let pair =
+            signature::EcdsaKeyPair::from_pkcs8(signing, &der, &ring::rand::SystemRandom::new())
+                .unwrap();
+        let point = pair.public_key().as_ref().to_vec();
+        let size = (point.len() - 1) / 2;
+        let (x, y) = (point[1..=size].to_vec(), point[1 + size..].to_vec());
+        let signer = SigningKey::from_pkcs8(algorithm, &der).unwrap();
+        let ring_point = point.clone();
+        cases.push(Case {
+            algorithm,
+            token: typical_token(algorithm, &signer, "k1"),
+            jwks: format!(
+                r#"{{"keys":[{{"kty":"EC","crv":"{crv}","kid":"k1","alg":"{algorithm}","x":"{}","y":"{}"}}]}}"#,
+                b64(&x),
+                b64(&y)
+            ),
+            ring_verify: Box::new(move |message, sig| {
+                signature::UnparsedPublicKey::new(verifying, &ring_point).verify(message, sig).is_ok()
+            }),
+            jsonwebtoken_key: jsonwebtoken::DecodingKey::from_ec_components(&b64(&x), &b64(&y)).unwrap(),
+            jsonwebtoken_algorithm: jwt_alg,
+        });
+    }
+
+    let ed_der = pkcs8("ed25519.pk8.pem");
+    let ed = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&ed_der).unwrap();
+    let ed_public = ed.public_key().as_ref().to_vec();
+    let signer = SigningKey::from_pkcs8(Algorithm::EdDsa, &ed_der).unwrap();
+    let ring_public = ed_public.clone();
+    cases.push(Case {
+        algorithm: Algorithm::EdDsa,
+        token: typical_token(Algorithm::EdDsa, &signer, "k1"),
+        jwks: format!(
+            r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"k1","alg":"EdDSA","x":"{}"}}]}}"#,
+            b64(&ed_public)
+        ),
+        ring_verify: Box::new(move |message, sig| {
+            signature::UnparsedPublicKey::new(&signature::ED25519, &ring_public)
+                .verify(message, sig)
+                .is_ok()
+        }),
+        jsonwebtoken_key: jsonwebtoken::DecodingKey::from_ed_components(&b64(&ed_public)).unwrap(),
+        jsonwebtoken_algorithm: jsonwebtoken::Algorithm::EdDSA,
+    });
+
+    let secret = b"bench-secret-bench-secret-bench-secret!!".to_vec();
+    let signer = SigningKey::hmac(&secret);
+    let ring_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+    cases.push(Case {
+        algorithm: Algorithm::Hs256,
+        token: typical_token(Algorithm::Hs256, &signer, "k1"),
+        jwks: format!(
+            r#"{{"keys":[{{"kty":"oct","kid":"k1","alg":"HS256","k":"{}"}}]}}"#,
+            b64(&secret)
+        ),
+        ring_verify: Box::new(move |message, sig| {
+            ring::hmac::verify(&ring_key, message, sig).is_ok()
+        }),
+        jsonwebtoken_key: jsonwebtoken::DecodingKey::from_secret(&secret).unwrap(),
+        jsonwebtoken_algorithm: jsonwebtoken::Algorithm::HS256,
+    });
+    cases
+}
+
+fn engine(c: &mut Criterion) {
+    for case in cases() {
+        let name = case.algorithm.name();
+        let mut group = c.benchmark_group(name);
+        group
+            .measurement_time(Duration::from_secs(3))
+            .warm_up_time(Duration::from_secs(1));
+
+        let (signing_input, signature_b64) = case.token.rsplit_once('.').unwrap();
+        let signature = base64url::decode(signature_b64.as_bytes()).unwrap();
+        assert!(
+            (case.ring_verify)(signing_input.as_bytes(), &signature),
+            "{name}: ring baseline"
+        );
+        group.bench_function("ring", |b| {
+            b.iter(|| {
+                (case.ring_verify)(black_box(signing_input.as_bytes()), black_box(&signature))
+            })
+        });
+
+        let keys = KeySet::parse(case.jwks.as_bytes()).unwrap();
+        let validation = Validation::new(AlgorithmSet::only(case.algorithm))
+            .issuer(ISSUER)
+            .audience(AUDIENCE);
+        let verifier = Verifier::new(keys, validation).unwrap();
+        let mut scratch = verifier.scratch();
+        let now = UnixTime(*NOW);
+        assert!(
+            verifier
+                .verify(case.token.as_bytes(), now, &mut scratch)
+                .is_ok(),
+            "{name}: jwtgate"
+        );
+        group.bench_function("jwtgate", |b| {
+            b.iter(|| {
+                verifier
+                    .verify(black_box(case.token.as_bytes()), now, &mut scratch)
+                    .map(|verified| verified.claims.exp)
+                    .is_ok()
+            })
+        });
+
+        let mut validation = jsonwebtoken::Validation::new(case.jsonwebtoken_algorithm);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.leeway = 60;
+        let decoded =
+            jsonwebtoken::decode::<TypicalClaims>(&case.token, &case.jsonwebtoken_key, &validation);
+        assert!(decoded.is_ok(), "{name}: jsonwebtoken: {:?}", decoded.err());
+        group.bench_function("jsonwebtoken", |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<TypicalClaims>(
+                    black_box(&case.token),
+                    &case.jsonwebtoken_key,
+                    &validation,
+                )
+                .is_ok()
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);
