@@ -56,12 +56,15 @@ struct TypicalClaims {
     scope: String,
 }
 
+/// Raw `ring` verification of `(message, signature)`.
+type RingVerify = Box<dyn Fn(&[u8], &[u8]) -> bool>;
+
 /// One algorithm's fixtures: the same token and key for all three contenders.
 struct Case {
     algorithm: Algorithm,
     token: String,
     jwks: String,
-    ring_verify: Box<dyn Fn(&[u8], &[u8]) -> bool>,
+    ring_verify: RingVerify,
     jsonwebtoken_key: jsonwebtoken::DecodingKey,
     jsonwebtoken_algorithm: jsonwebtoken::Algorithm,
 }
