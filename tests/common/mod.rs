@@ -1,6 +1,12 @@
 //! Shared helpers for the integration tests: key material from `tests/data`,
 //! token minting with `ring` (through jwtgate's signing seam), and verifiers.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::path::{Path, PathBuf};
 
