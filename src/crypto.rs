@@ -12,6 +12,7 @@ use ring::signature::{self, UnparsedPublicKey};
 use ring::{agreement, hmac, rand};
 
 use crate::jose::alg::{Algorithm, KeyFamily};
+use crate::jose::jwk::JwkMaterial;
 
 /// The backend refused key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -307,6 +308,97 @@ fn validate_point(
     let theirs = agreement::UnparsedPublicKey::new(algorithm, point);
     agreement::agree_ephemeral(ours, &theirs, |_| ())
         .map_err(|_| KeyRejected("EC point is not on the curve".into()))
+}
+
+/// Fresh key material from [`generate`]: the private key (PKCS#8 DER; for HMAC,
+/// no private key exists beside the secret) and the public half as a JWK.
+pub struct GeneratedKey {
+    /// The private key, PKCS#8 DER; `None` for HMAC, whose secret is in `public`.
+    pub pkcs8_der: Option<Vec<u8>>,
+    /// The material a verifier needs (for HMAC, the secret itself).
+    pub public: JwkMaterial,
+}
+
+/// Generates a key for `algorithm`: RSA 2048 bits (or `rsa_bits`), P-256, P-384,
+/// Ed25519, or a random HMAC secret as long as the hash.
+pub fn generate(algorithm: Algorithm, rsa_bits: usize) -> Result<GeneratedKey, KeyRejected> {
+    use ring::rand::SecureRandom as _;
+    use signature::KeyPair as _;
+    let rng = rand::SystemRandom::new();
+    let failed = |what: &str| KeyRejected(format!("could not generate {what}"));
+    match algorithm.family() {
+        KeyFamily::Rsa => {
+            use rsa::pkcs8::EncodePrivateKey as _;
+            let private = rsa::PrivateKey::new(&mut getrandom::SysRng, rsa_bits)
+                .map_err(|e| KeyRejected(format!("RSA key generation failed: {e}")))?;
+            let der = private
+                .to_pkcs8_der()
+                .map_err(|e| KeyRejected(format!("RSA key encoding failed: {e}")))?
+                .as_bytes()
+                .to_vec();
+            // Read it back through ring: proves the signer accepts it and yields n, e.
+            let pair =
+                signature::RsaKeyPair::from_pkcs8(&der).map_err(|e| KeyRejected(e.to_string()))?;
+            let components = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
+            Ok(GeneratedKey {
+                pkcs8_der: Some(der),
+                public: JwkMaterial::Rsa {
+                    n: components.n,
+                    e: components.e,
+                },
+            })
+        }
+        family @ (KeyFamily::P256 | KeyFamily::P384) => {
+            let signing = if family == KeyFamily::P256 {
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING
+            } else {
+                &signature::ECDSA_P384_SHA384_FIXED_SIGNING
+            };
+            let der = signature::EcdsaKeyPair::generate_pkcs8(signing, &rng)
+                .map_err(|_| failed("an EC key"))?;
+            let pair = signature::EcdsaKeyPair::from_pkcs8(signing, der.as_ref(), &rng)
+                .map_err(|e| KeyRejected(e.to_string()))?;
+            let point = pair.public_key().as_ref();
+            let coordinates = point.get(1..).unwrap_or_default();
+            let (x, y) = coordinates.split_at(coordinates.len() / 2);
+            Ok(GeneratedKey {
+                pkcs8_der: Some(der.as_ref().to_vec()),
+                public: JwkMaterial::Ec {
+                    curve: family,
+                    x: x.to_vec(),
+                    y: y.to_vec(),
+                },
+            })
+        }
+        KeyFamily::Ed25519 => {
+            let der = signature::Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| failed("an Ed25519 key"))?;
+            let pair = signature::Ed25519KeyPair::from_pkcs8(der.as_ref())
+                .map_err(|e| KeyRejected(e.to_string()))?;
+            let x = <[u8; 32]>::try_from(pair.public_key().as_ref())
+                .map_err(|_| failed("an Ed25519 key"))?;
+            Ok(GeneratedKey {
+                pkcs8_der: Some(der.as_ref().to_vec()),
+                public: JwkMaterial::Ed25519 { x },
+            })
+        }
+        KeyFamily::Hmac => {
+            let mut k = vec![0u8; algorithm.hash_len()];
+            rng.fill(&mut k).map_err(|_| failed("an HMAC secret"))?;
+            Ok(GeneratedKey {
+                pkcs8_der: None,
+                public: JwkMaterial::Symmetric { k },
+            })
+        }
+    }
+}
+
+/// Fills `bytes` from the operating system's secure random generator.
+pub fn random_bytes(bytes: &mut [u8]) -> Result<(), KeyRejected> {
+    use ring::rand::SecureRandom as _;
+    rand::SystemRandom::new()
+        .fill(bytes)
+        .map_err(|_| KeyRejected("the system random generator failed".into()))
 }
 
 /// A private key for signing tokens (tools, tests, benchmarks).

@@ -50,11 +50,14 @@
     )
 )]
 
+pub mod batch;
 pub mod crypto;
 pub mod demo;
 pub mod jose;
 pub mod keys;
+pub mod latency;
 pub mod outcome;
+pub mod tools;
 pub mod verify;
 
 pub use jose::alg::{Algorithm, AlgorithmSet};

@@ -1,12 +1,25 @@
-//! The `jwtgate` command line: parses arguments and calls the library.
+//! The `jwtgate` command line: parses arguments (clap), builds the library's
+//! option structs, calls the library, and maps results to exit codes.
+//!
+//! Exit codes, like grep: 0 all tokens valid, 1 some token not valid, 2 usage,
+//! key or I/O error (one line on stderr naming the file and the problem).
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command line prints
 
+use std::io::{BufReader, IsTerminal as _, Read as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use jwtgate::batch::{self, BatchOptions, Input, Progress};
+use jwtgate::tools::{self, ToolError, inspect, keygen, mint};
+use jwtgate::{
+    Algorithm, AlgorithmSet, ClaimName, Outcome, SubjectMatch, UnixTime, Validation, Verifier,
+};
 
-/// jwtgate: a JWT verification tier.
+/// jwtgate: a strict, fast JWT verification tier.
 #[derive(Parser)]
-#[command(name = "jwtgate", version, about)]
+#[command(name = "jwtgate", version, about, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,26 +29,357 @@ struct Cli {
 enum Command {
     /// Show the engine at work on the bundled demo keys, with no setup.
     Demo,
+    /// Verify tokens, one per line, from files or stdin; one JSON result per line out.
+    Verify(VerifyArgs),
+    /// Generate a signing key (PKCS#8 PEM) and the JWKS that verifies it.
+    Keygen(KeygenArgs),
+    /// Sign tokens for demos, tests and benchmarks.
+    Mint(MintArgs),
+    /// Decode a token without trusting it, and (given keys) say which check fails.
+    Inspect(InspectArgs),
+}
+
+/// Key and claim settings shared by `verify` and `inspect`.
+#[derive(Args)]
+struct Settings {
+    /// Keys: a JWKS, a single JWK, or PEM public keys (SPKI or PKCS#1).
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<PathBuf>,
+    /// Required issuer (exact match).
+    #[arg(long, value_name = "ISS")]
+    issuer: Option<String>,
+    /// Accepted audience; repeat for several (any one must match).
+    #[arg(long = "audience", value_name = "AUD")]
+    audiences: Vec<String>,
+    /// Algorithm allow-list, comma-separated [default: what the keys are bound to].
+    #[arg(long, value_name = "ALGS")]
+    algorithms: Option<String>,
+    /// Clock-skew leeway for exp, nbf and iat, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    leeway: u64,
+    /// Judge tokens at this Unix time instead of the clock.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    now: Option<i64>,
+    /// Required header typ (media type, e.g. at+jwt).
+    #[arg(long, value_name = "TYP")]
+    typ: Option<String>,
+    /// Claims that must be present, comma-separated [default: exp]; "none" for none.
+    #[arg(long, value_name = "CLAIMS")]
+    require: Option<String>,
+    /// Longest accepted lifetime (exp minus iat), in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    max_lifetime: Option<u64>,
+    /// Required subject (exact match).
+    #[arg(long, value_name = "SUB", conflicts_with = "subject_prefix")]
+    subject: Option<String>,
+    /// Required subject prefix.
+    #[arg(long, value_name = "PREFIX")]
+    subject_prefix: Option<String>,
+    /// Longest accepted token, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = jwtgate::verify::DEFAULT_MAX_TOKEN_LEN)]
+    max_token_len: usize,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    settings: Settings,
+    /// Input file, one token per line; repeat for several; "-" or none reads stdin.
+    #[arg(long = "input", value_name = "FILE")]
+    inputs: Vec<PathBuf>,
+    /// Worker threads [default: one per available core].
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+    /// Exit 0 after a complete run even if some tokens are not valid.
+    #[arg(long)]
+    exit_zero: bool,
+    /// Write the latency percentile distribution (HdrHistogram .hgrm text) here.
+    #[arg(long, value_name = "FILE")]
+    histogram: Option<PathBuf>,
+    /// No live progress line, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+    /// No summary on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// Algorithm the key is for.
+    #[arg(long, value_name = "ALG")]
+    alg: String,
+    /// Key id [default: <alg>-<random>].
+    #[arg(long, value_name = "K")]
+    kid: Option<String>,
+    /// Directory for <kid>.pk8.pem and <kid>.jwks.json.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// RSA modulus size.
+    #[arg(long, value_name = "BITS", default_value_t = 2048)]
+    bits: usize,
+}
+
+#[derive(Args)]
+struct MintArgs {
+    /// Private key: PKCS#8 PEM, or for HS* a JWK/JWKS holding the secret.
+    #[arg(long, value_name = "PRIVATE_KEY")]
+    key: PathBuf,
+    /// Signature algorithm.
+    #[arg(long, value_name = "ALG")]
+    alg: String,
+    /// Header kid [default: the key file's kid, if any].
+    #[arg(long, value_name = "K")]
+    kid: Option<String>,
+    /// iss claim.
+    #[arg(long, value_name = "ISS")]
+    iss: Option<String>,
+    /// aud claim; repeat for an array.
+    #[arg(long = "aud", value_name = "AUD")]
+    aud: Vec<String>,
+    /// sub claim.
+    #[arg(long, value_name = "SUB")]
+    sub: Option<String>,
+    /// Seconds until exp.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    ttl: i64,
+    /// Extra claims as a JSON object (its members override the flags).
+    #[arg(long, value_name = "JSON")]
+    claims: Option<String>,
+    /// How many tokens (each with its own jti).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    count: u64,
+    /// Issue time as Unix seconds [default: now].
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    now: Option<i64>,
+    /// Signing threads [default: one per available core].
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    #[command(flatten)]
+    settings: Settings,
+    /// The token, or "-" to read it from stdin.
+    token: String,
+}
+
+/// A failure that ends the command with exit status 2.
+type Failure = Box<dyn std::error::Error>;
+
+fn algorithm(name: &str) -> Result<Algorithm, Failure> {
+    Algorithm::from_name(name).map_err(|reason| format!("--alg {name}: {reason}").into())
+}
+
+fn build_verifier(settings: &Settings) -> Result<Verifier, Failure> {
+    let path = settings.jwks.as_deref().ok_or("--jwks FILE is required")?;
+    let keys = tools::load_key_set(path)?;
+    for warning in keys.warnings() {
+        eprintln!("jwtgate: {}: {warning}", path.display());
+    }
+    let algorithms = match &settings.algorithms {
+        Some(list) => AlgorithmSet::parse_list(list).map_err(|e| format!("--algorithms: {e}"))?,
+        None => keys.algorithms(),
+    };
+    let mut validation = Validation::new(algorithms)
+        .leeway(Duration::from_secs(settings.leeway))
+        .max_token_len(settings.max_token_len);
+    if let Some(issuer) = &settings.issuer {
+        validation = validation.issuer(issuer);
+    }
+    for audience in &settings.audiences {
+        validation = validation.audience(audience);
+    }
+    if let Some(typ) = &settings.typ {
+        validation = validation.typ(typ);
+    }
+    if let Some(require) = &settings.require {
+        let claims: Vec<ClaimName> = if require == "none" {
+            Vec::new()
+        } else {
+            require
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .filter_map(|name| name.parse().ok())
+                .collect()
+        };
+        validation = validation.require(claims);
+    }
+    if let Some(seconds) = settings.max_lifetime {
+        validation = validation.max_lifetime(Duration::from_secs(seconds));
+    }
+    if let Some(subject) = &settings.subject {
+        validation = validation.subject(SubjectMatch::Exact(subject.as_str().into()));
+    }
+    if let Some(prefix) = &settings.subject_prefix {
+        validation = validation.subject(SubjectMatch::Prefix(prefix.as_str().into()));
+    }
+    Verifier::new(keys, validation).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn open_input(path: &Path) -> Result<Input, Failure> {
+    if path == Path::new("-") {
+        return Ok(Input {
+            name: "-".into(),
+            reader: Box::new(BufReader::with_capacity(256 * 1024, std::io::stdin())),
+        });
+    }
+    let file = std::fs::File::open(path).map_err(|source| ToolError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(Input {
+        name: path.display().to_string(),
+        reader: Box::new(BufReader::with_capacity(256 * 1024, file)),
+    })
+}
+
+fn progress_line(progress: &Progress) -> String {
+    let seconds = progress.elapsed.as_secs_f64().max(1e-9);
+    let outcomes: Vec<String> = Outcome::ALL
+        .into_iter()
+        .filter_map(|outcome| {
+            let count = progress.counts.get(outcome.index()).copied().unwrap_or(0);
+            (count > 0).then(|| format!("{} {count}", outcome.name()))
+        })
+        .collect();
+    format!(
+        "\r\x1b[2K{} tokens, {:.0}/s, {}",
+        progress.done,
+        progress.done as f64 / seconds,
+        outcomes.join(", ")
+    )
+}
+
+fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
+    let verifier = build_verifier(&args.settings)?;
+    let paths: Vec<PathBuf> = if args.inputs.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.inputs.clone()
+    };
+    let inputs = paths
+        .iter()
+        .map(|path| open_input(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = BatchOptions {
+        threads: args.threads,
+        now: args.settings.now.map(UnixTime),
+        ..BatchOptions::default()
+    };
+    let show_progress = !args.no_progress && !args.quiet && std::io::stderr().is_terminal();
+    let mut stderr = std::io::stderr();
+    let mut progress = |progress: &Progress| {
+        if show_progress {
+            let _ = stderr.write_all(progress_line(progress).as_bytes());
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut output = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let summary = batch::run(&verifier, inputs, &mut output, &options, &mut progress)?;
+    drop(output);
+    if show_progress {
+        eprint!("\r\x1b[2K");
+    }
+    if !args.quiet {
+        eprint!("{}", summary.render());
+    }
+    if let Some(path) = &args.histogram {
+        std::fs::write(path, summary.latency.percentile_distribution()).map_err(|source| {
+            ToolError::Io {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    Ok(if summary.all_valid() || args.exit_zero {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_keygen(args: &KeygenArgs) -> Result<ExitCode, Failure> {
+    let report = keygen::keygen(&keygen::KeygenOptions {
+        algorithm: algorithm(&args.alg)?,
+        kid: args.kid.clone(),
+        out_dir: args.out.clone(),
+        rsa_bits: args.bits,
+    })?;
+    if let Some(private_key) = &report.private_key {
+        println!("private key: {}", private_key.display());
+    }
+    println!(
+        "jwks:        {} (kid {})",
+        report.jwks.display(),
+        report.kid
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_mint(args: &MintArgs) -> Result<ExitCode, Failure> {
+    let algorithm = algorithm(&args.alg)?;
+    let (key, key_kid) = mint::load_signing_key(&args.key, algorithm)?;
+    let options = mint::MintOptions {
+        algorithm,
+        kid: args.kid.clone(),
+        issuer: args.iss.clone(),
+        audiences: args.aud.clone(),
+        subject: args.sub.clone(),
+        ttl: args.ttl,
+        claims: args.claims.clone(),
+        count: args.count,
+        now: args.now.map_or_else(UnixTime::now, UnixTime),
+        threads: args.threads,
+    };
+    let stdout = std::io::stdout();
+    let mut output = std::io::BufWriter::new(stdout.lock());
+    mint::mint(&key, key_kid.as_deref(), &options, &mut output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_inspect(args: &InspectArgs) -> Result<ExitCode, Failure> {
+    let token = if args.token == "-" {
+        let mut token = Vec::new();
+        std::io::stdin()
+            .take(16 * 1024 * 1024)
+            .read_to_end(&mut token)
+            .map_err(|e| format!("reading the token from stdin: {e}"))?;
+        token
+    } else {
+        args.token.clone().into_bytes()
+    };
+    let verifier = match args.settings.jwks {
+        Some(_) => Some(build_verifier(&args.settings)?),
+        None => None,
+    };
+    let now = args.settings.now.map_or_else(UnixTime::now, UnixTime);
+    let inspection = inspect::inspect(&token, verifier.as_ref(), now);
+    print!("{}", inspection.report);
+    Ok(match inspection.outcome {
+        Some(Outcome::Valid) | None => ExitCode::SUCCESS,
+        Some(_) => ExitCode::from(1),
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Demo => match jwtgate::demo::run(jwtgate::UnixTime::now()) {
-            Ok(report) => {
-                #[allow(clippy::print_stdout)]
-                {
-                    print!("{report}");
-                }
+    let result = match &cli.command {
+        Command::Demo => jwtgate::demo::run(UnixTime::now())
+            .map(|report| {
+                print!("{report}");
                 ExitCode::SUCCESS
-            }
-            Err(error) => {
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!("jwtgate: {error}");
-                }
-                ExitCode::from(2)
-            }
-        },
-    }
+            })
+            .map_err(Failure::from),
+        Command::Verify(args) => run_verify(args),
+        Command::Keygen(args) => run_keygen(args),
+        Command::Mint(args) => run_mint(args),
+        Command::Inspect(args) => run_inspect(args),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("jwtgate: {error}");
+        ExitCode::from(2)
+    })
 }

@@ -468,26 +468,26 @@ impl Verifier {
         // reading of this era is exact there, and fractions keep their meaning.
         let now_f = now as f64;
         let leeway_f = leeway as f64;
-        if let Some(exp) = claims.exp {
-            if now_f >= exp.as_f64() + leeway_f {
-                return Err(Rejection::new(Outcome::Expired, "exp has passed"));
-            }
+        if let Some(exp) = claims.exp
+            && now_f >= exp.as_f64() + leeway_f
+        {
+            return Err(Rejection::new(Outcome::Expired, "exp has passed"));
         }
-        if let Some(nbf) = claims.nbf {
-            if now_f + leeway_f < nbf.as_f64() {
-                return Err(Rejection::new(
-                    Outcome::NotYetValid,
-                    "nbf has not been reached",
-                ));
-            }
+        if let Some(nbf) = claims.nbf
+            && now_f + leeway_f < nbf.as_f64()
+        {
+            return Err(Rejection::new(
+                Outcome::NotYetValid,
+                "nbf has not been reached",
+            ));
         }
-        if let Some(iat) = claims.iat {
-            if iat.as_f64() > now_f + leeway_f {
-                return Err(Rejection::new(
-                    Outcome::IssuedInFuture,
-                    "iat is in the future",
-                ));
-            }
+        if let Some(iat) = claims.iat
+            && iat.as_f64() > now_f + leeway_f
+        {
+            return Err(Rejection::new(
+                Outcome::IssuedInFuture,
+                "iat is in the future",
+            ));
         }
         if let Some(max_lifetime) = validation.max_lifetime {
             let exp = claims.exp.ok_or(missing(RegisteredClaim::Exp))?;

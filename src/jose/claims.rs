@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::jose::json::{Array, JsonStr, Object, Value};
+use crate::jose::json::{Array, JsonStr, Object, Value, short_key};
 use crate::outcome::{Outcome, Rejection};
 
 /// Seconds since the Unix epoch, as JWT NumericDate values are (fractions allowed).
@@ -38,8 +38,14 @@ impl NumericDate {
     /// Parses the JSON number text of a claim.
     pub fn from_json_number(text: &str) -> Option<NumericDate> {
         // Most dates are plain integers: take them without float parsing.
-        if text.len() <= 12 && text.bytes().all(|b| b.is_ascii_digit()) {
-            return text.parse::<i64>().ok().and_then(NumericDate::from_seconds);
+        if text.len() <= 12 {
+            let whole = text.bytes().try_fold(0i64, |value, byte| {
+                byte.is_ascii_digit()
+                    .then(|| value * 10 + i64::from(byte - b'0'))
+            });
+            if let Some(seconds) = whole {
+                return NumericDate::from_seconds(seconds);
+            }
         }
         text.parse::<f64>().ok().and_then(NumericDate::from_f64)
     }
@@ -221,15 +227,30 @@ impl<'t> Claims<'t> {
         // One pass over the members; a registered name appears at most once because
         // the JSON layer refuses duplicate member names.
         for (name, value) in members.members() {
-            let Some(name) = name.as_plain() else {
-                if let Some(registered) =
-                    RegisteredClaim::ALL.into_iter().find(|c| name == c.name())
-                {
-                    claims.set(registered, value)?;
-                }
-                continue;
+            const ISS: Option<u64> = short_key(b"iss");
+            const SUB: Option<u64> = short_key(b"sub");
+            const AUD: Option<u64> = short_key(b"aud");
+            const EXP: Option<u64> = short_key(b"exp");
+            const NBF: Option<u64> = short_key(b"nbf");
+            const IAT: Option<u64> = short_key(b"iat");
+            const JTI: Option<u64> = short_key(b"jti");
+            let registered = match name.short_key() {
+                ISS => Some(RegisteredClaim::Iss),
+                SUB => Some(RegisteredClaim::Sub),
+                AUD => Some(RegisteredClaim::Aud),
+                EXP => Some(RegisteredClaim::Exp),
+                NBF => Some(RegisteredClaim::Nbf),
+                IAT => Some(RegisteredClaim::Iat),
+                JTI => Some(RegisteredClaim::Jti),
+                Some(_) => None,
+                // Plain but longer than any registered name.
+                None if name.as_plain().is_some() => None,
+                // An escaped name is still the claim it spells.
+                None => RegisteredClaim::ALL
+                    .into_iter()
+                    .find(|claim| name == claim.name()),
             };
-            if let Some(registered) = RegisteredClaim::ALL.into_iter().find(|c| c.name() == name) {
+            if let Some(registered) = registered {
                 claims.set(registered, value)?;
             }
         }

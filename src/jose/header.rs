@@ -6,7 +6,7 @@
 //! `jku`, `x5u`, `jwk`, `x5c`, `x5t`, `x5t#S256` — they are left unread.
 
 use crate::jose::alg::{Algorithm, AlgorithmError};
-use crate::jose::json::{JsonStr, Object, Value};
+use crate::jose::json::{JsonStr, Object, Value, short_key};
 use crate::outcome::{Outcome, Rejection};
 
 /// A JWS protected header.
@@ -26,45 +26,95 @@ const fn malformed(detail: &'static str) -> Rejection {
     Rejection::new(Outcome::Malformed, detail)
 }
 
-fn optional_string<'t>(
-    members: Object<'t>,
-    name: &str,
-    not_string: Rejection,
-) -> Result<Option<JsonStr<'t>>, Rejection> {
-    members
-        .get(name)
-        .map(|value| value.as_str().ok_or(not_string))
-        .transpose()
+/// The header members jwtgate reads or refuses; everything else is ignored.
+#[derive(Clone, Copy)]
+enum Member {
+    Alg,
+    Kid,
+    Typ,
+    Crit,
+    B64,
+}
+
+fn member(name: JsonStr<'_>) -> Option<Member> {
+    const NAMES: [(&str, Member); 5] = [
+        ("alg", Member::Alg),
+        ("kid", Member::Kid),
+        ("typ", Member::Typ),
+        ("crit", Member::Crit),
+        ("b64", Member::B64),
+    ];
+    const ALG: Option<u64> = short_key(b"alg");
+    const KID: Option<u64> = short_key(b"kid");
+    const TYP: Option<u64> = short_key(b"typ");
+    const CRIT: Option<u64> = short_key(b"crit");
+    const B64: Option<u64> = short_key(b"b64");
+    match name.short_key() {
+        ALG => Some(Member::Alg),
+        KID => Some(Member::Kid),
+        TYP => Some(Member::Typ),
+        CRIT => Some(Member::Crit),
+        B64 => Some(Member::B64),
+        Some(_) => None,
+        // Plain but longer than any of these names.
+        None if name.as_plain().is_some() => None,
+        // An escaped name is still the member it spells.
+        None => NAMES
+            .iter()
+            .find(|(text, _)| name == *text)
+            .map(|&(_, member)| member),
+    }
 }
 
 impl<'t> Header<'t> {
-    /// Types a validated JSON value as a JWS header.
+    /// Types a validated JSON value as a JWS header, in one pass over its members.
     pub fn parse(value: Value<'t>) -> Result<Header<'t>, Rejection> {
         let members = value
             .as_object()
             .ok_or(malformed("header is not a JSON object"))?;
-        if members.get("crit").is_some() {
+        let (mut alg, mut kid, mut typ, mut crit, mut b64) = (None, None, None, false, false);
+        for (name, value) in members.members() {
+            match member(name) {
+                Some(Member::Alg) => alg = Some(value),
+                Some(Member::Kid) => {
+                    kid = Some(
+                        value
+                            .as_str()
+                            .ok_or(malformed("header kid is not a string"))?,
+                    )
+                }
+                Some(Member::Typ) => {
+                    typ = Some(
+                        value
+                            .as_str()
+                            .ok_or(malformed("header typ is not a string"))?,
+                    )
+                }
+                Some(Member::Crit) => crit = true,
+                Some(Member::B64) => b64 = true,
+                None => {}
+            }
+        }
+        if crit {
             return Err(Rejection::new(
                 Outcome::UnsupportedCrit,
                 "header names critical extensions (crit); jwtgate implements none",
             ));
         }
-        if members.get("b64").is_some() {
+        if b64 {
             return Err(Rejection::new(
                 Outcome::UnsupportedCrit,
                 "unencoded payloads (b64, RFC 7797) are not supported",
             ));
         }
-        let alg = members
-            .get("alg")
+        let alg = alg
             .ok_or(malformed("header has no alg"))?
             .as_str()
             .ok_or(malformed("header alg is not a string"))?;
-        let algorithm = parse_algorithm(alg)?;
         Ok(Header {
-            algorithm,
-            kid: optional_string(members, "kid", malformed("header kid is not a string"))?,
-            typ: optional_string(members, "typ", malformed("header typ is not a string"))?,
+            algorithm: parse_algorithm(alg)?,
+            kid,
+            typ,
             members,
         })
     }

@@ -65,6 +65,47 @@ pub struct Jwk {
     pub material: JwkMaterial,
 }
 
+impl Jwk {
+    /// The JWK as compact JSON with `use: sig` (and `alg`, `kid` when set), as
+    /// `jwtgate keygen` publishes it. For a symmetric key this contains the secret.
+    pub fn to_json(&self) -> String {
+        let b64 = |bytes: &[u8]| base64url::encode(bytes);
+        let mut json = match &self.material {
+            JwkMaterial::Rsa { n, e } => {
+                format!(r#"{{"kty":"RSA","n":"{}","e":"{}""#, b64(n), b64(e))
+            }
+            JwkMaterial::Ec { curve, x, y } => {
+                let crv = if *curve == KeyFamily::P384 {
+                    "P-384"
+                } else {
+                    "P-256"
+                };
+                format!(
+                    r#"{{"kty":"EC","crv":"{crv}","x":"{}","y":"{}""#,
+                    b64(x),
+                    b64(y)
+                )
+            }
+            JwkMaterial::Ed25519 { x } => {
+                format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}""#, b64(x))
+            }
+            JwkMaterial::Symmetric { k } => format!(r#"{{"kty":"oct","k":"{}""#, b64(k)),
+        };
+        json.push_str(r#","use":"sig""#);
+        if let Some(alg) = self.alg {
+            json.push_str(&format!(r#","alg":"{alg}""#));
+        }
+        if let Some(kid) = &self.kid {
+            let mut quoted = Vec::new();
+            crate::jose::json::quote_into(&mut quoted, kid);
+            json.push_str(r#","kid":"#);
+            json.push_str(&String::from_utf8_lossy(&quoted));
+        }
+        json.push('}');
+        json
+    }
+}
+
 /// Why a JWK cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwkError {
@@ -139,13 +180,13 @@ impl Jwk {
             )?),
         };
         let material = material(jwk)?;
-        if let Some(alg) = alg {
-            if alg.family() != material.family() {
-                return Err(invalid(format!(
-                    "alg {alg} does not fit a {} key",
-                    family_name(material.family())
-                )));
-            }
+        if let Some(alg) = alg
+            && alg.family() != material.family()
+        {
+            return Err(invalid(format!(
+                "alg {alg} does not fit a {} key",
+                family_name(material.family())
+            )));
         }
         Ok(Jwk { kid, alg, material })
     }
@@ -154,10 +195,10 @@ impl Jwk {
 /// `use` must be `sig` and `key_ops` must include `verify` when present
 /// (RFC 7517 §4.2, §4.3); anything else is a key for another job.
 fn check_use(jwk: Object<'_>) -> Result<(), JwkError> {
-    if let Some(usage) = string_member(jwk, "use")? {
-        if usage != "sig" {
-            return Err(unsupported(format!("use is {usage:?}, not \"sig\"")));
-        }
+    if let Some(usage) = string_member(jwk, "use")?
+        && usage != "sig"
+    {
+        return Err(unsupported(format!("use is {usage:?}, not \"sig\"")));
     }
     if let Some(ops) = jwk.get("key_ops") {
         let ops = ops

@@ -29,14 +29,20 @@ impl<'t> RawToken<'t> {
     /// Splits `token` at its dots. Five segments are a JWE (RFC 7516), which jwtgate
     /// refuses by name; any other count is malformed.
     pub fn split(token: &'t [u8]) -> Result<RawToken<'t>, Rejection> {
-        let mut dots = memchr::memchr_iter(b'.', token);
-        let (Some(first), Some(second)) = (dots.next(), dots.next()) else {
-            return Err(NOT_COMPACT);
-        };
-        match dots.count() {
-            0 => {}
-            2 => return Err(ENCRYPTED),
-            _ => return Err(NOT_COMPACT),
+        // Two forward searches find the first two dots; one backward search, over
+        // the signature only, proves there is no third. Only when there is does the
+        // rest get counted, to tell a JWE (five segments) from other shapes.
+        let first = memchr::memchr(b'.', token).ok_or(NOT_COMPACT)?;
+        let second = memchr::memchr(b'.', token.get(first + 1..).unwrap_or_default())
+            .map(|offset| first + 1 + offset)
+            .ok_or(NOT_COMPACT)?;
+        if memchr::memrchr(b'.', token) != Some(second) {
+            let rest = token.get(second + 1..).unwrap_or_default();
+            return Err(if memchr::memchr_iter(b'.', rest).count() == 2 {
+                ENCRYPTED
+            } else {
+                NOT_COMPACT
+            });
         }
         let (signing_input, signature) = token.split_at(second);
         let (header, payload) = signing_input.split_at(first);

@@ -15,7 +15,7 @@
 //! [`pem`] read material, [`crate::crypto`] builds the handles,
 //! [`crate::verify`] calls `select`.
 
-mod pem;
+pub mod pem;
 mod roca;
 
 use std::collections::HashMap;
@@ -340,13 +340,13 @@ impl Builder {
             JwkMaterial::Ed25519 { x } => VerifyingKey::ed25519(*x),
             JwkMaterial::Symmetric { k } => VerifyingKey::hmac(k).map_err(|e| invalid(e.0))?,
         };
-        if let Some(alg) = jwk.alg {
-            if !verifying.supports(alg) {
-                return Err(invalid(format!(
-                    "alg {alg} needs a secret of at least {} bytes",
-                    alg.hash_len()
-                )));
-            }
+        if let Some(alg) = jwk.alg
+            && !verifying.supports(alg)
+        {
+            return Err(invalid(format!(
+                "alg {alg} needs a secret of at least {} bytes",
+                alg.hash_len()
+            )));
         }
         self.add(jwk.kid.map(Into::into), jwk.alg, verifying)
     }
@@ -364,10 +364,10 @@ impl Builder {
                 .filter(|&a| verifying.supports(a))
                 .collect(),
         };
-        if let Some(kid) = &kid {
-            if self.by_kid.contains_key(kid) {
-                return Err(KeySetError::DuplicateKid(kid.to_string()));
-            }
+        if let Some(kid) = &kid
+            && self.by_kid.contains_key(kid)
+        {
+            return Err(KeySetError::DuplicateKid(kid.to_string()));
         }
         let position = self.keys.len();
         if let Some(kid) = &kid {

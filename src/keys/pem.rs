@@ -33,16 +33,29 @@ const TAG_NULL: u8 = 0x05;
 const TAG_OID: u8 = 0x06;
 const TAG_SEQUENCE: u8 = 0x30;
 
-/// Splits a PEM file into its labelled blocks and decodes each.
-pub(crate) fn parse_pem(text: &str) -> Result<Vec<PemKey>, String> {
-    let mut keys = Vec::new();
+/// One decoded PEM block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PemBlock {
+    /// The label between `BEGIN ` and `-----`, e.g. `PUBLIC KEY`.
+    pub label: String,
+    /// The 1-based line of the BEGIN line, for messages.
+    pub line: usize,
+    /// The DER bytes.
+    pub der: Vec<u8>,
+}
+
+/// Splits a PEM file into its blocks (RFC 7468) and decodes each; text before
+/// the first block is ignored (OpenSSL writes explanations there), text between
+/// blocks is refused.
+pub fn decode_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
+    let mut blocks = Vec::new();
     let mut lines = text.lines().map(str::trim).enumerate();
     while let Some((number, line)) = lines.next() {
         let Some(label) = line
             .strip_prefix("-----BEGIN ")
             .and_then(|l| l.strip_suffix("-----"))
         else {
-            if line.is_empty() || keys.is_empty() {
+            if line.is_empty() || blocks.is_empty() {
                 continue;
             }
             return Err(format!("line {}: text outside a PEM block", number + 1));
@@ -70,25 +83,51 @@ pub(crate) fn parse_pem(text: &str) -> Result<Vec<PemKey>, String> {
         }
         let der = STANDARD
             .decode(body.as_bytes())
-            .map_err(|error| format!("{label}: invalid base64: {error}"))?;
-        let key = match label {
-            "PUBLIC KEY" => parse_spki(&der),
-            "RSA PUBLIC KEY" => parse_pkcs1(&der),
-            "CERTIFICATE" => Err("certificates are not accepted; extract the public key \
-                                 (openssl x509 -pubkey -noout)"
-                .to_owned()),
-            other if other.contains("PRIVATE KEY") => Err(format!(
-                "{other}: this is a private key; give jwtgate only the public key"
-            )),
-            other => Err(format!("unsupported PEM block {other:?}")),
-        }
-        .map_err(|error| format!("{label} at line {}: {error}", number + 1))?;
-        keys.push(key);
+            .map_err(|error| format!("{label} at line {}: invalid base64: {error}", number + 1))?;
+        blocks.push(PemBlock {
+            label: label.to_owned(),
+            line: number + 1,
+            der,
+        });
     }
-    if keys.is_empty() {
+    if blocks.is_empty() {
         return Err("no PEM block found".into());
     }
-    Ok(keys)
+    Ok(blocks)
+}
+
+/// Encodes DER as a PEM block with 64-character lines.
+pub fn encode(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
+}
+
+/// Reads the public keys of a PEM file.
+pub(crate) fn parse_pem(text: &str) -> Result<Vec<PemKey>, String> {
+    decode_blocks(text)?
+        .into_iter()
+        .map(|block| {
+            let label = block.label.as_str();
+            match label {
+                "PUBLIC KEY" => parse_spki(&block.der),
+                "RSA PUBLIC KEY" => parse_pkcs1(&block.der),
+                "CERTIFICATE" => Err("certificates are not accepted; extract the public key \
+                                     (openssl x509 -pubkey -noout)"
+                    .to_owned()),
+                other if other.contains("PRIVATE KEY") => Err(format!(
+                    "{other}: this is a private key; give jwtgate only the public key"
+                )),
+                other => Err(format!("unsupported PEM block {other:?}")),
+            }
+            .map_err(|error| format!("{label} at line {}: {error}", block.line))
+        })
+        .collect()
 }
 
 /// A strict DER cursor: definite, minimal lengths only.
@@ -224,6 +263,17 @@ mod tests {
         assert!(parse_pem(certificate).is_err_and(|e| e.contains("certificates")));
         assert!(parse_pem("").is_err());
         assert!(parse_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n").is_err_and(|e| e.contains("END")));
+    }
+
+    #[test]
+    fn encode_and_decode_round_trip() {
+        let der: Vec<u8> = (0..=255).collect();
+        let pem = encode("PRIVATE KEY", &der);
+        assert!(pem.lines().all(|line| line.len() <= 64));
+        let blocks = decode_blocks(&pem).unwrap();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].der, der);
+        assert_eq!(blocks[0].label, "PRIVATE KEY");
     }
 
     #[test]

@@ -1,0 +1,407 @@
+//! The batch/stream face: `jwtgate verify`. Tokens in, one JSON line per token
+//! out, in input order, at the speed of every core.
+//!
+//! ```text
+//!  reader ──work──▶ worker 0 (pinned) ──done──▶ writer (caller's thread)
+//!    ▲      ╲────▶ worker 1 (pinned) ──╱          │ writes in sequence order
+//!    └───────────────── free batches ◀────────────┘
+//! ```
+//!
+//! A fixed pool of [`Batch`]es circulates through three bounded crossbeam
+//! channels. The reader takes a free batch, fills it with consecutive lines and
+//! numbers it; a worker verifies every line and renders its result into the same
+//! batch; the writer puts batches back in order and returns them to the pool.
+//! Because at most `pool` batches exist, memory is bounded whatever the input
+//! size, the writer's reorder window is bounded, and buffers are reused, so the
+//! steady state allocates nothing. Nothing is lost, duplicated or reordered: every
+//! line, blank or garbage, yields exactly one result.
+//!
+//! Neighbours: [`lines`] splits input, [`render`] formats results,
+//! [`crate::latency`] keeps the per-worker histograms merged at the end.
+
+mod lines;
+mod render;
+
+use std::io::{self, BufRead, Write};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::latency::LatencyHistogram;
+use crate::outcome::{Outcome, Rejection};
+use crate::verify::{UnixTime, Verifier};
+
+use lines::{Batch, BatchLimits, LineKind, LineSplitter};
+
+/// One input stream with the name used in messages and (with several inputs) output.
+pub struct Input {
+    /// File name, or `-` for standard input.
+    pub name: String,
+    /// The bytes.
+    pub reader: Box<dyn BufRead + Send>,
+}
+
+/// How to run a batch verification.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Worker threads; 0 means one per available core.
+    pub threads: usize,
+    /// Judge every token at this time instead of the clock (read once per batch).
+    pub now: Option<UnixTime>,
+    /// Pin each worker to a core (core_affinity).
+    pub pin_threads: bool,
+    /// Lines per batch: large enough to amortise channel hand-offs.
+    pub batch_lines: usize,
+    /// A batch also closes once it holds this many bytes of tokens.
+    pub batch_bytes: usize,
+    /// How often the progress callback runs.
+    pub progress_interval: Duration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> BatchOptions {
+        BatchOptions {
+            threads: 0,
+            now: None,
+            pin_threads: true,
+            batch_lines: 512,
+            batch_bytes: 1 << 20,
+            progress_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Counts so far, handed to the progress callback.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Results written.
+    pub done: u64,
+    /// Per-outcome counts, indexed by [`Outcome::index`].
+    pub counts: [u64; Outcome::ALL.len()],
+    /// Time since the run started.
+    pub elapsed: Duration,
+}
+
+/// The result of a completed run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Per-outcome counts, indexed by [`Outcome::index`].
+    pub counts: [u64; Outcome::ALL.len()],
+    /// Results written.
+    pub total: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Per-token verification latency, merged over workers.
+    pub latency: LatencyHistogram,
+    /// Worker threads used.
+    pub threads: usize,
+}
+
+impl Summary {
+    /// Were all tokens valid (and was there at least one)?
+    pub fn all_valid(&self) -> bool {
+        self.counts
+            .iter()
+            .enumerate()
+            .all(|(index, &count)| index == Outcome::Valid.index() || count == 0)
+    }
+
+    /// How many tokens ended in `outcome`.
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.counts.get(outcome.index()).copied().unwrap_or(0)
+    }
+
+    /// Tokens per second over the whole run.
+    pub fn rate(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.total as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// The human summary printed to stderr at the end of `jwtgate verify`.
+    pub fn render(&self) -> String {
+        let outcomes: Vec<String> = Outcome::ALL
+            .into_iter()
+            .filter(|&outcome| self.count(outcome) > 0)
+            .map(|outcome| format!("{} {}", outcome.name(), self.count(outcome)))
+            .collect();
+        let outcomes = if outcomes.is_empty() {
+            "none".to_owned()
+        } else {
+            outcomes.join(", ")
+        };
+        format!(
+            "jwtgate verify: {} tokens in {:.3} s ({:.0} tokens/s, {} threads)\n  outcomes: {outcomes}\n  verification latency: {}\n",
+            self.total,
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            self.threads,
+            self.latency.summary_line()
+        )
+    }
+}
+
+/// Why a run stopped early. Results written before the error stay written.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Reading an input failed.
+    #[error("{name}: {source}")]
+    Input {
+        /// The input's name.
+        name: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Writing results failed.
+    #[error("writing results: {0}")]
+    Output(io::Error),
+}
+
+const TOO_LONG: Rejection = Rejection::new(
+    Outcome::TokenTooLarge,
+    "line is longer than the token limit",
+);
+
+/// Verifies every line of `inputs` and writes one JSON line per token to `output`,
+/// in input order. `progress` is called from the caller's thread every
+/// `options.progress_interval` while the run lasts.
+pub fn run(
+    verifier: &Verifier,
+    inputs: Vec<Input>,
+    output: &mut dyn Write,
+    options: &BatchOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Summary, BatchError> {
+    let threads = if options.threads == 0 {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        options.threads
+    };
+    let pool = (threads * 4).max(4);
+    let limits = BatchLimits {
+        max_line: verifier.validation().token_limit(),
+        lines: options.batch_lines.max(1),
+        bytes: options.batch_bytes.max(1),
+    };
+    let names: Vec<String> = inputs.iter().map(|input| input.name.clone()).collect();
+    let show_names = names.len() > 1;
+    let cores = if options.pin_threads {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let started = Instant::now();
+
+    let (free_tx, free_rx) = bounded::<Batch>(pool);
+    let (work_tx, work_rx) = bounded::<Batch>(pool);
+    let (done_tx, done_rx) = bounded::<Batch>(pool);
+    for _ in 0..pool {
+        // The channel holds `pool` batches, so these sends cannot block or fail.
+        let _ = free_tx.send(Batch::default());
+    }
+
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_inputs(inputs, limits, &free_rx, &work_tx));
+        let workers: Vec<_> = (0..threads)
+            .map(|index| {
+                let work_rx = work_rx.clone();
+                let done_tx = done_tx.clone();
+                let core = cores.get(index % cores.len().max(1)).copied();
+                let names = &names;
+                scope.spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    verify_batches(
+                        verifier,
+                        &work_rx,
+                        &done_tx,
+                        options.now,
+                        show_names.then_some(names),
+                    )
+                })
+            })
+            .collect();
+        drop((work_rx, done_tx));
+
+        let written = write_in_order(
+            done_rx,
+            free_tx,
+            pool,
+            output,
+            started,
+            options.progress_interval,
+            progress,
+        );
+
+        let mut latency = LatencyHistogram::new();
+        for worker in workers {
+            if let Ok(histogram) = worker.join() {
+                latency.merge(&histogram);
+            }
+        }
+        let read = reader.join().unwrap_or(Ok(()));
+        let (counts, total) = written.map_err(BatchError::Output)?;
+        read.map_err(|(index, source)| BatchError::Input {
+            name: names.get(index).cloned().unwrap_or_default(),
+            source,
+        })?;
+        Ok(Summary {
+            counts,
+            total,
+            elapsed: started.elapsed(),
+            latency,
+            threads,
+        })
+    })
+}
+
+/// Reader thread: fills free batches with lines, numbers them, hands them on.
+/// Returns the index of the input that failed, with its error.
+fn read_inputs(
+    inputs: Vec<Input>,
+    limits: BatchLimits,
+    free: &Receiver<Batch>,
+    work: &Sender<Batch>,
+) -> Result<(), (usize, io::Error)> {
+    let mut sequence = 0u64;
+    let mut current: Option<Batch> = None;
+    for (index, input) in inputs.into_iter().enumerate() {
+        let input_id = u32::try_from(index).unwrap_or(u32::MAX);
+        let mut splitter = LineSplitter::new(input.reader, input_id, limits);
+        while !splitter.is_finished() {
+            let mut batch = match current.take() {
+                Some(batch) => batch,
+                None => match free.recv() {
+                    Ok(mut batch) => {
+                        batch.clear();
+                        batch
+                    }
+                    // The writer has stopped: nothing more can be delivered.
+                    Err(_) => return Ok(()),
+                },
+            };
+            let filled = splitter.fill(&mut batch);
+            let full = batch.lines.len() >= limits.lines || batch.data.len() >= limits.bytes;
+            if full || filled.is_err() {
+                batch.sequence = sequence;
+                sequence += 1;
+                if work.send(batch).is_err() {
+                    return Ok(());
+                }
+            } else {
+                // The input ended mid-batch: keep filling from the next input.
+                current = Some(batch);
+            }
+            filled.map_err(|error| (index, error))?;
+        }
+    }
+    if let Some(mut batch) = current.filter(|batch| !batch.lines.is_empty()) {
+        batch.sequence = sequence;
+        let _ = work.send(batch);
+    }
+    Ok(())
+}
+
+/// Worker thread: verifies and renders every line of each batch.
+fn verify_batches(
+    verifier: &Verifier,
+    work: &Receiver<Batch>,
+    done: &Sender<Batch>,
+    fixed_now: Option<UnixTime>,
+    names: Option<&Vec<String>>,
+) -> LatencyHistogram {
+    let mut scratch = verifier.scratch();
+    let mut latency = LatencyHistogram::new();
+    let mut lines = Vec::new();
+    while let Ok(mut batch) = work.recv() {
+        let now = fixed_now.unwrap_or_else(UnixTime::now);
+        // Detach the line table so lines can be read while output is appended.
+        std::mem::swap(&mut lines, &mut batch.lines);
+        for line in &lines {
+            let name = names
+                .and_then(|names| names.get(line.input as usize))
+                .map(String::as_str);
+            let outcome = if line.kind == LineKind::TooLong {
+                render::rejected(&mut batch.output, name, line.number, TOO_LONG);
+                TOO_LONG.outcome()
+            } else {
+                let token = batch
+                    .data
+                    .get(line.start as usize..line.end as usize)
+                    .unwrap_or_default();
+                let started = Instant::now();
+                let result = verifier.verify(token, now, &mut scratch);
+                latency.record(started.elapsed());
+                match result {
+                    Ok(verified) => {
+                        render::valid(&mut batch.output, name, line.number, &verified);
+                        Outcome::Valid
+                    }
+                    Err(rejection) => {
+                        render::rejected(&mut batch.output, name, line.number, rejection);
+                        rejection.outcome()
+                    }
+                }
+            };
+            if let Some(count) = batch.outcome_counts.get_mut(outcome.index()) {
+                *count += 1;
+            }
+        }
+        std::mem::swap(&mut lines, &mut batch.lines);
+        if done.send(batch).is_err() {
+            break;
+        }
+    }
+    latency
+}
+
+type Written = Result<([u64; Outcome::ALL.len()], u64), io::Error>;
+
+/// Writer (the caller's thread): restores input order with a window of `pool`
+/// slots, writes, recycles batches, reports progress.
+fn write_in_order(
+    done: Receiver<Batch>,
+    free: Sender<Batch>,
+    pool: usize,
+    output: &mut dyn Write,
+    started: Instant,
+    interval: Duration,
+    progress: &mut dyn FnMut(&Progress),
+) -> Written {
+    let mut window: Vec<Option<Batch>> = (0..pool).map(|_| None).collect();
+    let mut next = 0u64;
+    let mut counts = [0u64; Outcome::ALL.len()];
+    let mut total = 0u64;
+    let mut last_report = Instant::now();
+    let slot_of = |sequence: u64| (sequence % pool as u64) as usize;
+    while let Ok(batch) = done.recv() {
+        let slot = slot_of(batch.sequence);
+        if let Some(entry) = window.get_mut(slot) {
+            *entry = Some(batch);
+        }
+        while let Some(batch) = window.get_mut(slot_of(next)).and_then(Option::take) {
+            output.write_all(&batch.output)?;
+            for (sum, count) in counts.iter_mut().zip(batch.outcome_counts) {
+                *sum += count;
+            }
+            total += batch.lines.len() as u64;
+            next += 1;
+            // The reader may have stopped; then the batch is simply dropped.
+            let _ = free.send(batch);
+        }
+        if last_report.elapsed() >= interval {
+            last_report = Instant::now();
+            progress(&Progress {
+                done: total,
+                counts,
+                elapsed: started.elapsed(),
+            });
+        }
+    }
+    output.flush()?;
+    Ok((counts, total))
+}
