@@ -98,7 +98,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Were all tokens valid (and was there at least one)?
+    /// Were all tokens valid? (True for an empty input: nothing was refused.)
     pub fn all_valid(&self) -> bool {
         self.counts
             .iter()
