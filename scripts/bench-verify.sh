@@ -23,8 +23,16 @@ rate() { # $1 = threads; prints tokens/s of one run
     --threads "$1" --input "$work/tokens" --no-progress 2>&1 >/dev/null \
     | sed -n 's/.*(\([0-9]*\) tokens\/s.*/\1/p'
 }
-median() { sort -n | sed -n '2p'; }
-one=$( (rate 1; rate 1; rate 1) | median )
-two=$( (rate 2; rate 2; rate 2) | median )
-echo "verify $count $alg tokens: 1 thread $one tokens/s, 2 threads $two tokens/s"
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# Alternate 1- and 2-thread runs so that drift in machine speed hits both alike.
+ones=""; twos=""
+for _ in 1 2 3 4 5; do
+  ones="$ones $(rate 1)"
+  twos="$twos $(rate 2)"
+done
+one=$(echo $ones | tr ' ' '\n' | median)
+two=$(echo $twos | tr ' ' '\n' | median)
+echo "1 thread runs (tokens/s):$ones"
+echo "2 thread runs (tokens/s):$twos"
+echo "verify $count $alg tokens: median 1 thread $one tokens/s, 2 threads $two tokens/s"
 python3 -c "print(f'scaling 2 threads / 1 thread: {$two/$one:.2f}x')"
