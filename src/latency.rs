@@ -112,11 +112,16 @@ impl LatencyHistogram {
             self.histogram.max() as f64 / 1000.0,
             self.histogram.len()
         );
+        // HdrHistogram's sub-bucket count: 2 * 10^digits rounded up to a power of two.
+        let sub_buckets = (2.0 * 10f64.powi(i32::from(self.histogram.sigfig())))
+            .log2()
+            .ceil()
+            .exp2();
         let _ = writeln!(
             out,
             "#[Buckets = {:12}, SubBuckets     = {:12}]",
             self.histogram.buckets(),
-            self.histogram.distinct_values()
+            sub_buckets
         );
         out
     }
@@ -168,6 +173,7 @@ mod tests {
         assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
         assert!(text.contains("#[Max     =       40."), "{text}");
         assert!(text.contains("Total count    =            4]"), "{text}");
+        assert!(text.contains("SubBuckets     =         2048]"), "{text}");
         let rows = text
             .lines()
             .filter(|l| l.trim_start().starts_with(char::is_numeric))
