@@ -36,8 +36,11 @@
 //! | [`outcome`] | the `Outcome` vocabulary and `Rejection` (outcome + static reason) |
 //! | [`jose`] | base64url, strict JSON tape, compact split, header, claims, algorithms, JWK |
 //! | [`keys`] | `KeySet`: JWKS/JWK/PEM parsed once into handles, `kid` index, key rules |
-//! | [`crypto`] | the only module that imports `ring`: verifying and signing keys |
+//! | [`crypto`] | the only module that imports a crypto library (aws-lc-rs, ring): verifying and signing keys |
 //! | [`verify`] | `Validation` and `Verifier`: the engine's phases |
+//! | [`batch`] | `jwtgate verify`: reader, pinned workers and ordered writer over a bounded batch pool |
+//! | [`latency`] | hdrhistogram latency recording, percentile summaries, `.hgrm` output |
+//! | [`tools`] | `keygen`, `mint`, `inspect` |
 //! | [`demo`] | `jwtgate demo`: the engine on the bundled demo keys |
 #![forbid(unsafe_code)]
 #![cfg_attr(

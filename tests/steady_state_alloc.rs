@@ -1,10 +1,11 @@
 //! Proves the engine allocates nothing per token once its scratch buffers are warm:
 //! a counting global allocator (per thread, so parallel tests do not interfere)
-//! watches thousands of verifications of every outcome class.
+//! watches thousands of verifications of every outcome class, for every key family.
 //!
-//! RSA is the one exception, and it is the backend's: `ring` 0.17 rebuilds the RSA
-//! public key (heap-allocated limbs) inside every verification. The RSA test proves
-//! jwtgate adds no allocation on top of what raw `ring` does for the same signature.
+//! What this cannot see: allocations inside aws-lc's C code, which RSA and ECDSA
+//! verification use (valgrind counts about 25 `malloc` calls per RS256 verification
+//! there; `ring` made 5 Rust allocations per RS256 verification before it was
+//! replaced for RSA, and was slower). Everything jwtgate itself does is covered.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -122,7 +123,7 @@ fn allocations_per_round(
 }
 
 #[test]
-fn hmac_ecdsa_and_eddsa_verification_never_allocate() {
+fn verification_never_allocates_once_warm() {
     let secret = b"0123456789abcdef0123456789abcdef";
     let cases = [
         (
@@ -145,6 +146,16 @@ fn hmac_ecdsa_and_eddsa_verification_never_allocate() {
             signing_key("ed25519", Algorithm::EdDsa),
             Algorithm::EdDsa,
         ),
+        (
+            public_keys("rsa2048-a"),
+            signing_key("rsa2048-a", Algorithm::Rs256),
+            Algorithm::Rs256,
+        ),
+        (
+            public_keys("rsa2048-a"),
+            signing_key("rsa2048-a", Algorithm::Ps256),
+            Algorithm::Ps256,
+        ),
     ];
     for (keys, signer, algorithm) in cases {
         // PEM keys have no kid; HMAC's has "k". Build kid-appropriate tokens.
@@ -161,53 +172,17 @@ fn hmac_ecdsa_and_eddsa_verification_never_allocate() {
             tokens[1].1 = Outcome::UnknownKid;
             tokens[3].1 = Outcome::UnknownKid;
         }
-        let count = allocations_per_round(&verifier, &tokens, 200);
+        let rounds = if algorithm.family() == jwtgate::jose::alg::KeyFamily::P384 {
+            20
+        } else {
+            100
+        };
+        let count = allocations_per_round(&verifier, &tokens, rounds);
         assert_eq!(
             count,
             0,
-            "{algorithm}: {count} allocations over 200 rounds of {} tokens",
+            "{algorithm}: {count} allocations over {rounds} rounds of {} tokens",
             tokens.len()
         );
     }
-}
-
-#[test]
-fn rsa_verification_allocates_only_what_ring_itself_does() {
-    let signer = signing_key("rsa2048-a", Algorithm::Rs256);
-    let verifier = verifier(public_keys("rsa2048-a"), "RS256");
-    let token = mint(
-        r#"{"alg":"RS256"}"#,
-        &fresh_claims(),
-        &signer,
-        Algorithm::Rs256,
-    );
-    let tokens = vec![(token.clone(), Outcome::Valid)];
-    let rounds = 50;
-    let ours = allocations_per_round(&verifier, &tokens, rounds);
-
-    // The same signature through raw ring, with the modulus and exponent it needs.
-    let der = pem_to_der(&read_data("rsa2048-a.pk8.pem"));
-    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
-    let components = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
-    let (signing_input, signature) = token.rsplit_once('.').unwrap();
-    let signature = jwtgate::jose::base64url::decode(signature.as_bytes()).unwrap();
-    let before = allocations();
-    for _ in 0..rounds {
-        components
-            .verify(
-                &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-                signing_input.as_bytes(),
-                &signature,
-            )
-            .unwrap();
-    }
-    let ring_alone = allocations() - before;
-    assert!(
-        ring_alone > 0,
-        "ring 0.17 is expected to allocate inside RSA verification"
-    );
-    assert_eq!(
-        ours, ring_alone,
-        "jwtgate must add no allocation on top of ring's own"
-    );
 }
