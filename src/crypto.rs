@@ -54,6 +54,42 @@ enum Inner {
     Hmac(Box<HmacKeys>),
 }
 
+/// Every encoding of an Ed25519 point of order 1, 2, 4 or 8, sign bit cleared:
+/// y = 0, 1, p - 1, the two order-8 values, and the non-canonical p and p + 1
+/// (the list libsodium refuses; each checked to have small order by computation).
+const ED25519_SMALL_ORDER: [[u8; 32]; 7] = [
+    [0; 32],
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
+
 /// One parsed handle per RSA algorithm (a parsed key is bound to one algorithm),
 /// in [`RSA_ALGORITHMS`] order, plus what summaries need.
 struct RsaKeys {
@@ -230,11 +266,20 @@ impl VerifyingKey {
         }
     }
 
-    /// An Ed25519 public key.
-    pub fn ed25519(x: [u8; 32]) -> VerifyingKey {
-        VerifyingKey {
-            inner: Inner::Ed25519(x),
+    /// An Ed25519 public key. Points of small order are refused: with such a key
+    /// (the identity, say) a signature with `R` = identity and `S` = 0 verifies for
+    /// every message, and the backend does not refuse them by itself.
+    pub fn ed25519(x: [u8; 32]) -> Result<VerifyingKey, KeyRejected> {
+        let mut y = x;
+        if let Some(last) = y.last_mut() {
+            *last &= 0x7f; // the sign of x does not change the order
         }
+        if ED25519_SMALL_ORDER.contains(&y) {
+            return Err(KeyRejected("Ed25519 key is a point of small order".into()));
+        }
+        Ok(VerifyingKey {
+            inner: Inner::Ed25519(x),
+        })
     }
 
     /// An HMAC secret, keyed for every SHA-2 size it is at least as long as
@@ -588,6 +633,28 @@ mod tests {
     }
 
     #[test]
+    fn small_order_ed25519_keys_are_refused_and_would_have_verified_anything() {
+        // With the identity as public key, R = identity and S = 0 satisfy the
+        // verification equation for every message: ring accepts it, so we must not
+        // load such a key.
+        let identity = ED25519_SMALL_ORDER[1];
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        assert!(
+            UnparsedPublicKey::new(&signature::ED25519, identity)
+                .verify(b"any", &forged)
+                .is_ok()
+        );
+        for point in ED25519_SMALL_ORDER {
+            let mut signed = point;
+            signed[31] |= 0x80;
+            assert!(VerifyingKey::ed25519(point).is_err());
+            assert!(VerifyingKey::ed25519(signed).is_err(), "sign bit set");
+        }
+        assert!(VerifyingKey::ed25519([9; 32]).is_ok());
+    }
+
+    #[test]
     fn hmac_keys_cover_the_hashes_they_are_long_enough_for() {
         assert!(VerifyingKey::hmac(&[7; 31]).is_err());
         let Ok(key) = VerifyingKey::hmac(&[7; 48]) else {
@@ -660,7 +727,9 @@ mod tests {
         let Ok(public) = <[u8; 32]>::try_from(pair.public_key().as_ref()) else {
             unreachable!()
         };
-        let key = VerifyingKey::ed25519(public);
+        let Ok(key) = VerifyingKey::ed25519(public) else {
+            unreachable!()
+        };
         let Ok(signer) = SigningKey::from_pkcs8(Algorithm::EdDsa, pkcs8.as_ref()) else {
             unreachable!()
         };

@@ -5,7 +5,7 @@
 //! key or I/O error (one line on stderr naming the file and the problem).
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command line prints
 
-use std::io::{BufReader, IsTerminal as _, Read as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -172,8 +172,21 @@ fn algorithm(name: &str) -> Result<Algorithm, Failure> {
     Algorithm::from_name(name).map_err(|reason| format!("--alg {name}: {reason}").into())
 }
 
+/// The longest leeway accepted: past a day, clock skew is not what is being forgiven.
+const MAX_LEEWAY_SECONDS: u64 = 86_400;
+
 fn build_verifier(settings: &Settings) -> Result<Verifier, Failure> {
     let path = settings.jwks.as_deref().ok_or("--jwks FILE is required")?;
+    if settings.max_token_len > jwtgate::verify::MAX_TOKEN_LEN_CAP {
+        return Err(format!(
+            "--max-token-len: at most {} bytes",
+            jwtgate::verify::MAX_TOKEN_LEN_CAP
+        )
+        .into());
+    }
+    if settings.leeway > MAX_LEEWAY_SECONDS {
+        return Err(format!("--leeway: at most {MAX_LEEWAY_SECONDS} seconds").into());
+    }
     let keys = tools::load_key_set(path)?;
     for warning in keys.warnings() {
         eprintln!("jwtgate: {}: {warning}", path.display());
@@ -223,7 +236,7 @@ fn open_input(path: &Path) -> Result<Input, Failure> {
     if path == Path::new("-") {
         return Ok(Input {
             name: "-".into(),
-            reader: Box::new(BufReader::with_capacity(256 * 1024, std::io::stdin())),
+            reader: Box::new(std::io::stdin()),
         });
     }
     let file = std::fs::File::open(path).map_err(|source| ToolError::Io {
@@ -232,7 +245,7 @@ fn open_input(path: &Path) -> Result<Input, Failure> {
     })?;
     Ok(Input {
         name: path.display().to_string(),
-        reader: Box::new(BufReader::with_capacity(256 * 1024, file)),
+        reader: Box::new(file),
     })
 }
 
@@ -254,6 +267,9 @@ fn progress_line(progress: &Progress) -> String {
 }
 
 fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
+    if args.threads > batch::MAX_THREADS {
+        return Err(format!("--threads: at most {}", batch::MAX_THREADS).into());
+    }
     let verifier = build_verifier(&args.settings)?;
     let paths: Vec<PathBuf> = if args.inputs.is_empty() {
         vec![PathBuf::from("-")]

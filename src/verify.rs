@@ -36,6 +36,9 @@ use crate::outcome::{Outcome, Rejection};
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Default maximum token length: 16 KiB, checked before any decoding.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
+/// The largest token limit that can be configured: 1 MiB (no real JWT comes near;
+/// scratch buffers are sized from the limit).
+pub const MAX_TOKEN_LEN_CAP: usize = 1024 * 1024;
 /// Default JSON nesting bound for headers and claims.
 pub const DEFAULT_MAX_JSON_DEPTH: usize = 16;
 
@@ -147,9 +150,9 @@ impl Validation {
         self
     }
 
-    /// Longest token accepted, in bytes.
+    /// Longest token accepted, in bytes (at most [`MAX_TOKEN_LEN_CAP`]).
     pub fn max_token_len(mut self, bytes: usize) -> Validation {
-        self.max_token_len = bytes;
+        self.max_token_len = bytes.min(MAX_TOKEN_LEN_CAP);
         self
     }
 

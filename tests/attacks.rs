@@ -1873,3 +1873,23 @@ fn hmac_secrets_must_be_long_enough_for_their_hash() {
         denied(Outcome::UnknownKid, NO_KID_NO_KEY)
     );
 }
+
+/// An Ed25519 key of small order (here the identity) would accept the forgery
+/// R = identity, S = 0 for any message; such keys must not load.
+#[test]
+fn small_order_ed25519_keys_are_refused_at_load() {
+    for x in [
+        "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "7P_______________________________________38",
+        "JuiVj8KyJ7BFw_SJ8u-Y8NXfrAXTxjM5sTgCiG1T_AU",
+    ] {
+        let jwks =
+            format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"weak","x":"{x}"}}]}}"#);
+        let result = jwtgate::KeySet::parse(jwks.as_bytes());
+        assert!(
+            matches!(&result, Err(jwtgate::KeySetError::InvalidKey { reason, .. }) if reason.contains("small order")),
+            "{x}: {result:?}"
+        );
+    }
+}

@@ -1675,3 +1675,55 @@ fn demo_shows_valid_and_refused_tokens() {
         (&json!(true), &json!("demo-rs256"), &json!("alice"))
     );
 }
+
+/// `verify` is a stream: each result comes out while the input is still open,
+/// not when a batch fills or the input ends. The test writes one token, reads its
+/// result back (a blocking read, no timing), and only then writes the next.
+#[test]
+fn verify_answers_each_line_while_the_input_stays_open() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = TempDir::new("stream");
+    let jwks = write_hs_jwks(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+        .args(args(&[
+            &"verify",
+            &"--jwks",
+            &jwks,
+            &"--now",
+            &NOW.0.to_string(),
+            &"--quiet",
+        ]))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // A broken stream would leave the reads below blocked: after a minute the
+    // watchdog kills the child, the read sees end of file, and the test fails.
+    let (finished, watchdog) = std::sync::mpsc::channel::<()>();
+    let pid = child.id().to_string();
+    let watchdog = std::thread::spawn(move || {
+        if watchdog
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
+    });
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    let token = hs256(&format!(r#"{{"sub":"s","exp":{}}}"#, NOW.0 + 60));
+    for line in 1..=3u64 {
+        writeln!(input, "{token}").unwrap();
+        input.flush().unwrap();
+        let mut result = String::new();
+        output.read_line(&mut result).unwrap();
+        let result: Value = serde_json::from_str(&result).unwrap();
+        assert_eq!(result["line"], json!(line));
+        assert_eq!(result["valid"], json!(true));
+    }
+    drop(input);
+    assert!(child.wait().unwrap().success());
+    finished.send(()).unwrap();
+    watchdog.join().unwrap();
+}

@@ -7,7 +7,7 @@
 //! result. Every line, blank or binary, gets exactly one entry, so output line
 //! numbers always match input line numbers.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, BufReader, Read};
 
 /// What the reader found on one line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub(crate) struct Batch {
     pub(crate) lines: Vec<Line>,
     pub(crate) output: Vec<u8>,
     pub(crate) outcome_counts: [u64; crate::Outcome::ALL.len()],
+    /// Set by a worker that could not finish the batch.
+    pub(crate) failed: bool,
 }
 
 impl Batch {
@@ -45,6 +47,7 @@ impl Batch {
         self.lines.clear();
         self.output.clear();
         self.outcome_counts = [0; crate::Outcome::ALL.len()];
+        self.failed = false;
     }
 
     /// The bytes of `line` (empty for a skipped over-long line).
@@ -70,15 +73,15 @@ pub(crate) struct BatchLimits {
 /// Reads one input into batches, keeping the state of a partially read line
 /// across batch boundaries.
 pub(crate) struct LineSplitter<R> {
-    reader: R,
+    reader: BufReader<R>,
     input: u32,
     next_number: u64,
     limits: BatchLimits,
     finished: bool,
 }
 
-impl<R: BufRead> LineSplitter<R> {
-    pub(crate) fn new(reader: R, input: u32, limits: BatchLimits) -> LineSplitter<R> {
+impl<R: Read> LineSplitter<R> {
+    pub(crate) fn new(reader: BufReader<R>, input: u32, limits: BatchLimits) -> LineSplitter<R> {
         LineSplitter {
             reader,
             input,
@@ -93,13 +96,23 @@ impl<R: BufRead> LineSplitter<R> {
         self.finished
     }
 
-    /// Appends lines to `batch` until it is full or the input ends.
+    /// Would the next read have to wait for the underlying stream (nothing is
+    /// buffered)? For a pipe this is where a partial batch should be handed on.
+    pub(crate) fn would_block(&self) -> bool {
+        self.reader.buffer().is_empty()
+    }
+
+    /// Appends lines to `batch` until it is full, the input ends, or nothing more
+    /// is buffered (so a slow stream's lines are not held back).
     pub(crate) fn fill(&mut self, batch: &mut Batch) -> io::Result<()> {
         while !self.finished
             && batch.lines.len() < self.limits.lines
             && batch.data.len() < self.limits.bytes
         {
             self.read_line(batch)?;
+            if self.would_block() {
+                break;
+            }
         }
         Ok(())
     }
@@ -132,7 +145,7 @@ impl<R: BufRead> LineSplitter<R> {
                 None => (available, available.len(), false),
             };
             if !too_long {
-                if batch.data.len() - start + chunk.len() > self.limits.max_line + 1 {
+                if batch.data.len() - start + chunk.len() > self.limits.max_line.saturating_add(1) {
                     // +1 tolerates the CR of a CRLF line of exactly the limit.
                     too_long = true;
                     batch.data.truncate(start);
@@ -236,6 +249,36 @@ mod tests {
             );
             assert_eq!(lines.get(2).map(|l| l.1.as_slice()), Some(&b"ok"[..]));
         }
+    }
+
+    #[test]
+    fn a_batch_stops_where_the_buffered_input_ends() {
+        // A reader that hands out one line per read, like a pipe written slowly.
+        struct OneLineAtATime(Vec<&'static [u8]>);
+        impl Read for OneLineAtATime {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let Some(next) = self.0.pop() else {
+                    return Ok(0);
+                };
+                buf[..next.len()].copy_from_slice(next);
+                Ok(next.len())
+            }
+        }
+        let limits = BatchLimits {
+            max_line: 64,
+            lines: 100,
+            bytes: 1 << 20,
+        };
+        let reader = BufReader::new(OneLineAtATime(vec![b"c\n", b"b\n", b"a\n"]));
+        let mut splitter = LineSplitter::new(reader, 0, limits);
+        let mut batch = Batch::default();
+        splitter.fill(&mut batch).unwrap();
+        assert_eq!(
+            batch.lines.len(),
+            1,
+            "must not wait for more input before handing on"
+        );
+        assert!(splitter.would_block());
     }
 
     #[test]

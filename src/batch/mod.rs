@@ -22,7 +22,8 @@
 mod lines;
 mod render;
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufReader, Read, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -37,8 +38,8 @@ use lines::{Batch, BatchLimits, LineKind, LineSplitter};
 pub struct Input {
     /// File name, or `-` for standard input.
     pub name: String,
-    /// The bytes.
-    pub reader: Box<dyn BufRead + Send>,
+    /// The bytes (buffered by the verifier itself).
+    pub reader: Box<dyn Read + Send>,
 }
 
 /// How to run a batch verification.
@@ -158,7 +159,14 @@ pub enum BatchError {
     /// Writing results failed.
     #[error("writing results: {0}")]
     Output(io::Error),
+    /// A thread of the pipeline failed; results may be incomplete, so the run
+    /// fails rather than report a partial count as a success.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
+
+/// More worker threads than this are never started.
+pub const MAX_THREADS: usize = 1024;
 
 const TOO_LONG: Rejection = Rejection::new(
     Outcome::TokenTooLarge,
@@ -178,7 +186,7 @@ pub fn run(
     let threads = if options.threads == 0 {
         std::thread::available_parallelism().map_or(1, usize::from)
     } else {
-        options.threads
+        options.threads.min(MAX_THREADS)
     };
     let pool = (threads * 4).max(4);
     let limits = BatchLimits {
@@ -238,17 +246,27 @@ pub fn run(
         );
 
         let mut latency = LatencyHistogram::new();
+        let mut workers_failed = false;
         for worker in workers {
-            if let Ok(histogram) = worker.join() {
-                latency.merge(&histogram);
+            match worker.join() {
+                Ok(histogram) => latency.merge(&histogram),
+                Err(_) => workers_failed = true,
             }
         }
-        let read = reader.join().unwrap_or(Ok(()));
-        let (counts, total) = written.map_err(BatchError::Output)?;
-        read.map_err(|(index, source)| BatchError::Input {
+        let read = reader
+            .join()
+            .map_err(|_| BatchError::Internal("the input reader stopped unexpectedly"))?;
+        let (counts, total) = written?;
+        let lines_read = read.map_err(|(index, source)| BatchError::Input {
             name: names.get(index).cloned().unwrap_or_default(),
             source,
         })?;
+        // Every line read must have been written: anything else is a lost result.
+        if workers_failed || total != lines_read {
+            return Err(BatchError::Internal(
+                "a verification worker failed; results are incomplete",
+            ));
+        }
         Ok(Summary {
             counts,
             total,
@@ -260,18 +278,27 @@ pub fn run(
 }
 
 /// Reader thread: fills free batches with lines, numbers them, hands them on.
-/// Returns the index of the input that failed, with its error.
+/// Returns how many lines it handed on, or the index of the input that failed
+/// with its error.
 fn read_inputs(
     inputs: Vec<Input>,
     limits: BatchLimits,
     free: &Receiver<Batch>,
     work: &Sender<Batch>,
-) -> Result<(), (usize, io::Error)> {
+) -> Result<u64, (usize, io::Error)> {
     let mut sequence = 0u64;
+    let mut lines = 0u64;
     let mut current: Option<Batch> = None;
+    let mut send = |mut batch: Batch, lines: &mut u64| {
+        batch.sequence = sequence;
+        sequence += 1;
+        *lines += batch.lines.len() as u64;
+        work.send(batch).is_ok()
+    };
     for (index, input) in inputs.into_iter().enumerate() {
         let input_id = u32::try_from(index).unwrap_or(u32::MAX);
-        let mut splitter = LineSplitter::new(input.reader, input_id, limits);
+        let reader = BufReader::with_capacity(256 * 1024, input.reader);
+        let mut splitter = LineSplitter::new(reader, input_id, limits);
         while !splitter.is_finished() {
             let mut batch = match current.take() {
                 Some(batch) => batch,
@@ -281,16 +308,17 @@ fn read_inputs(
                         batch
                     }
                     // The writer has stopped: nothing more can be delivered.
-                    Err(_) => return Ok(()),
+                    Err(_) => return Ok(lines),
                 },
             };
             let filled = splitter.fill(&mut batch);
             let full = batch.lines.len() >= limits.lines || batch.data.len() >= limits.bytes;
-            if full || filled.is_err() {
-                batch.sequence = sequence;
-                sequence += 1;
-                if work.send(batch).is_err() {
-                    return Ok(());
+            // A stream that has nothing more buffered may be a pipe waiting for its
+            // writer: hand on what we have so results keep flowing.
+            let stalled = !batch.lines.is_empty() && splitter.would_block();
+            if full || stalled || filled.is_err() {
+                if !send(batch, &mut lines) {
+                    return Ok(lines);
                 }
             } else {
                 // The input ended mid-batch: keep filling from the next input.
@@ -299,11 +327,10 @@ fn read_inputs(
             filled.map_err(|error| (index, error))?;
         }
     }
-    if let Some(mut batch) = current.filter(|batch| !batch.lines.is_empty()) {
-        batch.sequence = sequence;
-        let _ = work.send(batch);
+    if let Some(batch) = current.filter(|batch| !batch.lines.is_empty()) {
+        send(batch, &mut lines);
     }
-    Ok(())
+    Ok(lines)
 }
 
 /// Worker thread: verifies and renders every line of each batch.
@@ -319,47 +346,72 @@ fn verify_batches(
     let mut lines = Vec::new();
     while let Ok(mut batch) = work.recv() {
         let now = fixed_now.unwrap_or_else(UnixTime::now);
-        // Detach the line table so lines can be read while output is appended.
-        std::mem::swap(&mut lines, &mut batch.lines);
-        for line in &lines {
-            let name = names
-                .and_then(|names| names.get(line.input as usize))
-                .map(String::as_str);
-            let outcome = if line.kind == LineKind::TooLong {
-                render::rejected(&mut batch.output, name, line.number, TOO_LONG);
-                TOO_LONG.outcome()
-            } else {
-                let token = batch
-                    .data
-                    .get(line.start as usize..line.end as usize)
-                    .unwrap_or_default();
-                let started = Instant::now();
-                let result = verifier.verify(token, now, &mut scratch);
-                latency.record(started.elapsed());
-                match result {
-                    Ok(verified) => {
-                        render::valid(&mut batch.output, name, line.number, &verified);
-                        Outcome::Valid
-                    }
-                    Err(rejection) => {
-                        render::rejected(&mut batch.output, name, line.number, rejection);
-                        rejection.outcome()
-                    }
-                }
-            };
-            if let Some(count) = batch.outcome_counts.get_mut(outcome.index()) {
-                *count += 1;
-            }
-        }
-        std::mem::swap(&mut lines, &mut batch.lines);
-        if done.send(batch).is_err() {
+        // The engine does not panic on any input; should a bug make it, the batch is
+        // marked failed so the writer stops the run instead of waiting for it forever.
+        let verified = catch_unwind(AssertUnwindSafe(|| {
+            verify_batch(
+                verifier,
+                &mut batch,
+                &mut lines,
+                &mut scratch,
+                &mut latency,
+                now,
+                names,
+            );
+        }));
+        batch.failed = verified.is_err();
+        if done.send(batch).is_err() || verified.is_err() {
             break;
         }
     }
     latency
 }
 
-type Written = Result<([u64; Outcome::ALL.len()], u64), io::Error>;
+fn verify_batch(
+    verifier: &Verifier,
+    batch: &mut Batch,
+    lines: &mut Vec<lines::Line>,
+    scratch: &mut crate::verify::Scratch,
+    latency: &mut LatencyHistogram,
+    now: UnixTime,
+    names: Option<&Vec<String>>,
+) {
+    // Detach the line table so lines can be read while output is appended.
+    std::mem::swap(lines, &mut batch.lines);
+    for line in lines.iter() {
+        let name = names
+            .and_then(|names| names.get(line.input as usize))
+            .map(String::as_str);
+        let outcome = if line.kind == LineKind::TooLong {
+            render::rejected(&mut batch.output, name, line.number, TOO_LONG);
+            TOO_LONG.outcome()
+        } else {
+            let token = batch
+                .data
+                .get(line.start as usize..line.end as usize)
+                .unwrap_or_default();
+            let started = Instant::now();
+            let result = verifier.verify(token, now, scratch);
+            latency.record(started.elapsed());
+            match result {
+                Ok(verified) => {
+                    render::valid(&mut batch.output, name, line.number, &verified);
+                    Outcome::Valid
+                }
+                Err(rejection) => {
+                    render::rejected(&mut batch.output, name, line.number, rejection);
+                    rejection.outcome()
+                }
+            }
+        };
+        if let Some(count) = batch.outcome_counts.get_mut(outcome.index()) {
+            *count += 1;
+        }
+    }
+    std::mem::swap(lines, &mut batch.lines);
+}
+
+type Written = Result<([u64; Outcome::ALL.len()], u64), BatchError>;
 
 /// Writer (the caller's thread): restores input order with a window of `pool`
 /// slots, writes, recycles batches, reports progress.
@@ -379,12 +431,19 @@ fn write_in_order(
     let mut last_report = Instant::now();
     let slot_of = |sequence: u64| (sequence % pool as u64) as usize;
     while let Ok(batch) = done.recv() {
+        if batch.failed {
+            return Err(BatchError::Internal(
+                "a verification worker failed; results are incomplete",
+            ));
+        }
         let slot = slot_of(batch.sequence);
         if let Some(entry) = window.get_mut(slot) {
             *entry = Some(batch);
         }
         while let Some(batch) = window.get_mut(slot_of(next)).and_then(Option::take) {
-            output.write_all(&batch.output)?;
+            output
+                .write_all(&batch.output)
+                .map_err(BatchError::Output)?;
             for (sum, count) in counts.iter_mut().zip(batch.outcome_counts) {
                 *sum += count;
             }
@@ -392,6 +451,11 @@ fn write_in_order(
             next += 1;
             // The reader may have stopped; then the batch is simply dropped.
             let _ = free.send(batch);
+        }
+        if done.is_empty() {
+            // Nothing else is ready: let results out now rather than when the
+            // buffer fills, so a slow stream sees its answers as they come.
+            output.flush().map_err(BatchError::Output)?;
         }
         if last_report.elapsed() >= interval {
             last_report = Instant::now();
@@ -402,6 +466,6 @@ fn write_in_order(
             });
         }
     }
-    output.flush()?;
+    output.flush().map_err(BatchError::Output)?;
     Ok((counts, total))
 }

@@ -224,7 +224,7 @@ impl KeySet {
                 pem::PemKey::Ec { curve, point } => {
                     VerifyingKey::ec_point(curve, &point).map_err(|e| invalid(e.0))?
                 }
-                pem::PemKey::Ed25519(x) => VerifyingKey::ed25519(x),
+                pem::PemKey::Ed25519(x) => VerifyingKey::ed25519(x).map_err(|e| invalid(e.0))?,
             };
             builder.add(None, None, verifying)?;
         }
@@ -337,7 +337,7 @@ impl Builder {
             JwkMaterial::Ec { curve, x, y } => {
                 VerifyingKey::ec(*curve, x, y).map_err(|e| invalid(e.0))?
             }
-            JwkMaterial::Ed25519 { x } => VerifyingKey::ed25519(*x),
+            JwkMaterial::Ed25519 { x } => VerifyingKey::ed25519(*x).map_err(|e| invalid(e.0))?,
             JwkMaterial::Symmetric { k } => VerifyingKey::hmac(k).map_err(|e| invalid(e.0))?,
         };
         if let Some(alg) = jwk.alg
