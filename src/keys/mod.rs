@@ -138,6 +138,9 @@ pub struct KeySet {
     warnings: Vec<KeyWarning>,
 }
 
+/// Key sets up to this size are searched linearly for a `kid`.
+const LINEAR_KID_SEARCH: usize = 8;
+
 const NO_SUCH_KID: Rejection =
     Rejection::new(Outcome::UnknownKid, "no key in the key set has this kid");
 const KEY_BOUND_ELSEWHERE: Rejection = Rejection::new(
@@ -294,6 +297,12 @@ impl KeySet {
             };
         };
         let key = match kid.as_plain() {
+            // Most key sets hold a handful of keys: comparing a few short byte
+            // strings beats hashing the kid (SipHash) for the map.
+            Some(plain) if self.keys.len() <= LINEAR_KID_SEARCH => self
+                .keys
+                .iter()
+                .find(|key| key.kid.as_deref() == Some(plain)),
             Some(plain) => self.by_kid.get(plain).and_then(|&i| self.keys.get(i)),
             // Escaped kids are rare: compare unescaped without allocating.
             None => self
