@@ -280,6 +280,19 @@ fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
         .iter()
         .map(|path| open_input(path))
         .collect::<Result<Vec<_>, _>>()?;
+    // Opened before the run, so a bad path fails in a second, not after an hour.
+    let histogram = args
+        .histogram
+        .as_ref()
+        .map(|path| {
+            std::fs::File::create(path)
+                .map(|file| (path, file))
+                .map_err(|source| ToolError::Io {
+                    path: path.clone(),
+                    source,
+                })
+        })
+        .transpose()?;
     let options = BatchOptions {
         threads: args.threads,
         now: args.settings.now.map(UnixTime),
@@ -302,13 +315,12 @@ fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     if !args.quiet {
         eprint!("{}", summary.render());
     }
-    if let Some(path) = &args.histogram {
-        std::fs::write(path, summary.latency.percentile_distribution()).map_err(|source| {
-            ToolError::Io {
+    if let Some((path, mut file)) = histogram {
+        file.write_all(summary.latency.percentile_distribution().as_bytes())
+            .map_err(|source| ToolError::Io {
                 path: path.clone(),
                 source,
-            }
-        })?;
+            })?;
     }
     Ok(if summary.all_valid() || args.exit_zero {
         ExitCode::SUCCESS

@@ -269,6 +269,9 @@ fn json_rejection(part: Part, error: JsonError) -> Rejection {
         (Part::Header, JsonError::LoneSurrogate) => "header has a lone surrogate escape",
         (Part::Header, JsonError::ControlCharacter) => "header has a control character in a string",
         (Part::Header, JsonError::TooDeep) => "header JSON is nested too deep",
+        (Part::Header, JsonError::NumberOutOfRange) => {
+            "header has a number beyond the range of a double"
+        }
         (Part::Header, JsonError::DuplicateMember) => "header repeats a member name",
         (Part::Header, JsonError::TrailingCharacters) => "header has data after the JSON object",
         (Part::Header, JsonError::TooLarge) => "header is too large",
@@ -281,6 +284,9 @@ fn json_rejection(part: Part, error: JsonError) -> Rejection {
             "claims have a control character in a string"
         }
         (Part::Payload, JsonError::TooDeep) => "claims JSON is nested too deep",
+        (Part::Payload, JsonError::NumberOutOfRange) => {
+            "claims have a number beyond the range of a double"
+        }
         (Part::Payload, JsonError::DuplicateMember) => "claims repeat a member name",
         (Part::Payload, JsonError::TrailingCharacters) => "payload has data after the JSON object",
         (Part::Payload, JsonError::TooLarge) => "payload is too large",

@@ -1522,9 +1522,15 @@ fn dates_that_are_not_numeric_dates_are_malformed() {
         "[1700003600]",
         r#"{"t":1700003600}"#,
     ] {
+        // Beyond a double's range the JSON layer refuses the number itself (I-JSON).
+        let expected = if exp.contains("e400") {
+            malformed("claims have a number beyond the range of a double")
+        } else {
+            malformed(BAD_EXP)
+        };
         assert_eq!(
             verdict(&v, &hs256(r#"{"alg":"HS256"}"#, &exp_claims(exp))),
-            malformed(BAD_EXP),
+            expected,
             "exp {exp}"
         );
     }
@@ -1534,7 +1540,7 @@ fn dates_that_are_not_numeric_dates_are_malformed() {
             "nbf is not a NumericDate from 1970 to 9999",
         ),
         (
-            format!(r#"{{"exp":{},"iat":1e400}}"#, NOW.0 + 60),
+            format!(r#"{{"exp":{},"iat":1e300}}"#, NOW.0 + 60),
             "iat is not a NumericDate from 1970 to 9999",
         ),
     ] {

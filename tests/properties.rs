@@ -672,3 +672,94 @@ fn every_single_byte_change_is_refused() {
         }
     }
 }
+
+// Differential tests of the strict JSON parser against serde_json, the reference:
+// every document serde_json produces (no duplicate names by construction) must
+// parse to the same value, and every text jwtgate accepts must be JSON that
+// serde_json accepts too, so strictness can only ever narrow, never widen.
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        any::<String>().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(6, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::btree_map(any::<String>(), inner, 0..8).prop_map(|members| {
+                Value::Object(members.into_iter().collect::<Map<String, Value>>())
+            }),
+        ]
+    })
+}
+
+/// jwtgate's view of a parsed value, rebuilt as a serde_json value for comparison.
+fn to_serde(value: jwtgate::jose::json::Value<'_>) -> Value {
+    use jwtgate::jose::json::Kind;
+    match value.kind() {
+        Kind::Null => Value::Null,
+        Kind::Bool => Value::Bool(value.as_bool().unwrap()),
+        // Rust's own parser rounds correctly; serde_json's default one does not.
+        Kind::Number => {
+            let text = value.number_text().unwrap();
+            text.parse::<i64>()
+                .map(|n| json!(n))
+                .or_else(|_| text.parse::<u64>().map(|n| json!(n)))
+                .unwrap_or_else(|_| json!(text.parse::<f64>().unwrap()))
+        }
+        Kind::String => Value::String(value.as_str().unwrap().to_string()),
+        Kind::Array => Value::Array(value.as_array().unwrap().iter().map(to_serde).collect()),
+        Kind::Object => Value::Object(
+            value
+                .as_object()
+                .unwrap()
+                .members()
+                .map(|(name, member)| (name.to_string(), to_serde(member)))
+                .collect(),
+        ),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn json_parser_reads_what_serde_json_writes(document in arbitrary_json(), pretty in any::<bool>()) {
+        let text = if pretty {
+            serde_json::to_string_pretty(&document).unwrap()
+        } else {
+            serde_json::to_string(&document).unwrap()
+        };
+        let mut tape = jwtgate::jose::json::Tape::new();
+        let parsed = tape.parse(text.as_bytes(), 16);
+        prop_assert!(parsed.is_ok(), "{text}: {:?}", parsed.err());
+        prop_assert_eq!(to_serde(parsed.unwrap()), document);
+    }
+
+    #[test]
+    fn json_parser_accepts_nothing_serde_json_refuses(
+        document in arbitrary_json(),
+        edits in prop::collection::vec((any::<Index>(), any::<u8>(), 0u8..3), 1..4),
+    ) {
+        let mut text = serde_json::to_vec(&document).unwrap();
+        for (position, byte, kind) in edits {
+            let at = position.index(text.len() + 1);
+            match kind {
+                0 if at < text.len() => text[at] = byte,
+                1 => text.insert(at, byte),
+                _ if at < text.len() => { text.remove(at); }
+                _ => {}
+            }
+        }
+        let mut tape = jwtgate::jose::json::Tape::new();
+        if tape.parse(&text, 64).is_ok() {
+            let reference: Result<Value, _> = serde_json::from_slice(&text);
+            prop_assert!(reference.is_ok(), "jwtgate accepted {:?}", String::from_utf8_lossy(&text));
+        }
+    }
+}

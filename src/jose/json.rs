@@ -42,6 +42,9 @@ pub enum JsonError {
     /// A string holds a raw control character.
     #[error("control character in a JSON string")]
     ControlCharacter,
+    /// A number is too large for an IEEE 754 double (RFC 7493 §2.2).
+    #[error("JSON number out of range")]
+    NumberOutOfRange,
     /// Containers are nested deeper than allowed.
     #[error("JSON nesting too deep")]
     TooDeep,
@@ -423,11 +426,18 @@ impl Parser<'_> {
         if self.byte(position) == Some(b'-') {
             position += 1;
         }
+        let integer_start = position;
         match self.byte(position) {
             Some(b'0') => position += 1,
             Some(b'1'..=b'9') => position = self.digits(position + 1),
             _ => return Err(JsonError::Syntax),
         }
+        // Decimal digits before the point of a non-zero integer part.
+        let magnitude = if self.byte(integer_start) == Some(b'0') {
+            0
+        } else {
+            position - integer_start
+        };
         if self.byte(position) == Some(b'.') {
             let fraction = self.digits(position + 1);
             if fraction == position + 1 {
@@ -435,16 +445,38 @@ impl Parser<'_> {
             }
             position = fraction;
         }
+        let mut exponent = 0usize;
         if let Some(b'e' | b'E') = self.byte(position) {
             position += 1;
+            let negative = self.byte(position) == Some(b'-');
             if let Some(b'+' | b'-') = self.byte(position) {
                 position += 1;
             }
-            let exponent = self.digits(position);
-            if exponent == position {
+            let end = self.digits(position);
+            if end == position {
                 return Err(JsonError::Syntax);
             }
-            position = exponent;
+            if !negative {
+                exponent = self
+                    .bytes
+                    .get(position..end)
+                    .unwrap_or_default()
+                    .iter()
+                    .fold(0usize, |value, digit| {
+                        value
+                            .saturating_mul(10)
+                            .saturating_add(usize::from(digit - b'0'))
+                    });
+            }
+            position = end;
+        }
+        // I-JSON (RFC 7493 §2.2): no number beyond what an IEEE double holds. Only
+        // numbers that could be that large (about 10^308) pay for the exact check.
+        if magnitude.saturating_add(exponent) >= 308 || exponent >= 308 {
+            let text = self.text.get(start..position).unwrap_or("");
+            if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+                return Err(JsonError::NumberOutOfRange);
+            }
         }
         self.push(Kind::Number, start, position, false);
         Ok(position)
