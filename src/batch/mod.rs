@@ -7,7 +7,7 @@
 //!    └───────────────── free batches ◀────────────┘
 //! ```
 //!
-//! A fixed pool of [`Batch`]es circulates through three bounded crossbeam
+//! A fixed pool of batches circulates through three bounded crossbeam
 //! channels. The reader takes a free batch, fills it with consecutive lines and
 //! numbers it; a worker verifies every line and renders its result into the same
 //! batch; the writer puts batches back in order and returns them to the pool.
@@ -16,7 +16,7 @@
 //! steady state allocates nothing. Nothing is lost, duplicated or reordered: every
 //! line, blank or garbage, yields exactly one result.
 //!
-//! Neighbours: [`lines`] splits input, [`render`] formats results,
+//! Neighbours: `lines` splits input, `render` formats results,
 //! [`crate::latency`] keeps the per-worker histograms merged at the end.
 
 mod lines;
