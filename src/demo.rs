@@ -27,14 +27,12 @@ pub const DEMO_AUDIENCE: &str = "demo-api";
 pub struct DemoError(String);
 
 fn pkcs8_der(pem: &str) -> Result<Vec<u8>, DemoError> {
-    use base64::Engine as _;
-    let body: String = pem
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|e| DemoError(e.to_string()))
+    crate::keys::pem::decode_blocks(pem)
+        .map_err(DemoError)?
+        .into_iter()
+        .next()
+        .map(|block| block.der)
+        .ok_or_else(|| DemoError("no PEM block".into()))
 }
 
 /// The verifier the demo uses: the demo key set, RS256/ES256/EdDSA, demo issuer
