@@ -82,6 +82,25 @@ pub fn demo_token(now: UnixTime, ttl: i64, subject: &str) -> Result<String, Demo
     )
 }
 
+/// `token` with its payload swapped for one naming `admin`, keeping the
+/// original signature: the classic tampering, refused as `bad_signature`.
+pub fn tampered_token(token: &str, now: UnixTime) -> Result<String, DemoError> {
+    let (Some(first), Some(last)) = (token.find('.'), token.rfind('.')) else {
+        return Err(DemoError("a demo token has no dots".into()));
+    };
+    let forged = format!(
+        r#"{{"iss":"{DEMO_ISSUER}","aud":"{DEMO_AUDIENCE}","sub":"admin","iat":{},"exp":{}}}"#,
+        now.0,
+        now.0 + 3600
+    );
+    Ok(format!(
+        "{}.{}{}",
+        token.get(..first).unwrap_or(""),
+        base64url::encode(forged.as_bytes()),
+        token.get(last..).unwrap_or("")
+    ))
+}
+
 /// Runs the demo at `now` and renders its report.
 pub fn run(now: UnixTime) -> Result<String, DemoError> {
     let verifier = demo_verifier()?;
@@ -97,16 +116,7 @@ pub fn run(now: UnixTime) -> Result<String, DemoError> {
     };
     let rs_header = r#"{"alg":"RS256","typ":"JWT","kid":"demo-rs256"}"#;
     let valid = demo_token(now, 3600, "alice")?;
-    let mut tampered = valid.clone();
-    // Swap the payload for one naming another user, keeping the original signature.
-    if let (Some(first), Some(last)) = (valid.find('.'), valid.rfind('.')) {
-        let forged = base64url::encode(claims("admin", now.0 + 3600).as_bytes());
-        tampered = format!(
-            "{}.{forged}{}",
-            valid.get(..first).unwrap_or(""),
-            valid.get(last..).unwrap_or("")
-        );
-    }
+    let tampered = tampered_token(&valid, now)?;
     let public_pem_as_secret = SigningKey::hmac(DEMO_JWKS.as_bytes());
     let cases: Vec<(&str, String)> = vec![
         ("valid RS256 token", valid.clone()),

@@ -41,6 +41,10 @@
 //! | [`batch`] | `jwtgate verify`: reader, pinned workers and ordered writer over a bounded batch pool |
 //! | [`latency`] | hdrhistogram latency recording, percentile summaries, `.hgrm` output |
 //! | [`tools`] | `keygen`, `mint`, `inspect` |
+//! | [`http`] | zero-copy request head parsing, limits, protocol errors, the `Service` seam, original-request headers |
+//! | [`authz`] | the ext_authz decision (bearer token → verify → 200/401) and the `POST /v1/verify` batch face |
+//! | [`admin`] | the admin listener's answers (`/healthz`) |
+//! | [`server`] | `jwtgate serve`: per-core shards on io_uring or epoll, connections, timeouts, drain |
 //! | [`demo`] | `jwtgate demo`: the engine on the bundled demo keys |
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -53,13 +57,17 @@
     )
 )]
 
+pub mod admin;
+pub mod authz;
 pub mod batch;
 pub mod crypto;
 pub mod demo;
+pub mod http;
 pub mod jose;
 pub mod keys;
 pub mod latency;
 pub mod outcome;
+pub mod server;
 pub mod tools;
 pub mod verify;
 

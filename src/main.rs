@@ -6,8 +6,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command line prints
 
 use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -21,12 +23,15 @@ use jwtgate::{
 #[derive(Parser)]
 #[command(name = "jwtgate", version, about, max_term_width = 100)]
 struct Cli {
+    /// Without a command, `serve --demo`: the service on the built-in demo key.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the ext_authz verification service (per-core shards, io_uring or epoll).
+    Serve(Box<ServeArgs>),
     /// Show the engine at work on the bundled demo keys, with no setup.
     Demo,
     /// Verify tokens, one per line, from files or stdin; one JSON result per line out.
@@ -102,6 +107,78 @@ struct VerifyArgs {
     /// No summary on stderr.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum IoArg {
+    /// io_uring, or fail with the reason it is unavailable.
+    Uring,
+    /// epoll (tokio).
+    Epoll,
+    /// io_uring if available, else epoll with a warning.
+    Auto,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    settings: Settings,
+    /// Run on the built-in demo key set and print ready-to-paste curl lines.
+    #[arg(long, conflicts_with = "jwks")]
+    demo: bool,
+    /// Data port: every request is a check request.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Batch port for POST /v1/verify (tokens in, JSON lines out) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    verify_listen: Option<SocketAddr>,
+    /// Admin port (GET /healthz).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9901",
+        conflicts_with = "no_admin"
+    )]
+    admin_listen: SocketAddr,
+    /// No admin port.
+    #[arg(long)]
+    no_admin: bool,
+    /// Shard threads, each pinned to a core [default: one per available core].
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    shards: usize,
+    /// I/O runtime.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = IoArg::Auto)]
+    io: IoArg,
+    /// Put the verified payload (base64url) in x-jwt-payload.
+    #[arg(long)]
+    forward_payload: bool,
+    /// Longest request head (request line and headers), in bytes; beyond it, 431.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
+    max_header_bytes: usize,
+    /// Longest request line, in bytes; beyond it, 414.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024)]
+    max_request_line_bytes: usize,
+    /// Longest check-request body (read and discarded), in bytes; beyond it, 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    max_body_bytes: u64,
+    /// Longest POST /v1/verify body, in bytes; beyond it, 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    max_verify_body_bytes: u64,
+    /// Seconds from a request's first byte to its last; beyond it, 408.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Seconds an idle keep-alive connection stays open (also the write timeout).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Seconds a shutdown waits for in-flight requests.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    drain_timeout: f64,
+    /// Open connections per shard before accepting pauses.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Benchmarks only: answer 200 without verifying anything (the HTTP ceiling).
+    #[arg(long, hide = true)]
+    danger_no_verify: bool,
 }
 
 #[derive(Args)]
@@ -392,19 +469,154 @@ fn run_inspect(args: &InspectArgs) -> Result<ExitCode, Failure> {
     })
 }
 
+impl ServeArgs {
+    /// `serve --demo` with every other setting at its default.
+    fn try_parse_demo() -> Result<ServeArgs, Failure> {
+        #[derive(Parser)]
+        struct Demo {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Ok(Demo::try_parse_from(["jwtgate", "--demo"])?.args)
+    }
+}
+
+fn seconds(flag: &str, value: f64) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| format!("--{flag}: a positive number of seconds").into())
+}
+
+/// Single quotes for a POSIX shell; demo tokens are base64url, so this is a formality.
+fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn print_demo_lines(addr: SocketAddr) -> Result<(), Failure> {
+    let now = UnixTime::now();
+    let token = jwtgate::demo::demo_token(now, 3600, "alice")?;
+    let tampered = jwtgate::demo::tampered_token(&token, now)?;
+    let url = format!("http://{addr}/");
+    println!(
+        "\nDemo mode: built-in demo keys (public in the repository; never trust them outside a laptop).\n\
+         Issuer {iss}, audience {aud}.\n\n\
+         Allowed, 200 with x-jwt-sub: alice (the token is valid for an hour):\n  \
+         curl -i -H {valid} {url}\n\n\
+         Denied, 401 bad_signature (the payload was swapped for one naming admin):\n  \
+         curl -i -H {forged} {url}\n\n\
+         Missing token, 401 with a bare Bearer challenge:\n  \
+         curl -i {url}\n\n\
+         Stop with Ctrl-C.",
+        iss = jwtgate::demo::DEMO_ISSUER,
+        aud = jwtgate::demo::DEMO_AUDIENCE,
+        valid = shell_quoted(&format!("Authorization: Bearer {token}")),
+        forged = shell_quoted(&format!("Authorization: Bearer {tampered}")),
+    );
+    Ok(())
+}
+
+fn run_serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
+    use jwtgate::authz::{AuthzOptions, Clock};
+    use jwtgate::server::{ConnectionLimits, IoMode, ServeOptions, Server};
+    // Registered before any thread starts, so a signal during start-up is not lost.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let verifier = if args.demo {
+        jwtgate::demo::demo_verifier()?
+    } else {
+        build_verifier(&args.settings)?
+    };
+    let options = ServeOptions {
+        listen: args.listen,
+        verify_listen: args.verify_listen,
+        admin_listen: (!args.no_admin).then_some(args.admin_listen),
+        shards: args.shards,
+        io: match args.io {
+            IoArg::Uring => IoMode::Uring,
+            IoArg::Epoll => IoMode::Epoll,
+            IoArg::Auto => IoMode::Auto,
+        },
+        limits: ConnectionLimits {
+            head: jwtgate::http::Limits {
+                max_request_line: args.max_request_line_bytes,
+                max_header_bytes: args.max_header_bytes,
+            },
+            header_timeout: seconds("header-timeout", args.header_timeout)?,
+            idle_timeout: seconds("idle-timeout", args.idle_timeout)?,
+        },
+        max_connections: args.max_connections,
+        drain_timeout: seconds("drain-timeout", args.drain_timeout)?,
+        authz: AuthzOptions {
+            forward_payload: args.forward_payload,
+            max_body: args.max_body_bytes,
+            danger_skip_verification: args.danger_no_verify,
+            clock: args
+                .settings
+                .now
+                .map_or(Clock::System, |now| Clock::Fixed(UnixTime(now))),
+        },
+        max_verify_body: args.max_verify_body_bytes,
+    };
+    if args.max_request_line_bytes > args.max_header_bytes {
+        return Err("--max-request-line-bytes cannot exceed --max-header-bytes".into());
+    }
+    let server = Server::start(Arc::new(verifier), &options)?;
+    if let Some(reason) = server.uring_fallback() {
+        eprintln!("jwtgate: warning: io_uring is unavailable ({reason}); serving with epoll");
+    }
+    if args.danger_no_verify {
+        eprintln!("jwtgate: warning: --danger-no-verify: every request is allowed unverified");
+    }
+    let admin = server
+        .admin_addr()
+        .map_or_else(|| "off".to_owned(), |addr| addr.to_string());
+    // One line, parsed by tests and scripts: the admin address stays last.
+    let verify = server
+        .verify_addr()
+        .map(|addr| format!(", verify on {addr}"))
+        .unwrap_or_default();
+    println!(
+        "jwtgate serve: listening on {} (shards {}, io {}){verify}, admin on {admin}",
+        server.local_addr(),
+        server.shard_count(),
+        server.io()
+    );
+    if args.demo {
+        print_demo_lines(server.local_addr())?;
+    }
+    let _ = std::io::stdout().flush();
+    let signal = signals.forever().next();
+    eprintln!(
+        "jwtgate serve: {}, draining",
+        match signal {
+            Some(signal_hook::consts::SIGINT) => "SIGINT",
+            _ => "SIGTERM",
+        }
+    );
+    server.shutdown();
+    eprintln!("jwtgate serve: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Demo => jwtgate::demo::run(UnixTime::now())
+        None => ServeArgs::try_parse_demo().and_then(|args| run_serve(&args)),
+        Some(Command::Serve(args)) => run_serve(args),
+        Some(Command::Demo) => jwtgate::demo::run(UnixTime::now())
             .map(|report| {
                 print!("{report}");
                 ExitCode::SUCCESS
             })
             .map_err(Failure::from),
-        Command::Verify(args) => run_verify(args),
-        Command::Keygen(args) => run_keygen(args),
-        Command::Mint(args) => run_mint(args),
-        Command::Inspect(args) => run_inspect(args),
+        Some(Command::Verify(args)) => run_verify(args),
+        Some(Command::Keygen(args)) => run_keygen(args),
+        Some(Command::Mint(args)) => run_mint(args),
+        Some(Command::Inspect(args)) => run_inspect(args),
     };
     result.unwrap_or_else(|error| {
         eprintln!("jwtgate: {error}");

@@ -173,6 +173,40 @@ const TOO_LONG: Rejection = Rejection::new(
     "line is longer than the token limit",
 );
 
+/// Verifies every line of an in-memory `body` (the network face, `POST
+/// /v1/verify`) and appends one JSON line per input line to `out`, exactly as
+/// [`run`] would print them for the same bytes: LF ends a line, a CR before it
+/// is dropped, a last line without LF counts, and a line longer than the token
+/// limit is `token_too_large` without being decoded.
+pub fn verify_buffer(
+    verifier: &Verifier,
+    body: &[u8],
+    now: UnixTime,
+    scratch: &mut crate::verify::Scratch,
+    out: &mut Vec<u8>,
+) {
+    let max_line = verifier.validation().token_limit();
+    let mut rest = body;
+    let mut number = 0u64;
+    while !rest.is_empty() {
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(end) => (rest.get(..end).unwrap_or_default(), rest.get(end + 1..)),
+            None => (rest, None),
+        };
+        rest = next.unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        number += 1;
+        if line.len() > max_line {
+            render::rejected(out, None, number, TOO_LONG);
+            continue;
+        }
+        match verifier.verify(line, now, scratch) {
+            Ok(verified) => render::valid(out, None, number, &verified),
+            Err(rejection) => render::rejected(out, None, number, rejection),
+        }
+    }
+}
+
 /// Verifies every line of `inputs` and writes one JSON line per token to `output`,
 /// in input order. `progress` is called from the caller's thread every
 /// `options.progress_interval` while the run lasts.

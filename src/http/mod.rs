@@ -1,0 +1,17 @@
+//! HTTP/1.1 as the server speaks it, with no I/O: a request head parsed
+//! zero-copy out of the connection's read buffer, the limits that guard it, the
+//! protocol errors and their wire form, the [`Service`] seam, and the original
+//! request an ext_authz proxy forwards.
+//!
+//! Neighbours: [`crate::server`] owns sockets and buffers and calls
+//! [`request::parse_head`]; [`crate::authz`] and [`crate::admin`] implement
+//! [`Service`] and write responses with [`response`].
+
+pub mod forwarded;
+pub mod request;
+pub mod response;
+pub mod service;
+
+pub use forwarded::OriginalRequest;
+pub use request::{HeadStatus, Limits, ProtocolError, RequestHead, Version};
+pub use service::{BodyPolicy, Service};

@@ -1,0 +1,112 @@
+//! Response bytes: status lines, and the one place where a [`ProtocolError`]
+//! becomes its wire form.
+//!
+//! Responses are written into the connection's reusable output buffer; nothing
+//! here allocates once that buffer has grown to its working size.
+
+use std::io::Write as _;
+
+use super::ProtocolError;
+
+/// The status line for `status`, with its standard reason phrase.
+pub const fn status_line(status: u16) -> &'static str {
+    match status {
+        200 => "HTTP/1.1 200 OK\r\n",
+        400 => "HTTP/1.1 400 Bad Request\r\n",
+        401 => "HTTP/1.1 401 Unauthorized\r\n",
+        403 => "HTTP/1.1 403 Forbidden\r\n",
+        404 => "HTTP/1.1 404 Not Found\r\n",
+        405 => "HTTP/1.1 405 Method Not Allowed\r\n",
+        408 => "HTTP/1.1 408 Request Timeout\r\n",
+        413 => "HTTP/1.1 413 Content Too Large\r\n",
+        414 => "HTTP/1.1 414 URI Too Long\r\n",
+        431 => "HTTP/1.1 431 Request Header Fields Too Large\r\n",
+        501 => "HTTP/1.1 501 Not Implemented\r\n",
+        503 => "HTTP/1.1 503 Service Unavailable\r\n",
+        _ => "HTTP/1.1 500 Internal Server Error\r\n",
+    }
+}
+
+/// `connection: close`, sent on the last response of a connection.
+pub const CONNECTION_CLOSE: &[u8] = b"connection: close\r\n";
+
+/// Writes a complete response: status line, content type and length, the
+/// `connection: close` line when `close`, `extra` header lines (each ending in
+/// CRLF), then the body.
+pub fn write_simple(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    extra: &[u8],
+    body: &[u8],
+    close: bool,
+) {
+    out.extend_from_slice(status_line(status).as_bytes());
+    let _ = write!(
+        out,
+        "content-type: {content_type}\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    out.extend_from_slice(extra);
+    if close {
+        out.extend_from_slice(CONNECTION_CLOSE);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// Writes the answer to a protocol error: its status, and a JSON body naming
+/// it, always with `connection: close` because the framing is lost.
+pub fn error(out: &mut Vec<u8>, error: ProtocolError) {
+    let mut body = [0u8; 256];
+    let len = {
+        let mut cursor = std::io::Cursor::new(&mut body[..]);
+        // Names and details are static ASCII without quotes or backslashes, and
+        // the longest fits in the buffer (a unit test checks every variant).
+        let _ = write!(
+            cursor,
+            "{{\"error\":\"{}\",\"detail\":\"{}\"}}",
+            error.name(),
+            error.detail()
+        );
+        usize::try_from(cursor.position()).unwrap_or(0)
+    };
+    write_simple(
+        out,
+        error.status(),
+        "application/json",
+        b"",
+        body.get(..len).unwrap_or_default(),
+        true,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_protocol_error_renders_its_status_and_a_whole_json_body() {
+        let errors = [
+            ProtocolError::BadRequest("an HTTP/1.1 request needs exactly one Host header"),
+            ProtocolError::RequestLineTooLong,
+            ProtocolError::HeadersTooLarge,
+            ProtocolError::BodyTooLarge,
+            ProtocolError::TransferEncoding,
+            ProtocolError::Timeout,
+            ProtocolError::Internal,
+        ];
+        for e in errors {
+            let mut out = Vec::new();
+            error(&mut out, e);
+            let text = String::from_utf8(out).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with(&format!("HTTP/1.1 {} ", e.status())));
+            assert!(head.ends_with("connection: close"));
+            let json: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(json["error"], e.name());
+            assert_eq!(json["detail"], e.detail());
+            assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The seam between the connection loop and what answers requests: the server
+//! parses a head, asks the service how to treat the body, then hands it the
+//! head and body to answer. The service never sees sockets or the runtime.
+
+use super::RequestHead;
+
+/// What to do with a request's `Content-Length` body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyPolicy {
+    /// Read it and throw it away (an ext_authz proxy may forward the client's
+    /// body); a longer body is answered 413.
+    Discard {
+        /// Longest accepted body, in bytes.
+        max: u64,
+    },
+    /// Buffer it whole and pass it to [`Service::respond`]; longer is 413.
+    Buffer {
+        /// Longest accepted body, in bytes.
+        max: u64,
+    },
+}
+
+/// Answers requests on one connection of one shard.
+pub trait Service {
+    /// How the body of this request is handled.
+    fn body_policy(&self, head: &RequestHead<'_, '_>) -> BodyPolicy;
+
+    /// Appends the complete response to `out`. `body` is the buffered body
+    /// ([`BodyPolicy::Buffer`]) or empty. `close` says whether this is the
+    /// connection's last response, so it must carry `connection: close`.
+    fn respond(&mut self, head: &RequestHead<'_, '_>, body: &[u8], close: bool, out: &mut Vec<u8>);
+}

@@ -1,0 +1,280 @@
+//! One connection's life: read, parse every complete request in the buffer,
+//! answer them all in one write (pipelining), and repeat until the client or a
+//! limit ends it. Written once for both runtimes, over [`Stream`].
+//!
+//! The read buffer holds at most one request head plus whatever of the next
+//! requests arrived with it; it grows on demand up to the head limit (or, for a
+//! buffered body, the body limit) and is reused for the connection's life.
+
+use std::cell::RefCell;
+use std::net::Shutdown;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::shard::Shard;
+use super::tracking::{Phase, Tracked};
+use super::transport::Stream;
+use crate::http::request::{HeadStatus, HeaderSlots, parse_head};
+use crate::http::{BodyPolicy, Limits, ProtocolError, Service, response};
+
+/// Per-connection limits and timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Request line and head limits.
+    pub head: Limits,
+    /// From the first byte of a request to its last: beyond it, 408.
+    pub header_timeout: Duration,
+    /// Between requests; also bounds each write to a client that stops reading.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            head: Limits::default(),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Spare room a read always has.
+const BUFFER_FLOOR: usize = 4096;
+
+/// What processing the buffered bytes decided.
+enum Next {
+    /// Read more bytes.
+    Read,
+    /// Read more bytes: a buffered body needs `total` bytes from the buffer start.
+    ReadBody { total: usize },
+    /// Write what is answered, then close.
+    Close,
+}
+
+struct Connection<'s, S: Stream, V: Service> {
+    tracked: &'s Tracked<S>,
+    shard: &'s Shard<S>,
+    service: &'s RefCell<V>,
+    limits: ConnectionLimits,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    /// Bytes of `input` already consumed by answered requests.
+    consumed: usize,
+    /// Body bytes still to read and throw away.
+    discard: u64,
+    /// When the first byte of the request being read arrived.
+    request_started: Option<Instant>,
+}
+
+/// Serves one accepted connection to its end.
+pub(crate) async fn serve<S: Stream, V: Service>(
+    tracked: Rc<Tracked<S>>,
+    shard: Rc<Shard<S>>,
+    service: Rc<RefCell<V>>,
+    limits: ConnectionLimits,
+) {
+    let mut connection = Connection {
+        tracked: &tracked,
+        shard: &shard,
+        service: &service,
+        limits,
+        input: shard.buffers.take(),
+        output: shard.buffers.take(),
+        consumed: 0,
+        discard: 0,
+        request_started: None,
+    };
+    connection.run().await;
+    let Connection { input, output, .. } = connection;
+    shard.buffers.give(input);
+    shard.buffers.give(output);
+}
+
+impl<S: Stream, V: Service> Connection<'_, S, V> {
+    async fn run(&mut self) {
+        loop {
+            let next = self.answer_buffered();
+            if !self.output.is_empty() && !self.flush().await {
+                return;
+            }
+            let room = match next {
+                Next::Close => return self.linger().await,
+                // Doubling up to one byte past the head limit, which parse_head refuses.
+                Next::Read => {
+                    (self.input.capacity() * 2).min(self.limits.head.max_header_bytes + 1)
+                }
+                Next::ReadBody { total } => total,
+            };
+            self.compact();
+            if !self.read_more(room).await {
+                return;
+            }
+        }
+    }
+
+    /// Answers every complete request in the buffer, in order.
+    fn answer_buffered(&mut self) -> Next {
+        loop {
+            if self.discard > 0 {
+                let available = (self.input.len() - self.consumed) as u64;
+                let skipped = self.discard.min(available);
+                self.discard -= skipped;
+                // `skipped` is at most `available`, a usize.
+                self.consumed += usize::try_from(skipped).unwrap_or(0);
+                if self.discard > 0 {
+                    return Next::Read;
+                }
+            }
+            let pending = self.input.get(self.consumed..).unwrap_or_default();
+            if pending.is_empty() {
+                return Next::Read;
+            }
+            let mut slots = HeaderSlots::default();
+            let head = match parse_head(pending, &mut slots, self.limits.head) {
+                Ok(HeadStatus::Complete(head)) => head,
+                Ok(HeadStatus::Partial) => return Next::Read,
+                Err(error) => {
+                    response::error(&mut self.output, error);
+                    return Next::Close;
+                }
+            };
+            let policy = self.service.borrow().body_policy(&head);
+            let (max, buffered) = match policy {
+                BodyPolicy::Discard { max } => (max, false),
+                BodyPolicy::Buffer { max } => (max, true),
+            };
+            if head.content_length > max {
+                response::error(&mut self.output, ProtocolError::BodyTooLarge);
+                return Next::Close;
+            }
+            let close = !head.keep_alive || self.shard.is_draining();
+            let mut used = head.head_len;
+            let body: &[u8] = if buffered {
+                // The policy bounded the length, and buffers are sized to it.
+                let length = usize::try_from(head.content_length).unwrap_or(usize::MAX);
+                let total = head.head_len.saturating_add(length);
+                match pending.get(head.head_len..total) {
+                    Some(body) => {
+                        used = total;
+                        body
+                    }
+                    None => {
+                        // Relative to `pending`, which `compact` moves to the front.
+                        return Next::ReadBody { total };
+                    }
+                }
+            } else {
+                &[]
+            };
+            let before = self.output.len();
+            let service = self.service;
+            let output = &mut self.output;
+            let answered = catch_unwind(AssertUnwindSafe(|| {
+                service.borrow_mut().respond(&head, body, close, output);
+            }));
+            if answered.is_err() {
+                self.output.truncate(before);
+                response::error(&mut self.output, ProtocolError::Internal);
+                return Next::Close;
+            }
+            if !buffered {
+                self.discard = head.content_length;
+            }
+            self.consumed += used;
+            self.request_started = None;
+            if close {
+                return Next::Close;
+            }
+        }
+    }
+
+    /// Closes from the server's side without losing the last response: closing
+    /// a socket with unread input makes the kernel send a reset, which can
+    /// destroy the response before the client reads it (a 413 sent while the
+    /// body is still arriving). So: send FIN, then read and discard what the
+    /// client still sends, briefly and boundedly, until it closes too.
+    async fn linger(&mut self) {
+        const LINGER: Duration = Duration::from_secs(2);
+        const LINGER_BYTES: usize = 1 << 20;
+        if self.tracked.stream.shutdown(Shutdown::Write).is_err() {
+            return;
+        }
+        self.tracked.arm(
+            Phase::Reading,
+            Instant::now() + LINGER.min(self.limits.header_timeout),
+        );
+        let mut discarded = 0;
+        while discarded < LINGER_BYTES && !self.tracked.expired() {
+            let mut input = std::mem::take(&mut self.input);
+            input.clear();
+            input.reserve(BUFFER_FLOOR);
+            let (result, input) = self.tracked.stream.read(input).await;
+            self.input = input;
+            match result {
+                Ok(n) if n > 0 => discarded += n,
+                _ => return,
+            }
+        }
+    }
+
+    /// Writes the answers; false if the connection is gone.
+    async fn flush(&mut self) -> bool {
+        let output = std::mem::take(&mut self.output);
+        self.tracked
+            .arm(Phase::Writing, Instant::now() + self.limits.idle_timeout);
+        let (result, mut output) = self.tracked.stream.write_all(output).await;
+        output.clear();
+        self.output = output;
+        result.is_ok() && !self.tracked.expired()
+    }
+
+    /// Moves unanswered bytes to the front of the buffer.
+    fn compact(&mut self) {
+        if self.consumed > 0 {
+            self.input.copy_within(self.consumed.., 0);
+            self.input.truncate(self.input.len() - self.consumed);
+            self.consumed = 0;
+        }
+    }
+
+    /// Reads until at least one more byte arrived; false when the connection
+    /// should end (end of stream, error, timeout, drain).
+    async fn read_more(&mut self, room: usize) -> bool {
+        let now = Instant::now();
+        let idle = self.input.is_empty() && self.discard == 0;
+        if idle {
+            if self.shard.is_draining() {
+                return false;
+            }
+            self.tracked
+                .arm(Phase::Idle, now + self.limits.idle_timeout);
+        } else {
+            let started = *self.request_started.get_or_insert(now);
+            self.tracked
+                .arm(Phase::Reading, started + self.limits.header_timeout);
+        }
+        if self.input.len() >= self.input.capacity() {
+            // The buffer grows only when full, to what this request may need.
+            let target = room.max(self.input.len() + 1);
+            self.input.reserve_exact(target - self.input.len());
+        }
+        let input = std::mem::take(&mut self.input);
+        let (result, input) = self.tracked.stream.read(input).await;
+        self.input = input;
+        match result {
+            Ok(n) if n > 0 && !self.tracked.expired() => true,
+            _ => {
+                if self.tracked.expired() && self.tracked.phase() == Phase::Reading {
+                    self.output.clear();
+                    response::error(&mut self.output, ProtocolError::Timeout);
+                    let output = std::mem::take(&mut self.output);
+                    // The read side is shut; the write side still reaches the client.
+                    let (_, output) = self.tracked.stream.write_all(output).await;
+                    self.output = output;
+                }
+                false
+            }
+        }
+    }
+}

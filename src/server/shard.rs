@@ -1,0 +1,272 @@
+//! A shard: one thread, pinned to one core, running its own runtime (io_uring
+//! or epoll) with its own listeners, connections, buffers and sweeper. Shards
+//! share nothing on the request path; the only cross-thread traffic is the
+//! start-up report and the one stop message.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
+use std::net::Shutdown;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, oneshot};
+
+use super::conn::{self, ConnectionLimits};
+use super::tracking::{BufferPool, Phase, Registry, Tracked};
+use super::transport::{EpollListener, Listener, Stream, UringListener};
+use crate::http::Service;
+
+/// Size of a fresh connection buffer: a typical check request (a JWT of 1 KB
+/// and proxy headers) fits with room to spare.
+const BUFFER_SIZE: usize = 4096;
+
+/// Buffers a shard keeps for reuse.
+const POOLED_BUFFERS: usize = 1024;
+
+/// What every connection of a shard shares.
+pub(crate) struct Shard<S> {
+    pub(crate) buffers: BufferPool,
+    registry: Registry<S>,
+    draining: Cell<bool>,
+    max_connections: usize,
+    /// Wakes the accept loops when a slot frees up or the drain starts.
+    slot_freed: Notify,
+    /// Wakes the drain when the last connection closes.
+    all_closed: Notify,
+}
+
+impl<S: Stream> Shard<S> {
+    fn new(max_connections: usize) -> Shard<S> {
+        Shard {
+            buffers: BufferPool::new(POOLED_BUFFERS.min(2 * max_connections), BUFFER_SIZE),
+            registry: Registry::with_capacity(max_connections.min(65_536)),
+            draining: Cell::new(false),
+            max_connections,
+            slot_freed: Notify::new(),
+            all_closed: Notify::new(),
+        }
+    }
+
+    /// Whether the shard is draining: no new requests after the current ones.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.get()
+    }
+}
+
+/// A listener a shard serves, with the service that answers on it.
+pub(crate) struct Endpoint<V> {
+    /// The bound, listening, non-blocking socket (one per shard, SO_REUSEPORT).
+    pub(crate) listener: std::net::TcpListener,
+    pub(crate) service: V,
+}
+
+/// How a shard runs, decided before it starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShardSettings {
+    pub(crate) limits: ConnectionLimits,
+    pub(crate) max_connections: usize,
+    pub(crate) drain_timeout: Duration,
+}
+
+/// Settings of the io_uring instance each shard creates.
+///
+/// COOP_TASKRUN: completions are processed when the thread next enters the
+/// kernel, instead of interrupting it (the shard is the only thread using the
+/// ring). SINGLE_ISSUER: only this thread submits, which lets the kernel skip
+/// synchronisation. DEFER_TASKRUN is not used: tokio-uring 0.5 hangs with it.
+pub(crate) fn uring_builder() -> tokio_uring::Builder {
+    let mut ring = tokio_uring::uring_builder();
+    ring.setup_coop_taskrun().setup_single_issuer();
+    let mut builder = tokio_uring::builder();
+    builder.entries(1024).uring_builder(&ring);
+    builder
+}
+
+/// Creates (and drops) one io_uring runtime, to learn whether this kernel and
+/// sandbox allow it.
+pub(crate) fn probe_uring() -> io::Result<()> {
+    tokio_uring::Runtime::new(&uring_builder()).map(drop)
+}
+
+/// Runs a shard on io_uring on the calling thread until `stop` fires and the
+/// drain ends. `started` is told once the listeners are accepting.
+pub(crate) fn run_uring<A: Service + 'static, B: Service + 'static>(
+    endpoints: (Endpoint<A>, Option<Endpoint<B>>),
+    settings: ShardSettings,
+    stop: oneshot::Receiver<()>,
+    started: impl FnOnce(io::Result<()>),
+) {
+    let runtime = match tokio_uring::Runtime::new(&uring_builder()) {
+        Ok(runtime) => runtime,
+        Err(error) => return started(Err(error)),
+    };
+    runtime.block_on(serve::<UringListener, A, B>(
+        endpoints, settings, stop, started,
+    ));
+}
+
+/// Runs a shard on tokio's epoll runtime; otherwise as [`run_uring`].
+pub(crate) fn run_epoll<A: Service + 'static, B: Service + 'static>(
+    endpoints: (Endpoint<A>, Option<Endpoint<B>>),
+    settings: ShardSettings,
+    stop: oneshot::Receiver<()>,
+    started: impl FnOnce(io::Result<()>),
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return started(Err(error)),
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(
+        &runtime,
+        serve::<EpollListener, A, B>(endpoints, settings, stop, started),
+    );
+}
+
+/// A listener taken over by the runtime, and a duplicate of its socket with
+/// which the drain stops it: shutting a listening socket down completes a
+/// pending accept, in both runtimes.
+struct Running<L> {
+    listener: L,
+    stopper: std::net::TcpListener,
+}
+
+fn take_over<L: Listener>(listener: std::net::TcpListener) -> io::Result<Running<L>> {
+    let stopper = listener.try_clone()?;
+    Ok(Running {
+        listener: L::from_std(listener)?,
+        stopper,
+    })
+}
+
+async fn serve<L: Listener, A: Service + 'static, B: Service + 'static>(
+    (main, extra): (Endpoint<A>, Option<Endpoint<B>>),
+    settings: ShardSettings,
+    stop: oneshot::Receiver<()>,
+    started: impl FnOnce(io::Result<()>),
+) {
+    let taken = (|| {
+        let main = take_over::<L>(main.listener).map(|running| (running, main.service))?;
+        let extra = match extra {
+            Some(endpoint) => {
+                Some(take_over::<L>(endpoint.listener).map(|running| (running, endpoint.service))?)
+            }
+            None => None,
+        };
+        Ok::<_, io::Error>((main, extra))
+    })();
+    let ((main, main_service), extra) = match taken {
+        Ok(taken) => taken,
+        Err(error) => return started(Err(error)),
+    };
+    let shard: Rc<Shard<L::Stream>> = Rc::new(Shard::new(settings.max_connections));
+    let mut stoppers = vec![main.stopper];
+    let mut accepting = vec![tokio::task::spawn_local(accept_loop(
+        main.listener,
+        Rc::clone(&shard),
+        Rc::new(RefCell::new(main_service)),
+        settings.limits,
+    ))];
+    if let Some((running, service)) = extra {
+        stoppers.push(running.stopper);
+        accepting.push(tokio::task::spawn_local(accept_loop(
+            running.listener,
+            Rc::clone(&shard),
+            Rc::new(RefCell::new(service)),
+            settings.limits,
+        )));
+    }
+    let sweeper = tokio::task::spawn_local(sweep(Rc::clone(&shard), settings.limits));
+    started(Ok(()));
+
+    // A dropped sender (the server handle gone) also stops the shard.
+    let _ = stop.await;
+    shard.draining.set(true);
+    for stopper in &stoppers {
+        let _ = socket2::SockRef::from(stopper).shutdown(Shutdown::Read);
+    }
+    shard.slot_freed.notify_waiters();
+    for task in accepting {
+        let _ = task.await;
+    }
+    drop(stoppers);
+    shard.registry.close_idle();
+    let drained = tokio::time::timeout(settings.drain_timeout, async {
+        while shard.registry.open() > 0 {
+            shard.all_closed.notified().await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        shard.registry.expire_all();
+        // The cut-short operations complete at once; let their tasks finish.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while shard.registry.open() > 0 {
+                shard.all_closed.notified().await;
+            }
+        })
+        .await;
+    }
+    sweeper.abort();
+}
+
+async fn accept_loop<L: Listener, V: Service + 'static>(
+    listener: L,
+    shard: Rc<Shard<L::Stream>>,
+    service: Rc<RefCell<V>>,
+    limits: ConnectionLimits,
+) {
+    loop {
+        // Back-pressure: at the limit, connections wait in the kernel's backlog.
+        while shard.registry.open() >= shard.max_connections && !shard.is_draining() {
+            shard.slot_freed.notified().await;
+        }
+        if shard.is_draining() {
+            return;
+        }
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(_) if shard.is_draining() => return,
+            Err(error) => {
+                super::warn(format_args!("accept failed: {error}"));
+                // Out of file descriptors or memory: give closing connections a moment.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let tracked = Rc::new(Tracked::new(
+            stream,
+            Phase::Idle,
+            Instant::now() + limits.idle_timeout,
+        ));
+        let slot = shard.registry.insert(Rc::clone(&tracked));
+        let shard = Rc::clone(&shard);
+        let service = Rc::clone(&service);
+        tokio::task::spawn_local(async move {
+            conn::serve(tracked, Rc::clone(&shard), service, limits).await;
+            shard.registry.remove(slot);
+            shard.slot_freed.notify_one();
+            if shard.registry.open() == 0 {
+                shard.all_closed.notify_one();
+            }
+        });
+    }
+}
+
+/// Expires connections past their deadline, a few times per shortest timeout.
+fn sweep<S: Stream>(shard: Rc<Shard<S>>, limits: ConnectionLimits) -> impl Future<Output = ()> {
+    let shortest = limits.header_timeout.min(limits.idle_timeout);
+    let period = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            shard.registry.sweep(Instant::now());
+        }
+    }
+}
