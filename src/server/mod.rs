@@ -54,8 +54,12 @@ pub enum IoMode {
 /// The runtime the shards actually run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActiveIo {
-    /// io_uring.
-    Uring,
+    /// io_uring; `tuned` when the ring runs with COOP_TASKRUN and SINGLE_ISSUER
+    /// (Linux 6.0 and later).
+    Uring {
+        /// Whether the single-threaded ring flags are in effect.
+        tuned: bool,
+    },
     /// epoll.
     Epoll,
 }
@@ -63,7 +67,7 @@ pub enum ActiveIo {
 impl fmt::Display for ActiveIo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ActiveIo::Uring => "uring",
+            ActiveIo::Uring { .. } => "uring",
             ActiveIo::Epoll => "epoll",
         })
     }
@@ -217,7 +221,9 @@ fn spawn_shard<A: Service + Send + 'static, B: Service + Send + 'static>(
                 let _ = started.send((index, result));
             };
             match io {
-                ActiveIo::Uring => shard::run_uring(endpoints, settings, stopped, report),
+                ActiveIo::Uring { tuned } => {
+                    shard::run_uring(tuned, endpoints, settings, stopped, report);
+                }
                 ActiveIo::Epoll => shard::run_epoll(endpoints, settings, stopped, report),
             }
         })
@@ -237,11 +243,11 @@ impl Server {
         let (io, uring_fallback) = match options.io {
             IoMode::Epoll => (ActiveIo::Epoll, None),
             IoMode::Uring => match shard::probe_uring() {
-                Ok(()) => (ActiveIo::Uring, None),
+                Ok(tuned) => (ActiveIo::Uring { tuned }, None),
                 Err(error) => return Err(ServeError::UringUnavailable(error)),
             },
             IoMode::Auto => match shard::probe_uring() {
-                Ok(()) => (ActiveIo::Uring, None),
+                Ok(tuned) => (ActiveIo::Uring { tuned }, None),
                 Err(error) => (ActiveIo::Epoll, Some(error.to_string())),
             },
         };

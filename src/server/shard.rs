@@ -71,33 +71,45 @@ pub(crate) struct ShardSettings {
 
 /// Settings of the io_uring instance each shard creates.
 ///
-/// COOP_TASKRUN: completions are processed when the thread next enters the
-/// kernel, instead of interrupting it (the shard is the only thread using the
-/// ring). SINGLE_ISSUER: only this thread submits, which lets the kernel skip
-/// synchronisation. DEFER_TASKRUN is not used: tokio-uring 0.5 hangs with it.
-pub(crate) fn uring_builder() -> tokio_uring::Builder {
+/// Tuned: COOP_TASKRUN (completions are processed when the thread next enters
+/// the kernel, instead of interrupting it: the shard is the ring's only user)
+/// and SINGLE_ISSUER (only this thread submits, so the kernel can skip
+/// synchronisation). They need Linux 6.0; older kernels refuse them with
+/// EINVAL and get a plain ring. DEFER_TASKRUN is not used: tokio-uring 0.5
+/// hangs with it.
+pub(crate) fn uring_builder(tuned: bool) -> tokio_uring::Builder {
     let mut ring = tokio_uring::uring_builder();
-    ring.setup_coop_taskrun().setup_single_issuer();
+    if tuned {
+        ring.setup_coop_taskrun().setup_single_issuer();
+    }
     let mut builder = tokio_uring::builder();
     builder.entries(1024).uring_builder(&ring);
     builder
 }
 
-/// Creates (and drops) one io_uring runtime, to learn whether this kernel and
-/// sandbox allow it.
-pub(crate) fn probe_uring() -> io::Result<()> {
-    tokio_uring::Runtime::new(&uring_builder()).map(drop)
+/// Creates (and drops) an io_uring runtime, to learn whether this kernel and
+/// sandbox allow it; returns whether the tuned setup works.
+pub(crate) fn probe_uring() -> io::Result<bool> {
+    match tokio_uring::Runtime::new(&uring_builder(true)) {
+        Ok(_) => Ok(true),
+        // EINVAL: a kernel older than the setup flags.
+        Err(error) if error.kind() == io::ErrorKind::InvalidInput => {
+            tokio_uring::Runtime::new(&uring_builder(false)).map(|_| false)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Runs a shard on io_uring on the calling thread until `stop` fires and the
 /// drain ends. `started` is told once the listeners are accepting.
 pub(crate) fn run_uring<A: Service + 'static, B: Service + 'static>(
+    tuned: bool,
     endpoints: (Endpoint<A>, Option<Endpoint<B>>),
     settings: ShardSettings,
     stop: oneshot::Receiver<()>,
     started: impl FnOnce(io::Result<()>),
 ) {
-    let runtime = match tokio_uring::Runtime::new(&uring_builder()) {
+    let runtime = match tokio_uring::Runtime::new(&uring_builder(tuned)) {
         Ok(runtime) => runtime,
         Err(error) => return started(Err(error)),
     };
