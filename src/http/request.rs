@@ -250,6 +250,10 @@ pub fn parse_head<'h, 'b>(
         headers,
     };
     if head.header_values("transfer-encoding").next().is_some() {
+        // Both framings at once is the request-smuggling shape (RFC 9112 §6.1).
+        if head.header_values("content-length").next().is_some() {
+            return Err(bad("both Content-Length and Transfer-Encoding"));
+        }
         return Err(ProtocolError::TransferEncoding);
     }
     let mut length = None;
@@ -328,7 +332,8 @@ mod tests {
 
     #[test]
     fn framing_errors_are_refused() {
-        let cases: [(&[u8], u16); 8] = [
+        let cases: [(&[u8], u16); 9] = [
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
             (
                 b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
                 501,

@@ -265,7 +265,12 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
         match result {
             Ok(n) if n > 0 && !self.tracked.expired() => true,
             _ => {
-                if self.tracked.expired() && self.tracked.phase() == Phase::Reading {
+                // A body still being discarded belongs to a request already
+                // answered: it gets no second response, only the close.
+                if self.tracked.expired()
+                    && self.tracked.phase() == Phase::Reading
+                    && self.discard == 0
+                {
                     self.output.clear();
                     response::error(&mut self.output, ProtocolError::Timeout);
                     let output = std::mem::take(&mut self.output);

@@ -8,6 +8,8 @@
     clippy::panic
 )]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
