@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::http::response::write_simple;
-use crate::http::{BodyPolicy, RequestHead, Service};
+use crate::http::{BodyPolicy, Framing, RequestHead, Service};
 
 /// The admin endpoints.
 #[derive(Debug, Clone)]
@@ -32,16 +32,16 @@ impl Service for Admin {
         &mut self,
         head: &RequestHead<'_, '_>,
         _body: &[u8],
-        close: bool,
+        framing: Framing,
         out: &mut Vec<u8>,
     ) {
         let path = head.path.split('?').next().unwrap_or_default();
         match (head.method, path) {
             ("GET", "/healthz") if self.draining.load(Ordering::Relaxed) => {
-                write_simple(out, 503, "text/plain", b"", b"draining\n", close);
+                write_simple(out, 503, "text/plain", b"", b"draining\n", framing);
             }
             ("GET", "/healthz") => {
-                write_simple(out, 200, "text/plain", b"", b"ok\n", close);
+                write_simple(out, 200, "text/plain", b"", b"ok\n", framing);
             }
             (_, "/healthz") => {
                 write_simple(
@@ -50,10 +50,10 @@ impl Service for Admin {
                     "text/plain",
                     b"allow: GET\r\n",
                     b"use GET\n",
-                    close,
+                    framing,
                 );
             }
-            _ => write_simple(out, 404, "text/plain", b"", b"not found\n", close),
+            _ => write_simple(out, 404, "text/plain", b"", b"not found\n", framing),
         }
     }
 }

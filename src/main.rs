@@ -164,6 +164,9 @@ struct ServeArgs {
     /// Longest POST /v1/verify body, in bytes; beyond it, 413.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     max_verify_body_bytes: u64,
+    /// Most lines in one POST /v1/verify body; beyond it, 413.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_verify_lines: usize,
     /// Seconds from a request's first byte to its last; beyond it, 408.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     header_timeout: f64,
@@ -173,6 +176,10 @@ struct ServeArgs {
     /// Seconds a shutdown waits for in-flight requests.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     drain_timeout: f64,
+    /// Seconds between a shutdown signal and closing the listeners, while
+    /// /healthz already answers 503 and requests are still served.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    drain_delay: f64,
     /// Open connections per shard before accepting pauses.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
@@ -559,7 +566,14 @@ fn run_serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
                 .now
                 .map_or(Clock::System, |now| Clock::Fixed(UnixTime(now))),
         },
-        max_verify_body: args.max_verify_body_bytes,
+        drain_delay: match args.drain_delay {
+            0.0 => Duration::ZERO,
+            delay => seconds("drain-delay", delay)?,
+        },
+        batch: jwtgate::authz::BatchLimits {
+            max_body: args.max_verify_body_bytes,
+            max_lines: args.max_verify_lines,
+        },
     };
     if args.max_request_line_bytes > args.max_header_bytes {
         return Err("--max-request-line-bytes cannot exceed --max-header-bytes".into());

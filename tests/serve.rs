@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::server::{
-    Client, Conn, ReadOutcome, Response, Server, TempDir, request_bytes, run_jwtgate,
-    run_jwtgate_bounded,
+    Client, Conn, IO_TIMEOUT, ReadOutcome, Response, Server, TempDir, get, request_bytes,
+    run_jwtgate, run_jwtgate_bounded,
 };
 use common::{compact, mint, pem_to_der, read_data, signing_key};
 use jwtgate::Algorithm;
@@ -438,6 +438,12 @@ for_each_io!(
     demo_mode_starts,
     verify_listen_port_matches_batch_verify,
     admin_healthz_and_unknown_path,
+    head_responses_have_no_body,
+    empty_lines_between_requests_are_ignored,
+    discarded_body_does_not_shorten_the_next_header_timeout,
+    client_that_never_reads_is_cut_off,
+    verify_port_refuses_too_many_lines,
+    drain_delay_turns_health_503_while_still_serving,
 );
 
 fn allowed_has_exact_headers(io: &str) {
@@ -1331,4 +1337,178 @@ fn startup_errors_exit_2_with_a_message() {
             assert!(stderr.contains(named), "{extra:?}: stderr {stderr}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Regressions found in review
+// ---------------------------------------------------------------------------
+
+/// Reads until the server closes the connection; everything it sent.
+fn read_to_close(conn: &mut Conn) -> Vec<u8> {
+    let mut all = Vec::new();
+    loop {
+        match conn.read_some(IO_TIMEOUT) {
+            ReadOutcome::Data(data) => all.extend_from_slice(&data),
+            ReadOutcome::Eof => return all,
+            ReadOutcome::TimedOut => panic!(
+                "connection still open after {IO_TIMEOUT:?}; got {} bytes",
+                all.len()
+            ),
+        }
+    }
+}
+
+fn head_responses_have_no_body(io: &str) {
+    // Envoy forwards the client's method: a body after a HEAD answer would be
+    // read as the start of the next response on a pooled connection.
+    let f = serve(io, &[]);
+    let mut conn = f.conn();
+    let mut requests = request_bytes("HEAD", "/", &[], b"");
+    requests.extend(request_bytes("GET", "/", &[("Connection", "close")], b""));
+    conn.send(&requests);
+    let all = read_to_close(&mut conn);
+    let text = String::from_utf8_lossy(&all);
+    let (first_head, rest) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        first_head.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+        "{text}"
+    );
+    assert!(first_head.contains("content-length: 19\r\n"), "{text}");
+    assert!(
+        rest.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+        "the HEAD answer carried a body: {text}"
+    );
+    assert!(rest.ends_with("\r\n\r\n{\"error\":\"missing\"}"), "{text}");
+}
+
+fn empty_lines_between_requests_are_ignored(io: &str) {
+    let f = serve(
+        io,
+        &["--header-timeout", "1", "--max-request-line-bytes", "64"],
+    );
+    // Leading CRLFs before a request line are skipped (RFC 9112 §2.2)...
+    let mut conn = f.conn();
+    conn.send(b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_denied(&conn.read_response(), "missing", false);
+    // ...and do not hide an over-long request line from its limit.
+    let mut long = b"\r\nGET /".to_vec();
+    long.extend(std::iter::repeat_n(b'a', 100));
+    long.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut conn = f.conn();
+    conn.send(&long);
+    assert_protocol_error(&conn.read_response(), 414, "request_line_too_long");
+    // A CRLF after a body leaves the connection idle, not half-way through a
+    // request: no 408 when the header timeout passes.
+    let mut conn = f.conn();
+    conn.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab\r\n");
+    assert_denied(&conn.read_response(), "missing", false);
+    assert_eq!(
+        conn.read_some(Duration::from_millis(1600)),
+        ReadOutcome::TimedOut
+    );
+    assert_denied(&conn.request(&get_auth("/", "Basic x")), "missing", false);
+}
+
+fn discarded_body_does_not_shorten_the_next_header_timeout(io: &str) {
+    let f = serve(io, &["--header-timeout", "1"]);
+    let mut conn = f.conn();
+    conn.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+    assert_denied(&conn.read_response(), "missing", false);
+    conn.send(b"12345");
+    // Idle for longer than the header timeout, then a head in two parts.
+    assert_eq!(
+        conn.read_some(Duration::from_millis(1500)),
+        ReadOutcome::TimedOut
+    );
+    conn.send(b"GET / HTTP/1.1\r\n");
+    assert_eq!(
+        conn.read_some(Duration::from_millis(300)),
+        ReadOutcome::TimedOut
+    );
+    conn.send(b"Host: x\r\n\r\n");
+    assert_denied(&conn.read_response(), "missing", false);
+}
+
+fn client_that_never_reads_is_cut_off(io: &str) {
+    // Pipelined requests from a client that never reads fill the socket
+    // buffers; the server's write then waits, and must give up after the
+    // write (idle) timeout instead of holding the connection forever.
+    let f = serve(io, &["--header-timeout", "1", "--idle-timeout", "1"]);
+    let conn = f.conn();
+    let stream = conn.stream().try_clone().unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut burst = Vec::new();
+    for _ in 0..1000 {
+        burst.extend_from_slice(request);
+    }
+    let mut writer = &stream;
+    let started = std::time::Instant::now();
+    // Write until the server stops reading (its output is blocked) or cuts us off.
+    loop {
+        use std::io::Write as _;
+        match writer.write(&burst) {
+            Ok(_) if started.elapsed() < IO_TIMEOUT => {}
+            Ok(_) => panic!("the server kept reading for {IO_TIMEOUT:?} without being read"),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break;
+            }
+            Err(_) => return, // already cut off
+        }
+    }
+    // Now the client reads: the server must have closed the connection.
+    let mut conn = conn;
+    let all = read_to_close(&mut conn);
+    assert!(all.starts_with(b"HTTP/1.1 401"), "{} bytes", all.len());
+}
+
+fn verify_port_refuses_too_many_lines(io: &str) {
+    let f = serve(
+        io,
+        &[
+            "--verify-listen",
+            "127.0.0.1:0",
+            "--max-verify-lines",
+            "100",
+        ],
+    );
+    let addr = f.server.verify_addr().unwrap();
+    let mut client = Client::new(addr);
+    let r = client.post("/v1/verify", &[], &[b'\n'; 101]);
+    assert_eq!(r.status, 413, "{}", r.head_text());
+    assert!(
+        r.body_text().contains("too_many_lines"),
+        "{}",
+        r.body_text()
+    );
+    let r = client.post("/v1/verify", &[], &[b'\n'; 100]);
+    assert_eq!(r.status, 200, "{}", r.head_text());
+    assert_eq!(r.body_text().lines().count(), 100);
+}
+
+fn drain_delay_turns_health_503_while_still_serving(io: &str) {
+    let mut f = serve(io, &["--drain-delay", "2"]);
+    f.server.sigterm();
+    // Health turns 503 at once...
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get(f.server.admin_addr(), "/healthz", &[]).status;
+        if status == 503 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10)); // polling the signal's effect
+    }
+    assert_eq!(status, 503);
+    // ...while check requests are still answered during the delay.
+    let r = f.client().get_bearer("/", &f.keys.valid());
+    assert_allowed(&r, "alice", ISS, KID_RSA, "", false);
+    let exit = f.server.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(exit.code(), Some(0));
 }

@@ -12,7 +12,8 @@ pub mod response;
 
 use std::sync::Arc;
 
-use crate::http::{BodyPolicy, RequestHead, Service};
+use crate::http::response::write_simple;
+use crate::http::{BodyPolicy, Framing, RequestHead, Service};
 use crate::{Outcome, Rejection, UnixTime, Verifier};
 
 pub use bearer::Credential;
@@ -92,16 +93,11 @@ impl Authorizer {
     pub fn decide(
         &mut self,
         head: &RequestHead<'_, '_>,
-        close: bool,
+        framing: Framing,
         out: &mut Vec<u8>,
     ) -> Outcome {
         if self.options.danger_skip_verification {
-            out.extend_from_slice(crate::http::response::status_line(200).as_bytes());
-            out.extend_from_slice(b"content-length: 0\r\nx-jwtgate-outcome: valid\r\n");
-            if close {
-                out.extend_from_slice(crate::http::response::CONNECTION_CLOSE);
-            }
-            out.extend_from_slice(b"\r\n");
+            response::unverified(out, framing.close);
             return Outcome::Valid;
         }
         let result = match bearer::credential(head) {
@@ -117,11 +113,11 @@ impl Authorizer {
         };
         match result {
             Ok(verified) => {
-                response::allowed(out, &verified, self.options.forward_payload, close);
+                response::allowed(out, &verified, self.options.forward_payload, framing.close);
                 Outcome::Valid
             }
             Err(rejection) => {
-                out.extend_from_slice(self.denials.response(rejection.outcome(), close));
+                out.extend_from_slice(self.denials.response(rejection.outcome(), framing));
                 rejection.outcome()
             }
         }
@@ -139,20 +135,20 @@ impl Service for Authorizer {
         &mut self,
         head: &RequestHead<'_, '_>,
         _body: &[u8],
-        close: bool,
+        framing: Framing,
         out: &mut Vec<u8>,
     ) {
-        self.decide(head, close, out);
+        self.decide(head, framing, out);
     }
 }
 
-/// The network batch face of one shard: `POST /v1/verify` with newline-separated
-/// tokens in the body, one JSON line per token out, the format of `jwtgate verify`.
+/// The network batch face: `POST /v1/verify` with newline-separated tokens in
+/// the body, one JSON line per token out, the format of `jwtgate verify`.
 #[derive(Debug)]
 pub struct BatchVerifier {
     verifier: Arc<Verifier>,
     clock: Clock,
-    max_body: u64,
+    limits: BatchLimits,
     scratch: crate::Scratch,
     lines: Vec<u8>,
 }
@@ -160,47 +156,78 @@ pub struct BatchVerifier {
 /// Path of the batch endpoint.
 pub const VERIFY_PATH: &str = "/v1/verify";
 
+/// Bounds of one `POST /v1/verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Longest body, in bytes (default 1 MiB).
+    pub max_body: u64,
+    /// Most lines (default 10,000). Every line gets a result of up to a few
+    /// hundred bytes, blank ones included, so without this a body of newlines
+    /// would be answered with some 70 times its size.
+    pub max_lines: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> BatchLimits {
+        BatchLimits {
+            max_body: 1024 * 1024,
+            max_lines: 10_000,
+        }
+    }
+}
+
 impl BatchVerifier {
-    /// A shard's batch endpoint accepting bodies up to `max_body` bytes.
-    pub fn new(verifier: Arc<Verifier>, clock: Clock, max_body: u64) -> BatchVerifier {
+    /// A batch endpoint within `limits`.
+    pub fn new(verifier: Arc<Verifier>, clock: Clock, limits: BatchLimits) -> BatchVerifier {
         let scratch = verifier.scratch();
         BatchVerifier {
             verifier,
             clock,
-            max_body,
+            limits,
             scratch,
             lines: Vec::new(),
         }
     }
 }
 
+/// Lines in `body` as the batch reader counts them (a last line without LF counts).
+fn line_count(body: &[u8]) -> usize {
+    let newlines = memchr::memchr_iter(b'\n', body).count();
+    newlines + usize::from(body.last().is_some_and(|&b| b != b'\n'))
+}
+
 impl Service for BatchVerifier {
     fn body_policy(&self, head: &RequestHead<'_, '_>) -> BodyPolicy {
         if head.method == "POST" && head.path == VERIFY_PATH {
-            BodyPolicy::Buffer { max: self.max_body }
+            BodyPolicy::Buffer {
+                max: self.limits.max_body,
+            }
         } else {
-            BodyPolicy::Discard { max: self.max_body }
+            BodyPolicy::Discard {
+                max: self.limits.max_body,
+            }
         }
     }
 
-    fn respond(&mut self, head: &RequestHead<'_, '_>, body: &[u8], close: bool, out: &mut Vec<u8>) {
-        use crate::http::response::write_simple;
+    fn respond(
+        &mut self,
+        head: &RequestHead<'_, '_>,
+        body: &[u8],
+        framing: Framing,
+        out: &mut Vec<u8>,
+    ) {
+        const JSON: &str = "application/json";
         if head.path != VERIFY_PATH {
             let body = br#"{"error":"not_found","detail":"the batch endpoint is POST /v1/verify"}"#;
-            write_simple(out, 404, "application/json", b"", body, close);
-            return;
+            return write_simple(out, 404, JSON, b"", body, framing);
         }
         if head.method != "POST" {
             let body = br#"{"error":"method_not_allowed","detail":"use POST"}"#;
-            write_simple(
-                out,
-                405,
-                "application/json",
-                b"allow: POST\r\n",
-                body,
-                close,
-            );
-            return;
+            return write_simple(out, 405, JSON, b"allow: POST\r\n", body, framing);
+        }
+        if line_count(body) > self.limits.max_lines {
+            let body = br#"{"error":"too_many_lines","detail":"the body has more lines than this endpoint accepts"}"#;
+            return write_simple(out, 413, JSON, b"", body, framing);
         }
         self.lines.clear();
         crate::batch::verify_buffer(
@@ -210,10 +237,29 @@ impl Service for BatchVerifier {
             &mut self.scratch,
             &mut self.lines,
         );
-        write_simple(out, 200, "application/x-ndjson", b"", &self.lines, close);
-        // A huge batch must not pin its memory for the life of the connection.
+        write_simple(out, 200, "application/x-ndjson", b"", &self.lines, framing);
+        // A large batch must not pin its memory for the life of the connection.
         if self.lines.capacity() > 1 << 20 {
             self.lines = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_count;
+
+    #[test]
+    fn lines_are_counted_as_the_batch_reader_counts_them() {
+        for (body, lines) in [
+            (&b""[..], 0),
+            (b"a", 1),
+            (b"a\n", 1),
+            (b"a\nb", 2),
+            (b"\n\n\n", 3),
+            (b"a\r\nb\r\n", 2),
+        ] {
+            assert_eq!(line_count(body), lines, "{body:?}");
         }
     }
 }

@@ -1,14 +1,14 @@
 //! The ext_authz answers. The one place where an [`Outcome`] becomes an HTTP
 //! status, a `WWW-Authenticate` challenge (RFC 6750 §3) and a JSON body.
 //!
-//! Denials depend only on the outcome and on whether the connection closes, so
+//! Denials depend only on the outcome and the framing (closing, `HEAD`), so
 //! all of them are rendered once at start-up and copied out per request.
 
 use std::io::Write as _;
 
 use crate::Outcome;
 use crate::Verified;
-use crate::http::response::{CONNECTION_CLOSE, status_line};
+use crate::http::response::{CONNECTION_CLOSE, Framing, status_line};
 use crate::jose::json::JsonStr;
 
 /// The realm named in every challenge.
@@ -45,7 +45,7 @@ pub const fn status(outcome: Outcome) -> u16 {
     }
 }
 
-fn render_denial(outcome: Outcome, close: bool) -> Vec<u8> {
+fn render_denial(outcome: Outcome, framing: Framing) -> Vec<u8> {
     let body = format!("{{\"error\":\"{}\"}}", outcome.name());
     let challenge = match outcome {
         // RFC 6750 §3.1: no error code when the request carried no credentials.
@@ -64,18 +64,44 @@ fn render_denial(outcome: Outcome, close: bool) -> Vec<u8> {
         body.len(),
         outcome.name()
     );
-    if close {
+    if framing.close {
         out.extend_from_slice(CONNECTION_CLOSE);
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body.as_bytes());
+    if !framing.head_only {
+        out.extend_from_slice(body.as_bytes());
+    }
     out
 }
 
-/// Every denial, rendered once: indexed by outcome, then by `close`.
+/// The four framings, in the order [`Denials`] stores them.
+const FRAMINGS: [Framing; 4] = [
+    Framing {
+        close: false,
+        head_only: false,
+    },
+    Framing {
+        close: true,
+        head_only: false,
+    },
+    Framing {
+        close: false,
+        head_only: true,
+    },
+    Framing {
+        close: true,
+        head_only: true,
+    },
+];
+
+fn framing_index(framing: Framing) -> usize {
+    usize::from(framing.close) + 2 * usize::from(framing.head_only)
+}
+
+/// Every denial, rendered once: indexed by outcome, then by framing.
 #[derive(Debug, Clone)]
 pub struct Denials {
-    rendered: Vec<[Vec<u8>; 2]>,
+    rendered: Vec<[Vec<u8>; 4]>,
 }
 
 impl Default for Denials {
@@ -83,7 +109,7 @@ impl Default for Denials {
         Denials {
             rendered: Outcome::ALL
                 .into_iter()
-                .map(|outcome| [render_denial(outcome, false), render_denial(outcome, true)])
+                .map(|outcome| FRAMINGS.map(|framing| render_denial(outcome, framing)))
                 .collect(),
         }
     }
@@ -91,10 +117,10 @@ impl Default for Denials {
 
 impl Denials {
     /// The complete response for `outcome`.
-    pub fn response(&self, outcome: Outcome, close: bool) -> &[u8] {
+    pub fn response(&self, outcome: Outcome, framing: Framing) -> &[u8] {
         self.rendered
             .get(outcome.index())
-            .and_then(|pair| pair.get(usize::from(close)))
+            .and_then(|variants| variants.get(framing_index(framing)))
             .map_or(&[], Vec::as_slice)
     }
 }
@@ -129,6 +155,7 @@ fn push_value(out: &mut Vec<u8>, value: Option<JsonStr<'_>>) {
 
 /// Writes the allow response for a verified token.
 pub fn allowed(out: &mut Vec<u8>, verified: &Verified<'_>, forward_payload: bool, close: bool) {
+    // No body, so the same bytes answer HEAD.
     out.extend_from_slice(
         b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-jwtgate-outcome: valid\r\nx-jwt-sub: ",
     );
@@ -143,6 +170,20 @@ pub fn allowed(out: &mut Vec<u8>, verified: &Verified<'_>, forward_payload: bool
         out.extend_from_slice(verified.payload_b64);
     }
     out.extend_from_slice(b"\r\n");
+    if close {
+        out.extend_from_slice(CONNECTION_CLOSE);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The answer of `--danger-no-verify` (benchmarks only): a 200 of the same
+/// shape as an allowed one, with empty identity headers and an outcome that
+/// says nothing was checked.
+pub fn unverified(out: &mut Vec<u8>, close: bool) {
+    out.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-jwtgate-outcome: unverified\r\n\
+          x-jwt-sub: \r\nx-jwt-iss: \r\nx-jwt-kid: \r\nx-jwt-payload: \r\n",
+    );
     if close {
         out.extend_from_slice(CONNECTION_CLOSE);
     }
@@ -185,7 +226,12 @@ mod tests {
     #[test]
     fn missing_token_challenge_has_no_error_code() {
         let denials = Denials::default();
-        let text = String::from_utf8(denials.response(Outcome::Missing, false).to_vec()).unwrap();
+        let text = String::from_utf8(
+            denials
+                .response(Outcome::Missing, Framing::default())
+                .to_vec(),
+        )
+        .unwrap();
         assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
         assert!(text.contains("\r\nwww-authenticate: Bearer realm=\"jwtgate\"\r\n"));
         assert!(text.ends_with("\r\n\r\n{\"error\":\"missing\"}"));
@@ -196,13 +242,14 @@ mod tests {
     fn every_denial_names_its_outcome_and_frames_its_body() {
         let denials = Denials::default();
         for outcome in Outcome::ALL.into_iter().filter(|o| *o != Outcome::Valid) {
-            for close in [false, true] {
-                let text = String::from_utf8(denials.response(outcome, close).to_vec()).unwrap();
+            for framing in FRAMINGS {
+                let text = String::from_utf8(denials.response(outcome, framing).to_vec()).unwrap();
                 let (head, body) = text.split_once("\r\n\r\n").unwrap();
-                assert_eq!(body, format!("{{\"error\":\"{}\"}}", outcome.name()));
-                assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
+                let json = format!("{{\"error\":\"{}\"}}", outcome.name());
+                assert_eq!(body, if framing.head_only { "" } else { json.as_str() });
+                assert!(head.contains(&format!("content-length: {}\r\n", json.len())));
                 assert!(head.contains(&format!("x-jwtgate-outcome: {}", outcome.name())));
-                assert_eq!(head.ends_with("connection: close"), close);
+                assert_eq!(head.ends_with("connection: close"), framing.close);
                 if outcome != Outcome::Missing {
                     assert!(head.contains(&format!(
                         "error=\"invalid_token\", error_description=\"{}\"",

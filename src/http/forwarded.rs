@@ -1,54 +1,113 @@
 //! The request the client made to the proxy, as opposed to the check request
-//! the proxy made to jwtgate. Each ext_authz proxy says it differently:
+//! the proxy made to jwtgate. Each ext_authz proxy says it differently, and
+//! which one is in front is configuration, never guessed from the request:
 //!
-//! | proxy | method | host | path |
-//! |---|---|---|---|
-//! | Traefik ForwardAuth, Caddy `forward_auth` | `X-Forwarded-Method` | `X-Forwarded-Host` | `X-Forwarded-Uri` |
-//! | nginx `auth_request` (by convention) | `X-Original-Method` | `Host` | `X-Original-URI` |
-//! | Envoy HTTP ext_authz | request line | `Host` | request line, `path_prefix` stripped |
+//! | [`ForwardedStyle`] | proxies | method | host | path |
+//! |---|---|---|---|---|
+//! | `XForwarded` | Traefik ForwardAuth, Caddy `forward_auth` | `X-Forwarded-Method` | `X-Forwarded-Host` | `X-Forwarded-Uri` |
+//! | `XOriginal` | nginx `auth_request` (the usual recipe) | `X-Original-Method` | `Host` | `X-Original-URI` |
+//! | `RequestLine` | Envoy HTTP ext_authz | request line | `Host` | request line, `path_prefix` stripped |
 //!
-//! Everything is borrowed from the request head. A header that appears more
-//! than once is ignored (treated as absent), so a client cannot smuggle a
-//! second value past a proxy that appends rather than replaces.
+//! There is no fallback from one source to another: nginx passes the client's
+//! own headers into its `auth_request` subrequest, so a reader that preferred
+//! `X-Forwarded-Uri` when present would let a client choose the path that
+//! routing sees. A source header that is absent or repeated is a 400, so a
+//! proxy that appends instead of replacing cannot smuggle a second value.
 
-use super::RequestHead;
+use super::{ProtocolError, RequestHead};
 
-/// Method, host and path of the client's original request.
+/// Which headers carry the original request (see the module table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedStyle<'c> {
+    /// `X-Forwarded-Method`, `X-Forwarded-Host`, `X-Forwarded-Uri`.
+    XForwarded,
+    /// `X-Original-Method`, `Host`, `X-Original-URI`.
+    XOriginal,
+    /// The check request's own method, `Host` and path, with this prefix
+    /// (Envoy's `path_prefix`) stripped from the path.
+    RequestLine {
+        /// The prefix the proxy puts before the original path (may be empty).
+        path_prefix: &'c str,
+    },
+}
+
+/// Method, host and path of the client's original request, borrowed from the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OriginalRequest<'b> {
     /// The original method, e.g. `GET`.
     pub method: &'b [u8],
-    /// The original host (empty if none was sent).
+    /// The original host.
     pub host: &'b [u8],
     /// The original path with its query, e.g. `/v1/orders?page=2`.
     pub path: &'b [u8],
 }
 
+fn exactly_one<'b>(
+    head: &RequestHead<'_, 'b>,
+    name: &str,
+    missing: &'static str,
+) -> Result<&'b [u8], ProtocolError> {
+    head.unique_header(name)
+        .ok_or(ProtocolError::BadRequest(missing))
+}
+
 impl<'b> OriginalRequest<'b> {
-    /// Reads the original request from `head`; `path_prefix` is the prefix a
-    /// proxy puts before the original path in the check request (Envoy's
-    /// `path_prefix`), stripped when the path comes from the request line.
-    pub fn from_head(head: &RequestHead<'_, 'b>, path_prefix: &str) -> OriginalRequest<'b> {
-        let method = head
-            .unique_header("x-forwarded-method")
-            .or_else(|| head.unique_header("x-original-method"))
-            .unwrap_or(head.method.as_bytes());
-        let host = head
-            .unique_header("x-forwarded-host")
-            .or_else(|| head.unique_header("host"))
-            .unwrap_or_default();
-        let path = head
-            .unique_header("x-forwarded-uri")
-            .or_else(|| head.unique_header("x-original-uri"))
-            .unwrap_or_else(|| {
+    /// Reads the original request from `head` as `style` says.
+    pub fn from_head(
+        head: &RequestHead<'_, 'b>,
+        style: ForwardedStyle<'_>,
+    ) -> Result<OriginalRequest<'b>, ProtocolError> {
+        const HOST: &str = "the original request needs exactly one Host header";
+        Ok(match style {
+            ForwardedStyle::XForwarded => OriginalRequest {
+                method: exactly_one(
+                    head,
+                    "x-forwarded-method",
+                    "exactly one X-Forwarded-Method is required",
+                )?,
+                host: exactly_one(
+                    head,
+                    "x-forwarded-host",
+                    "exactly one X-Forwarded-Host is required",
+                )?,
+                path: exactly_one(
+                    head,
+                    "x-forwarded-uri",
+                    "exactly one X-Forwarded-Uri is required",
+                )?,
+            },
+            ForwardedStyle::XOriginal => OriginalRequest {
+                method: exactly_one(
+                    head,
+                    "x-original-method",
+                    "exactly one X-Original-Method is required",
+                )?,
+                host: exactly_one(head, "host", HOST)?,
+                path: exactly_one(
+                    head,
+                    "x-original-uri",
+                    "exactly one X-Original-URI is required",
+                )?,
+            },
+            ForwardedStyle::RequestLine { path_prefix } => {
                 let path = head.path.as_bytes();
-                match path.strip_prefix(path_prefix.as_bytes()) {
+                let path = match path.strip_prefix(path_prefix.as_bytes()) {
                     Some(rest) if rest.first() == Some(&b'/') => rest,
                     Some([]) => b"/",
-                    _ => path,
+                    _ if path_prefix.is_empty() => path,
+                    _ => {
+                        return Err(ProtocolError::BadRequest(
+                            "the request path does not start with the configured prefix",
+                        ));
+                    }
+                };
+                OriginalRequest {
+                    method: head.method.as_bytes(),
+                    host: exactly_one(head, "host", HOST)?,
+                    path,
                 }
-            });
-        OriginalRequest { method, host, path }
+            }
+        })
     }
 }
 
@@ -57,54 +116,64 @@ mod tests {
     use super::*;
     use crate::http::request::{HeadStatus, HeaderSlots, Limits, parse_head};
 
-    fn original(request: &[u8], prefix: &str) -> (String, String, String) {
+    fn original(
+        request: &[u8],
+        style: ForwardedStyle<'_>,
+    ) -> Result<(String, String, String), u16> {
         let mut slots = HeaderSlots::default();
         let HeadStatus::Complete(head) =
             parse_head(request, &mut slots, Limits::default()).unwrap()
         else {
             panic!("complete");
         };
-        let o = OriginalRequest::from_head(&head, prefix);
+        let o = OriginalRequest::from_head(&head, style).map_err(|e| e.status())?;
         let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
-        (text(o.method), text(o.host), text(o.path))
+        Ok((text(o.method), text(o.host), text(o.path)))
     }
 
     #[test]
     fn traefik_and_caddy_forwarded_headers() {
         let request = b"GET /auth HTTP/1.1\r\nHost: gate\r\nX-Forwarded-Method: DELETE\r\nX-Forwarded-Host: api.example\r\nX-Forwarded-Uri: /v1/x?a=b\r\n\r\n";
         assert_eq!(
-            original(request, ""),
-            ("DELETE".into(), "api.example".into(), "/v1/x?a=b".into())
+            original(request, ForwardedStyle::XForwarded),
+            Ok(("DELETE".into(), "api.example".into(), "/v1/x?a=b".into()))
         );
     }
 
     #[test]
-    fn nginx_original_headers() {
-        let request = b"GET /_auth HTTP/1.0\r\nHost: api.example\r\nX-Original-URI: /orders\r\nX-Original-Method: POST\r\n\r\n";
+    fn nginx_original_headers_ignore_client_forwarded_headers() {
+        // A client's own X-Forwarded-Uri, passed through by nginx, changes nothing.
+        let request = b"GET /_auth HTTP/1.0\r\nHost: api.example\r\nX-Forwarded-Uri: /public\r\nX-Original-URI: /orders\r\nX-Original-Method: POST\r\n\r\n";
         assert_eq!(
-            original(request, ""),
-            ("POST".into(), "api.example".into(), "/orders".into())
+            original(request, ForwardedStyle::XOriginal),
+            Ok(("POST".into(), "api.example".into(), "/orders".into()))
         );
     }
 
     #[test]
     fn envoy_request_line_with_prefix_stripped() {
+        let envoy = ForwardedStyle::RequestLine {
+            path_prefix: "/authz",
+        };
         let request = b"PUT /authz/v1/items/7 HTTP/1.1\r\nHost: api.example\r\n\r\n";
         assert_eq!(
-            original(request, "/authz"),
-            ("PUT".into(), "api.example".into(), "/v1/items/7".into())
+            original(request, envoy),
+            Ok(("PUT".into(), "api.example".into(), "/v1/items/7".into()))
         );
         let bare = b"GET /authz HTTP/1.1\r\nHost: h\r\n\r\n";
-        assert_eq!(original(bare, "/authz").2, "/");
-        // A prefix that only matches part of a segment is not a prefix.
+        assert_eq!(original(bare, envoy).unwrap().2, "/");
+        // A prefix that only matches part of a segment is not the prefix.
         let other = b"GET /authzfoo HTTP/1.1\r\nHost: h\r\n\r\n";
-        assert_eq!(original(other, "/authz").2, "/authzfoo");
+        assert_eq!(original(other, envoy), Err(400));
+        let no_prefix = ForwardedStyle::RequestLine { path_prefix: "" };
+        assert_eq!(original(other, no_prefix).unwrap().2, "/authzfoo");
     }
 
     #[test]
-    fn repeated_forwarded_headers_are_not_believed() {
-        let request =
-            b"GET /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-Uri: /a\r\nX-Forwarded-Uri: /admin\r\n\r\n";
-        assert_eq!(original(request, "").2, "/p");
+    fn absent_or_repeated_sources_are_refused_not_replaced() {
+        let repeated = b"GET /p HTTP/1.1\r\nHost: h\r\nX-Original-Method: GET\r\nX-Original-URI: /a\r\nX-Original-URI: /admin\r\n\r\n";
+        assert_eq!(original(repeated, ForwardedStyle::XOriginal), Err(400));
+        let absent = b"GET /p HTTP/1.1\r\nHost: h\r\nX-Original-URI: /a\r\n\r\n";
+        assert_eq!(original(absent, ForwardedStyle::XForwarded), Err(400));
     }
 }

@@ -12,6 +12,7 @@ pub mod request;
 pub mod response;
 pub mod service;
 
-pub use forwarded::OriginalRequest;
+pub use forwarded::{ForwardedStyle, OriginalRequest};
 pub use request::{HeadStatus, Limits, ProtocolError, RequestHead, Version};
+pub use response::Framing;
 pub use service::{BodyPolicy, Service};

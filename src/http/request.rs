@@ -6,6 +6,7 @@
 //! be lost is a [`ProtocolError`] after which the connection must close.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 /// The most header fields a request may carry; more is answered 431.
 pub const MAX_HEADERS: usize = 100;
@@ -109,14 +110,14 @@ impl ProtocolError {
     }
 }
 
-/// Storage for the parsed header fields, kept by the connection and reused for
-/// every request so that parsing allocates nothing.
+/// Storage for the parsed header fields: uninitialised slots that httparse
+/// fills, so that parsing neither allocates nor clears 3 KiB per request.
 #[derive(Debug)]
-pub struct HeaderSlots<'b>([httparse::Header<'b>; MAX_HEADERS]);
+pub struct HeaderSlots<'b>([MaybeUninit<httparse::Header<'b>>; MAX_HEADERS]);
 
 impl Default for HeaderSlots<'_> {
     fn default() -> Self {
-        HeaderSlots([httparse::EMPTY_HEADER; MAX_HEADERS])
+        HeaderSlots([const { MaybeUninit::uninit() }; MAX_HEADERS])
     }
 }
 
@@ -198,6 +199,15 @@ fn lists_token(value: &[u8], token: &str) -> bool {
         .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// Bytes of empty lines (CRLF or LF) at the start of `buf`, which a server
+/// ignores before a request line (RFC 9112 §2.2); some clients send one after
+/// a body.
+pub fn leading_empty_lines(buf: &[u8]) -> usize {
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
+}
+
 /// Parses the head at the start of `buf`, checking the limits first.
 ///
 /// `buf` holds every byte received for this request so far. The request line
@@ -217,8 +227,8 @@ pub fn parse_head<'h, 'b>(
         }
         _ => {}
     }
-    let mut request = httparse::Request::new(&mut slots.0);
-    let head_len = match request.parse(buf) {
+    let mut request = httparse::Request::new(&mut []);
+    let head_len = match request.parse_with_uninit_headers(buf, &mut slots.0) {
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_header_bytes {
                 Err(ProtocolError::HeadersTooLarge)

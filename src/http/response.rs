@@ -30,16 +30,26 @@ pub const fn status_line(status: u16) -> &'static str {
 /// `connection: close`, sent on the last response of a connection.
 pub const CONNECTION_CLOSE: &[u8] = b"connection: close\r\n";
 
+/// How a response ends its exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Framing {
+    /// This is the connection's last response: send `connection: close`.
+    pub close: bool,
+    /// The request was `HEAD`: send the headers (`content-length` included)
+    /// but no body, or the body would be read as the start of the next response.
+    pub head_only: bool,
+}
+
 /// Writes a complete response: status line, content type and length, the
-/// `connection: close` line when `close`, `extra` header lines (each ending in
-/// CRLF), then the body.
+/// `connection: close` line when closing, `extra` header lines (each ending in
+/// CRLF), then the body unless the request was `HEAD`.
 pub fn write_simple(
     out: &mut Vec<u8>,
     status: u16,
     content_type: &str,
     extra: &[u8],
     body: &[u8],
-    close: bool,
+    framing: Framing,
 ) {
     out.extend_from_slice(status_line(status).as_bytes());
     let _ = write!(
@@ -48,11 +58,13 @@ pub fn write_simple(
         body.len()
     );
     out.extend_from_slice(extra);
-    if close {
+    if framing.close {
         out.extend_from_slice(CONNECTION_CLOSE);
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
+    if !framing.head_only {
+        out.extend_from_slice(body);
+    }
 }
 
 /// Writes the answer to a protocol error: its status, and a JSON body naming
@@ -77,7 +89,10 @@ pub fn error(out: &mut Vec<u8>, error: ProtocolError) {
         "application/json",
         b"",
         body.get(..len).unwrap_or_default(),
-        true,
+        Framing {
+            close: true,
+            head_only: false,
+        },
     );
 }
 

@@ -3,6 +3,7 @@
 //! head and body to answer. The service never sees sockets or the runtime.
 
 use super::RequestHead;
+use super::response::Framing;
 
 /// What to do with a request's `Content-Length` body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +27,14 @@ pub trait Service {
     fn body_policy(&self, head: &RequestHead<'_, '_>) -> BodyPolicy;
 
     /// Appends the complete response to `out`. `body` is the buffered body
-    /// ([`BodyPolicy::Buffer`]) or empty. `close` says whether this is the
-    /// connection's last response, so it must carry `connection: close`.
-    fn respond(&mut self, head: &RequestHead<'_, '_>, body: &[u8], close: bool, out: &mut Vec<u8>);
+    /// ([`BodyPolicy::Buffer`]) or empty. `framing` says whether this is the
+    /// connection's last response (it must carry `connection: close`) and
+    /// whether the body must be left out (`HEAD`).
+    fn respond(
+        &mut self,
+        head: &RequestHead<'_, '_>,
+        body: &[u8],
+        framing: Framing,
+        out: &mut Vec<u8>,
+    );
 }

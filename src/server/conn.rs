@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use super::shard::Shard;
 use super::tracking::{Phase, Tracked};
 use super::transport::Stream;
-use crate::http::request::{HeadStatus, HeaderSlots, parse_head};
-use crate::http::{BodyPolicy, Limits, ProtocolError, Service, response};
+use crate::http::request::{HeadStatus, HeaderSlots, leading_empty_lines, parse_head};
+use crate::http::{BodyPolicy, Framing, Limits, ProtocolError, Service, response};
 
 /// Per-connection limits and timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +42,18 @@ impl Default for ConnectionLimits {
 /// Spare room a read always has.
 const BUFFER_FLOOR: usize = 4096;
 
+/// Pipelined answers are written out once this many bytes are waiting, so a
+/// client that pipelines without reading cannot grow the output buffer.
+const OUTPUT_HIGH_WATER: usize = 64 * 1024;
+
+/// A buffer that grew beyond this (a batch body, a burst of pipelined answers)
+/// is given back to the allocator once used, not kept for the connection's life.
+const RETAINED_CAPACITY: usize = 64 * 1024;
+
 /// What processing the buffered bytes decided.
 enum Next {
+    /// Write what is answered, then go on answering what is buffered.
+    Flush,
     /// Read more bytes.
     Read,
     /// Read more bytes: a buffered body needs `total` bytes from the buffer start.
@@ -100,6 +110,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             }
             let room = match next {
                 Next::Close => return self.linger().await,
+                Next::Flush => continue,
                 // Doubling up to one byte past the head limit, which parse_head refuses.
                 Next::Read => {
                     (self.input.capacity() * 2).min(self.limits.head.max_header_bytes + 1)
@@ -125,8 +136,16 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                 if self.discard > 0 {
                     return Next::Read;
                 }
+                // The discarded body belonged to an answered request.
+                self.request_started = None;
+            }
+            if self.output.len() >= OUTPUT_HIGH_WATER {
+                return Next::Flush;
             }
             let pending = self.input.get(self.consumed..).unwrap_or_default();
+            let blank = leading_empty_lines(pending);
+            self.consumed += blank;
+            let pending = pending.get(blank..).unwrap_or_default();
             if pending.is_empty() {
                 return Next::Read;
             }
@@ -148,7 +167,10 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                 response::error(&mut self.output, ProtocolError::BodyTooLarge);
                 return Next::Close;
             }
-            let close = !head.keep_alive || self.shard.is_draining();
+            let framing = Framing {
+                close: !head.keep_alive || self.shard.is_draining(),
+                head_only: head.method == "HEAD",
+            };
             let mut used = head.head_len;
             let body: &[u8] = if buffered {
                 // The policy bounded the length, and buffers are sized to it.
@@ -171,7 +193,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             let service = self.service;
             let output = &mut self.output;
             let answered = catch_unwind(AssertUnwindSafe(|| {
-                service.borrow_mut().respond(&head, body, close, output);
+                service.borrow_mut().respond(&head, body, framing, output);
             }));
             if answered.is_err() {
                 self.output.truncate(before);
@@ -183,7 +205,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             }
             self.consumed += used;
             self.request_started = None;
-            if close {
+            if framing.close {
                 return Next::Close;
             }
         }
@@ -225,6 +247,9 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             .arm(Phase::Writing, Instant::now() + self.limits.idle_timeout);
         let (result, mut output) = self.tracked.stream.write_all(output).await;
         output.clear();
+        if output.capacity() > RETAINED_CAPACITY {
+            output = Vec::with_capacity(BUFFER_FLOOR);
+        }
         self.output = output;
         result.is_ok() && !self.tracked.expired()
     }
@@ -235,6 +260,11 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             self.input.copy_within(self.consumed.., 0);
             self.input.truncate(self.input.len() - self.consumed);
             self.consumed = 0;
+        }
+        if self.input.capacity() > RETAINED_CAPACITY && self.input.len() < BUFFER_FLOOR {
+            let mut smaller = Vec::with_capacity(BUFFER_FLOOR);
+            smaller.extend_from_slice(&self.input);
+            self.input = smaller;
         }
     }
 
@@ -247,6 +277,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             if self.shard.is_draining() {
                 return false;
             }
+            self.request_started = None;
             self.tracked
                 .arm(Phase::Idle, now + self.limits.idle_timeout);
         } else {
@@ -271,12 +302,14 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                     && self.tracked.phase() == Phase::Reading
                     && self.discard == 0
                 {
+                    // The read side is shut; the write side still reaches the
+                    // client, within a write deadline of its own.
+                    self.tracked.rearm_after_expiry();
                     self.output.clear();
                     response::error(&mut self.output, ProtocolError::Timeout);
-                    let output = std::mem::take(&mut self.output);
-                    // The read side is shut; the write side still reaches the client.
-                    let (_, output) = self.tracked.stream.write_all(output).await;
-                    self.output = output;
+                    if self.flush().await {
+                        let _ = self.tracked.stream.shutdown(Shutdown::Write);
+                    }
                 }
                 false
             }

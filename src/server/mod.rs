@@ -5,6 +5,8 @@
 //!               waits for SIGTERM, then drains
 //!  shard i (pinned to core i): own runtime (io_uring or epoll), own listeners,
 //!               accept → read → parse → verify → respond → write, own sweeper
+//!  verify threads (with --verify-listen): POST /v1/verify, on threads of
+//!               their own so that a large batch never stalls check requests
 //!  admin thread: the admin listener (/healthz), epoll
 //! ```
 //!
@@ -36,7 +38,7 @@ pub use conn::ConnectionLimits;
 
 use crate::Verifier;
 use crate::admin::Admin;
-use crate::authz::{Authorizer, AuthzOptions, BatchVerifier, Denials};
+use crate::authz::{Authorizer, AuthzOptions, BatchLimits, BatchVerifier, Denials};
 use crate::http::Service;
 use shard::{Endpoint, ShardSettings};
 
@@ -94,10 +96,14 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How long a drain waits for in-flight requests; default 10 s.
     pub drain_timeout: Duration,
+    /// How long, after a shutdown begins, health checks answer 503 while
+    /// requests are still served, so a load balancer can stop sending before the
+    /// listeners close; default 0.
+    pub drain_delay: Duration,
     /// The ext_authz answer.
     pub authz: AuthzOptions,
-    /// Longest `POST /v1/verify` body; default 1 MiB.
-    pub max_verify_body: u64,
+    /// Bounds of one `POST /v1/verify`.
+    pub batch: BatchLimits,
 }
 
 impl Default for ServeOptions {
@@ -111,8 +117,9 @@ impl Default for ServeOptions {
             limits: ConnectionLimits::default(),
             max_connections: 10_000,
             drain_timeout: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
             authz: AuthzOptions::default(),
-            max_verify_body: 1024 * 1024,
+            batch: BatchLimits::default(),
         }
     }
 }
@@ -159,9 +166,25 @@ pub struct Server {
     admin_listen: Option<SocketAddr>,
     io: ActiveIo,
     uring_fallback: Option<String>,
-    shards: Vec<(oneshot::Sender<()>, JoinHandle<()>)>,
-    admin: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    shards: Vec<Thread>,
+    batch: Vec<Thread>,
+    admin: Option<Thread>,
     draining: Arc<AtomicBool>,
+    drain_delay: Duration,
+}
+
+/// A serving thread and the message that stops it.
+#[derive(Debug)]
+struct Thread {
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+impl Thread {
+    fn stop(self) -> JoinHandle<()> {
+        let _ = self.stop.send(());
+        self.handle
+    }
 }
 
 /// Binds `count` sockets to `addr` with SO_REUSEPORT (the first one picks the
@@ -201,17 +224,17 @@ fn local_addr(listener: Option<&std::net::TcpListener>, fallback: SocketAddr) ->
 
 type Started = crossbeam_channel::Sender<(usize, io::Result<()>)>;
 
-fn spawn_shard<A: Service + Send + 'static, B: Service + Send + 'static>(
+fn spawn_shard<V: Service + Send + 'static>(
     index: usize,
     name: String,
     core: Option<core_affinity::CoreId>,
     io: ActiveIo,
-    endpoints: (Endpoint<A>, Option<Endpoint<B>>),
+    endpoint: Endpoint<V>,
     settings: ShardSettings,
     started: Started,
-) -> Result<(oneshot::Sender<()>, JoinHandle<()>), ServeError> {
+) -> Result<Thread, ServeError> {
     let (stop, stopped) = oneshot::channel();
-    let thread = std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name(name)
         .spawn(move || {
             if let Some(core) = core {
@@ -222,13 +245,13 @@ fn spawn_shard<A: Service + Send + 'static, B: Service + Send + 'static>(
             };
             match io {
                 ActiveIo::Uring { tuned } => {
-                    shard::run_uring(tuned, endpoints, settings, stopped, report);
+                    shard::run_uring(tuned, endpoint, settings, stopped, report);
                 }
-                ActiveIo::Epoll => shard::run_epoll(endpoints, settings, stopped, report),
+                ActiveIo::Epoll => shard::run_epoll(endpoint, settings, stopped, report),
             }
         })
         .map_err(ServeError::Thread)?;
-    Ok((stop, thread))
+    Ok(Thread { stop, handle })
 }
 
 impl Server {
@@ -253,23 +276,20 @@ impl Server {
         };
         let data = bind_group(options.listen, shard_count)?;
         let listen = local_addr(data.first(), options.listen);
-        let mut batch: Vec<Option<std::net::TcpListener>> = match options.verify_listen {
-            Some(addr) => bind_group(addr, shard_count)?
-                .into_iter()
-                .map(Some)
-                .collect(),
-            None => (0..shard_count).map(|_| None).collect(),
+        let batch_sockets = match options.verify_listen {
+            Some(addr) => bind_group(addr, shard_count)?,
+            None => Vec::new(),
         };
         let verify_listen = options
             .verify_listen
-            .map(|addr| local_addr(batch.first().and_then(Option::as_ref), addr));
-        let admin_socket = options
+            .map(|addr| local_addr(batch_sockets.first(), addr));
+        let admin_socket = match options.admin_listen {
+            Some(addr) => bind_group(addr, 1)?.pop(),
+            None => None,
+        };
+        let admin_listen = options
             .admin_listen
-            .map(|addr| bind_group(addr, 1).map(|mut group| (group.pop(), addr)))
-            .transpose()?;
-        let admin_listen = admin_socket
-            .as_ref()
-            .map(|(listener, addr)| local_addr(listener.as_ref(), *addr));
+            .map(|addr| local_addr(admin_socket.as_ref(), addr));
 
         let settings = ShardSettings {
             limits: options.limits,
@@ -278,88 +298,89 @@ impl Server {
         };
         let denials = Arc::new(Denials::default());
         let (started, reports) = crossbeam_channel::unbounded();
-        let mut shards = Vec::with_capacity(shard_count);
-        for (index, listener) in data.into_iter().enumerate() {
-            let authz = Endpoint {
-                listener,
-                service: Authorizer::new(
-                    Arc::clone(&verifier),
-                    options.authz,
-                    Arc::clone(&denials),
-                ),
-            };
-            let batch_endpoint =
-                batch
-                    .get_mut(index)
-                    .and_then(Option::take)
-                    .map(|listener| Endpoint {
-                        listener,
-                        service: BatchVerifier::new(
-                            Arc::clone(&verifier),
-                            options.authz.clock,
-                            options.max_verify_body,
-                        ),
-                    });
-            let core = cores.get(index % cores.len().max(1)).copied();
-            shards.push(spawn_shard(
-                index,
-                format!("jwtgate-shard-{index}"),
-                core,
-                io,
-                (authz, batch_endpoint),
-                settings,
-                started.clone(),
-            )?);
-        }
-        let draining = Arc::new(AtomicBool::new(false));
-        let admin = match admin_socket {
-            Some((Some(listener), _)) => Some(spawn_shard(
-                shard_count,
-                "jwtgate-admin".into(),
-                None,
-                ActiveIo::Epoll,
-                (
-                    Endpoint {
-                        listener,
-                        service: Admin::new(Arc::clone(&draining)),
-                    },
-                    None::<Endpoint<Admin>>,
-                ),
-                ShardSettings {
-                    max_connections: 64,
-                    ..settings
-                },
-                started.clone(),
-            )?),
-            _ => None,
-        };
-        drop(started);
-        let server = Server {
+        let mut threads = 0;
+        let mut server = Server {
             listen,
             verify_listen,
             admin_listen,
             io,
             uring_fallback,
-            shards,
-            admin,
-            draining,
+            shards: Vec::with_capacity(shard_count),
+            batch: Vec::with_capacity(batch_sockets.len()),
+            admin: None,
+            draining: Arc::new(AtomicBool::new(false)),
+            drain_delay: options.drain_delay,
         };
-        let expected = shard_count + usize::from(server.admin.is_some());
-        for _ in 0..expected {
-            match reports.recv() {
-                Ok((_, Ok(()))) => {}
-                Ok((shard, Err(source))) => {
-                    server.shutdown();
-                    return Err(ServeError::Shard { shard, source });
-                }
-                Err(_) => {
-                    server.shutdown();
-                    return Err(ServeError::Shard {
-                        shard: 0,
-                        source: io::Error::other("a shard thread ended during start-up"),
-                    });
-                }
-            }
+        for (index, listener) in data.into_iter().enumerate() {
+            let service =
+                Authorizer::new(Arc::clone(&verifier), options.authz, Arc::clone(&denials));
+            let core = cores.get(index % cores.len().max(1)).copied();
+            let name = format!("jwtgate-shard-{index}");
+            let endpoint = Endpoint { listener, service };
+            server.shards.push(spawn_shard(
+                threads,
+                name,
+                core,
+                io,
+                endpoint,
+                settings,
+                started.clone(),
+            )?);
+            threads += 1;
+        }
+        // Batches are bulk work: unpinned threads that the kernel time-slices
+        // against the shards, instead of batches stalling a shard's event loop.
+        for (index, listener) in batch_sockets.into_iter().enumerate() {
+            let service =
+                BatchVerifier::new(Arc::clone(&verifier), options.authz.clock, options.batch);
+            let name = format!("jwtgate-verify-{index}");
+            let endpoint = Endpoint { listener, service };
+            server.batch.push(spawn_shard(
+                threads,
+                name,
+                None,
+                io,
+                endpoint,
+                settings,
+                started.clone(),
+            )?);
+            threads += 1;
+        }
+        if let Some(listener) = admin_socket {
+            let endpoint = Endpoint {
+                listener,
+                service: Admin::new(Arc::clone(&server.draining)),
+            };
+            let admin_settings = ShardSettings {
+                max_connections: 64,
+                ..settings
+            };
+            let name = "jwtgate-admin".to_owned();
+            server.admin = Some(spawn_shard(
+                threads,
+                name,
+                None,
+                ActiveIo::Epoll,
+                endpoint,
+                admin_settings,
+                started,
+            )?);
+            threads += 1;
+        } else {
+            drop(started);
+        }
+        for _ in 0..threads {
+            let failure = match reports.recv() {
+                Ok((_, Ok(()))) => continue,
+                Ok((shard, Err(source))) => ServeError::Shard { shard, source },
+                Err(_) => ServeError::Shard {
+                    shard: 0,
+                    source: io::Error::other("a serving thread ended during start-up"),
+                },
+            };
+            server.drain_delay = Duration::ZERO;
+            server.shutdown();
+            return Err(failure);
         }
         Ok(server)
     }
@@ -394,25 +415,29 @@ impl Server {
         self.shards.len()
     }
 
-    /// Graceful shutdown: health checks turn 503, listeners stop accepting,
-    /// in-flight requests are answered (with `connection: close`), idle
-    /// connections close; returns when every shard has finished or the drain
-    /// timeout has cut the stragglers off.
+    /// Graceful shutdown: health checks turn 503 (and, for the drain delay,
+    /// requests are still served), then listeners stop accepting, in-flight
+    /// requests are answered (with `connection: close`) and idle connections
+    /// close; returns when every thread has finished or the drain timeout has
+    /// cut the stragglers off.
     pub fn shutdown(self) {
         self.draining.store(true, Ordering::Relaxed);
-        let mut threads = Vec::with_capacity(self.shards.len());
-        for (stop, thread) in self.shards {
-            let _ = stop.send(());
-            threads.push(thread);
+        if !self.drain_delay.is_zero() {
+            std::thread::sleep(self.drain_delay);
         }
-        for thread in threads {
-            if thread.join().is_err() {
-                warn(format_args!("a shard thread panicked during shutdown"));
+        let serving: Vec<JoinHandle<()>> = self
+            .shards
+            .into_iter()
+            .chain(self.batch)
+            .map(Thread::stop)
+            .collect();
+        for handle in serving {
+            if handle.join().is_err() {
+                warn(format_args!("a serving thread panicked during shutdown"));
             }
         }
-        if let Some((stop, thread)) = self.admin {
-            let _ = stop.send(());
-            let _ = thread.join();
+        if let Some(admin) = self.admin {
+            let _ = admin.stop().join();
         }
     }
 }

@@ -1,7 +1,7 @@
-//! A shard: one thread, pinned to one core, running its own runtime (io_uring
-//! or epoll) with its own listeners, connections, buffers and sweeper. Shards
-//! share nothing on the request path; the only cross-thread traffic is the
-//! start-up report and the one stop message.
+//! A shard: one thread, usually pinned to one core, running its own runtime
+//! (io_uring or epoll) with its own listener, connections, buffers and sweeper.
+//! Shards share nothing on the request path; the only cross-thread traffic is
+//! the start-up report and the one stop message.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -30,7 +30,7 @@ pub(crate) struct Shard<S> {
     registry: Registry<S>,
     draining: Cell<bool>,
     max_connections: usize,
-    /// Wakes the accept loops when a slot frees up or the drain starts.
+    /// Wakes the accept loop when a slot frees up or the drain starts.
     slot_freed: Notify,
     /// Wakes the drain when the last connection closes.
     all_closed: Notify,
@@ -48,13 +48,20 @@ impl<S: Stream> Shard<S> {
         }
     }
 
+    /// Resolves once no connection is open.
+    async fn all_closed(&self) {
+        while self.registry.open() > 0 {
+            self.all_closed.notified().await;
+        }
+    }
+
     /// Whether the shard is draining: no new requests after the current ones.
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.get()
     }
 }
 
-/// A listener a shard serves, with the service that answers on it.
+/// The listener a shard serves, with the service that answers on it.
 pub(crate) struct Endpoint<V> {
     /// The bound, listening, non-blocking socket (one per shard, SO_REUSEPORT).
     pub(crate) listener: std::net::TcpListener,
@@ -102,9 +109,9 @@ pub(crate) fn probe_uring() -> io::Result<bool> {
 
 /// Runs a shard on io_uring on the calling thread until `stop` fires and the
 /// drain ends. `started` is told once the listeners are accepting.
-pub(crate) fn run_uring<A: Service + 'static, B: Service + 'static>(
+pub(crate) fn run_uring<V: Service + 'static>(
     tuned: bool,
-    endpoints: (Endpoint<A>, Option<Endpoint<B>>),
+    endpoint: Endpoint<V>,
     settings: ShardSettings,
     stop: oneshot::Receiver<()>,
     started: impl FnOnce(io::Result<()>),
@@ -113,14 +120,12 @@ pub(crate) fn run_uring<A: Service + 'static, B: Service + 'static>(
         Ok(runtime) => runtime,
         Err(error) => return started(Err(error)),
     };
-    runtime.block_on(serve::<UringListener, A, B>(
-        endpoints, settings, stop, started,
-    ));
+    runtime.block_on(serve::<UringListener, V>(endpoint, settings, stop, started));
 }
 
 /// Runs a shard on tokio's epoll runtime; otherwise as [`run_uring`].
-pub(crate) fn run_epoll<A: Service + 'static, B: Service + 'static>(
-    endpoints: (Endpoint<A>, Option<Endpoint<B>>),
+pub(crate) fn run_epoll<V: Service + 'static>(
+    endpoint: Endpoint<V>,
     settings: ShardSettings,
     stop: oneshot::Receiver<()>,
     started: impl FnOnce(io::Result<()>),
@@ -135,7 +140,7 @@ pub(crate) fn run_epoll<A: Service + 'static, B: Service + 'static>(
     let local = tokio::task::LocalSet::new();
     local.block_on(
         &runtime,
-        serve::<EpollListener, A, B>(endpoints, settings, stop, started),
+        serve::<EpollListener, V>(endpoint, settings, stop, started),
     );
 }
 
@@ -155,73 +160,39 @@ fn take_over<L: Listener>(listener: std::net::TcpListener) -> io::Result<Running
     })
 }
 
-async fn serve<L: Listener, A: Service + 'static, B: Service + 'static>(
-    (main, extra): (Endpoint<A>, Option<Endpoint<B>>),
+async fn serve<L: Listener, V: Service + 'static>(
+    endpoint: Endpoint<V>,
     settings: ShardSettings,
     stop: oneshot::Receiver<()>,
     started: impl FnOnce(io::Result<()>),
 ) {
-    let taken = (|| {
-        let main = take_over::<L>(main.listener).map(|running| (running, main.service))?;
-        let extra = match extra {
-            Some(endpoint) => {
-                Some(take_over::<L>(endpoint.listener).map(|running| (running, endpoint.service))?)
-            }
-            None => None,
-        };
-        Ok::<_, io::Error>((main, extra))
-    })();
-    let ((main, main_service), extra) = match taken {
-        Ok(taken) => taken,
+    let running = match take_over::<L>(endpoint.listener) {
+        Ok(running) => running,
         Err(error) => return started(Err(error)),
     };
     let shard: Rc<Shard<L::Stream>> = Rc::new(Shard::new(settings.max_connections));
-    let mut stoppers = vec![main.stopper];
-    let mut accepting = vec![tokio::task::spawn_local(accept_loop(
-        main.listener,
+    let accepting = tokio::task::spawn_local(accept_loop(
+        running.listener,
         Rc::clone(&shard),
-        Rc::new(RefCell::new(main_service)),
+        Rc::new(RefCell::new(endpoint.service)),
         settings.limits,
-    ))];
-    if let Some((running, service)) = extra {
-        stoppers.push(running.stopper);
-        accepting.push(tokio::task::spawn_local(accept_loop(
-            running.listener,
-            Rc::clone(&shard),
-            Rc::new(RefCell::new(service)),
-            settings.limits,
-        )));
-    }
+    ));
     let sweeper = tokio::task::spawn_local(sweep(Rc::clone(&shard), settings.limits));
     started(Ok(()));
 
     // A dropped sender (the server handle gone) also stops the shard.
     let _ = stop.await;
     shard.draining.set(true);
-    for stopper in &stoppers {
-        let _ = socket2::SockRef::from(stopper).shutdown(Shutdown::Read);
-    }
+    let _ = socket2::SockRef::from(&running.stopper).shutdown(Shutdown::Read);
     shard.slot_freed.notify_waiters();
-    for task in accepting {
-        let _ = task.await;
-    }
-    drop(stoppers);
+    let _ = accepting.await;
+    drop(running.stopper);
     shard.registry.close_idle();
-    let drained = tokio::time::timeout(settings.drain_timeout, async {
-        while shard.registry.open() > 0 {
-            shard.all_closed.notified().await;
-        }
-    })
-    .await;
+    let drained = tokio::time::timeout(settings.drain_timeout, shard.all_closed()).await;
     if drained.is_err() {
         shard.registry.expire_all();
         // The cut-short operations complete at once; let their tasks finish.
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while shard.registry.open() > 0 {
-                shard.all_closed.notified().await;
-            }
-        })
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), shard.all_closed()).await;
     }
     sweeper.abort();
 }
@@ -255,17 +226,32 @@ async fn accept_loop<L: Listener, V: Service + 'static>(
             Phase::Idle,
             Instant::now() + limits.idle_timeout,
         ));
-        let slot = shard.registry.insert(Rc::clone(&tracked));
-        let shard = Rc::clone(&shard);
+        let slot = Slot {
+            shard: Rc::clone(&shard),
+            index: shard.registry.insert(Rc::clone(&tracked)),
+        };
         let service = Rc::clone(&service);
         tokio::task::spawn_local(async move {
-            conn::serve(tracked, Rc::clone(&shard), service, limits).await;
-            shard.registry.remove(slot);
-            shard.slot_freed.notify_one();
-            if shard.registry.open() == 0 {
-                shard.all_closed.notify_one();
-            }
+            conn::serve(tracked, Rc::clone(&slot.shard), service, limits).await;
+            drop(slot);
         });
+    }
+}
+
+/// A connection's place in the registry, given back when the connection task
+/// ends however it ends (a panic included), so that slots never leak.
+struct Slot<S: Stream> {
+    shard: Rc<Shard<S>>,
+    index: usize,
+}
+
+impl<S: Stream> Drop for Slot<S> {
+    fn drop(&mut self) {
+        self.shard.registry.remove(self.index);
+        self.shard.slot_freed.notify_one();
+        if self.shard.registry.open() == 0 {
+            self.shard.all_closed.notify_one();
+        }
     }
 }
 

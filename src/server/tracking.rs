@@ -53,6 +53,12 @@ impl<S: Stream> Tracked<S> {
         self.phase.get()
     }
 
+    /// Clears the expiry, so that the next phase armed gets a deadline of its
+    /// own (the 408 written after a read timed out).
+    pub(crate) fn rearm_after_expiry(&self) {
+        self.expired.set(false);
+    }
+
     /// Whether the sweeper cut this connection's pending operation short.
     pub(crate) fn expired(&self) -> bool {
         self.expired.get()
