@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# `jwtgate serve` over HTTP against HAProxy 2.6's JWT check, side by side in one run.
+# For each algorithm, four servers on CPU 0 (one shard / one thread each), each
+# loaded in turn by wrk on CPU 1 (64 connections, every request a different one of
+# 10,000 tokens, so no cache can help):
+#   ceiling  jwtgate --danger-no-verify: 200 without reading the token (the HTTP ceiling)
+#   uring    jwtgate --io uring, verifying (issuer, audience, exp, signature)
+#   epoll    jwtgate --io epoll, verifying
+#   haproxy  /usr/sbin/haproxy, nbthread 1, bench/http/haproxy.cfg.in: alg, iss,
+#            aud, exp and jwt_verify with the same public key
+# Keys: tests/data/rsa2048-a (RS256) and p256 (ES256); tokens carry kid "bench",
+# jwtgate reads the public key as a JWKS made by bench/http/spki2jwks.py, HAProxy as PEM.
+# Rounds are interleaved (the order rotates each round) so that drift in machine
+# speed hits all four alike; each measured run follows a warm-up run. Prints per
+# algorithm the medians of requests/s, p50 and p99 latency and the server's CPU
+# time per request (utime+stime from /proc/PID/stat over the measured run), and
+# the ratios with their targets. Any response other than 200 aborts the run.
+#   scripts/bench-http.sh [SECONDS] [ROUNDS] [ALGS]     (defaults: 10 3 RS256,ES256)
+#   environment: BENCH_WARMUP=SECONDS (warm-up before each measured run, default 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-10}"
+rounds="${2:-3}"
+algs="${3:-RS256,ES256}"
+warmup="${BENCH_WARMUP:-2}"
+conns=64
+server_cpu=0
+client_cpu=1
+iss="https://bench.invalid/"
+aud="bench-api"
+leeway=60 # jwtgate's default; HAProxy is given the same
+count=10000
+
+die() { echo "bench-http: $*" >&2; exit 1; }
+for v in "$secs" "$rounds" "$warmup"; do
+  [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "SECONDS, ROUNDS and BENCH_WARMUP must be positive integers (got '$v')"
+done
+wrk=/usr/bin/wrk
+haproxy=/usr/sbin/haproxy
+for tool in "$wrk" "$haproxy"; do [ -x "$tool" ] || die "$tool not found (Debian packages wrk, haproxy)"; done
+for tool in taskset python3 getconf; do command -v "$tool" >/dev/null || die "$tool not found"; done
+taskset -c "$client_cpu" true 2>/dev/null || die "CPU $client_cpu is not available: this benchmark needs 2 CPUs"
+hz="$(getconf CLK_TCK)"
+lua="$PWD/bench/http/rotate.lua"
+cfg_in="$PWD/bench/http/haproxy.cfg.in"
+
+cargo build --locked --release --quiet
+bin="${CARGO_TARGET_DIR:-target}/release/jwtgate"
+versions="jwtgate $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+changes'),\
+ $("$haproxy" -v | head -1 | cut -d' ' -f1,3), $("$wrk" -v 2>&1 | head -1 | cut -d' ' -f1-2), Linux $(uname -r)"
+work="$(mktemp -d)"
+pids=()
+stop() { # $1 = pid: SIGTERM, up to 15 s to exit, then SIGKILL; returns the exit status
+  local i st=0
+  kill -TERM "$1" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || st=$?
+  return "$st"
+}
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do stop "$p" || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- helpers
+
+free_port() { # an ephemeral port on 127.0.0.1 that was free a moment ago
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+cpu_ticks() { # $1 = pid, $2 = first field (14: utime+stime, 16: cutime+cstime of reaped children)
+  local stat rest
+  stat="$(cat "/proc/$1/stat")" || die "process $1 is gone"
+  rest="${stat##*) }" # fields from 3 (state) on; comm may hold spaces and parentheses
+  # shellcheck disable=SC2086 # word splitting wanted
+  set -- $rest "$2"
+  local first="${!#}"
+  local a=$((first - 2)) b=$((first - 1))
+  echo $((${!a} + ${!b}))
+}
+
+wait_port() { # $1 = host:port, $2 = pid of the server; returns once a connection succeeds
+  local i
+  for ((i = 0; i < 500; i++)); do
+    kill -0 "$2" 2>/dev/null || return 1
+    if (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; then return 0; fi
+    sleep 0.02 # between connection attempts, 10 s at most in all
+  done
+  return 1
+}
+
+http_code() { # $1 = host:port, $2 = token (empty: no Authorization header); prints the status code
+  if command -v curl >/dev/null; then
+    local auth=()
+    [ -n "$2" ] && auth=(-H "Authorization: Bearer $2")
+    curl -s -o /dev/null --max-time 5 -w '%{http_code}' "${auth[@]}" "http://$1/" || true
+  else
+    local fd proto code hdr=""
+    [ -n "$2" ] && hdr="Authorization: Bearer $2"$'\r\n'
+    exec {fd}<>"/dev/tcp/${1%:*}/${1##*:}" || { echo 000; return; }
+    printf 'GET / HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n\r\n' "$1" "$hdr" >&"$fd"
+    read -r -t 5 -u "$fd" proto code _ || code=000
+    exec {fd}>&-
+    : "$proto"
+    echo "$code"
+  fi
+}
+
+start_jwtgate() { # $1 = name, $2 = --io mode, then extra flags; sets addr and pid
+  local name="$1" io="$2" fifo="$work/$1.fifo" fd line="" i
+  shift 2
+  mkfifo "$fifo"
+  exec {fd}<>"$fifo" # read-write: the open does not wait for the server
+  taskset -c "$server_cpu" "$bin" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+    --shards 1 --io "$io" --jwks "$jwks" --issuer "$iss" --audience "$aud" "$@" \
+    >"$fifo" 2>"$work/$name.err" &
+  pid=$!
+  pids+=("$pid")
+  # The readiness line, read as it is written (up to 15 s; give up as soon as the server exits).
+  for ((i = 0; i < 75; i++)); do
+    if IFS= read -r -t 0.2 -u "$fd" line; then break; fi
+    kill -0 "$pid" 2>/dev/null || break
+  done
+  [[ "$line" == "jwtgate serve: listening on "* ]] || {
+    cat "$work/$name.err" >&2
+    die "jwtgate serve ($name) did not report readiness; stdout: '${line}'"
+  }
+  echo "  $name: $line" >&2
+  addr="${line#*listening on }"
+  addr="${addr%% *}"
+  [[ "$addr" == 127.0.0.1:* ]] || die "$name listens on '$addr', not 127.0.0.1"
+  [[ "$line" == *"io $io)"* ]] || die "$name was asked for --io $io but reports: $line"
+  wait_port "$addr" "$pid" || { cat "$work/$name.err" >&2; die "$name ($addr) does not accept connections"; }
+  check_pinned "$name" "$pid"
+  # The fd stays open (and the FIFO readable) for the server's lifetime.
+}
+
+start_haproxy() { # sets addr and pid
+  local port cfg="$work/haproxy-$alg.cfg"
+  port="$(free_port)"
+  sed -e "s|@PORT@|$port|" -e "s|@ALG@|$alg|" -e "s|@ISS@|$iss|" -e "s|@AUD@|$aud|" \
+    -e "s|@LEEWAY@|$leeway|" -e "s|@PEM@|$PWD/$pub|" "$cfg_in" >"$cfg"
+  "$haproxy" -q -c -f "$cfg" || die "haproxy rejects $cfg"
+  taskset -c "$server_cpu" "$haproxy" -db -f "$cfg" >"$work/haproxy.out" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  addr="127.0.0.1:$port"
+  wait_port "$addr" "$pid" || { cat "$work/haproxy.out" >&2; die "haproxy ($addr) does not accept connections"; }
+  check_pinned haproxy "$pid"
+  echo "  haproxy: listening on $addr ($("$haproxy" -v | head -1 | cut -d' ' -f1-3))" >&2
+}
+
+check_pinned() { # $1 = name, $2 = pid: every thread of the server may run on the server CPU only
+  local f cpus
+  for f in /proc/"$2"/task/*/status; do
+    cpus="$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "$f" 2>/dev/null)" || continue
+    [ -z "$cpus" ] || [ "$cpus" = "$server_cpu" ] || die "$1: thread ${f%/status} may run on CPUs $cpus, not only CPU $server_cpu"
+  done
+}
+
+expect() { # $1 = name, $2 = address, $3 = expected code, $4 = what, $5 = token
+  local got
+  got="$(http_code "$2" "$5")"
+  [ "$got" = "$3" ] || die "$1: $4 answered $got, expected $3; not measuring"
+}
+
+tamper() { # flips one character in the middle of the signature
+  local sig="${1##*.}" mid c
+  mid=$((${#sig} / 2))
+  c="${sig:mid:1}"
+  if [ "$c" = A ]; then c=B; else c=A; fi
+  echo "${1%.*}.${sig:0:mid}${c}${sig:mid+1}"
+}
+
+run_wrk() { # $1 = seconds, $2 = address, $3 = tokens; prints the BENCH line
+  local out
+  out="$(BENCH_TOKENS="$3" timeout $(($1 + 30)) taskset -c "$client_cpu" \
+    "$wrk" -t 1 -c "$conns" -d "${1}s" --timeout 5s -s "$lua" "http://$2/" 2>&1)" \
+    || { echo "$out" >&2; die "wrk failed against $2"; }
+  local line
+  line="$(grep '^BENCH ' <<<"$out")" || { echo "$out" >&2; die "no BENCH line from wrk"; }
+  echo "$line"
+}
+
+cpu_busy() { # $1 = CPU: its busy ticks (user nice system irq softirq steal) from /proc/stat
+  awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
+field() { # $1 = BENCH line, $2 = key
+  local v
+  v="$(sed -n "s/.* $2=\([0-9]*\).*/\1/p" <<<"$1")"
+  echo "${v:-0}"
+}
+
+measure() { # $1 = variant, $2 = address, $3 = pid, $4 = round; appends a row to results.tsv
+  local w line s0 s1 c0 c1 b0 b1 d0 d1 req dur bad errs
+  w="$(run_wrk "$warmup" "$2" "$tokens")"
+  [ "$(field "$w" non200)" = 0 ] || die "$alg $1: warm-up saw non-200 responses: $w"
+  c0="$(cpu_ticks $$ 16)"
+  b0="$(cpu_busy "$server_cpu")" d0="$(cpu_busy "$client_cpu")"
+  s0="$(cpu_ticks "$3" 14)"
+  line="$(run_wrk "$secs" "$2" "$tokens")"
+  s1="$(cpu_ticks "$3" 14)"
+  b1="$(cpu_busy "$server_cpu")" d1="$(cpu_busy "$client_cpu")"
+  c1="$(cpu_ticks $$ 16)"
+  req="$(field "$line" requests)"
+  dur="$(field "$line" duration_us)"
+  bad="$(field "$line" non200)"
+  errs=$(($(field "$line" connect_errors) + $(field "$line" read_errors) + $(field "$line" write_errors) + $(field "$line" timeouts)))
+  [ "$bad" = 0 ] || die "$alg $1 round $4: $bad of $req responses were not 200; not a benchmark of valid tokens"
+  [ "$errs" = 0 ] || die "$alg $1 round $4: $errs socket errors or timeouts: $line"
+  [ "$req" -gt 0 ] || die "$alg $1 round $4: no requests completed"
+  # Columns: alg variant round requests duration_us p50_us p99_us server_ticks client_ticks
+  # CLK_TCK, then the busy ticks of each CPU that the server (CPU 0) or wrk (CPU 1) did not use.
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$alg" "$1" "$4" "$req" "$dur" \
+    "$(field "$line" p50_us)" "$(field "$line" p99_us)" "$((s1 - s0))" "$((c1 - c0))" "$hz" \
+    "$((b1 - b0 - (s1 - s0)))" "$((d1 - d0 - (c1 - c0)))" >>"$work/results.tsv"
+  python3 -c "import sys; r, d, s, c, hz, o0, o1 = map(int, sys.argv[1:8]); pct = lambda t: max(t, 0) / hz / (d / 1e6) * 100; \
+print(f'    round {sys.argv[8]} {sys.argv[9]:8} {r / (d / 1e6):10.0f} req/s  server {s / hz * 1e6 / r:7.1f} us CPU/req' \
+      f'  client CPU {pct(c):3.0f}%  other busy: CPU 0 {pct(o0):3.0f}%, CPU 1 {pct(o1):3.0f}%')" \
+    "$req" "$dur" "$((s1 - s0))" "$((c1 - c0))" "$hz" "$((b1 - b0 - (s1 - s0)))" "$((d1 - d0 - (c1 - c0)))" "$4" "$1" >&2
+}
+
+mint() { # signs with $key and $alg, kid "bench"; further flags in the arguments
+  "$bin" mint --key "$key" --alg "$alg" --kid bench --sub user "$@"
+}
+
+# ---------------------------------------------------------------- the run
+
+variants=(ceiling uring epoll haproxy)
+n_algs="$(tr ',' '\n' <<<"$algs" | grep -c .)"
+echo "bench-http: $n_algs algorithm(s) x ${#variants[@]} servers x $rounds rounds x (${warmup} s warm-up + ${secs} s);" \
+  "about $((n_algs * ${#variants[@]} * rounds * (warmup + secs) / 60 + 1)) min" >&2
+: >"$work/results.tsv"
+now="$(date +%s)"
+for alg in ${algs//,/ }; do
+  case "$alg" in
+    RS256) key=tests/data/rsa2048-a.pk8.pem pub=tests/data/rsa2048-a.spki.pem \
+      other=ES256 other_key=tests/data/p256.pk8.pem ;;
+    ES256) key=tests/data/p256.pk8.pem pub=tests/data/p256.spki.pem \
+      other=RS256 other_key=tests/data/rsa2048-a.pk8.pem ;;
+    *) die "no bench key for $alg (RS256 or ES256)" ;;
+  esac
+  tokens="$work/$alg.tokens"
+  # jwtgate gets the key as a JWKS with kid "bench" (PEM keys carry no kid, and the
+  # tokens name one), HAProxy the same key as PEM.
+  jwks="$work/$alg.jwks"
+  python3 bench/http/spki2jwks.py "$pub" bench "$alg" >"$jwks"
+  echo "$alg: minting $count tokens..." >&2
+  mint --iss "$iss" --aud "$aud" --ttl 86400 --count "$count" >"$tokens"
+  [ "$(grep -c . "$tokens")" = "$count" ] || die "mint did not write $count tokens"
+  valid="$(head -1 "$tokens")"
+  last="$(tail -1 "$tokens")"
+  expired="$(mint --iss "$iss" --aud "$aud" --now $((now - 7200)) --ttl 3600)"
+  wrong_aud="$(mint --iss "$iss" --aud other-api --ttl 86400)"
+  wrong_iss="$(mint --iss https://other.invalid/ --aud "$aud" --ttl 86400)"
+  tampered="$(tamper "$valid")"
+  other_alg="$(alg="$other" key="$other_key" mint --iss "$iss" --aud "$aud" --ttl 86400)"
+
+  echo "$alg: starting servers on CPU $server_cpu" >&2
+  declare -A addrs=() spids=()
+  start_jwtgate "ceiling-$alg" uring --danger-no-verify
+  addrs[ceiling]="$addr" spids[ceiling]="$pid"
+  start_jwtgate "uring-$alg" uring
+  addrs[uring]="$addr" spids[uring]="$pid"
+  start_jwtgate "epoll-$alg" epoll
+  addrs[epoll]="$addr" spids[epoll]="$pid"
+  start_haproxy
+  addrs[haproxy]="$addr" spids[haproxy]="$pid"
+
+  # Correctness first: every verifying server accepts the valid tokens and refuses the others.
+  expect ceiling "${addrs[ceiling]}" 200 "a valid token" "$valid"
+  for v in uring epoll haproxy; do
+    a="${addrs[$v]}"
+    expect "$v" "$a" 200 "the first valid token" "$valid"
+    expect "$v" "$a" 200 "the last valid token" "$last"
+    expect "$v" "$a" 401 "a tampered signature" "$tampered"
+    expect "$v" "$a" 401 "an expired token" "$expired"
+    expect "$v" "$a" 401 "a wrong audience" "$wrong_aud"
+    expect "$v" "$a" 401 "a wrong issuer" "$wrong_iss"
+    expect "$v" "$a" 401 "a token of another algorithm" "$other_alg"
+    expect "$v" "$a" 401 "no token" ""
+  done
+  echo "$alg: checked: 200 for valid tokens; 401 for tampered, expired, wrong aud/iss/alg, missing (ceiling: 200)" >&2
+
+  for ((r = 1; r <= rounds; r++)); do
+    for ((k = 0; k < ${#variants[@]}; k++)); do
+      v="${variants[(k + r - 1) % ${#variants[@]}]}"
+      measure "$v" "${addrs[$v]}" "${spids[$v]}" "$r"
+    done
+  done
+
+  # Graceful stop (SIGTERM: jwtgate drains and exits 0).
+  for v in "${variants[@]}"; do kill -TERM "${spids[$v]}" 2>/dev/null || true; done
+  for v in ceiling uring epoll; do
+    st=0
+    stop "${spids[$v]}" || st=$?
+    [ "$st" = 0 ] || echo "bench-http: warning: jwtgate ($v) exited with status $st on SIGTERM" >&2
+  done
+  stop "${spids[haproxy]}" || true
+  pids=()
+  unset addrs spids
+done
+
+python3 - "$work/results.tsv" "$conns" "$secs" "$rounds" "$versions" <<'EOF'
+import sys
+from statistics import median
+path, conns, secs, rounds, versions = sys.argv[1:6]
+print(versions)
+rows = {}
+for line in open(path):
+    alg, var, rnd, req, dur, p50, p99, sticks, cticks, hz, other0, other1 = line.split("\t")
+    req, dur, sticks, cticks, hz = int(req), int(dur), int(sticks), int(cticks), int(hz)
+    secs_run = dur / 1e6
+    rows.setdefault(alg, {}).setdefault(var, []).append({
+        "rps": req / secs_run, "p50": int(p50), "p99": int(p99),
+        "cpu": sticks / hz * 1e6 / req, "client": cticks / hz / secs_run,
+        "other": max(int(other0), int(other1)) / hz / secs_run, "round": int(rnd)})
+labels = {"ceiling": "jwtgate no-verify (ceiling)", "uring": "jwtgate --io uring",
+          "epoll": "jwtgate --io epoll", "haproxy": "haproxy 2.6 jwt_verify"}
+targets = {"RS256": 1.5, "ES256": 1.45}
+def us(v):
+    return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} us"
+for alg, by in rows.items():
+    m = {v: {k: median(r[k] for r in rs) for k in rs[0]} for v, rs in by.items()}
+    print(f"\n{alg}: {conns} connections, {secs} s per run, median of {rounds} interleaved rounds "
+          f"(server on CPU 0, wrk on CPU 1)")
+    print(f"| server | requests/s | p50 | p99 | server CPU/req | runs (req/s) |")
+    print(f"|---|---|---|---|---|---|")
+    for v in ("ceiling", "uring", "epoll", "haproxy"):
+        if v not in m:
+            continue
+        runs = " ".join(f"{r['rps']:.0f}" for r in by[v])
+        print(f"| {labels[v]} | {m[v]['rps']:,.0f} | {us(m[v]['p50'])} | {us(m[v]['p99'])} "
+              f"| {m[v]['cpu']:.1f} us | {runs} |")
+    t = targets.get(alg)
+    ratios = [
+        ("jwtgate-uring / haproxy, requests/s", m["uring"]["rps"] / m["haproxy"]["rps"],
+         (">=", t) if t else None),
+        ("jwtgate-uring / ceiling, requests/s", m["uring"]["rps"] / m["ceiling"]["rps"], None),
+        ("haproxy / jwtgate-uring, CPU per request", m["haproxy"]["cpu"] / m["uring"]["cpu"], None),
+        ("jwtgate-uring / epoll, CPU per request", m["uring"]["cpu"] / m["epoll"]["cpu"], ("<=", 1.1)),
+    ]
+    for name, x, target in ratios:
+        line = f"  {name:42} {x:5.2f}x"
+        if target:
+            op, v = target
+            ok = x >= v if op == ">=" else x <= v
+            line += f"   target {op} {v}x: {'ok' if ok else 'MISSED'}"
+        print(line)
+    busy = [labels[v] for v in m if m[v]["client"] > 0.9]
+    if busy:
+        print(f"  note: wrk used over 90% of CPU 1 against {', '.join(busy)}: "
+              "those rows may measure the client, not the server")
+    noisy = [f"{labels[v]} round {r['round']} ({r['other'] * 100:.0f}%)"
+             for v in by for r in by[v] if r["other"] > 0.1]
+    if noisy:
+        print(f"  note: other work kept a benchmark CPU over 10% busy during: {', '.join(noisy)}")
+EOF
