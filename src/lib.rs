@@ -67,6 +67,7 @@ pub mod jose;
 pub mod keys;
 pub mod latency;
 pub mod outcome;
+pub mod policy;
 pub mod server;
 pub mod tools;
 pub mod verify;

@@ -1,0 +1,350 @@
+//! The policy: token configurations (one per identity provider or
+//! environment), and rules that decide, per host, path and method, which of
+//! them a request must satisfy and what happens when it does not.
+//!
+//! Everything here is compiled once when a configuration loads (patterns,
+//! verifiers, header names) and read-only afterwards; routing a request
+//! borrows its bytes and allocates nothing. Rules are tried in order and the
+//! first match wins; a request that matches none gets the explicit default.
+//!
+//! Neighbours: [`crate::config`] builds a [`Policy`] from a file;
+//! [`crate::authz`] routes each request with [`Policy::route`], verifies the
+//! tokens and renders the answer.
+
+pub mod claims;
+pub mod host;
+pub mod path;
+pub mod source;
+
+use crate::Verifier;
+use crate::http::OriginalRequest;
+
+pub use claims::{ClaimRequirement, ClaimTest, ForwardClaim};
+pub use host::HostPattern;
+pub use path::PathPattern;
+pub use source::{Found, TokenSource};
+
+/// A named way to find and verify a token.
+#[derive(Debug)]
+pub struct TokenConfig {
+    /// The configuration's name, as rules refer to it.
+    pub name: Box<str>,
+    /// Where to look, in order; every source that holds a token is verified.
+    pub sources: Box<[TokenSource]>,
+    /// Keys and claim checks.
+    pub verifier: Verifier,
+}
+
+/// How a rule combines its token configurations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Valid for at least one (the default).
+    Any,
+    /// Valid for every one (two identity providers on one request).
+    All,
+}
+
+/// What a rule does with a request that fails it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Deny it.
+    Block,
+    /// Allow it, and say what would have happened (`x-jwtgate-action: log`).
+    Log,
+}
+
+/// What a request that matches no rule gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultAction {
+    /// Allowed without a token.
+    Allow,
+    /// Denied (403 `no_matching_rule`).
+    Deny,
+}
+
+/// An endpoint a rule leaves open: an optional method and a path pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `None` for any method.
+    pub method: Option<Box<str>>,
+    /// The path pattern.
+    pub path: PathPattern,
+}
+
+impl Endpoint {
+    fn matches(&self, method: &[u8], path: &[u8]) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|wanted| wanted.as_bytes() == method)
+            && self.path.matches(path)
+    }
+}
+
+/// One rule, compiled.
+#[derive(Debug)]
+pub struct Rule {
+    /// Its name, for logs and `check-config`.
+    pub name: Box<str>,
+    /// Hosts it applies to (empty: any).
+    pub hosts: Box<[HostPattern]>,
+    /// Paths it applies to (empty: any).
+    pub paths: Box<[PathPattern]>,
+    /// Methods it applies to, upper case (empty: any).
+    pub methods: Box<[Box<str>]>,
+    /// Indexes into [`Policy::configs`], in the rule's order.
+    pub token_configs: Box<[usize]>,
+    /// Any or all of them.
+    pub mode: Mode,
+    /// Block or log.
+    pub action: Action,
+    /// Endpoints left open.
+    pub exclude: Box<[Endpoint]>,
+    /// Allow a request that carries no token at all (Envoy's `allow_missing`);
+    /// a token that is present must still be valid.
+    pub allow_missing: bool,
+    /// Claims the token must hold (403 `insufficient_scope` otherwise).
+    pub require_claims: Box<[ClaimRequirement]>,
+    /// Claims sent upstream as headers.
+    pub forward_claims: Box<[ForwardClaim]>,
+    /// Let CORS preflight requests (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) through without a token.
+    pub bypass_cors_preflight: bool,
+}
+
+impl Rule {
+    fn applies(&self, request: &OriginalRequest<'_>, path: &[u8]) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|host| host.matches(request.host)))
+            && (self.methods.is_empty()
+                || self
+                    .methods
+                    .iter()
+                    .any(|method| method.as_bytes() == request.method))
+            && (self.paths.is_empty() || self.paths.iter().any(|pattern| pattern.matches(path)))
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Route<'p> {
+    /// The rule applies: verify its token configurations.
+    Check(&'p Rule),
+    /// The rule applies, but this endpoint is excluded from it.
+    Excluded(&'p Rule),
+    /// A CORS preflight the rule lets through.
+    Preflight(&'p Rule),
+    /// No rule applies.
+    Default(DefaultAction),
+}
+
+/// Token configurations, rules and the default, as loaded.
+#[derive(Debug)]
+pub struct Policy {
+    /// Token configurations, in file order.
+    pub configs: Box<[TokenConfig]>,
+    /// Rules, in precedence order.
+    pub rules: Box<[Rule]>,
+    /// For requests no rule matches.
+    pub default_action: DefaultAction,
+    /// Every header any rule forwards, so that each allowed answer can carry
+    /// all of them (empty where not filled) and overwrite client copies.
+    pub forwarded_headers: Box<[Box<str>]>,
+}
+
+impl Policy {
+    /// The flags-only policy: one token configuration (the `Authorization`
+    /// header, Bearer or raw) on every request.
+    pub fn single(verifier: Verifier) -> Policy {
+        Policy {
+            configs: Box::new([TokenConfig {
+                name: "default".into(),
+                sources: Box::new([TokenSource::authorization_bearer()]),
+                verifier,
+            }]),
+            rules: Box::new([Rule {
+                name: "all".into(),
+                hosts: Box::new([]),
+                paths: Box::new([]),
+                methods: Box::new([]),
+                token_configs: Box::new([0]),
+                mode: Mode::Any,
+                action: Action::Block,
+                exclude: Box::new([]),
+                allow_missing: false,
+                require_claims: Box::new([]),
+                forward_claims: Box::new([]),
+                bypass_cors_preflight: false,
+            }]),
+            default_action: DefaultAction::Deny,
+            forwarded_headers: Box::new([]),
+        }
+    }
+
+    /// Routes a request: `path` is its canonical path, `rewritten` whether
+    /// canonicalising changed it (see [`path::canonicalize`]), `preflight`
+    /// whether it is a CORS preflight.
+    pub fn route(
+        &self,
+        request: &OriginalRequest<'_>,
+        path: &[u8],
+        rewritten: bool,
+        preflight: bool,
+    ) -> Route<'_> {
+        let Some(rule) = self.rules.iter().find(|rule| rule.applies(request, path)) else {
+            return Route::Default(self.default_action);
+        };
+        if preflight && rule.bypass_cors_preflight {
+            return Route::Preflight(rule);
+        }
+        // A path that needed rewriting never matches an exclusion: the origin
+        // may read it differently, and exclusions let requests pass unchecked.
+        if !rewritten
+            && rule
+                .exclude
+                .iter()
+                .any(|endpoint| endpoint.matches(request.method, path))
+        {
+            return Route::Excluded(rule);
+        }
+        Route::Check(rule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(
+        name: &str,
+        hosts: &[&str],
+        paths: &[&str],
+        methods: &[&str],
+        exclude: &[(Option<&str>, &str)],
+    ) -> Rule {
+        Rule {
+            name: name.into(),
+            hosts: hosts
+                .iter()
+                .map(|h| HostPattern::parse(h).unwrap())
+                .collect(),
+            paths: paths
+                .iter()
+                .map(|p| PathPattern::parse(p).unwrap())
+                .collect(),
+            methods: methods.iter().map(|&m| m.into()).collect(),
+            token_configs: Box::new([]),
+            mode: Mode::Any,
+            action: Action::Block,
+            exclude: exclude
+                .iter()
+                .map(|(method, path)| Endpoint {
+                    method: method.map(Into::into),
+                    path: PathPattern::parse(path).unwrap(),
+                })
+                .collect(),
+            allow_missing: false,
+            require_claims: Box::new([]),
+            forward_claims: Box::new([]),
+            bypass_cors_preflight: true,
+        }
+    }
+
+    fn policy(default_action: DefaultAction) -> Policy {
+        Policy {
+            configs: Box::new([]),
+            rules: Box::new([
+                rule("admin", &["admin.example.com"], &[], &[], &[]),
+                rule(
+                    "api",
+                    &["api.example.com", "*.api.example.com"],
+                    &["/v1/**"],
+                    &[],
+                    &[
+                        (Some("GET"), "/v1/health"),
+                        (None, "/v1/public/**"),
+                        (Some("POST"), "/users/{id}/login"),
+                    ],
+                ),
+                rule("writes", &[], &["/v2/**"], &["POST", "PUT", "DELETE"], &[]),
+            ]),
+            default_action,
+            forwarded_headers: Box::new([]),
+        }
+    }
+
+    fn route(policy: &Policy, method: &str, host: &str, target: &str) -> String {
+        let mut canonical = Vec::new();
+        let c = path::canonicalize(target.as_bytes(), &mut canonical);
+        let request = OriginalRequest {
+            method: method.as_bytes(),
+            host: host.as_bytes(),
+            path: target.as_bytes(),
+        };
+        match policy.route(&request, &canonical, c.rewritten, method == "OPTIONS") {
+            Route::Check(rule) => format!("check {}", rule.name),
+            Route::Excluded(rule) => format!("excluded {}", rule.name),
+            Route::Preflight(rule) => format!("preflight {}", rule.name),
+            Route::Default(DefaultAction::Allow) => "default allow".into(),
+            Route::Default(DefaultAction::Deny) => "default deny".into(),
+        }
+    }
+
+    #[test]
+    fn routing_table() {
+        let p = policy(DefaultAction::Deny);
+        let cases = [
+            ("GET", "admin.example.com", "/anything", "check admin"),
+            ("GET", "api.example.com", "/v1/orders", "check api"),
+            (
+                "GET",
+                "eu.api.example.com:443",
+                "/v1/orders?x=1",
+                "check api",
+            ),
+            ("GET", "api.example.com", "/v1/health", "excluded api"),
+            ("HEAD", "api.example.com", "/v1/health", "check api"),
+            (
+                "GET",
+                "api.example.com",
+                "/v1/health?verbose",
+                "excluded api",
+            ),
+            (
+                "GET",
+                "api.example.com",
+                "/v1/public/docs/a",
+                "excluded api",
+            ),
+            // Spellings that dodge an exclusion are checked instead.
+            (
+                "GET",
+                "api.example.com",
+                "/v1/public/../orders",
+                "check api",
+            ),
+            (
+                "GET",
+                "api.example.com",
+                "/v1/public/%2e%2e/orders",
+                "check api",
+            ),
+            ("GET", "api.example.com", "/v1//health", "check api"),
+            ("GET", "api.example.com", "/v1/%68ealth", "check api"),
+            // ...and spellings that dodge a rule still meet it.
+            ("GET", "api.example.com", "/v2/../v1/orders", "check api"),
+            ("OPTIONS", "api.example.com", "/v1/orders", "preflight api"),
+            ("GET", "api.example.com", "/v2/orders", "default deny"),
+            ("POST", "other.example.com", "/v2/orders", "check writes"),
+            ("GET", "other.example.com", "/v2/orders", "default deny"),
+            ("POST", "api.example.com", "/v1/../v2/x", "check writes"),
+        ];
+        for (method, host, target, expected) in cases {
+            assert_eq!(
+                route(&p, method, host, target),
+                expected,
+                "{method} {host}{target}"
+            );
+        }
+        let open = policy(DefaultAction::Allow);
+        assert_eq!(route(&open, "GET", "x", "/"), "default allow");
+    }
+}

@@ -1,0 +1,255 @@
+//! Where a token configuration looks for its token: a header (raw, or after a
+//! scheme such as `Bearer`), a cookie, or a query parameter (off unless
+//! listed: query strings end up in logs). Every lookup borrows the request.
+
+use crate::http::RequestHead;
+
+/// One place a token may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// A header. With a `scheme` (e.g. `Bearer`), both `<scheme> <token>`
+    /// (scheme case-insensitive, extra spaces tolerated) and the raw token are
+    /// accepted, and another scheme counts as no token (RFC 6750 §2.1).
+    Header {
+        /// Header name, lower case.
+        name: Box<str>,
+        /// The auth scheme, if the value may carry one.
+        scheme: Option<Box<str>>,
+    },
+    /// A cookie of this name.
+    Cookie {
+        /// Cookie name (case-sensitive).
+        name: Box<str>,
+    },
+    /// A query parameter of the original request.
+    Query {
+        /// Parameter name (case-sensitive).
+        name: Box<str>,
+    },
+}
+
+/// What one source found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found<'b> {
+    /// Nothing there.
+    Absent,
+    /// A token (not yet verified).
+    Token(&'b [u8]),
+    /// Something that cannot be read as exactly one token.
+    Malformed(&'static str),
+}
+
+impl TokenSource {
+    /// `Authorization: Bearer <token>` or a raw token: the flags-only source.
+    pub fn authorization_bearer() -> TokenSource {
+        TokenSource::Header {
+            name: "authorization".into(),
+            scheme: Some("Bearer".into()),
+        }
+    }
+
+    /// Looks for the token in `head`; `query` is the original request's query
+    /// string (after `?`), empty if none.
+    pub fn find<'b>(&self, head: &RequestHead<'_, 'b>, query: &'b [u8]) -> Found<'b> {
+        match self {
+            TokenSource::Header { name, scheme } => {
+                let mut values = head.header_values(name);
+                let Some(value) = values.next() else {
+                    return Found::Absent;
+                };
+                if values.next().is_some() {
+                    return Found::Malformed("the token header appears more than once");
+                }
+                header_value(value, scheme.as_deref())
+            }
+            TokenSource::Cookie { name } => {
+                let mut found = Found::Absent;
+                for value in head.header_values("cookie") {
+                    for (cookie, token) in pairs(value, b';') {
+                        if cookie == name.as_bytes() {
+                            if found != Found::Absent {
+                                return Found::Malformed("the token cookie is set more than once");
+                            }
+                            let token = token
+                                .strip_prefix(b"\"")
+                                .and_then(|t| t.strip_suffix(b"\""))
+                                .unwrap_or(token);
+                            found = if token.is_empty() {
+                                Found::Absent
+                            } else {
+                                Found::Token(token)
+                            };
+                        }
+                    }
+                }
+                found
+            }
+            TokenSource::Query { name } => {
+                let mut found = Found::Absent;
+                for (parameter, token) in pairs(query, b'&') {
+                    if parameter == name.as_bytes() {
+                        if found != Found::Absent {
+                            return Found::Malformed("the token parameter appears more than once");
+                        }
+                        found = if token.is_empty() {
+                            Found::Absent
+                        } else {
+                            Found::Token(token)
+                        };
+                    }
+                }
+                found
+            }
+        }
+    }
+}
+
+/// `name=value` pairs separated by `separator`, names and values trimmed.
+fn pairs(text: &[u8], separator: u8) -> impl Iterator<Item = (&[u8], &[u8])> {
+    text.split(move |&b| b == separator).filter_map(|pair| {
+        let pair = pair.trim_ascii();
+        let equals = memchr::memchr(b'=', pair)?;
+        Some((
+            pair.get(..equals)?.trim_ascii(),
+            pair.get(equals + 1..)?.trim_ascii(),
+        ))
+    })
+}
+
+fn is_space(byte: &u8) -> bool {
+    *byte == b' ' || *byte == b'\t'
+}
+
+/// Reads one header value: `<scheme> <token>` or a raw token.
+pub fn header_value<'b>(value: &'b [u8], scheme: Option<&str>) -> Found<'b> {
+    let value = value.trim_ascii();
+    if value.is_empty() {
+        return Found::Absent;
+    }
+    let Some(space) = value.iter().position(is_space) else {
+        if scheme.is_some_and(|scheme| value.eq_ignore_ascii_case(scheme.as_bytes())) {
+            return Found::Malformed("the auth scheme comes without a token");
+        }
+        return Found::Token(value);
+    };
+    let (given, rest) = value.split_at(space);
+    match scheme {
+        Some(scheme) if given.eq_ignore_ascii_case(scheme.as_bytes()) => {
+            let token = rest.trim_ascii();
+            if token.iter().any(is_space) {
+                Found::Malformed("the token contains whitespace")
+            } else {
+                Found::Token(token)
+            }
+        }
+        // Another scheme (`Basic ...`) is not a bearer token.
+        Some(_) => Found::Absent,
+        None => Found::Malformed("the token contains whitespace"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::{HeadStatus, HeaderSlots, Limits, parse_head};
+
+    #[test]
+    fn header_values_with_and_without_a_scheme() {
+        let cases: [(&[u8], Option<&str>, Found<'_>); 12] = [
+            (b"Bearer a.b.c", Some("Bearer"), Found::Token(b"a.b.c")),
+            (b"bearer a.b.c", Some("Bearer"), Found::Token(b"a.b.c")),
+            (b"BEARER    a.b.c  ", Some("Bearer"), Found::Token(b"a.b.c")),
+            (b"Bearer\ta.b.c", Some("Bearer"), Found::Token(b"a.b.c")),
+            (b"a.b.c", Some("Bearer"), Found::Token(b"a.b.c")),
+            (b"Basic dXNlcjpwYXNz", Some("Bearer"), Found::Absent),
+            (b"", Some("Bearer"), Found::Absent),
+            (
+                b"Bearer",
+                Some("Bearer"),
+                Found::Malformed("the auth scheme comes without a token"),
+            ),
+            (
+                b"Bearer a b",
+                Some("Bearer"),
+                Found::Malformed("the token contains whitespace"),
+            ),
+            (b"a.b.c", None, Found::Token(b"a.b.c")),
+            (
+                b"Bearer a.b.c",
+                None,
+                Found::Malformed("the token contains whitespace"),
+            ),
+            (b"  ", None, Found::Absent),
+        ];
+        for (value, scheme, expected) in cases {
+            assert_eq!(
+                header_value(value, scheme),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    fn find(source: &TokenSource, request: &[u8], query: &[u8]) -> String {
+        let mut slots = HeaderSlots::default();
+        let HeadStatus::Complete(head) =
+            parse_head(request, &mut slots, Limits::default()).unwrap()
+        else {
+            panic!("complete");
+        };
+        match source.find(&head, query) {
+            Found::Absent => "absent".into(),
+            Found::Token(t) => String::from_utf8(t.to_vec()).unwrap(),
+            Found::Malformed(m) => format!("malformed: {m}"),
+        }
+    }
+
+    #[test]
+    fn cookies_and_query_parameters() {
+        let cookie = TokenSource::Cookie {
+            name: "session".into(),
+        };
+        let req =
+            |cookies: &str| format!("GET / HTTP/1.1\r\nHost: h\r\n{cookies}\r\n").into_bytes();
+        assert_eq!(
+            find(&cookie, &req("Cookie: a=1; session=x.y.z; b=2\r\n"), b""),
+            "x.y.z"
+        );
+        assert_eq!(
+            find(&cookie, &req("Cookie: session=\"x.y.z\"\r\n"), b""),
+            "x.y.z"
+        );
+        assert_eq!(
+            find(
+                &cookie,
+                &req("Cookie: a=1\r\nCookie: session=q.r.s\r\n"),
+                b""
+            ),
+            "q.r.s"
+        );
+        assert_eq!(
+            find(&cookie, &req("Cookie: sessionx=1; xsession=2\r\n"), b""),
+            "absent"
+        );
+        assert_eq!(find(&cookie, &req(""), b""), "absent");
+        assert!(
+            find(&cookie, &req("Cookie: session=a; session=b\r\n"), b"").starts_with("malformed")
+        );
+        let query = TokenSource::Query {
+            name: "access_token".into(),
+        };
+        assert_eq!(find(&query, &req(""), b"a=1&access_token=x.y.z"), "x.y.z");
+        assert_eq!(find(&query, &req(""), b"access_tokens=1"), "absent");
+        assert!(find(&query, &req(""), b"access_token=a&access_token=b").starts_with("malformed"));
+        let header = TokenSource::authorization_bearer();
+        assert!(
+            find(
+                &header,
+                &req("Authorization: a\r\nAuthorization: b\r\n"),
+                b""
+            )
+            .starts_with("malformed")
+        );
+    }
+}
