@@ -42,7 +42,8 @@
 //! | [`latency`] | hdrhistogram latency recording, percentile summaries, `.hgrm` output |
 //! | [`tools`] | `keygen`, `mint`, `inspect` |
 //! | [`http`] | zero-copy request head parsing, limits, protocol errors, the `Service` seam, original-request headers |
-//! | [`authz`] | the ext_authz decision (bearer token → verify → 200/401) and the `POST /v1/verify` batch face |
+//! | [`policy`] | token configurations, sources (header, cookie, query), rules, canonical paths, claim requirements |
+//! | [`authz`] | the ext_authz decision (route → tokens → verify → 200/401/403) and the `POST /v1/verify` batch face |
 //! | [`admin`] | the admin listener's answers (`/healthz`) |
 //! | [`server`] | `jwtgate serve`: per-core shards on io_uring or epoll, connections, timeouts, drain |
 //! | [`demo`] | `jwtgate demo`: the engine on the bundled demo keys |

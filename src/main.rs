@@ -578,7 +578,10 @@ fn run_serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
     if args.max_request_line_bytes > args.max_header_bytes {
         return Err("--max-request-line-bytes cannot exceed --max-header-bytes".into());
     }
-    let server = Server::start(Arc::new(verifier), &options)?;
+    let policy = Arc::new(arc_swap::ArcSwap::from_pointee(
+        jwtgate::policy::Policy::single(verifier),
+    ));
+    let server = Server::start(policy, &options)?;
     if let Some(reason) = server.uring_fallback() {
         eprintln!("jwtgate: warning: io_uring is unavailable ({reason}); serving with epoll");
     }

@@ -49,11 +49,16 @@ pub enum Outcome {
     WrongSubject,
     /// The header's `typ` differs from the configured one.
     WrongType,
+    /// The request carries several tokens (say a header and a cookie) and
+    /// not all of them are valid: jwtgate never picks the one that passes.
+    AmbiguousToken,
+    /// The token is valid but lacks a claim the rule requires (HTTP 403).
+    InsufficientScope,
 }
 
 impl Outcome {
     /// Every outcome, in declaration order (for metrics tables and summaries).
-    pub const ALL: [Outcome; 17] = [
+    pub const ALL: [Outcome; 19] = [
         Outcome::Valid,
         Outcome::Missing,
         Outcome::Malformed,
@@ -71,6 +76,8 @@ impl Outcome {
         Outcome::WrongAudience,
         Outcome::WrongSubject,
         Outcome::WrongType,
+        Outcome::AmbiguousToken,
+        Outcome::InsufficientScope,
     ];
 
     /// The stable snake_case name used in batch output, HTTP headers and metrics.
@@ -93,6 +100,8 @@ impl Outcome {
             Outcome::WrongAudience => "wrong_audience",
             Outcome::WrongSubject => "wrong_subject",
             Outcome::WrongType => "wrong_type",
+            Outcome::AmbiguousToken => "ambiguous_token",
+            Outcome::InsufficientScope => "insufficient_scope",
         }
     }
 

@@ -121,7 +121,10 @@ fn steady_state_allocations(io: IoMode) -> (u64, usize) {
         },
         ..ServeOptions::default()
     };
-    let server = Server::start(Arc::new(verifier), &options).unwrap();
+    let policy = Arc::new(arc_swap::ArcSwap::from_pointee(
+        jwtgate::policy::Policy::single(verifier),
+    ));
+    let server = Server::start(policy, &options).unwrap();
     let requests = batch();
     let mut streams: Vec<TcpStream> = (0..CONNECTIONS)
         .map(|_| TcpStream::connect(server.local_addr()).unwrap())

@@ -1,23 +1,24 @@
-//! The ext_authz decision: find the bearer token in a check request, verify it,
-//! and answer 200 with identity headers or 401 with a challenge. Also the
-//! network batch face, `POST /v1/verify`.
+//! The ext_authz decision: route a check request through the policy, find
+//! and verify its tokens, and answer 200 with identity headers, 401 with a
+//! challenge, or 403. Also the network batch face, `POST /v1/verify`.
 //!
 //! Neighbours: [`crate::http`] supplies the parsed head and the [`Service`]
 //! seam; [`crate::verify`] is the engine; [`crate::batch`] renders batch lines.
 //! One [`Authorizer`] lives in each shard and owns that shard's scratch space,
 //! so verifying allocates nothing.
 
-pub mod bearer;
 pub mod response;
 
 use std::sync::Arc;
 
-use crate::http::response::write_simple;
-use crate::http::{BodyPolicy, Framing, RequestHead, Service};
-use crate::{Outcome, Rejection, UnixTime, Verifier};
+use arc_swap::ArcSwap;
 
-pub use bearer::Credential;
-pub use response::Denials;
+use crate::http::response::write_simple;
+use crate::http::{BodyPolicy, Framing, OriginalRequest, RequestHead, Service};
+use crate::policy::{self, Action, DefaultAction, Found, Mode, Policy, Route, Rule, TokenConfig};
+use crate::{Outcome, Rejection, UnixTime};
+
+pub use response::{Denials, Identity};
 
 /// Where "now" comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,63 +65,303 @@ impl Default for AuthzOptions {
     }
 }
 
+/// The policy every shard reads, swapped whole on reload: one atomic load per
+/// request, no lock.
+pub type SharedPolicy = Arc<ArcSwap<Policy>>;
+
 /// The ext_authz check service of one shard.
 #[derive(Debug)]
 pub struct Authorizer {
-    verifier: Arc<Verifier>,
+    policy: SharedPolicy,
     options: AuthzOptions,
     denials: Arc<Denials>,
     scratch: crate::Scratch,
+    /// The canonical path of the request being decided.
+    path: Vec<u8>,
+}
+
+/// How one token configuration fared on one request.
+enum Checked {
+    /// No source of the configuration held a token.
+    Missing,
+    /// Every token found is valid; the first one's identity is rendered, and
+    /// whether it meets the rule's claim requirements.
+    Valid { claims_ok: bool },
+    /// A token was refused (or tokens disagree).
+    Refused(Rejection),
+}
+
+/// What the first valid token of a rule leaves behind for the answer.
+struct Pending<'o> {
+    /// The output; the allow response is rendered at `start`, while the
+    /// verified claims are at hand (earlier bytes are pipelined answers).
+    allowed: &'o mut Vec<u8>,
+    start: usize,
+    rendered: bool,
+}
+
+/// Verifies every token `config`'s sources find; on the first valid one of
+/// the request (`pending.rendered` false) renders the allow answer.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+fn check_config(
+    config: &TokenConfig,
+    rule: &Rule,
+    head: &RequestHead<'_, '_>,
+    query: &[u8],
+    now: UnixTime,
+    scratch: &mut crate::Scratch,
+    identity: Identity<'_>,
+    pending: &mut Pending<'_>,
+    close: bool,
+) -> Checked {
+    let mut valid = 0usize;
+    let mut refused: Option<Rejection> = None;
+    let mut claims_ok = true;
+    for source in config.sources.iter() {
+        let token = match source.find(head, query) {
+            Found::Absent => continue,
+            Found::Token(token) => token,
+            Found::Malformed(detail) => {
+                refused.get_or_insert(Rejection::new(Outcome::Malformed, detail));
+                continue;
+            }
+        };
+        match config.verifier.verify(token, now, scratch) {
+            Ok(verified) => {
+                valid += 1;
+                if valid == 1 {
+                    claims_ok = rule
+                        .require_claims
+                        .iter()
+                        .all(|requirement| requirement.holds(&verified.claims));
+                    if !pending.rendered {
+                        pending.allowed.truncate(pending.start);
+                        response::allowed(pending.allowed, &verified, identity, close);
+                        pending.rendered = true;
+                    }
+                }
+            }
+            Err(rejection) => {
+                refused.get_or_insert(rejection);
+            }
+        }
+    }
+    match (valid, refused) {
+        (0, None) => Checked::Missing,
+        (_, None) => Checked::Valid { claims_ok },
+        (0, Some(rejection)) => Checked::Refused(rejection),
+        (_, Some(_)) => Checked::Refused(Rejection::new(
+            Outcome::AmbiguousToken,
+            "the request carries several tokens and not all of them are valid",
+        )),
+    }
+}
+
+/// Whether the request is a CORS preflight.
+fn is_preflight(head: &RequestHead<'_, '_>, method: &[u8]) -> bool {
+    method == b"OPTIONS"
+        && head.header_values("origin").next().is_some()
+        && head
+            .header_values("access-control-request-method")
+            .next()
+            .is_some()
 }
 
 impl Authorizer {
-    /// A shard's authorizer; `denials` is rendered once and shared by all shards.
-    pub fn new(
-        verifier: Arc<Verifier>,
-        options: AuthzOptions,
-        denials: Arc<Denials>,
-    ) -> Authorizer {
-        let scratch = verifier.scratch();
+    /// A shard's authorizer over `policy`; `denials` is rendered once and shared.
+    pub fn new(policy: SharedPolicy, options: AuthzOptions, denials: Arc<Denials>) -> Authorizer {
+        let scratch = policy.load().configs.first().map_or_else(
+            || crate::Scratch::with_token_limit(4096),
+            |config| config.verifier.scratch(),
+        );
         Authorizer {
-            verifier,
+            policy,
             options,
             denials,
             scratch,
+            path: Vec::with_capacity(256),
         }
     }
 
-    /// Decides one check request and appends the answer to `out`; returns the outcome.
+    /// Decides one check request and appends the answer to `out`; returns the
+    /// token outcome (`None` when no token was looked at).
     pub fn decide(
         &mut self,
         head: &RequestHead<'_, '_>,
         framing: Framing,
         out: &mut Vec<u8>,
-    ) -> Outcome {
+    ) -> Option<Outcome> {
         if self.options.danger_skip_verification {
             response::unverified(out, framing.close);
-            return Outcome::Valid;
+            return Some(Outcome::Valid);
         }
-        let result = match bearer::credential(head) {
-            Credential::Token(token) => {
-                self.verifier
-                    .verify(token, self.options.clock.now(), &mut self.scratch)
+        let policy = self.policy.load();
+        let (route, query) = if policy.needs_original_request() {
+            let original = match OriginalRequest::from_head(head, policy.forwarded.style()) {
+                Ok(original) => original,
+                Err(error) => {
+                    let mut body = Vec::with_capacity(128);
+                    body.extend_from_slice(b"{\"error\":\"bad_request\",\"detail\":\"");
+                    body.extend_from_slice(error.detail().as_bytes());
+                    body.extend_from_slice(b"\"}");
+                    write_simple(out, 400, "application/json", b"", &body, framing);
+                    return None;
+                }
+            };
+            let canonical = policy::path::canonicalize(original.path, &mut self.path);
+            let preflight = is_preflight(head, original.method);
+            let query = memchr::memchr(b'?', original.path)
+                .and_then(|q| original.path.get(q + 1..))
+                .unwrap_or_default();
+            (
+                policy.route(&original, &self.path, canonical.rewritten, preflight),
+                query,
+            )
+        } else {
+            match policy.rules.first() {
+                Some(rule) => (Route::Check(rule), &b""[..]),
+                None => (Route::Default(policy.default_action), &b""[..]),
             }
-            Credential::Missing => Err(Rejection::new(
-                Outcome::Missing,
-                "no bearer token in the Authorization header",
-            )),
-            Credential::Malformed(detail) => Err(Rejection::new(Outcome::Malformed, detail)),
         };
-        match result {
-            Ok(verified) => {
-                response::allowed(out, &verified, self.options.forward_payload, framing.close);
-                Outcome::Valid
+        let all_headers = &policy.forwarded_headers;
+        let rule = match route {
+            Route::Check(rule) => rule,
+            Route::Excluded(_) => {
+                response::allowed_without_identity(
+                    out,
+                    "excluded",
+                    false,
+                    all_headers,
+                    framing.close,
+                );
+                return None;
             }
-            Err(rejection) => {
-                out.extend_from_slice(self.denials.response(rejection.outcome(), framing));
-                rejection.outcome()
+            Route::Preflight(_) => {
+                response::allowed_without_identity(
+                    out,
+                    "preflight",
+                    false,
+                    all_headers,
+                    framing.close,
+                );
+                return None;
+            }
+            Route::Default(DefaultAction::Allow) => {
+                response::allowed_without_identity(
+                    out,
+                    "no_rule",
+                    false,
+                    all_headers,
+                    framing.close,
+                );
+                return None;
+            }
+            Route::Default(DefaultAction::Deny) => {
+                response::no_matching_rule(out, framing);
+                return None;
+            }
+        };
+        let identity = Identity {
+            forward_claims: &rule.forward_claims,
+            all_headers,
+            forward_payload: self.options.forward_payload,
+        };
+        let now = self.options.clock.now();
+        let start = out.len();
+        let mut pending = Pending {
+            allowed: out,
+            start,
+            rendered: false,
+        };
+        let mut verdict: Result<bool, Rejection> = Err(Rejection::new(
+            Outcome::Missing,
+            "no token in any source of the rule's token configurations",
+        ));
+        let mut any_token = false;
+        for &index in rule.token_configs.iter() {
+            let Some(config) = policy.configs.get(index) else {
+                continue;
+            };
+            let checked = check_config(
+                config,
+                rule,
+                head,
+                query,
+                now,
+                &mut self.scratch,
+                identity,
+                &mut pending,
+                framing.close,
+            );
+            if !matches!(checked, Checked::Valid { .. }) {
+                // An allow answer rendered from a token of a configuration
+                // that did not pass must not be the one sent.
+                pending.rendered = false;
+            }
+            match (rule.mode, checked) {
+                (Mode::Any, Checked::Valid { claims_ok }) => {
+                    verdict = Ok(claims_ok);
+                    break;
+                }
+                (Mode::Any, Checked::Missing) => {}
+                (Mode::Any, Checked::Refused(rejection)) => {
+                    any_token = true;
+                    // The first configuration's reason is the one reported.
+                    if verdict
+                        .as_ref()
+                        .is_err_and(|r| r.outcome() == Outcome::Missing)
+                    {
+                        verdict = Err(rejection);
+                    }
+                }
+                (Mode::All, Checked::Valid { claims_ok }) => {
+                    // Claims are those of the first configuration.
+                    if verdict.is_err() && !any_token {
+                        verdict = Ok(claims_ok);
+                    }
+                    any_token = true;
+                }
+                (Mode::All, Checked::Missing) => {
+                    verdict = Err(Rejection::new(
+                        Outcome::Missing,
+                        "a token configuration of the rule found no token",
+                    ));
+                    break;
+                }
+                (Mode::All, Checked::Refused(rejection)) => {
+                    verdict = Err(rejection);
+                    break;
+                }
             }
         }
+        let out = pending.allowed;
+        let log = rule.action == Action::Log;
+        let outcome = match verdict {
+            Ok(true) => return Some(Outcome::Valid),
+            Ok(false) => Outcome::InsufficientScope,
+            Err(rejection) => rejection.outcome(),
+        };
+        out.truncate(start);
+        if outcome == Outcome::Missing && !any_token && rule.allow_missing {
+            response::allowed_without_identity(
+                out,
+                outcome.name(),
+                false,
+                all_headers,
+                framing.close,
+            );
+        } else if log {
+            response::allowed_without_identity(
+                out,
+                outcome.name(),
+                true,
+                all_headers,
+                framing.close,
+            );
+        } else {
+            out.extend_from_slice(self.denials.response(outcome, framing));
+        }
+        Some(outcome)
     }
 }
 
@@ -144,9 +385,10 @@ impl Service for Authorizer {
 
 /// The network batch face: `POST /v1/verify` with newline-separated tokens in
 /// the body, one JSON line per token out, the format of `jwtgate verify`.
+/// `?token_config=NAME` picks the token configuration (default: the first).
 #[derive(Debug)]
 pub struct BatchVerifier {
-    verifier: Arc<Verifier>,
+    policy: SharedPolicy,
     clock: Clock,
     limits: BatchLimits,
     scratch: crate::Scratch,
@@ -177,14 +419,13 @@ impl Default for BatchLimits {
 }
 
 impl BatchVerifier {
-    /// A batch endpoint within `limits`.
-    pub fn new(verifier: Arc<Verifier>, clock: Clock, limits: BatchLimits) -> BatchVerifier {
-        let scratch = verifier.scratch();
+    /// A batch endpoint over `policy`'s token configurations, within `limits`.
+    pub fn new(policy: SharedPolicy, clock: Clock, limits: BatchLimits) -> BatchVerifier {
         BatchVerifier {
-            verifier,
+            policy,
             clock,
             limits,
-            scratch,
+            scratch: crate::Scratch::with_token_limit(4096),
             lines: Vec::new(),
         }
     }
@@ -198,7 +439,8 @@ fn line_count(body: &[u8]) -> usize {
 
 impl Service for BatchVerifier {
     fn body_policy(&self, head: &RequestHead<'_, '_>) -> BodyPolicy {
-        if head.method == "POST" && head.path == VERIFY_PATH {
+        let path = head.path.split('?').next().unwrap_or_default();
+        if head.method == "POST" && path == VERIFY_PATH {
             BodyPolicy::Buffer {
                 max: self.limits.max_body,
             }
@@ -217,7 +459,8 @@ impl Service for BatchVerifier {
         out: &mut Vec<u8>,
     ) {
         const JSON: &str = "application/json";
-        if head.path != VERIFY_PATH {
+        let (path, query) = head.path.split_once('?').unwrap_or((head.path, ""));
+        if path != VERIFY_PATH {
             let body = br#"{"error":"not_found","detail":"the batch endpoint is POST /v1/verify"}"#;
             return write_simple(out, 404, JSON, b"", body, framing);
         }
@@ -229,9 +472,21 @@ impl Service for BatchVerifier {
             let body = br#"{"error":"too_many_lines","detail":"the body has more lines than this endpoint accepts"}"#;
             return write_simple(out, 413, JSON, b"", body, framing);
         }
+        let policy = self.policy.load();
+        let wanted = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token_config="));
+        let config = match wanted {
+            Some(name) => policy.configs.iter().find(|config| &*config.name == name),
+            None => policy.configs.first(),
+        };
+        let Some(config) = config else {
+            let body = br#"{"error":"unknown_token_config","detail":"no token configuration has this name"}"#;
+            return write_simple(out, 404, JSON, b"", body, framing);
+        };
         self.lines.clear();
         crate::batch::verify_buffer(
-            &self.verifier,
+            &config.verifier,
             body,
             self.clock.now(),
             &mut self.scratch,

@@ -9,7 +9,8 @@ use std::io::Write as _;
 use crate::Outcome;
 use crate::Verified;
 use crate::http::response::{CONNECTION_CLOSE, Framing, status_line};
-use crate::jose::json::JsonStr;
+use crate::jose::json::{JsonStr, Kind, Value};
+use crate::policy::ForwardClaim;
 
 /// The realm named in every challenge.
 pub const REALM: &str = "jwtgate";
@@ -41,7 +42,18 @@ pub const fn status(outcome: Outcome) -> u16 {
         | Outcome::WrongIssuer
         | Outcome::WrongAudience
         | Outcome::WrongSubject
-        | Outcome::WrongType => 401,
+        | Outcome::WrongType
+        | Outcome::AmbiguousToken => 401,
+        // RFC 6750 §3.1: the token is fine, its permissions are not.
+        Outcome::InsufficientScope => 403,
+    }
+}
+
+/// The RFC 6750 §3.1 error code of a denial.
+const fn error_code(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::InsufficientScope => "insufficient_scope",
+        _ => "invalid_token",
     }
 }
 
@@ -51,7 +63,8 @@ fn render_denial(outcome: Outcome, framing: Framing) -> Vec<u8> {
         // RFC 6750 §3.1: no error code when the request carried no credentials.
         Outcome::Missing => format!("Bearer realm=\"{REALM}\""),
         _ => format!(
-            "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
+            "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
+            error_code(outcome),
             outcome.name()
         ),
     };
@@ -125,11 +138,20 @@ impl Denials {
     }
 }
 
+fn push_encoded(out: &mut Vec<u8>, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    if byte.is_ascii_graphic() && byte != b'%' {
+        out.push(byte);
+    } else {
+        let hex = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
+        out.extend_from_slice(&[b'%', hex(byte >> 4), hex(byte & 0x0f)]);
+    }
+}
+
 /// Writes a header value so that it can never break the header block: visible
 /// ASCII other than `%` goes as is, every other byte of the UTF-8 text
 /// (space, controls such as an escaped CR or LF, non-ASCII, `%`) as `%XX`.
 fn push_value(out: &mut Vec<u8>, value: Option<JsonStr<'_>>) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let Some(value) = value else { return };
     // Fast path: most claim values are plain ASCII without escapes.
     let raw = value.raw().as_bytes();
@@ -143,33 +165,127 @@ fn push_value(out: &mut Vec<u8>, value: Option<JsonStr<'_>>) {
     let mut utf8 = [0u8; 4];
     for c in value.chars() {
         for &byte in c.encode_utf8(&mut utf8).as_bytes() {
-            if byte.is_ascii_graphic() && byte != b'%' {
-                out.push(byte);
-            } else {
-                let hex = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
-                out.extend_from_slice(&[b'%', hex(byte >> 4), hex(byte & 0x0f)]);
+            push_encoded(out, byte);
+        }
+    }
+}
+
+/// Writes a forwarded claim of any JSON kind: a string as [`push_value`] does,
+/// an array as its elements joined with commas, anything else as its JSON
+/// text (percent-encoded where needed).
+fn push_claim(out: &mut Vec<u8>, value: Option<Value<'_>>) {
+    let Some(value) = value else { return };
+    match value.kind() {
+        Kind::String => push_value(out, value.as_str()),
+        Kind::Array => {
+            for (index, element) in value
+                .as_array()
+                .into_iter()
+                .flat_map(|a| a.iter())
+                .enumerate()
+            {
+                if index > 0 {
+                    out.push(b',');
+                }
+                push_claim(out, Some(element));
+            }
+        }
+        _ => {
+            for &byte in value.raw_json().as_bytes() {
+                push_encoded(out, byte);
             }
         }
     }
 }
 
+/// The headers an allowed answer carries for one rule: the rule's forwarded
+/// claims, and every header any rule forwards (so each is always present).
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'p> {
+    /// The matched rule's forwarded claims.
+    pub forward_claims: &'p [ForwardClaim],
+    /// Every forwarded header of the policy, other than the `x-jwt-*` four.
+    pub all_headers: &'p [Box<str>],
+    /// Fill `x-jwt-payload`.
+    pub forward_payload: bool,
+}
+
+fn forwarded_claim<'t>(
+    forward_claims: &[ForwardClaim],
+    header: &str,
+    claims: &crate::Claims<'t>,
+) -> Option<Option<Value<'t>>> {
+    forward_claims
+        .iter()
+        .find(|forward| &*forward.header == header)
+        .map(|forward| claims.lookup(&forward.claim))
+}
+
 /// Writes the allow response for a verified token.
-pub fn allowed(out: &mut Vec<u8>, verified: &Verified<'_>, forward_payload: bool, close: bool) {
+pub fn allowed(out: &mut Vec<u8>, verified: &Verified<'_>, identity: Identity<'_>, close: bool) {
     // No body, so the same bytes answer HEAD.
-    out.extend_from_slice(
-        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-jwtgate-outcome: valid\r\nx-jwt-sub: ",
-    );
-    push_value(out, verified.claims.sub);
-    out.extend_from_slice(b"\r\nx-jwt-iss: ");
-    push_value(out, verified.claims.iss);
-    out.extend_from_slice(b"\r\nx-jwt-kid: ");
-    push_value(out, verified.header.kid);
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-jwtgate-outcome: valid\r\n");
+    let claims = &verified.claims;
+    let rule = identity.forward_claims;
+    for (header, default) in [("x-jwt-sub", claims.sub), ("x-jwt-iss", claims.iss)] {
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(b": ");
+        match forwarded_claim(rule, header, claims) {
+            Some(value) => push_claim(out, value),
+            None => push_value(out, default),
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"x-jwt-kid: ");
+    match forwarded_claim(rule, "x-jwt-kid", claims) {
+        Some(value) => push_claim(out, value),
+        None => push_value(out, verified.header.kid),
+    }
     out.extend_from_slice(b"\r\nx-jwt-payload: ");
-    if forward_payload {
+    match forwarded_claim(rule, "x-jwt-payload", claims) {
+        Some(value) => push_claim(out, value),
         // Already base64url, which is header-safe, and exactly what was signed.
-        out.extend_from_slice(verified.payload_b64);
+        None if identity.forward_payload => out.extend_from_slice(verified.payload_b64),
+        None => {}
     }
     out.extend_from_slice(b"\r\n");
+    for header in identity.all_headers {
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(b": ");
+        if let Some(value) = forwarded_claim(rule, header, claims) {
+            push_claim(out, value);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if close {
+        out.extend_from_slice(CONNECTION_CLOSE);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a 200 that carries no identity: a request let through without a
+/// valid token (an excluded endpoint, a preflight, no matching rule with
+/// `default_action = "allow"`, a missing token where allowed, or a failure
+/// under `action = "log"`, which `log` marks). Every identity header is
+/// present and empty, so no client-supplied copy survives.
+pub fn allowed_without_identity(
+    out: &mut Vec<u8>,
+    outcome: &str,
+    log: bool,
+    all_headers: &[Box<str>],
+    close: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-jwtgate-outcome: ");
+    out.extend_from_slice(outcome.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if log {
+        out.extend_from_slice(b"x-jwtgate-action: log\r\n");
+    }
+    out.extend_from_slice(b"x-jwt-sub: \r\nx-jwt-iss: \r\nx-jwt-kid: \r\nx-jwt-payload: \r\n");
+    for header in all_headers {
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(b": \r\n");
+    }
     if close {
         out.extend_from_slice(CONNECTION_CLOSE);
     }
@@ -180,14 +296,19 @@ pub fn allowed(out: &mut Vec<u8>, verified: &Verified<'_>, forward_payload: bool
 /// shape as an allowed one, with empty identity headers and an outcome that
 /// says nothing was checked.
 pub fn unverified(out: &mut Vec<u8>, close: bool) {
-    out.extend_from_slice(
-        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-jwtgate-outcome: unverified\r\n\
-          x-jwt-sub: \r\nx-jwt-iss: \r\nx-jwt-kid: \r\nx-jwt-payload: \r\n",
+    allowed_without_identity(out, "unverified", false, &[], close);
+}
+
+/// The answer to a request that matches no rule under `default_action = "deny"`.
+pub fn no_matching_rule(out: &mut Vec<u8>, framing: Framing) {
+    crate::http::response::write_simple(
+        out,
+        403,
+        "application/json",
+        b"cache-control: no-store\r\nx-jwtgate-outcome: no_matching_rule\r\n",
+        br#"{"error":"no_matching_rule"}"#,
+        framing,
     );
-    if close {
-        out.extend_from_slice(CONNECTION_CLOSE);
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -252,10 +373,20 @@ mod tests {
                 assert_eq!(head.ends_with("connection: close"), framing.close);
                 if outcome != Outcome::Missing {
                     assert!(head.contains(&format!(
-                        "error=\"invalid_token\", error_description=\"{}\"",
+                        "error=\"{}\", error_description=\"{}\"",
+                        error_code(outcome),
                         outcome.name()
                     )));
                 }
+                let status = if outcome == Outcome::InsufficientScope {
+                    "403 Forbidden"
+                } else {
+                    "401 Unauthorized"
+                };
+                assert!(
+                    head.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+                    "{head}"
+                );
             }
         }
     }

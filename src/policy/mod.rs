@@ -17,7 +17,7 @@ pub mod path;
 pub mod source;
 
 use crate::Verifier;
-use crate::http::OriginalRequest;
+use crate::http::{ForwardedStyle, OriginalRequest};
 
 pub use claims::{ClaimRequirement, ClaimTest, ForwardClaim};
 pub use host::HostPattern;
@@ -136,6 +136,31 @@ pub enum Route<'p> {
     Default(DefaultAction),
 }
 
+/// Which headers carry the original request: an owned [`ForwardedStyle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forwarded {
+    /// `X-Forwarded-Method`/`-Host`/`-Uri` (Traefik, Caddy).
+    XForwarded,
+    /// `X-Original-Method`/`-URI` and `Host` (nginx).
+    XOriginal,
+    /// The request line, with this prefix stripped (Envoy).
+    RequestLine {
+        /// Envoy's `path_prefix` (may be empty).
+        path_prefix: Box<str>,
+    },
+}
+
+impl Forwarded {
+    /// The borrowed form the HTTP layer reads.
+    pub fn style(&self) -> ForwardedStyle<'_> {
+        match self {
+            Forwarded::XForwarded => ForwardedStyle::XForwarded,
+            Forwarded::XOriginal => ForwardedStyle::XOriginal,
+            Forwarded::RequestLine { path_prefix } => ForwardedStyle::RequestLine { path_prefix },
+        }
+    }
+}
+
 /// Token configurations, rules and the default, as loaded.
 #[derive(Debug)]
 pub struct Policy {
@@ -148,9 +173,29 @@ pub struct Policy {
     /// Every header any rule forwards, so that each allowed answer can carry
     /// all of them (empty where not filled) and overwrite client copies.
     pub forwarded_headers: Box<[Box<str>]>,
+    /// Where the original request is read from.
+    pub forwarded: Forwarded,
 }
 
 impl Policy {
+    /// Whether answering needs the original request: some rule looks at
+    /// host, path or method, or some source reads the query string. The
+    /// flags-only policy does not, so it does not require forwarded headers.
+    pub fn needs_original_request(&self) -> bool {
+        self.rules.iter().any(|rule| {
+            !rule.hosts.is_empty()
+                || !rule.paths.is_empty()
+                || !rule.methods.is_empty()
+                || !rule.exclude.is_empty()
+                || rule.bypass_cors_preflight
+        }) || self.configs.iter().any(|config| {
+            config
+                .sources
+                .iter()
+                .any(|source| matches!(source, TokenSource::Query { .. }))
+        })
+    }
+
     /// The flags-only policy: one token configuration (the `Authorization`
     /// header, Bearer or raw) on every request.
     pub fn single(verifier: Verifier) -> Policy {
@@ -176,6 +221,9 @@ impl Policy {
             }]),
             default_action: DefaultAction::Deny,
             forwarded_headers: Box::new([]),
+            forwarded: Forwarded::RequestLine {
+                path_prefix: "".into(),
+            },
         }
     }
 
@@ -268,6 +316,9 @@ mod tests {
             ]),
             default_action,
             forwarded_headers: Box::new([]),
+            forwarded: Forwarded::RequestLine {
+                path_prefix: "".into(),
+            },
         }
     }
 

@@ -36,9 +36,8 @@ use tokio::sync::oneshot;
 
 pub use conn::ConnectionLimits;
 
-use crate::Verifier;
 use crate::admin::Admin;
-use crate::authz::{Authorizer, AuthzOptions, BatchLimits, BatchVerifier, Denials};
+use crate::authz::{Authorizer, AuthzOptions, BatchLimits, BatchVerifier, Denials, SharedPolicy};
 use crate::http::Service;
 use shard::{Endpoint, ShardSettings};
 
@@ -257,7 +256,7 @@ fn spawn_shard<V: Service + Send + 'static>(
 impl Server {
     /// Binds every socket, starts the shards and the admin thread, and returns
     /// once all of them accept connections.
-    pub fn start(verifier: Arc<Verifier>, options: &ServeOptions) -> Result<Server, ServeError> {
+    pub fn start(policy: SharedPolicy, options: &ServeOptions) -> Result<Server, ServeError> {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let shard_count = match options.shards {
             0 => cores.len().max(1),
@@ -312,8 +311,7 @@ impl Server {
             drain_delay: options.drain_delay,
         };
         for (index, listener) in data.into_iter().enumerate() {
-            let service =
-                Authorizer::new(Arc::clone(&verifier), options.authz, Arc::clone(&denials));
+            let service = Authorizer::new(Arc::clone(&policy), options.authz, Arc::clone(&denials));
             let core = cores.get(index % cores.len().max(1)).copied();
             let name = format!("jwtgate-shard-{index}");
             let endpoint = Endpoint { listener, service };
@@ -332,7 +330,7 @@ impl Server {
         // against the shards, instead of batches stalling a shard's event loop.
         for (index, listener) in batch_sockets.into_iter().enumerate() {
             let service =
-                BatchVerifier::new(Arc::clone(&verifier), options.authz.clock, options.batch);
+                BatchVerifier::new(Arc::clone(&policy), options.authz.clock, options.batch);
             let name = format!("jwtgate-verify-{index}");
             let endpoint = Endpoint { listener, service };
             server.batch.push(spawn_shard(
