@@ -61,6 +61,7 @@
 pub mod admin;
 pub mod authz;
 pub mod batch;
+pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod http;

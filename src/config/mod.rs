@@ -1,0 +1,772 @@
+//! The configuration file (TOML): parsed once into a validated [`Loaded`]
+//! (a [`Policy`] and the server settings), or refused with an error naming
+//! file, line, column and key. "Parse, don't validate": nothing downstream
+//! sees a string where a type belongs.
+//!
+//! ```toml
+//! default_action = "deny"                 # required: "allow" or "deny"
+//! [server]
+//! listen = "0.0.0.0:8080"
+//! forwarded = "x-original"                # nginx; "x-forwarded" (Traefik, Caddy); "request-line" (Envoy)
+//! [[token_config]]
+//! name = "production"
+//! sources = [ { header = "authorization", prefix = "Bearer" }, { cookie = "session" } ]
+//! jwks_file = "keys/production.jwks.json"
+//! algorithms = ["RS256", "ES256"]
+//! issuer = "https://login.example.com/"
+//! audiences = ["orders-api"]
+//! leeway = "60s"
+//! [[rule]]
+//! name = "api"
+//! hosts = ["api.example.com"]
+//! paths = ["/v1/**"]
+//! token_configs = ["production"]
+//! exclude = ["GET /v1/health"]
+//! ```
+//!
+//! Neighbours: [`crate::policy`] is what this builds; [`crate::keys`] parses
+//! the key files; `main.rs` applies [`ServerSettings`] and reloads.
+
+mod error;
+mod schema;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+pub use error::ConfigError;
+
+use crate::http::request::Limits;
+use crate::policy::{
+    Action, ClaimRequirement, ClaimTest, DefaultAction, Endpoint, ForwardClaim, Forwarded,
+    HostPattern, Mode, PathPattern, Policy, Rule, TokenConfig, TokenSource,
+};
+use crate::server::{IoMode, ServeOptions};
+use crate::{AlgorithmSet, ClaimName, KeySet, SubjectMatch, Validation, Verifier};
+use error::Located;
+use schema::{RawFile, RawRule, RawServer, RawSource, RawTokenConfig};
+
+/// The identity headers every allowed answer carries anyway.
+const RESERVED_HEADERS: [&str; 4] = ["x-jwt-sub", "x-jwt-iss", "x-jwt-kid", "x-jwt-payload"];
+
+/// A configuration, loaded and validated.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Token configurations and rules.
+    pub policy: Policy,
+    /// The `[server]` table.
+    pub server: ServerSettings,
+    /// Every key file read, for reload-on-change.
+    pub key_files: Vec<PathBuf>,
+    /// Keys skipped with a warning, as `token_config name: warning`.
+    pub warnings: Vec<String>,
+}
+
+/// Where the admin listener goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminListen {
+    /// No admin listener.
+    Off,
+    /// This address.
+    At(SocketAddr),
+}
+
+/// The `[server]` table; `None` leaves the command line's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerSettings {
+    /// Data port.
+    pub listen: Option<SocketAddr>,
+    /// Admin port, or "off".
+    pub admin_listen: Option<AdminListen>,
+    /// Batch port.
+    pub verify_listen: Option<SocketAddr>,
+    /// Shards (0: one per core).
+    pub shards: Option<usize>,
+    /// I/O runtime.
+    pub io: Option<IoMode>,
+    /// `x-jwt-payload`.
+    pub forward_payload: Option<bool>,
+    /// Head limit.
+    pub max_header_bytes: Option<usize>,
+    /// Request-line limit.
+    pub max_request_line_bytes: Option<usize>,
+    /// Check-request body limit.
+    pub max_body_bytes: Option<u64>,
+    /// Batch body limit.
+    pub max_verify_body_bytes: Option<u64>,
+    /// Batch line limit.
+    pub max_verify_lines: Option<usize>,
+    /// Connections per shard.
+    pub max_connections: Option<usize>,
+    /// Header timeout.
+    pub header_timeout: Option<Duration>,
+    /// Idle timeout.
+    pub idle_timeout: Option<Duration>,
+    /// Drain timeout.
+    pub drain_timeout: Option<Duration>,
+    /// Drain delay.
+    pub drain_delay: Option<Duration>,
+}
+
+impl ServerSettings {
+    /// Applies every setting present over `options`.
+    pub fn apply(&self, options: &mut ServeOptions) {
+        if let Some(listen) = self.listen {
+            options.listen = listen;
+        }
+        match self.admin_listen {
+            Some(AdminListen::Off) => options.admin_listen = None,
+            Some(AdminListen::At(addr)) => options.admin_listen = Some(addr),
+            None => {}
+        }
+        if self.verify_listen.is_some() {
+            options.verify_listen = self.verify_listen;
+        }
+        if let Some(shards) = self.shards {
+            options.shards = shards;
+        }
+        if let Some(io) = self.io {
+            options.io = io;
+        }
+        if let Some(forward) = self.forward_payload {
+            options.authz.forward_payload = forward;
+        }
+        let head = &mut options.limits.head;
+        head.max_header_bytes = self.max_header_bytes.unwrap_or(head.max_header_bytes);
+        head.max_request_line = self.max_request_line_bytes.unwrap_or(head.max_request_line);
+        let limits = &mut options.limits;
+        limits.header_timeout = self.header_timeout.unwrap_or(limits.header_timeout);
+        limits.idle_timeout = self.idle_timeout.unwrap_or(limits.idle_timeout);
+        options.authz.max_body = self.max_body_bytes.unwrap_or(options.authz.max_body);
+        options.batch.max_body = self.max_verify_body_bytes.unwrap_or(options.batch.max_body);
+        options.batch.max_lines = self.max_verify_lines.unwrap_or(options.batch.max_lines);
+        options.max_connections = self.max_connections.unwrap_or(options.max_connections);
+        options.drain_timeout = self.drain_timeout.unwrap_or(options.drain_timeout);
+        options.drain_delay = self.drain_delay.unwrap_or(options.drain_delay);
+    }
+}
+
+/// Reads and validates the configuration at `path`.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|error| ConfigError {
+        file: path.to_owned(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        message: format!("cannot read the file: {error}"),
+    })?;
+    parse(&source, path)
+}
+
+/// Validates `source`, the text of the file `path` (key files are relative to its folder).
+pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    let at = Located { file: path, source };
+    let raw: RawFile = toml::from_str(source).map_err(|error| at.toml_error(&error))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let default_action = match &raw.default_action {
+        None => {
+            return Err(at.whole(
+                "default_action",
+                "is required: \"allow\" or \"deny\" (what a request that matches no rule gets)",
+            ));
+        }
+        Some(value) => match value.get_ref().as_str() {
+            "allow" => DefaultAction::Allow,
+            "deny" => DefaultAction::Deny,
+            _ => {
+                return Err(at.at(
+                    value.span(),
+                    "default_action",
+                    "expected \"allow\" or \"deny\"",
+                ));
+            }
+        },
+    };
+    let server = server_settings(&raw.server, at)?;
+    let forwarded = forwarded(&raw.server, at)?;
+    let mut key_files = Vec::new();
+    let mut warnings = Vec::new();
+    let mut configs: Vec<TokenConfig> = Vec::with_capacity(raw.token_config.len());
+    for (index, config) in raw.token_config.iter().enumerate() {
+        let built = token_config(config, index, base, at, &mut key_files, &mut warnings)?;
+        if configs.iter().any(|c| c.name == built.name) {
+            return Err(at.at(
+                config.get_ref().name.span(),
+                format!("token_config[{index}].name"),
+                format!(
+                    "a token configuration named {:?} is already defined",
+                    &*built.name
+                ),
+            ));
+        }
+        configs.push(built);
+    }
+    let mut rules = Vec::with_capacity(raw.rule.len());
+    for (index, rule) in raw.rule.iter().enumerate() {
+        rules.push(rule_of(rule, index, &configs, at)?);
+    }
+    let mut forwarded_headers: BTreeSet<Box<str>> = BTreeSet::new();
+    for rule in &rules {
+        for forward in rule.forward_claims.iter() {
+            if !RESERVED_HEADERS.contains(&&*forward.header) {
+                forwarded_headers.insert(forward.header.clone());
+            }
+        }
+    }
+    Ok(Loaded {
+        policy: Policy {
+            configs: configs.into(),
+            rules: rules.into(),
+            default_action,
+            forwarded_headers: forwarded_headers.into_iter().collect(),
+            forwarded,
+        },
+        server,
+        key_files,
+        warnings,
+    })
+}
+
+/// Parses a duration: a number and a unit, `ms`, `s`, `m` or `h` (`"60s"`, `"10m"`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+fn duration(value: &Spanned<String>, key: &str, at: Located<'_>) -> Result<Duration, ConfigError> {
+    parse_duration(value.get_ref()).ok_or_else(|| {
+        at.at(
+            value.span(),
+            key,
+            "expected a duration such as \"500ms\", \"60s\", \"10m\" or \"1h\"",
+        )
+    })
+}
+
+fn positive_duration(
+    value: &Option<Spanned<String>>,
+    key: &str,
+    at: Located<'_>,
+) -> Result<Option<Duration>, ConfigError> {
+    let Some(value) = value else { return Ok(None) };
+    let parsed = duration(value, key, at)?;
+    if parsed.is_zero() {
+        return Err(at.at(value.span(), key, "must be longer than zero"));
+    }
+    Ok(Some(parsed))
+}
+
+fn address(
+    value: &Option<Spanned<String>>,
+    key: &str,
+    at: Located<'_>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    value
+        .as_ref()
+        .map(|value| {
+            value.get_ref().parse().map_err(|_| {
+                at.at(
+                    value.span(),
+                    key,
+                    "expected an address such as \"127.0.0.1:8080\" or \"[::]:8080\"",
+                )
+            })
+        })
+        .transpose()
+}
+
+fn server_settings(raw: &RawServer, at: Located<'_>) -> Result<ServerSettings, ConfigError> {
+    let admin_listen = match &raw.admin_listen {
+        Some(value) if value.get_ref() == "off" => Some(AdminListen::Off),
+        Some(_) => address(&raw.admin_listen, "server.admin_listen", at)?.map(AdminListen::At),
+        None => None,
+    };
+    let io = match &raw.io {
+        None => None,
+        Some(value) => Some(match value.get_ref().as_str() {
+            "uring" => IoMode::Uring,
+            "epoll" => IoMode::Epoll,
+            "auto" => IoMode::Auto,
+            _ => {
+                return Err(at.at(
+                    value.span(),
+                    "server.io",
+                    "expected \"uring\", \"epoll\" or \"auto\"",
+                ));
+            }
+        }),
+    };
+    let settings = ServerSettings {
+        listen: address(&raw.listen, "server.listen", at)?,
+        admin_listen,
+        verify_listen: address(&raw.verify_listen, "server.verify_listen", at)?,
+        shards: raw.shards,
+        io,
+        forward_payload: raw.forward_payload,
+        max_header_bytes: raw.max_header_bytes,
+        max_request_line_bytes: raw.max_request_line_bytes,
+        max_body_bytes: raw.max_body_bytes,
+        max_verify_body_bytes: raw.max_verify_body_bytes,
+        max_verify_lines: raw.max_verify_lines,
+        max_connections: raw.max_connections,
+        header_timeout: positive_duration(&raw.header_timeout, "server.header_timeout", at)?,
+        idle_timeout: positive_duration(&raw.idle_timeout, "server.idle_timeout", at)?,
+        drain_timeout: positive_duration(&raw.drain_timeout, "server.drain_timeout", at)?,
+        drain_delay: raw
+            .drain_delay
+            .as_ref()
+            .map(|value| duration(value, "server.drain_delay", at))
+            .transpose()?,
+    };
+    let defaults = Limits::default();
+    let line = settings
+        .max_request_line_bytes
+        .unwrap_or(defaults.max_request_line);
+    let head = settings
+        .max_header_bytes
+        .unwrap_or(defaults.max_header_bytes);
+    if line > head {
+        return Err(at.whole(
+            "server.max_request_line_bytes",
+            "cannot exceed server.max_header_bytes",
+        ));
+    }
+    Ok(settings)
+}
+
+fn forwarded(raw: &RawServer, at: Located<'_>) -> Result<Forwarded, ConfigError> {
+    let path_prefix: Box<str> = raw
+        .path_prefix
+        .as_ref()
+        .map_or("", |prefix| prefix.get_ref().as_str())
+        .into();
+    if let Some(prefix) = &raw.path_prefix
+        && !prefix.get_ref().is_empty()
+        && (!prefix.get_ref().starts_with('/') || prefix.get_ref().ends_with('/'))
+    {
+        return Err(at.at(
+            prefix.span(),
+            "server.path_prefix",
+            "expected a path such as \"/authz\" (leading slash, no trailing slash)",
+        ));
+    }
+    let Some(style) = &raw.forwarded else {
+        return Ok(Forwarded::RequestLine { path_prefix });
+    };
+    let forwarded = match style.get_ref().as_str() {
+        "x-forwarded" => Forwarded::XForwarded,
+        "x-original" => Forwarded::XOriginal,
+        "request-line" => Forwarded::RequestLine { path_prefix },
+        _ => {
+            return Err(at.at(
+                style.span(),
+                "server.forwarded",
+                "expected \"x-original\" (nginx auth_request), \"x-forwarded\" (Traefik, Caddy) or \"request-line\" (Envoy)",
+            ));
+        }
+    };
+    if !matches!(forwarded, Forwarded::RequestLine { .. })
+        && let Some(prefix) = &raw.path_prefix
+    {
+        return Err(at.at(
+            prefix.span(),
+            "server.path_prefix",
+            "only applies with forwarded = \"request-line\"",
+        ));
+    }
+    Ok(forwarded)
+}
+
+fn source_of(
+    raw: &Spanned<RawSource>,
+    key: &str,
+    at: Located<'_>,
+) -> Result<TokenSource, ConfigError> {
+    let source = raw.get_ref();
+    let name_ok = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+    };
+    let built = match (&source.header, &source.cookie, &source.query) {
+        (Some(header), None, None) => TokenSource::Header {
+            name: header.to_ascii_lowercase().into(),
+            scheme: source.prefix.as_deref().map(Into::into),
+        },
+        (None, Some(cookie), None) if source.prefix.is_none() => TokenSource::Cookie {
+            name: cookie.as_str().into(),
+        },
+        (None, None, Some(query)) if source.prefix.is_none() => TokenSource::Query {
+            name: query.as_str().into(),
+        },
+        _ => {
+            return Err(at.at(
+                raw.span(),
+                key,
+                "a source is { header = \"...\", prefix = \"Bearer\" }, { cookie = \"...\" } or { query = \"...\" }",
+            ));
+        }
+    };
+    let name = match &built {
+        TokenSource::Header { name, .. }
+        | TokenSource::Cookie { name }
+        | TokenSource::Query { name } => name,
+    };
+    if !name_ok(name) {
+        return Err(at.at(
+            raw.span(),
+            key,
+            "the name is not a valid header, cookie or parameter name",
+        ));
+    }
+    Ok(built)
+}
+
+fn token_config(
+    raw: &Spanned<RawTokenConfig>,
+    index: usize,
+    base: &Path,
+    at: Located<'_>,
+    key_files: &mut Vec<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<TokenConfig, ConfigError> {
+    let key = |field: &str| format!("token_config[{index}].{field}");
+    let config = raw.get_ref();
+    let name = config.name.get_ref().trim();
+    if name.is_empty() {
+        return Err(at.at(config.name.span(), key("name"), "must not be empty"));
+    }
+    let sources: Vec<TokenSource> = match &config.sources {
+        None => vec![TokenSource::authorization_bearer()],
+        Some(list) => {
+            if list.get_ref().is_empty() {
+                return Err(at.at(list.span(), key("sources"), "lists at least one source"));
+            }
+            list.get_ref()
+                .iter()
+                .enumerate()
+                .map(|(i, source)| source_of(source, &key(&format!("sources[{i}]")), at))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let keys = keys_of(config, raw.span(), &key, base, at, key_files)?;
+    for warning in keys.warnings() {
+        warnings.push(format!("token_config {name:?}: {warning}"));
+    }
+    if keys.is_symmetric() && !config.allow_symmetric_keys {
+        return Err(at.at(
+            raw.span(),
+            key("allow_symmetric_keys"),
+            "the keys are HMAC secrets; a gateway that holds the signing secret can also mint tokens. Set allow_symmetric_keys = true to accept that",
+        ));
+    }
+    let algorithms = match &config.algorithms {
+        None => keys.algorithms(),
+        Some(list) => AlgorithmSet::parse_list(&list.get_ref().join(","))
+            .map_err(|error| at.at(list.span(), key("algorithms"), error.to_string()))?,
+    };
+    let mut validation = Validation::new(algorithms);
+    if let Some(leeway) = &config.leeway {
+        let leeway_value = duration(leeway, &key("leeway"), at)?;
+        if leeway_value > Duration::from_secs(86_400) {
+            return Err(at.at(
+                leeway.span(),
+                key("leeway"),
+                "at most a day: past that, clock skew is not what is being forgiven",
+            ));
+        }
+        validation = validation.leeway(leeway_value);
+    }
+    if let Some(issuer) = &config.issuer {
+        validation = validation.issuer(issuer);
+    }
+    for audience in &config.audiences {
+        validation = validation.audience(audience);
+    }
+    if let Some(require) = &config.require {
+        validation = validation.require(
+            require
+                .iter()
+                .filter_map(|name| name.parse::<ClaimName>().ok()),
+        );
+    }
+    if let Some(lifetime) = &config.max_lifetime {
+        validation = validation.max_lifetime(duration(lifetime, &key("max_lifetime"), at)?);
+    }
+    if let Some(typ) = &config.typ {
+        validation = validation.typ(typ);
+    }
+    match (&config.subject, &config.subject_prefix) {
+        (Some(_), Some(prefix)) => {
+            return Err(at.at(
+                prefix.span(),
+                key("subject_prefix"),
+                "give subject or subject_prefix, not both",
+            ));
+        }
+        (Some(subject), None) => {
+            validation = validation.subject(SubjectMatch::Exact(subject.get_ref().as_str().into()))
+        }
+        (None, Some(prefix)) => {
+            validation = validation.subject(SubjectMatch::Prefix(prefix.get_ref().as_str().into()))
+        }
+        (None, None) => {}
+    }
+    if let Some(limit) = &config.max_token_len {
+        if *limit.get_ref() > crate::verify::MAX_TOKEN_LEN_CAP || *limit.get_ref() == 0 {
+            return Err(at.at(
+                limit.span(),
+                key("max_token_len"),
+                format!("between 1 and {} bytes", crate::verify::MAX_TOKEN_LEN_CAP),
+            ));
+        }
+        validation = validation.max_token_len(*limit.get_ref());
+    }
+    let verifier = Verifier::new(keys, validation)
+        .map_err(|error| at.at(raw.span(), key("algorithms"), error.to_string()))?;
+    Ok(TokenConfig {
+        name: name.into(),
+        sources: sources.into(),
+        verifier,
+    })
+}
+
+fn keys_of(
+    config: &RawTokenConfig,
+    span: std::ops::Range<usize>,
+    key: &dyn Fn(&str) -> String,
+    base: &Path,
+    at: Located<'_>,
+    key_files: &mut Vec<PathBuf>,
+) -> Result<KeySet, ConfigError> {
+    let given = [
+        config.jwks_file.as_ref().map(|v| ("jwks_file", v)),
+        config.jwks.as_ref().map(|v| ("jwks", v)),
+        config
+            .public_key_file
+            .as_ref()
+            .map(|v| ("public_key_file", v)),
+    ];
+    let mut present = given.iter().flatten();
+    let Some((field, value)) = present.next() else {
+        return Err(at.at(
+            span,
+            key("jwks_file"),
+            "a token configuration needs keys: jwks_file, jwks (inline) or public_key_file",
+        ));
+    };
+    if let Some((other, value)) = present.next() {
+        return Err(at.at(
+            value.span(),
+            key(other),
+            format!("give one key source; {field} is already set"),
+        ));
+    }
+    let bytes = if *field == "jwks" {
+        value.get_ref().clone().into_bytes()
+    } else {
+        let file = base.join(value.get_ref());
+        let bytes = std::fs::read(&file).map_err(|error| {
+            at.at(
+                value.span(),
+                key(field),
+                format!("cannot read {}: {error}", file.display()),
+            )
+        })?;
+        key_files.push(file);
+        bytes
+    };
+    KeySet::parse(&bytes).map_err(|error| at.at(value.span(), key(field), error.to_string()))
+}
+
+fn endpoint(text: &Spanned<String>, key: &str, at: Located<'_>) -> Result<Endpoint, ConfigError> {
+    let value = text.get_ref().trim();
+    let (method, path) = match value.split_once(' ') {
+        Some((method, path)) => (Some(method), path.trim()),
+        None => (None, value),
+    };
+    if let Some(method) = method
+        && (method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return Err(at.at(
+            text.span(),
+            key,
+            "an endpoint is \"METHOD /path\" or \"/path\", the method in upper case",
+        ));
+    }
+    let path =
+        PathPattern::parse(path).map_err(|error| at.at(text.span(), key, error.to_string()))?;
+    Ok(Endpoint {
+        method: method.map(Into::into),
+        path,
+    })
+}
+
+fn rule_of(
+    raw: &Spanned<RawRule>,
+    index: usize,
+    configs: &[TokenConfig],
+    at: Located<'_>,
+) -> Result<Rule, ConfigError> {
+    let key = |field: &str| format!("rule[{index}].{field}");
+    let rule = raw.get_ref();
+    let hosts = rule
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            HostPattern::parse(host.get_ref())
+                .map_err(|e| at.at(host.span(), key(&format!("hosts[{i}]")), e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let paths = rule
+        .paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            PathPattern::parse(path.get_ref())
+                .map_err(|e| at.at(path.span(), key(&format!("paths[{i}]")), e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut methods: Vec<Box<str>> = Vec::with_capacity(rule.methods.len());
+    for (i, method) in rule.methods.iter().enumerate() {
+        let text = method.get_ref();
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(at.at(
+                method.span(),
+                key(&format!("methods[{i}]")),
+                "expected a method name such as \"GET\"",
+            ));
+        }
+        methods.push(text.to_ascii_uppercase().into());
+    }
+    if rule.token_configs.is_empty() {
+        return Err(at.at(
+            raw.span(),
+            key("token_configs"),
+            "a rule names at least one token configuration",
+        ));
+    }
+    let mut token_configs = Vec::with_capacity(rule.token_configs.len());
+    for (i, name) in rule.token_configs.iter().enumerate() {
+        let Some(position) = configs
+            .iter()
+            .position(|config| &*config.name == name.get_ref().as_str())
+        else {
+            let known: Vec<&str> = configs.iter().map(|config| &*config.name).collect();
+            return Err(at.at(
+                name.span(),
+                key(&format!("token_configs[{i}]")),
+                format!(
+                    "no token configuration is named {:?} (defined: {})",
+                    name.get_ref(),
+                    known.join(", ")
+                ),
+            ));
+        };
+        token_configs.push(position);
+    }
+    let mode = match rule.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+        None | Some(("any", _)) => Mode::Any,
+        Some(("all", _)) => Mode::All,
+        Some((_, span)) => return Err(at.at(span, key("mode"), "expected \"any\" or \"all\"")),
+    };
+    let action = match rule
+        .action
+        .as_ref()
+        .map(|a| (a.get_ref().as_str(), a.span()))
+    {
+        None | Some(("block", _)) => Action::Block,
+        Some(("log", _)) => Action::Log,
+        Some((_, span)) => return Err(at.at(span, key("action"), "expected \"block\" or \"log\"")),
+    };
+    let allow_missing = match rule
+        .on_missing
+        .as_ref()
+        .map(|m| (m.get_ref().as_str(), m.span()))
+    {
+        None | Some(("deny", _)) => false,
+        Some(("allow", _)) => true,
+        Some((_, span)) => {
+            return Err(at.at(span, key("on_missing"), "expected \"deny\" or \"allow\""));
+        }
+    };
+    let exclude = rule
+        .exclude
+        .iter()
+        .enumerate()
+        .map(|(i, text)| endpoint(text, &key(&format!("exclude[{i}]")), at))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut require_claims = Vec::with_capacity(rule.require_claims.len());
+    for (i, requirement) in rule.require_claims.iter().enumerate() {
+        let raw_requirement = requirement.get_ref();
+        let test = match (&raw_requirement.contains, &raw_requirement.equals) {
+            (Some(word), None) => ClaimTest::Contains(word.as_str().into()),
+            (None, Some(value)) => ClaimTest::Equals(value.as_str().into()),
+            _ => {
+                return Err(at.at(
+                    requirement.span(),
+                    key(&format!("require_claims[{i}]")),
+                    "a requirement is { claim = \"scope\", contains = \"read:orders\" } or { claim = \"class\", equals = \"admin\" }",
+                ));
+            }
+        };
+        require_claims.push(ClaimRequirement {
+            claim: raw_requirement.claim.as_str().into(),
+            test,
+        });
+    }
+    let mut forward_claims = Vec::with_capacity(rule.forward_claims.len());
+    for (claim, header) in &rule.forward_claims {
+        let name = header.get_ref().to_ascii_lowercase();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(at.at(
+                header.span(),
+                key(&format!("forward_claims.{claim}")),
+                "expected a header name such as \"x-jwt-scope\"",
+            ));
+        }
+        if name.starts_with("x-jwtgate-") {
+            return Err(at.at(
+                header.span(),
+                key(&format!("forward_claims.{claim}")),
+                "x-jwtgate-* headers are jwtgate's own",
+            ));
+        }
+        forward_claims.push(ForwardClaim {
+            claim: claim.as_str().into(),
+            header: name.into(),
+        });
+    }
+    Ok(Rule {
+        name: rule.name.get_ref().as_str().into(),
+        hosts: hosts.into(),
+        paths: paths.into(),
+        methods: methods.into(),
+        token_configs: token_configs.into(),
+        mode,
+        action,
+        exclude: exclude.into(),
+        allow_missing,
+        require_claims: require_claims.into(),
+        forward_claims: forward_claims.into(),
+        bypass_cors_preflight: rule.bypass_cors_preflight,
+    })
+}
+
+#[cfg(test)]
+mod tests;

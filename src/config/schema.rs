@@ -1,0 +1,108 @@
+//! The file's shape for serde: every table refuses unknown keys (a typo is an
+//! error, not a silently ignored setting), and values that later checks may
+//! refuse keep their spans for the error message.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFile {
+    pub(crate) default_action: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) server: RawServer,
+    #[serde(default)]
+    pub(crate) token_config: Vec<Spanned<RawTokenConfig>>,
+    #[serde(default)]
+    pub(crate) rule: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) listen: Option<Spanned<String>>,
+    pub(crate) admin_listen: Option<Spanned<String>>,
+    pub(crate) verify_listen: Option<Spanned<String>>,
+    pub(crate) shards: Option<usize>,
+    pub(crate) io: Option<Spanned<String>>,
+    pub(crate) forwarded: Option<Spanned<String>>,
+    pub(crate) path_prefix: Option<Spanned<String>>,
+    pub(crate) forward_payload: Option<bool>,
+    pub(crate) max_header_bytes: Option<usize>,
+    pub(crate) max_request_line_bytes: Option<usize>,
+    pub(crate) max_body_bytes: Option<u64>,
+    pub(crate) max_verify_body_bytes: Option<u64>,
+    pub(crate) max_verify_lines: Option<usize>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) header_timeout: Option<Spanned<String>>,
+    pub(crate) idle_timeout: Option<Spanned<String>>,
+    pub(crate) drain_timeout: Option<Spanned<String>>,
+    pub(crate) drain_delay: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSource {
+    pub(crate) header: Option<String>,
+    pub(crate) prefix: Option<String>,
+    pub(crate) cookie: Option<String>,
+    pub(crate) query: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTokenConfig {
+    pub(crate) name: Spanned<String>,
+    pub(crate) sources: Option<Spanned<Vec<Spanned<RawSource>>>>,
+    pub(crate) jwks_file: Option<Spanned<String>>,
+    pub(crate) jwks: Option<Spanned<String>>,
+    pub(crate) public_key_file: Option<Spanned<String>>,
+    pub(crate) algorithms: Option<Spanned<Vec<String>>>,
+    pub(crate) issuer: Option<String>,
+    #[serde(default)]
+    pub(crate) audiences: Vec<String>,
+    pub(crate) leeway: Option<Spanned<String>>,
+    pub(crate) require: Option<Vec<String>>,
+    pub(crate) max_lifetime: Option<Spanned<String>>,
+    pub(crate) typ: Option<String>,
+    pub(crate) subject: Option<Spanned<String>>,
+    pub(crate) subject_prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) allow_symmetric_keys: bool,
+    pub(crate) max_token_len: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRequirement {
+    pub(crate) claim: String,
+    pub(crate) contains: Option<String>,
+    pub(crate) equals: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub(crate) name: Spanned<String>,
+    #[serde(default)]
+    pub(crate) hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) paths: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) methods: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) token_configs: Vec<Spanned<String>>,
+    pub(crate) mode: Option<Spanned<String>>,
+    pub(crate) action: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) exclude: Vec<Spanned<String>>,
+    pub(crate) on_missing: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) require_claims: Vec<Spanned<RawRequirement>>,
+    #[serde(default)]
+    pub(crate) forward_claims: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub(crate) bypass_cors_preflight: bool,
+}

@@ -1,0 +1,308 @@
+//! Table-driven tests: a full configuration, routing through it, and one
+//! test per kind of mistake, asserting the exact position, key and message.
+
+use super::*;
+use crate::http::OriginalRequest;
+use crate::policy::Route;
+
+const JWKS: &str = crate::demo::DEMO_JWKS;
+
+fn inline(jwks: &str) -> String {
+    format!("jwks = '''{jwks}'''")
+}
+
+/// The demo key set on one line, so that positions after it are easy to state.
+fn config(body: &str) -> String {
+    body.replace("@JWKS@", &inline(&JWKS.replace('\n', "")))
+}
+
+fn load_str(text: &str) -> Result<Loaded, ConfigError> {
+    parse(text, Path::new("jwtgate.toml"))
+}
+
+fn error(text: &str) -> String {
+    match load_str(&config(text)) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+const FULL: &str = r#"
+default_action = "deny"
+
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "off"
+forwarded = "x-original"
+header_timeout = "5s"
+
+[[token_config]]
+name = "production"
+sources = [ { header = "authorization", prefix = "Bearer" }, { cookie = "session" } ]
+@JWKS@
+algorithms = ["RS256", "ES256"]
+issuer = "https://login.example.com/"
+audiences = ["orders-api"]
+leeway = "60s"
+
+[[token_config]]
+name = "staging"
+sources = [ { query = "access_token" } ]
+@JWKS@
+issuer = "https://login.staging.example.com/"
+
+[[rule]]
+name = "admin"
+hosts = ["admin.example.com"]
+token_configs = ["production"]
+require_claims = [ { claim = "scope", contains = "admin" } ]
+
+[[rule]]
+name = "api"
+hosts = ["api.example.com", "*.api.example.com"]
+paths = ["/v1/**"]
+token_configs = ["production", "staging"]
+action = "block"
+exclude = ["GET /v1/health", "/v1/public/**"]
+forward_claims = { sub = "x-jwt-sub", scope = "x-jwt-scope" }
+
+[[rule]]
+name = "beta"
+paths = ["/beta/**"]
+token_configs = ["staging"]
+action = "log"
+on_missing = "allow"
+"#;
+
+#[test]
+fn a_full_configuration_loads_and_routes() {
+    let loaded = load_str(&config(FULL)).unwrap();
+    let policy = &loaded.policy;
+    assert_eq!(policy.configs.len(), 2);
+    assert_eq!(policy.rules.len(), 3);
+    assert_eq!(policy.default_action, DefaultAction::Deny);
+    assert_eq!(&*policy.forwarded_headers, &["x-jwt-scope".into()]);
+    assert_eq!(loaded.server.admin_listen, Some(AdminListen::Off));
+    assert_eq!(loaded.server.header_timeout, Some(Duration::from_secs(5)));
+    let api = &policy.rules[1];
+    assert_eq!(&*api.token_configs, &[0, 1]);
+    assert_eq!(api.mode, Mode::Any);
+    assert_eq!(policy.rules[2].action, Action::Log);
+    assert!(policy.rules[2].allow_missing);
+    let route = |method: &str, host: &str, path: &str| {
+        let mut canonical = Vec::new();
+        let c = crate::policy::path::canonicalize(path.as_bytes(), &mut canonical);
+        let request = OriginalRequest {
+            method: method.as_bytes(),
+            host: host.as_bytes(),
+            path: path.as_bytes(),
+        };
+        match policy.route(&request, &canonical, c.rewritten, false) {
+            Route::Check(rule) => format!("check {}", rule.name),
+            Route::Excluded(rule) => format!("excluded {}", rule.name),
+            Route::Preflight(rule) => format!("preflight {}", rule.name),
+            Route::Default(action) => format!("default {action:?}"),
+        }
+    };
+    assert_eq!(
+        route("GET", "api.example.com", "/v1/health"),
+        "excluded api"
+    );
+    assert_eq!(route("POST", "api.example.com", "/v1/health"), "check api");
+    assert_eq!(
+        route("GET", "admin.example.com", "/v1/health"),
+        "check admin"
+    );
+    assert_eq!(route("GET", "other.example.com", "/beta/x"), "check beta");
+    assert_eq!(route("GET", "other.example.com", "/"), "default Deny");
+}
+
+#[test]
+fn every_kind_of_mistake_names_its_place() {
+    let base = "default_action = \"deny\"\n";
+    let tc = "[[token_config]]\nname = \"p\"\n@JWKS@\n";
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "jwtgate.toml: default_action: is required"),
+        (
+            "default_action = \"maybe\"\n".into(),
+            "jwtgate.toml:1:18: default_action: expected \"allow\" or \"deny\"",
+        ),
+        (
+            format!("{base}[server]\nlisten = \"localhost\"\n"),
+            "jwtgate.toml:3:10: server.listen: expected an address",
+        ),
+        (
+            format!("{base}[server]\nshards = \"two\"\n"),
+            "jwtgate.toml:3:10: server.shards: invalid type: string \"two\", expected usize",
+        ),
+        (
+            format!("{base}[server]\nlistn = \"1.2.3.4:5\"\n"),
+            "jwtgate.toml:3:1: server.listn: unknown field `listn`",
+        ),
+        (
+            format!("{base}[server]\nheader_timeout = \"10\"\n"),
+            "jwtgate.toml:3:18: server.header_timeout: expected a duration",
+        ),
+        (
+            format!("{base}[server]\nidle_timeout = \"0s\"\n"),
+            "server.idle_timeout: must be longer than zero",
+        ),
+        (
+            format!("{base}[server]\nio = \"kqueue\"\n"),
+            "jwtgate.toml:3:6: server.io: expected \"uring\", \"epoll\" or \"auto\"",
+        ),
+        (
+            format!("{base}[server]\nforwarded = \"nginx\"\n"),
+            "server.forwarded: expected \"x-original\"",
+        ),
+        (
+            format!("{base}[server]\nforwarded = \"x-original\"\npath_prefix = \"/a\"\n"),
+            "server.path_prefix: only applies with forwarded = \"request-line\"",
+        ),
+        (
+            format!("{base}[server]\npath_prefix = \"authz/\"\n"),
+            "server.path_prefix: expected a path",
+        ),
+        (
+            format!("{base}[server]\nmax_request_line_bytes = 20000\n"),
+            "server.max_request_line_bytes: cannot exceed",
+        ),
+        (
+            format!("{base}[[token_config]]\nname = \"p\"\n"),
+            "jwtgate.toml:2:1: token_config[0].jwks_file: a token configuration needs keys",
+        ),
+        (
+            format!("{base}{tc}jwks_file = \"x.json\"\n"),
+            "token_config[0].jwks: give one key source; jwks_file is already set",
+        ),
+        (
+            format!("{base}[[token_config]]\nname = \"p\"\npublic_key_file = \"no/such.pem\"\n"),
+            "jwtgate.toml:4:19: token_config[0].public_key_file: cannot read no/such.pem",
+        ),
+        (
+            format!("{base}[[token_config]]\nname = \"p\"\njwks = '{{\"keys\":[]}}'\n"),
+            "jwtgate.toml:4:8: token_config[0].jwks:",
+        ),
+        (
+            format!("{base}{tc}{tc}"),
+            "token_config[1].name: a token configuration named \"p\" is already defined",
+        ),
+        (
+            format!("{base}{tc}leeway = \"2d\"\n"),
+            "token_config[0].leeway: expected a duration",
+        ),
+        (
+            format!("{base}{tc}leeway = \"48h\"\n"),
+            "token_config[0].leeway: at most a day",
+        ),
+        (
+            format!("{base}{tc}algorithms = [\"RS256\", \"none\"]\n"),
+            "token_config[0].algorithms:",
+        ),
+        (
+            format!("{base}{tc}sources = [ {{ cookie = \"a\", prefix = \"Bearer\" }} ]\n"),
+            "token_config[0].sources[0]: a source is",
+        ),
+        (
+            format!("{base}{tc}sources = [ {{ header = \"a b\" }} ]\n"),
+            "token_config[0].sources[0]: the name is not a valid",
+        ),
+        (
+            format!("{base}{tc}sources = []\n"),
+            "token_config[0].sources: lists at least one source",
+        ),
+        (
+            format!("{base}{tc}subject = \"a\"\nsubject_prefix = \"b\"\n"),
+            "token_config[0].subject_prefix: give subject or subject_prefix, not both",
+        ),
+        (
+            format!(
+                "{base}[[token_config]]\nname = \"h\"\njwks = '{{\"kty\":\"oct\",\"k\":\"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow\"}}'\n"
+            ),
+            "token_config[0].allow_symmetric_keys: the keys are HMAC secrets",
+        ),
+        (
+            format!("{base}{tc}[[rule]]\nname = \"r\"\n"),
+            "rule[0].token_configs: a rule names at least one token configuration",
+        ),
+        (
+            format!("{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"q\"]\n"),
+            "jwtgate.toml:7:18: rule[0].token_configs[0]: no token configuration is named \"q\" (defined: p)",
+        ),
+        (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nhosts = [\"https://a.com\"]\n"
+            ),
+            "rule[0].hosts[0]: a host pattern is",
+        ),
+        (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\npaths = [\"/a/**/b\"]\n"
+            ),
+            "rule[0].paths[0]: '**' may only be the last segment",
+        ),
+        (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nexclude = [\"get /health\"]\n"
+            ),
+            "rule[0].exclude[0]: an endpoint is",
+        ),
+        (
+            format!("{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nmode = \"some\"\n"),
+            "rule[0].mode: expected \"any\" or \"all\"",
+        ),
+        (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\naction = \"warn\"\n"
+            ),
+            "rule[0].action: expected \"block\" or \"log\"",
+        ),
+        (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\non_missing = \"ok\"\n"
+            ),
+            "rule[0].on_missing: expected \"deny\" or \"allow\"",
+        ),
+        (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nrequire_claims = [ {{ claim = \"scope\" }} ]\n"
+            ),
+            "rule[0].require_claims[0]: a requirement is",
+        ),
+        (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nforward_claims = {{ sub = \"x jwt\" }}\n"
+            ),
+            "rule[0].forward_claims.sub: expected a header name",
+        ),
+        (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nforward_claims = {{ sub = \"x-jwtgate-outcome\" }}\n"
+            ),
+            "rule[0].forward_claims.sub: x-jwtgate-* headers are jwtgate's own",
+        ),
+        (
+            format!("{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nbogus = 1\n"),
+            "rule[0].bogus: unknown field `bogus`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = error(&text);
+        assert!(
+            message.contains(expected),
+            "for:\n{text}\nexpected: {expected}\n     got: {message}"
+        );
+    }
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
+    assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+    assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+    assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+    assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+    for bad in ["", "10", "s", "-1s", "1d", "1 parsec"] {
+        assert_eq!(parse_duration(bad), None, "{bad}");
+    }
+}
