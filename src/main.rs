@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use jwtgate::batch::{self, BatchOptions, Input, Progress};
 use jwtgate::tools::{self, ToolError, inspect, keygen, mint};
 use jwtgate::{
@@ -30,6 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check a configuration file: show it as it will run, and route sample requests.
+    CheckConfig(CheckConfigArgs),
     /// Run the ext_authz verification service (per-core shards, io_uring or epoll).
     Serve(Box<ServeArgs>),
     /// Show the engine at work on the bundled demo keys, with no setup.
@@ -89,6 +91,17 @@ struct Settings {
 struct VerifyArgs {
     #[command(flatten)]
     settings: Settings,
+    /// Take keys and claim checks from this configuration file's token configuration.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "jwks",
+        requires = "token_config"
+    )]
+    config: Option<PathBuf>,
+    /// The token configuration of --config to verify with.
+    #[arg(long, value_name = "NAME", requires = "config")]
+    token_config: Option<String>,
     /// Input file, one token per line; repeat for several; "-" or none reads stdin.
     #[arg(long = "input", value_name = "FILE")]
     inputs: Vec<PathBuf>,
@@ -124,8 +137,13 @@ struct ServeArgs {
     #[command(flatten)]
     settings: Settings,
     /// Run on the built-in demo key set and print ready-to-paste curl lines.
-    #[arg(long, conflicts_with = "jwks")]
+    #[arg(long, conflicts_with_all = ["jwks", "config"])]
     demo: bool,
+    /// Configuration file (TOML): token configurations, rules, [server]. It is
+    /// reloaded on SIGHUP and when it or a key file changes. Command-line
+    /// server flags given explicitly override its [server] table.
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks")]
+    config: Option<PathBuf>,
     /// Data port: every request is a check request.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -186,6 +204,15 @@ struct ServeArgs {
     /// Benchmarks only: answer 200 without verifying anything (the HTTP ceiling).
     #[arg(long, hide = true)]
     danger_no_verify: bool,
+}
+
+#[derive(Args)]
+struct CheckConfigArgs {
+    /// The configuration file.
+    config: PathBuf,
+    /// A sample request, e.g. "GET https://api.example.com/v1/users/7"; repeat for several.
+    #[arg(long = "request", value_name = "REQUEST")]
+    requests: Vec<String>,
 }
 
 #[derive(Args)]
@@ -316,6 +343,34 @@ fn build_verifier(settings: &Settings) -> Result<Verifier, Failure> {
     Verifier::new(keys, validation).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
+/// The verifier of token configuration `name` in the configuration `file`.
+fn verifier_from_config(file: &Path, name: &str) -> Result<Verifier, Failure> {
+    let loaded = jwtgate::config::load(file)?;
+    for warning in &loaded.warnings {
+        eprintln!("jwtgate: {}: {warning}", file.display());
+    }
+    let known: Vec<String> = loaded
+        .policy
+        .configs
+        .iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    let policy = loaded.policy;
+    let configs: Vec<_> = policy.configs.into_vec();
+    configs
+        .into_iter()
+        .find(|config| &*config.name == name)
+        .map(|config| config.verifier)
+        .ok_or_else(|| {
+            format!(
+                "{}: no token configuration is named {name:?} (defined: {})",
+                file.display(),
+                known.join(", ")
+            )
+            .into()
+        })
+}
+
 fn open_input(path: &Path) -> Result<Input, Failure> {
     if path == Path::new("-") {
         return Ok(Input {
@@ -354,7 +409,10 @@ fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     if args.threads > batch::MAX_THREADS {
         return Err(format!("--threads: at most {}", batch::MAX_THREADS).into());
     }
-    let verifier = build_verifier(&args.settings)?;
+    let verifier = match (&args.config, &args.token_config) {
+        (Some(file), Some(name)) => verifier_from_config(file, name)?,
+        _ => build_verifier(&args.settings)?,
+    };
     let paths: Vec<PathBuf> = if args.inputs.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -523,21 +581,11 @@ fn print_demo_lines(addr: SocketAddr) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run_serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
+/// The command line's server settings (defaults included).
+fn serve_options(args: &ServeArgs) -> Result<jwtgate::server::ServeOptions, Failure> {
     use jwtgate::authz::{AuthzOptions, Clock};
-    use jwtgate::server::{ConnectionLimits, IoMode, ServeOptions, Server};
-    // Registered before any thread starts, so a signal during start-up is not lost.
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let verifier = if args.demo {
-        jwtgate::demo::demo_verifier()?
-    } else {
-        build_verifier(&args.settings)?
-    };
-    let options = ServeOptions {
+    use jwtgate::server::{ConnectionLimits, IoMode, ServeOptions};
+    Ok(ServeOptions {
         listen: args.listen,
         verify_listen: args.verify_listen,
         admin_listen: (!args.no_admin).then_some(args.admin_listen),
@@ -574,14 +622,160 @@ fn run_serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
             max_body: args.max_verify_body_bytes,
             max_lines: args.max_verify_lines,
         },
-    };
-    if args.max_request_line_bytes > args.max_header_bytes {
-        return Err("--max-request-line-bytes cannot exceed --max-header-bytes".into());
+    })
+}
+
+/// Which flags the command line set explicitly (not by default).
+type Explicit<'a> = &'a dyn Fn(&str) -> bool;
+
+/// Server settings from the file, with the explicitly given flags on top.
+fn merge_options(
+    cli: &jwtgate::server::ServeOptions,
+    settings: &jwtgate::config::ServerSettings,
+    explicit: Explicit<'_>,
+) -> jwtgate::server::ServeOptions {
+    let mut options = cli.clone();
+    settings.apply(&mut options);
+    if explicit("listen") {
+        options.listen = cli.listen;
     }
-    let policy = Arc::new(arc_swap::ArcSwap::from_pointee(
-        jwtgate::policy::Policy::single(verifier),
-    ));
-    let server = Server::start(policy, &options)?;
+    if explicit("admin_listen") || explicit("no_admin") {
+        options.admin_listen = cli.admin_listen;
+    }
+    if explicit("verify_listen") {
+        options.verify_listen = cli.verify_listen;
+    }
+    if explicit("shards") {
+        options.shards = cli.shards;
+    }
+    if explicit("io") {
+        options.io = cli.io;
+    }
+    if explicit("forward_payload") {
+        options.authz.forward_payload = cli.authz.forward_payload;
+    }
+    if explicit("max_header_bytes") {
+        options.limits.head.max_header_bytes = cli.limits.head.max_header_bytes;
+    }
+    if explicit("max_request_line_bytes") {
+        options.limits.head.max_request_line = cli.limits.head.max_request_line;
+    }
+    if explicit("max_body_bytes") {
+        options.authz.max_body = cli.authz.max_body;
+    }
+    if explicit("max_verify_body_bytes") {
+        options.batch.max_body = cli.batch.max_body;
+    }
+    if explicit("max_verify_lines") {
+        options.batch.max_lines = cli.batch.max_lines;
+    }
+    if explicit("header_timeout") {
+        options.limits.header_timeout = cli.limits.header_timeout;
+    }
+    if explicit("idle_timeout") {
+        options.limits.idle_timeout = cli.limits.idle_timeout;
+    }
+    if explicit("drain_timeout") {
+        options.drain_timeout = cli.drain_timeout;
+    }
+    if explicit("drain_delay") {
+        options.drain_delay = cli.drain_delay;
+    }
+    if explicit("max_connections") {
+        options.max_connections = cli.max_connections;
+    }
+    options
+}
+
+/// Token flags belong to a token configuration; with --config they are in the file.
+const TOKEN_FLAGS: [&str; 10] = [
+    "issuer",
+    "audiences",
+    "algorithms",
+    "leeway",
+    "typ",
+    "require",
+    "max_lifetime",
+    "subject",
+    "subject_prefix",
+    "max_token_len",
+];
+
+fn describe_reload(
+    file: &Path,
+    result: &Result<jwtgate::config::Reloaded, jwtgate::config::ConfigError>,
+    why: &str,
+) {
+    match result {
+        Ok(reloaded) => {
+            for warning in &reloaded.warnings {
+                eprintln!("jwtgate: {}: {warning}", file.display());
+            }
+            eprintln!(
+                "jwtgate: reloaded {} ({why}): {} token configurations, {} rules",
+                file.display(),
+                reloaded.token_configs,
+                reloaded.rules
+            );
+            if reloaded.server_changed {
+                eprintln!(
+                    "jwtgate: warning: [server] settings changed; they take effect on restart"
+                );
+            }
+        }
+        Err(error) => {
+            eprintln!("jwtgate: reload failed ({why}), keeping the running configuration: {error}")
+        }
+    }
+}
+
+fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failure> {
+    use jwtgate::server::Server;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // Registered before any thread starts, so a signal during start-up is not lost.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let cli_options = serve_options(args)?;
+    let (policy, options, loaded) = match &args.config {
+        Some(file) => {
+            if let Some(flag) = TOKEN_FLAGS.iter().find(|flag| explicit(flag)) {
+                return Err(format!(
+                    "--{} is a token setting: with --config, set it in a [[token_config]] of {}",
+                    flag.replace('_', "-"),
+                    file.display()
+                )
+                .into());
+            }
+            let loaded = jwtgate::config::load(file)?;
+            for warning in &loaded.warnings {
+                eprintln!("jwtgate: {}: {warning}", file.display());
+            }
+            let options = merge_options(&cli_options, &loaded.server, explicit);
+            let jwtgate::config::Loaded {
+                policy,
+                server,
+                key_files,
+                ..
+            } = loaded;
+            let shared = Arc::new(arc_swap::ArcSwap::from_pointee(policy));
+            (shared, options, Some((server, key_files)))
+        }
+        None => {
+            let verifier = if args.demo {
+                jwtgate::demo::demo_verifier()?
+            } else {
+                build_verifier(&args.settings)?
+            };
+            let policy = Arc::new(arc_swap::ArcSwap::from_pointee(
+                jwtgate::policy::Policy::single(verifier),
+            ));
+            (policy, cli_options, None)
+        }
+    };
+    if options.limits.head.max_request_line > options.limits.head.max_header_bytes {
+        return Err("the request-line limit cannot exceed the header limit".into());
+    }
+    let server = Server::start(Arc::clone(&policy), &options)?;
     if let Some(reason) = server.uring_fallback() {
         eprintln!("jwtgate: warning: io_uring is unavailable ({reason}); serving with epoll");
     }
@@ -606,24 +800,62 @@ fn run_serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
         print_demo_lines(server.local_addr())?;
     }
     let _ = std::io::stdout().flush();
-    let signal = signals.forever().next();
-    eprintln!(
-        "jwtgate serve: {}, draining",
-        match signal {
-            Some(signal_hook::consts::SIGINT) => "SIGINT",
-            _ => "SIGTERM",
+    let mut reloader = match (&args.config, loaded) {
+        (Some(file), Some((server, key_files))) => Some(jwtgate::config::Reloader::new(
+            file, server, key_files, policy,
+        )),
+        _ => None,
+    };
+    let stop = 'serving: loop {
+        for signal in signals.pending() {
+            match signal {
+                SIGHUP => match (&mut reloader, &args.config) {
+                    (Some(reloader), Some(file)) => {
+                        describe_reload(file, &reloader.reload(), "SIGHUP")
+                    }
+                    _ => eprintln!("jwtgate: SIGHUP: nothing to reload without --config"),
+                },
+                SIGINT => break 'serving "SIGINT",
+                _ => break 'serving "SIGTERM",
+            }
         }
-    );
+        if let (Some(reloader), Some(file)) = (&mut reloader, &args.config)
+            && let Some(result) = reloader.poll()
+        {
+            describe_reload(file, &result, "file changed");
+        }
+        // Signals and file changes are noticed within this.
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!("jwtgate serve: {stop}, draining");
     server.shutdown();
     eprintln!("jwtgate serve: stopped");
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_check_config(args: &CheckConfigArgs) -> Result<ExitCode, Failure> {
+    let loaded = jwtgate::config::load(&args.config)?;
+    let mut options = jwtgate::server::ServeOptions::default();
+    loaded.server.apply(&mut options);
+    print!(
+        "{}",
+        tools::check_config::report(&loaded, &args.config, &options, &args.requests)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let serve_matches = matches.subcommand_matches("serve");
+    let explicit = |id: &str| {
+        serve_matches.and_then(|m| m.value_source(id))
+            == Some(clap::parser::ValueSource::CommandLine)
+    };
     let result = match &cli.command {
-        None => ServeArgs::try_parse_demo().and_then(|args| run_serve(&args)),
-        Some(Command::Serve(args)) => run_serve(args),
+        None => ServeArgs::try_parse_demo().and_then(|args| run_serve(&args, &|_| false)),
+        Some(Command::Serve(args)) => run_serve(args, &explicit),
+        Some(Command::CheckConfig(args)) => run_check_config(args),
         Some(Command::Demo) => jwtgate::demo::run(UnixTime::now())
             .map(|report| {
                 print!("{report}");

@@ -176,6 +176,56 @@ impl Validation {
     pub fn token_limit(&self) -> usize {
         self.max_token_len
     }
+
+    /// Every setting, one `name: value` per line (for `check-config`).
+    pub fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        let _ = writeln!(text, "algorithms: {}", self.algorithms);
+        let _ = writeln!(
+            text,
+            "issuer: {}",
+            self.issuer.as_deref().unwrap_or("(any)")
+        );
+        let audiences: Vec<&str> = self.audiences.iter().map(|a| &**a).collect();
+        let _ = writeln!(
+            text,
+            "audiences: {}",
+            if audiences.is_empty() {
+                "(any)".to_owned()
+            } else {
+                audiences.join(", ")
+            }
+        );
+        let _ = writeln!(text, "leeway: {}s", self.leeway);
+        let required: Vec<String> = self.required.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            text,
+            "require: {}",
+            if required.is_empty() {
+                "(nothing)".to_owned()
+            } else {
+                required.join(", ")
+            }
+        );
+        if let Some(lifetime) = self.max_lifetime {
+            let _ = writeln!(text, "max_lifetime: {lifetime}s");
+        }
+        if let Some(typ) = &self.typ {
+            let _ = writeln!(text, "typ: {typ}");
+        }
+        match &self.subject {
+            Some(SubjectMatch::Exact(subject)) => {
+                let _ = writeln!(text, "subject: {subject}");
+            }
+            Some(SubjectMatch::Prefix(prefix)) => {
+                let _ = writeln!(text, "subject_prefix: {prefix}");
+            }
+            None => {}
+        }
+        let _ = writeln!(text, "max_token_len: {}", self.max_token_len);
+        text
+    }
 }
 
 /// A verifier cannot be built from this key set and validation.

@@ -28,6 +28,7 @@
 //! the key files; `main.rs` applies [`ServerSettings`] and reloads.
 
 mod error;
+mod reload;
 mod schema;
 
 use std::collections::BTreeSet;
@@ -38,6 +39,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 pub use error::ConfigError;
+pub use reload::{Reloaded, Reloader};
 
 use crate::http::request::Limits;
 use crate::policy::{

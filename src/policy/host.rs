@@ -40,6 +40,14 @@ impl HostPattern {
         })
     }
 
+    /// The pattern as it would be written.
+    pub fn text(&self) -> String {
+        match self {
+            HostPattern::Exact(name) => String::from_utf8_lossy(name).into_owned(),
+            HostPattern::Subdomains(suffix) => format!("*{}", String::from_utf8_lossy(suffix)),
+        }
+    }
+
     /// Whether the `Host` value `host` matches.
     pub fn matches(&self, host: &[u8]) -> bool {
         let host = host_name(host);

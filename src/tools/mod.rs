@@ -2,6 +2,7 @@
 //! the files every command reads. Errors name the file and the problem, so the
 //! command line can print them as they are.
 
+pub mod check_config;
 pub mod inspect;
 pub mod keygen;
 pub mod mint;

@@ -1,0 +1,253 @@
+//! `jwtgate check-config`: proves a configuration loads, shows it as jwtgate
+//! will run it (defaults filled in, keys by kid and algorithm, never key
+//! material), the rules in precedence order, and where sample requests go.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::config::Loaded;
+use crate::http::OriginalRequest;
+use crate::policy::{
+    Action, DefaultAction, Forwarded, Mode, Policy, Route, Rule, TokenSource, path,
+};
+use crate::server::ServeOptions;
+
+fn source_text(source: &TokenSource) -> String {
+    match source {
+        TokenSource::Header {
+            name,
+            scheme: Some(scheme),
+        } => format!("header {name} ({scheme} or raw)"),
+        TokenSource::Header { name, scheme: None } => format!("header {name} (raw)"),
+        TokenSource::Cookie { name } => format!("cookie {name}"),
+        TokenSource::Query { name } => format!("query parameter {name}"),
+    }
+}
+
+fn list(items: impl IntoIterator<Item = String>, empty: &str) -> String {
+    let items: Vec<String> = items.into_iter().collect();
+    if items.is_empty() {
+        empty.to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn rule_text(policy: &Policy, rule: &Rule) -> String {
+    let mut text = String::new();
+    let names = rule
+        .token_configs
+        .iter()
+        .filter_map(|&i| policy.configs.get(i))
+        .map(|config| config.name.to_string());
+    let _ = write!(
+        text,
+        "hosts {}; paths {}; methods {}; token_configs {} ({}); action {}",
+        list(rule.hosts.iter().map(|h| h.text()), "any"),
+        list(rule.paths.iter().map(|p| p.as_str().to_owned()), "any"),
+        list(rule.methods.iter().map(ToString::to_string), "any"),
+        list(names, "none"),
+        match rule.mode {
+            Mode::Any => "any one valid",
+            Mode::All => "all valid",
+        },
+        match rule.action {
+            Action::Block => "block",
+            Action::Log => "log",
+        },
+    );
+    if !rule.exclude.is_empty() {
+        let excluded = rule.exclude.iter().map(|e| match &e.method {
+            Some(method) => format!("{method} {}", e.path.as_str()),
+            None => e.path.as_str().to_owned(),
+        });
+        let _ = write!(text, "; exclude {}", list(excluded, ""));
+    }
+    if rule.allow_missing {
+        text.push_str("; a request without a token is allowed");
+    }
+    if !rule.require_claims.is_empty() {
+        let required = rule.require_claims.iter().map(|r| match &r.test {
+            crate::policy::ClaimTest::Contains(word) => format!("{} contains {word:?}", r.claim),
+            crate::policy::ClaimTest::Equals(value) => format!("{} = {value:?}", r.claim),
+        });
+        let _ = write!(text, "; require {}", list(required, ""));
+    }
+    if !rule.forward_claims.is_empty() {
+        let forwarded = rule
+            .forward_claims
+            .iter()
+            .map(|f| format!("{} -> {}", f.claim, f.header));
+        let _ = write!(text, "; forward {}", list(forwarded, ""));
+    }
+    if rule.bypass_cors_preflight {
+        text.push_str("; CORS preflight passes");
+    }
+    text
+}
+
+/// Where a sample request (`"GET https://api.example.com/v1/users/7"` or
+/// `"GET /path"`) goes.
+fn route_text(policy: &Policy, request: &str) -> String {
+    let (method, target) = request
+        .trim()
+        .split_once(' ')
+        .unwrap_or(("GET", request.trim()));
+    let target = target.trim();
+    let (host, path) = match target.split_once("://") {
+        Some((_, rest)) => match rest.find('/') {
+            Some(slash) => rest.split_at(slash),
+            None => (rest, "/"),
+        },
+        None => ("", target),
+    };
+    let mut canonical = Vec::new();
+    let c = path::canonicalize(path.as_bytes(), &mut canonical);
+    let original = OriginalRequest {
+        method: method.as_bytes(),
+        host: host.as_bytes(),
+        path: path.as_bytes(),
+    };
+    let position = |rule: &Rule| {
+        policy
+            .rules
+            .iter()
+            .position(|r| std::ptr::eq(r, rule))
+            .map_or(0, |i| i + 1)
+    };
+    let verdict = match policy.route(&original, &canonical, c.rewritten, false) {
+        Route::Check(rule) => format!(
+            "rule {} (#{}): token checked, {}",
+            rule.name,
+            position(rule),
+            match rule.action {
+                Action::Block => "denied unless valid",
+                Action::Log => "allowed and logged",
+            }
+        ),
+        Route::Excluded(rule) => format!(
+            "rule {} (#{}): excluded endpoint, allowed without a token",
+            rule.name,
+            position(rule)
+        ),
+        Route::Preflight(rule) => format!(
+            "rule {} (#{}): CORS preflight, allowed",
+            rule.name,
+            position(rule)
+        ),
+        Route::Default(DefaultAction::Allow) => "no rule: default_action allow".to_owned(),
+        Route::Default(DefaultAction::Deny) => "no rule: default_action deny (403)".to_owned(),
+    };
+    let rewritten = if c.rewritten {
+        format!(" [path read as {}]", String::from_utf8_lossy(&canonical))
+    } else {
+        String::new()
+    };
+    format!("{method} {target} -> {verdict}{rewritten}")
+}
+
+/// The report for `loaded` (from `file`), with `requests` routed.
+pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[String]) -> String {
+    let policy = &loaded.policy;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: valid", file.display());
+    for warning in &loaded.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    let _ = writeln!(
+        out,
+        "\ndefault_action: {}",
+        match policy.default_action {
+            DefaultAction::Allow => "allow",
+            DefaultAction::Deny => "deny",
+        }
+    );
+    let _ = writeln!(
+        out,
+        "original request from: {}",
+        match &policy.forwarded {
+            Forwarded::XForwarded => "X-Forwarded-Method/-Host/-Uri (Traefik, Caddy)".to_owned(),
+            Forwarded::XOriginal => "X-Original-Method/-URI and Host (nginx)".to_owned(),
+            Forwarded::RequestLine { path_prefix } if path_prefix.is_empty() =>
+                "the request line and Host (Envoy)".to_owned(),
+            Forwarded::RequestLine { path_prefix } =>
+                format!("the request line without {path_prefix} and Host (Envoy)"),
+        }
+    );
+    let _ = writeln!(out, "\n[server]");
+    let _ = writeln!(out, "  listen: {}", options.listen);
+    let _ = writeln!(
+        out,
+        "  admin_listen: {}",
+        options
+            .admin_listen
+            .map_or("off".to_owned(), |a| a.to_string())
+    );
+    let _ = writeln!(
+        out,
+        "  verify_listen: {}",
+        options
+            .verify_listen
+            .map_or("off".to_owned(), |a| a.to_string())
+    );
+    let _ = writeln!(
+        out,
+        "  shards: {}",
+        if options.shards == 0 {
+            "one per core".to_owned()
+        } else {
+            options.shards.to_string()
+        }
+    );
+    let _ = writeln!(out, "  io: {:?}", options.io);
+    let _ = writeln!(
+        out,
+        "  limits: head {} B, request line {} B, body {} B, {} connections per shard",
+        options.limits.head.max_header_bytes,
+        options.limits.head.max_request_line,
+        options.authz.max_body,
+        options.max_connections
+    );
+    let _ = writeln!(
+        out,
+        "  timeouts: header {:?}, idle {:?}, drain {:?} after a delay of {:?}",
+        options.limits.header_timeout,
+        options.limits.idle_timeout,
+        options.drain_timeout,
+        options.drain_delay
+    );
+    for config in policy.configs.iter() {
+        let _ = writeln!(out, "\ntoken_config {:?}", &*config.name);
+        let _ = writeln!(
+            out,
+            "  sources: {}",
+            list(config.sources.iter().map(source_text), "none")
+        );
+        for key in config.verifier.keys().keys() {
+            let _ = writeln!(out, "  key {}", key.describe());
+        }
+        for line in config.verifier.validation().describe().lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let _ = writeln!(out, "\nrules, first match wins:");
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {}. {}: {}",
+            index + 1,
+            rule.name,
+            rule_text(policy, rule)
+        );
+    }
+    if policy.rules.is_empty() {
+        let _ = writeln!(out, "  (none: every request gets default_action)");
+    }
+    if !requests.is_empty() {
+        let _ = writeln!(out, "\nrequests:");
+        for request in requests {
+            let _ = writeln!(out, "  {}", route_text(policy, request));
+        }
+    }
+    out
+}
