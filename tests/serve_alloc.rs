@@ -1,6 +1,9 @@
 //! Proves the server allocates nothing per request in steady state: the whole
-//! path (read, parse, extract, verify, render, write) on warm keep-alive
-//! connections, in both runtimes, watched by a counting global allocator.
+//! path (read, parse, route, extract, verify, render, write) on warm keep-alive
+//! connections, in both runtimes, for the flags-only policy and for a
+//! configured one (rules by host and path, canonical paths, a cookie source,
+//! an exclusion, claim requirements, forwarded claims), watched by a counting
+//! global allocator.
 //!
 //! The server runs in this process (`Server::start`), so its shard threads use
 //! the counting allocator too. The counter is process-wide; this file holds a
@@ -26,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
 use jwtgate::authz::{AuthzOptions, Clock};
+use jwtgate::policy::Policy;
 use jwtgate::server::{IoMode, ServeOptions, Server};
 use jwtgate::{Algorithm, Validation};
 
@@ -90,8 +94,9 @@ fn batch() -> Vec<u8> {
 }
 
 /// Bytes of the responses to one batch, learned from a warm-up exchange (the
-/// last response is the `missing` denial, whose body ends the batch).
-fn response_len(stream: &mut TcpStream) -> usize {
+/// last response is the `missing` denial, whose body ends the batch), and
+/// the status lines seen, in order.
+fn response_len(stream: &mut TcpStream) -> (usize, Vec<String>) {
     let mut seen = Vec::new();
     let mut chunk = [0u8; 4096];
     while !seen.ends_with(b"{\"error\":\"missing\"}") {
@@ -99,17 +104,100 @@ fn response_len(stream: &mut TcpStream) -> usize {
         assert!(n > 0, "server closed during warm-up");
         seen.extend_from_slice(&chunk[..n]);
     }
-    assert_eq!(seen.windows(12).filter(|w| w == b"HTTP/1.1 200").count(), 1);
-    assert_eq!(seen.windows(12).filter(|w| w == b"HTTP/1.1 401").count(), 3);
-    seen.len()
+    let statuses = seen
+        .windows(12)
+        .filter(|w| w.starts_with(b"HTTP/1.1 "))
+        .map(|w| String::from_utf8_lossy(&w[9..12]).into_owned())
+        .collect();
+    (seen.len(), statuses)
 }
 
-fn steady_state_allocations(io: IoMode) -> (u64, usize) {
+/// The flags-only policy: one token configuration on every request.
+fn flags_only() -> (Policy, Vec<u8>, &'static [&'static str]) {
     let keys = public_keys("rsa2048-a");
     let verifier = verifier_with(
         keys,
         Validation::new(jwtgate::AlgorithmSet::parse_list("RS256").unwrap()),
     );
+    (
+        Policy::single(verifier),
+        batch(),
+        &["200", "401", "401", "401"],
+    )
+}
+
+/// A configured policy: rules by host and path, a cookie source, an
+/// exclusion, claim requirements and forwarded claims, read from nginx-style
+/// forwarded headers.
+fn configured() -> (Policy, Vec<u8>, &'static [&'static str]) {
+    let pem = read_data("rsa2048-a.spki.pem");
+    let config = format!(
+        r#"
+default_action = "deny"
+[server]
+forwarded = "x-original"
+[[token_config]]
+name = "main"
+sources = [ {{ header = "authorization", prefix = "Bearer" }}, {{ cookie = "session" }} ]
+jwks = '''{pem}'''
+algorithms = ["RS256"]
+[[rule]]
+name = "admin"
+hosts = ["admin.example.com"]
+token_configs = ["main"]
+require_claims = [ {{ claim = "scope", contains = "admin" }} ]
+[[rule]]
+name = "api"
+hosts = ["api.example.com", "*.api.example.com"]
+paths = ["/v1/**", "/users/{{id}}"]
+token_configs = ["main"]
+exclude = ["GET /v1/health"]
+forward_claims = {{ sub = "x-jwt-sub", scope = "x-jwt-scope", "realm.roles" = "x-jwt-roles" }}
+"#
+    );
+    let loaded = jwtgate::config::parse(&config, std::path::Path::new("alloc.toml")).unwrap();
+    let key = signing_key("rsa2048-a", Algorithm::Rs256);
+    let valid = mint(
+        r#"{"alg":"RS256"}"#,
+        r#"{"sub":"alice","scope":"read write","realm":{"roles":["a","b"]},"exp":1700003600}"#,
+        &key,
+        Algorithm::Rs256,
+    );
+    let mut requests = Vec::new();
+    let mut request = |host: &str, uri: &str, extra: &str| {
+        requests.extend_from_slice(
+            format!("GET /_auth HTTP/1.1\r\nHost: {host}\r\nX-Original-URI: {uri}\r\nX-Original-Method: GET\r\n{extra}\r\n").as_bytes(),
+        );
+    };
+    request(
+        "api.example.com",
+        "/v1/orders?page=2",
+        &format!("Cookie: a=1; session={valid}\r\n"),
+    );
+    request(
+        "eu.api.example.com",
+        "/users/7",
+        &format!("Authorization: Bearer {valid}\r\n"),
+    );
+    request("api.example.com", "/v1/health", "");
+    request(
+        "admin.example.com",
+        "/",
+        &format!("Authorization: Bearer {valid}\r\n"),
+    );
+    request("www.example.com", "/", "");
+    request("api.example.com", "/v1/public/../orders", "");
+    (
+        loaded.policy,
+        requests,
+        &["200", "200", "200", "403", "403", "401"],
+    )
+}
+
+fn steady_state_allocations(
+    io: IoMode,
+    (policy, requests, statuses): (Policy, Vec<u8>, &[&str]),
+) -> (u64, usize) {
     let options = ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: None,
@@ -121,11 +209,8 @@ fn steady_state_allocations(io: IoMode) -> (u64, usize) {
         },
         ..ServeOptions::default()
     };
-    let policy = Arc::new(arc_swap::ArcSwap::from_pointee(
-        jwtgate::policy::Policy::single(verifier),
-    ));
+    let policy = Arc::new(arc_swap::ArcSwap::from_pointee(policy));
     let server = Server::start(policy, &options).unwrap();
-    let requests = batch();
     let mut streams: Vec<TcpStream> = (0..CONNECTIONS)
         .map(|_| TcpStream::connect(server.local_addr()).unwrap())
         .collect();
@@ -133,7 +218,9 @@ fn steady_state_allocations(io: IoMode) -> (u64, usize) {
     for stream in &mut streams {
         for _ in 0..3 {
             stream.write_all(&requests).unwrap();
-            expected = response_len(stream);
+            let (len, seen) = response_len(stream);
+            assert_eq!(seen, statuses, "{io:?}");
+            expected = len;
         }
     }
     let mut responses = vec![0u8; expected];
@@ -147,7 +234,7 @@ fn steady_state_allocations(io: IoMode) -> (u64, usize) {
         }
     }
     let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    assert!(responses.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(responses.starts_with(b"HTTP/1.1 "));
     assert!(responses.ends_with(b"{\"error\":\"missing\"}"));
 
     // The counter sees the shard threads: a new connection costs its task.
@@ -161,16 +248,21 @@ fn steady_state_allocations(io: IoMode) -> (u64, usize) {
     );
     drop((streams, fresh));
     server.shutdown();
-    (during, ROUNDS * CONNECTIONS * 4)
+    (during, ROUNDS * CONNECTIONS * statuses.len())
 }
 
 #[test]
 fn serving_allocates_nothing_per_request_once_warm() {
     for io in [IoMode::Uring, IoMode::Epoll] {
-        let (allocations, requests) = steady_state_allocations(io);
-        assert_eq!(
-            allocations, 0,
-            "{io:?}: {allocations} allocations over {requests} requests"
-        );
+        for (name, scenario) in [
+            ("flags-only", flags_only as fn() -> _),
+            ("configured", configured),
+        ] {
+            let (allocations, requests) = steady_state_allocations(io, scenario());
+            assert_eq!(
+                allocations, 0,
+                "{io:?} {name}: {allocations} allocations over {requests} requests"
+            );
+        }
     }
 }
