@@ -42,6 +42,7 @@
 //! | [`latency`] | hdrhistogram latency recording, percentile summaries, `.hgrm` output |
 //! | [`tools`] | `keygen`, `mint`, `inspect` |
 //! | [`http`] | zero-copy request head parsing, limits, protocol errors, the `Service` seam, original-request headers |
+//! | [`config`] | the TOML configuration file → validated `Policy` and server settings; errors with file, line, column, key; hot reload |
 //! | [`policy`] | token configurations, sources (header, cookie, query), rules, canonical paths, claim requirements |
 //! | [`authz`] | the ext_authz decision (route → tokens → verify → 200/401/403) and the `POST /v1/verify` batch face |
 //! | [`admin`] | the admin listener's answers (`/healthz`) |

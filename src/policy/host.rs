@@ -50,7 +50,11 @@ impl HostPattern {
 
     /// Whether the `Host` value `host` matches.
     pub fn matches(&self, host: &[u8]) -> bool {
-        let host = host_name(host);
+        self.matches_name(host_name(host))
+    }
+
+    /// Whether `name`, a host already reduced by [`host_name`], matches.
+    pub fn matches_name(&self, host: &[u8]) -> bool {
         match self {
             HostPattern::Exact(name) => host.eq_ignore_ascii_case(name),
             HostPattern::Subdomains(suffix) => {
@@ -64,7 +68,7 @@ impl HostPattern {
 }
 
 /// The name part of a `Host` value: no port, no trailing dot.
-fn host_name(host: &[u8]) -> &[u8] {
+pub fn host_name(host: &[u8]) -> &[u8] {
     let host = host.trim_ascii();
     let name = if host.first() == Some(&b'[') {
         // An IPv6 literal: up to the closing bracket.

@@ -112,8 +112,9 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn applies(&self, request: &OriginalRequest<'_>, path: &[u8]) -> bool {
-        (self.hosts.is_empty() || self.hosts.iter().any(|host| host.matches(request.host)))
+    /// `host` is the request's host reduced by [`host::host_name`] once per request.
+    fn applies(&self, request: &OriginalRequest<'_>, host: &[u8], path: &[u8]) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|pattern| pattern.matches_name(host)))
             && (self.methods.is_empty()
                 || self
                     .methods
@@ -237,7 +238,12 @@ impl Policy {
         rewritten: bool,
         preflight: bool,
     ) -> Route<'_> {
-        let Some(rule) = self.rules.iter().find(|rule| rule.applies(request, path)) else {
+        let host = host::host_name(request.host);
+        let Some(rule) = self
+            .rules
+            .iter()
+            .find(|rule| rule.applies(request, host, path))
+        else {
             return Route::Default(self.default_action);
         };
         if preflight && rule.bypass_cors_preflight {
