@@ -197,6 +197,21 @@ impl Authorizer {
         }
         let policy = self.policy.load();
         let (route, query) = if policy.needs_original_request() {
+            if !matches!(policy.forwarded, policy::Forwarded::RequestLine { .. })
+                && !policy.trusts(framing.peer)
+            {
+                // Routing on headers a client could have written itself would
+                // let it pick an excluded path: refuse instead.
+                write_simple(
+                    out,
+                    403,
+                    "application/json",
+                    b"x-jwtgate-outcome: untrusted_proxy\r\n",
+                    br#"{"error":"untrusted_proxy","detail":"forwarded headers are only believed from server.trusted_proxies"}"#,
+                    framing,
+                );
+                return None;
+            }
             let original = match OriginalRequest::from_head(head, policy.forwarded.style()) {
                 Ok(original) => original,
                 Err(error) => {

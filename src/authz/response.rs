@@ -87,23 +87,30 @@ fn render_denial(outcome: Outcome, framing: Framing) -> Vec<u8> {
     out
 }
 
+/// Denials do not depend on the peer.
+const ANY_PEER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
 /// The four framings, in the order [`Denials`] stores them.
 const FRAMINGS: [Framing; 4] = [
     Framing {
         close: false,
         head_only: false,
+        peer: ANY_PEER,
     },
     Framing {
         close: true,
         head_only: false,
+        peer: ANY_PEER,
     },
     Framing {
         close: false,
         head_only: true,
+        peer: ANY_PEER,
     },
     Framing {
         close: true,
         head_only: true,
+        peer: ANY_PEER,
     },
 ];
 

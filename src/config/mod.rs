@@ -44,7 +44,7 @@ pub use reload::{Reloaded, Reloader};
 use crate::http::request::Limits;
 use crate::policy::{
     Action, ClaimRequirement, ClaimTest, DefaultAction, Endpoint, ForwardClaim, Forwarded,
-    HostPattern, Mode, PathPattern, Policy, Rule, TokenConfig, TokenSource,
+    HostPattern, IpNet, Mode, PathPattern, Policy, Rule, TokenConfig, TokenSource,
 };
 use crate::server::{IoMode, ServeOptions};
 use crate::{AlgorithmSet, ClaimName, KeySet, SubjectMatch, Validation, Verifier};
@@ -189,6 +189,21 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
     };
     let server = server_settings(&raw.server, at)?;
     let forwarded = forwarded(&raw.server, at)?;
+    let trusted_proxies = raw
+        .server
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, net)| {
+            IpNet::parse(net.get_ref()).map_err(|e| {
+                at.at(
+                    net.span(),
+                    format!("server.trusted_proxies[{i}]"),
+                    e.to_string(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut key_files = Vec::new();
     let mut warnings = Vec::new();
     let mut configs: Vec<TokenConfig> = Vec::with_capacity(raw.token_config.len());
@@ -225,6 +240,7 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
             default_action,
             forwarded_headers: forwarded_headers.into_iter().collect(),
             forwarded,
+            trusted_proxies: trusted_proxies.into(),
         },
         server,
         key_files,

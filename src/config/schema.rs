@@ -29,6 +29,8 @@ pub(crate) struct RawServer {
     pub(crate) io: Option<Spanned<String>>,
     pub(crate) forwarded: Option<Spanned<String>>,
     pub(crate) path_prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) trusted_proxies: Vec<Spanned<String>>,
     pub(crate) forward_payload: Option<bool>,
     pub(crate) max_header_bytes: Option<usize>,
     pub(crate) max_request_line_bytes: Option<usize>,

@@ -296,6 +296,23 @@ fn every_kind_of_mistake_names_its_place() {
 }
 
 #[test]
+fn trusted_proxies_limit_who_may_forward() {
+    let open = load_str(&config("default_action = \"deny\"\n")).unwrap();
+    assert!(open.policy.trusts("203.0.113.9".parse().unwrap()));
+    let text =
+        "default_action = \"deny\"\n[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n";
+    let closed = load_str(text).unwrap();
+    assert!(closed.policy.trusts("127.0.0.1".parse().unwrap()));
+    assert!(closed.policy.trusts("10.9.8.7".parse().unwrap()));
+    assert!(!closed.policy.trusts("203.0.113.9".parse().unwrap()));
+    let bad = "default_action = \"deny\"\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n";
+    assert_eq!(
+        error(bad),
+        "jwtgate.toml:3:34: server.trusted_proxies[1]: expected an IP address or CIDR block such as \"10.0.0.0/8\" or \"::1\""
+    );
+}
+
+#[test]
 fn durations() {
     assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
     assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));

@@ -5,6 +5,7 @@
 //! here allocates once that buffer has grown to its working size.
 
 use std::io::Write as _;
+use std::net::IpAddr;
 
 use super::ProtocolError;
 
@@ -30,14 +31,28 @@ pub const fn status_line(status: u16) -> &'static str {
 /// `connection: close`, sent on the last response of a connection.
 pub const CONNECTION_CLOSE: &[u8] = b"connection: close\r\n";
 
-/// How a response ends its exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a response ends its exchange, and who asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Framing {
     /// This is the connection's last response: send `connection: close`.
     pub close: bool,
     /// The request was `HEAD`: send the headers (`content-length` included)
     /// but no body, or the body would be read as the start of the next response.
     pub head_only: bool,
+    /// The peer's address (for ext_authz, the proxy's), to decide whether
+    /// its forwarded headers are believed.
+    pub peer: IpAddr,
+}
+
+impl Default for Framing {
+    /// Keep-alive, with a body, from an unspecified address.
+    fn default() -> Framing {
+        Framing {
+            close: false,
+            head_only: false,
+            peer: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        }
+    }
 }
 
 /// Writes a complete response: status line, content type and length, the
@@ -91,7 +106,7 @@ pub fn error(out: &mut Vec<u8>, error: ProtocolError) {
         body.get(..len).unwrap_or_default(),
         Framing {
             close: true,
-            head_only: false,
+            ..Framing::default()
         },
     );
 }

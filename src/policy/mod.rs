@@ -14,6 +14,7 @@
 pub mod claims;
 pub mod host;
 pub mod path;
+pub mod peers;
 pub mod source;
 
 use crate::Verifier;
@@ -22,6 +23,7 @@ use crate::http::{ForwardedStyle, OriginalRequest};
 pub use claims::{ClaimRequirement, ClaimTest, ForwardClaim};
 pub use host::HostPattern;
 pub use path::PathPattern;
+pub use peers::IpNet;
 pub use source::{Found, TokenSource};
 
 /// A named way to find and verify a token.
@@ -176,9 +178,16 @@ pub struct Policy {
     pub forwarded_headers: Box<[Box<str>]>,
     /// Where the original request is read from.
     pub forwarded: Forwarded,
+    /// Peers whose forwarded headers are believed (empty: every peer).
+    pub trusted_proxies: Box<[IpNet]>,
 }
 
 impl Policy {
+    /// Whether forwarded headers from `peer` may be believed.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted_proxies.is_empty() || self.trusted_proxies.iter().any(|net| net.contains(peer))
+    }
+
     /// Whether answering needs the original request: some rule looks at
     /// host, path or method, or some source reads the query string. The
     /// flags-only policy does not, so it does not require forwarded headers.
@@ -225,6 +234,7 @@ impl Policy {
             forwarded: Forwarded::RequestLine {
                 path_prefix: "".into(),
             },
+            trusted_proxies: Box::new([]),
         }
     }
 
@@ -325,6 +335,7 @@ mod tests {
             forwarded: Forwarded::RequestLine {
                 path_prefix: "".into(),
             },
+            trusted_proxies: Box::new([]),
         }
     }
 

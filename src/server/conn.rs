@@ -7,7 +7,7 @@
 //! buffered body, the body limit) and is reused for the connection's life.
 
 use std::cell::RefCell;
-use std::net::Shutdown;
+use std::net::{IpAddr, Shutdown};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -64,6 +64,8 @@ enum Next {
 
 struct Connection<'s, S: Stream, V: Service> {
     tracked: &'s Tracked<S>,
+    /// The peer's address (the proxy, for ext_authz).
+    peer: IpAddr,
     shard: &'s Shard<S>,
     service: &'s RefCell<V>,
     limits: ConnectionLimits,
@@ -80,12 +82,14 @@ struct Connection<'s, S: Stream, V: Service> {
 /// Serves one accepted connection to its end.
 pub(crate) async fn serve<S: Stream, V: Service>(
     tracked: Rc<Tracked<S>>,
+    peer: IpAddr,
     shard: Rc<Shard<S>>,
     service: Rc<RefCell<V>>,
     limits: ConnectionLimits,
 ) {
     let mut connection = Connection {
         tracked: &tracked,
+        peer,
         shard: &shard,
         service: &service,
         limits,
@@ -170,6 +174,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             let framing = Framing {
                 close: !head.keep_alive || self.shard.is_draining(),
                 head_only: head.method == "HEAD",
+                peer: self.peer,
             };
             let mut used = head.head_len;
             let body: &[u8] = if buffered {

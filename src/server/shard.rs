@@ -211,8 +211,8 @@ async fn accept_loop<L: Listener, V: Service + 'static>(
         if shard.is_draining() {
             return;
         }
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(_) if shard.is_draining() => return,
             Err(error) => {
                 super::warn(format_args!("accept failed: {error}"));
@@ -232,7 +232,7 @@ async fn accept_loop<L: Listener, V: Service + 'static>(
         };
         let service = Rc::clone(&service);
         tokio::task::spawn_local(async move {
-            conn::serve(tracked, Rc::clone(&slot.shard), service, limits).await;
+            conn::serve(tracked, peer, Rc::clone(&slot.shard), service, limits).await;
             drop(slot);
         });
     }

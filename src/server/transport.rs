@@ -14,7 +14,7 @@
 //! awaits it and gets its buffer back.
 
 use std::io;
-use std::net::Shutdown;
+use std::net::{IpAddr, Shutdown};
 
 use tokio_uring::buf::BoundedBuf as _;
 
@@ -35,9 +35,9 @@ pub(crate) trait Listener: Sized + 'static {
     /// Takes over a bound, listening, non-blocking std socket. Must be called
     /// inside the runtime.
     fn from_std(listener: std::net::TcpListener) -> io::Result<Self>;
-    /// Accepts one connection, with `TCP_NODELAY` set: responses are complete
-    /// messages and must not wait for an ACK.
-    async fn accept(&self) -> io::Result<Self::Stream>;
+    /// Accepts one connection, with `TCP_NODELAY` set (responses are complete
+    /// messages and must not wait for an ACK), and its peer's address.
+    async fn accept(&self) -> io::Result<(Self::Stream, IpAddr)>;
 }
 
 /// io_uring sockets (tokio-uring).
@@ -52,10 +52,10 @@ impl Listener for UringListener {
         )))
     }
 
-    async fn accept(&self) -> io::Result<Self::Stream> {
-        let (stream, _) = self.0.accept().await?;
+    async fn accept(&self) -> io::Result<(Self::Stream, IpAddr)> {
+        let (stream, peer) = self.0.accept().await?;
         stream.set_nodelay(true)?;
-        Ok(stream)
+        Ok((stream, peer.ip()))
     }
 }
 
@@ -87,10 +87,10 @@ impl Listener for EpollListener {
         tokio::net::TcpListener::from_std(listener).map(EpollListener)
     }
 
-    async fn accept(&self) -> io::Result<Self::Stream> {
-        let (stream, _) = self.0.accept().await?;
+    async fn accept(&self) -> io::Result<(Self::Stream, IpAddr)> {
+        let (stream, peer) = self.0.accept().await?;
         stream.set_nodelay(true)?;
-        Ok(stream)
+        Ok((stream, peer.ip()))
     }
 }
 

@@ -174,6 +174,13 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
                 format!("the request line without {path_prefix} and Host (Envoy)"),
         }
     );
+    if !policy.trusted_proxies.is_empty() {
+        let _ = writeln!(
+            out,
+            "forwarded headers believed from: the {} blocks of trusted_proxies",
+            policy.trusted_proxies.len()
+        );
+    }
     let _ = writeln!(out, "\n[server]");
     let _ = writeln!(out, "  listen: {}", options.listen);
     let _ = writeln!(
