@@ -628,63 +628,35 @@ fn serve_options(args: &ServeArgs) -> Result<jwtgate::server::ServeOptions, Fail
 /// Which flags the command line set explicitly (not by default).
 type Explicit<'a> = &'a dyn Fn(&str) -> bool;
 
-/// Server settings from the file, with the explicitly given flags on top.
-fn merge_options(
+/// The server flags the command line gave explicitly, as settings that go
+/// on top of the configuration file's `[server]` table.
+fn explicit_settings(
+    args: &ServeArgs,
     cli: &jwtgate::server::ServeOptions,
-    settings: &jwtgate::config::ServerSettings,
     explicit: Explicit<'_>,
-) -> jwtgate::server::ServeOptions {
-    let mut options = cli.clone();
-    settings.apply(&mut options);
-    if explicit("listen") {
-        options.listen = cli.listen;
+) -> jwtgate::config::ServerSettings {
+    use jwtgate::config::{AdminListen, ServerSettings};
+    let given = |id: &str| explicit(id);
+    ServerSettings {
+        listen: given("listen").then_some(cli.listen),
+        admin_listen: (given("admin_listen") || given("no_admin"))
+            .then_some(cli.admin_listen.map_or(AdminListen::Off, AdminListen::At)),
+        verify_listen: cli.verify_listen.filter(|_| given("verify_listen")),
+        shards: given("shards").then_some(cli.shards),
+        io: given("io").then_some(cli.io),
+        forward_payload: given("forward_payload").then_some(args.forward_payload),
+        max_header_bytes: given("max_header_bytes").then_some(args.max_header_bytes),
+        max_request_line_bytes: given("max_request_line_bytes")
+            .then_some(args.max_request_line_bytes),
+        max_body_bytes: given("max_body_bytes").then_some(args.max_body_bytes),
+        max_verify_body_bytes: given("max_verify_body_bytes").then_some(args.max_verify_body_bytes),
+        max_verify_lines: given("max_verify_lines").then_some(args.max_verify_lines),
+        max_connections: given("max_connections").then_some(args.max_connections),
+        header_timeout: given("header_timeout").then_some(cli.limits.header_timeout),
+        idle_timeout: given("idle_timeout").then_some(cli.limits.idle_timeout),
+        drain_timeout: given("drain_timeout").then_some(cli.drain_timeout),
+        drain_delay: given("drain_delay").then_some(cli.drain_delay),
     }
-    if explicit("admin_listen") || explicit("no_admin") {
-        options.admin_listen = cli.admin_listen;
-    }
-    if explicit("verify_listen") {
-        options.verify_listen = cli.verify_listen;
-    }
-    if explicit("shards") {
-        options.shards = cli.shards;
-    }
-    if explicit("io") {
-        options.io = cli.io;
-    }
-    if explicit("forward_payload") {
-        options.authz.forward_payload = cli.authz.forward_payload;
-    }
-    if explicit("max_header_bytes") {
-        options.limits.head.max_header_bytes = cli.limits.head.max_header_bytes;
-    }
-    if explicit("max_request_line_bytes") {
-        options.limits.head.max_request_line = cli.limits.head.max_request_line;
-    }
-    if explicit("max_body_bytes") {
-        options.authz.max_body = cli.authz.max_body;
-    }
-    if explicit("max_verify_body_bytes") {
-        options.batch.max_body = cli.batch.max_body;
-    }
-    if explicit("max_verify_lines") {
-        options.batch.max_lines = cli.batch.max_lines;
-    }
-    if explicit("header_timeout") {
-        options.limits.header_timeout = cli.limits.header_timeout;
-    }
-    if explicit("idle_timeout") {
-        options.limits.idle_timeout = cli.limits.idle_timeout;
-    }
-    if explicit("drain_timeout") {
-        options.drain_timeout = cli.drain_timeout;
-    }
-    if explicit("drain_delay") {
-        options.drain_delay = cli.drain_delay;
-    }
-    if explicit("max_connections") {
-        options.max_connections = cli.max_connections;
-    }
-    options
 }
 
 /// Token flags belong to a token configuration; with --config they are in the file.
@@ -750,7 +722,10 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
             for warning in &loaded.warnings {
                 eprintln!("jwtgate: {}: {warning}", file.display());
             }
-            let options = merge_options(&cli_options, &loaded.server, explicit);
+            // Defaults, then the file's [server] table, then explicit flags.
+            let mut options = cli_options.clone();
+            loaded.server.apply(&mut options);
+            explicit_settings(args, &cli_options, explicit).apply(&mut options);
             let jwtgate::config::Loaded {
                 policy,
                 server,

@@ -686,13 +686,18 @@ fn rule_of(
             .position(|config| &*config.name == name.get_ref().as_str())
         else {
             let known: Vec<&str> = configs.iter().map(|config| &*config.name).collect();
+            let known = if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            };
             return Err(at.at(
                 name.span(),
                 key(&format!("token_configs[{i}]")),
                 format!(
                     "no token configuration is named {:?} (defined: {})",
                     name.get_ref(),
-                    known.join(", ")
+                    known
                 ),
             ));
         };
