@@ -405,12 +405,15 @@ fn progress_line(progress: &Progress) -> String {
     )
 }
 
-fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
+fn run_verify(args: &VerifyArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failure> {
     if args.threads > batch::MAX_THREADS {
         return Err(format!("--threads: at most {}", batch::MAX_THREADS).into());
     }
     let verifier = match (&args.config, &args.token_config) {
-        (Some(file), Some(name)) => verifier_from_config(file, name)?,
+        (Some(file), Some(name)) => {
+            refuse_token_flags(file, explicit)?;
+            verifier_from_config(file, name)?
+        }
         _ => build_verifier(&args.settings)?,
     };
     let paths: Vec<PathBuf> = if args.inputs.is_empty() {
@@ -659,19 +662,33 @@ fn explicit_settings(
     }
 }
 
-/// Token flags belong to a token configuration; with --config they are in the file.
-const TOKEN_FLAGS: [&str; 10] = [
-    "issuer",
-    "audiences",
-    "algorithms",
-    "leeway",
-    "typ",
-    "require",
-    "max_lifetime",
-    "subject",
-    "subject_prefix",
-    "max_token_len",
+/// Token flags (argument id, flag) belong to a token configuration; with
+/// --config they are in the file.
+const TOKEN_FLAGS: [(&str, &str); 11] = [
+    ("jwks", "--jwks"),
+    ("issuer", "--issuer"),
+    ("audiences", "--audience"),
+    ("algorithms", "--algorithms"),
+    ("leeway", "--leeway"),
+    ("typ", "--typ"),
+    ("require", "--require"),
+    ("max_lifetime", "--max-lifetime"),
+    ("subject", "--subject"),
+    ("subject_prefix", "--subject-prefix"),
+    ("max_token_len", "--max-token-len"),
 ];
+
+/// Refuses token flags given together with --config FILE.
+fn refuse_token_flags(file: &Path, explicit: Explicit<'_>) -> Result<(), Failure> {
+    match TOKEN_FLAGS.iter().find(|(id, _)| explicit(id)) {
+        Some((_, flag)) => Err(format!(
+            "{flag} is a token setting: with --config, set it in a [[token_config]] of {}",
+            file.display()
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
 
 fn describe_reload(
     file: &Path,
@@ -710,14 +727,7 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
     let cli_options = serve_options(args)?;
     let (policy, options, loaded) = match &args.config {
         Some(file) => {
-            if let Some(flag) = TOKEN_FLAGS.iter().find(|flag| explicit(flag)) {
-                return Err(format!(
-                    "--{} is a token setting: with --config, set it in a [[token_config]] of {}",
-                    flag.replace('_', "-"),
-                    file.display()
-                )
-                .into());
-            }
+            refuse_token_flags(file, explicit)?;
             let loaded = jwtgate::config::load(file)?;
             for warning in &loaded.warnings {
                 eprintln!("jwtgate: {}: {warning}", file.display());
@@ -822,10 +832,14 @@ fn run_check_config(args: &CheckConfigArgs) -> Result<ExitCode, Failure> {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    let serve_matches = matches.subcommand_matches("serve");
+    let command_matches = matches.subcommand().map(|(_, m)| m);
     let explicit = |id: &str| {
-        serve_matches.and_then(|m| m.value_source(id))
-            == Some(clap::parser::ValueSource::CommandLine)
+        command_matches.and_then(|m| {
+            m.try_get_raw(id)
+                .ok()
+                .flatten()
+                .and_then(|_| m.value_source(id))
+        }) == Some(clap::parser::ValueSource::CommandLine)
     };
     let result = match &cli.command {
         None => ServeArgs::try_parse_demo().and_then(|args| run_serve(&args, &|_| false)),
@@ -837,7 +851,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
             .map_err(Failure::from),
-        Some(Command::Verify(args)) => run_verify(args),
+        Some(Command::Verify(args)) => run_verify(args, &explicit),
         Some(Command::Keygen(args)) => run_keygen(args),
         Some(Command::Mint(args)) => run_mint(args),
         Some(Command::Inspect(args)) => run_inspect(args),

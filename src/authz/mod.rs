@@ -8,6 +8,7 @@
 //! so verifying allocates nothing.
 
 pub mod response;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -15,8 +16,8 @@ use arc_swap::ArcSwap;
 
 use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, OriginalRequest, RequestHead, Service};
-use crate::policy::{self, Action, DefaultAction, Found, Mode, Policy, Route, Rule, TokenConfig};
-use crate::{Outcome, Rejection, UnixTime};
+use crate::policy::{self, Action, DefaultAction, Policy, Route};
+use crate::{Outcome, UnixTime};
 
 pub use response::{Denials, Identity};
 
@@ -78,83 +79,8 @@ pub struct Authorizer {
     scratch: crate::Scratch,
     /// The canonical path of the request being decided.
     path: Vec<u8>,
-}
-
-/// How one token configuration fared on one request.
-enum Checked {
-    /// No source of the configuration held a token.
-    Missing,
-    /// Every token found is valid; the first one's identity is rendered, and
-    /// whether it meets the rule's claim requirements.
-    Valid { claims_ok: bool },
-    /// A token was refused (or tokens disagree).
-    Refused(Rejection),
-}
-
-/// What the first valid token of a rule leaves behind for the answer.
-struct Pending<'o> {
-    /// The output; the allow response is rendered at `start`, while the
-    /// verified claims are at hand (earlier bytes are pipelined answers).
-    allowed: &'o mut Vec<u8>,
-    start: usize,
-    rendered: bool,
-}
-
-/// Verifies every token `config`'s sources find; on the first valid one of
-/// the request (`pending.rendered` false) renders the allow answer.
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-fn check_config(
-    config: &TokenConfig,
-    rule: &Rule,
-    head: &RequestHead<'_, '_>,
-    query: &[u8],
-    now: UnixTime,
-    scratch: &mut crate::Scratch,
-    identity: Identity<'_>,
-    pending: &mut Pending<'_>,
-    close: bool,
-) -> Checked {
-    let mut valid = 0usize;
-    let mut refused: Option<Rejection> = None;
-    let mut claims_ok = true;
-    for source in config.sources.iter() {
-        let token = match source.find(head, query) {
-            Found::Absent => continue,
-            Found::Token(token) => token,
-            Found::Malformed(detail) => {
-                refused.get_or_insert(Rejection::new(Outcome::Malformed, detail));
-                continue;
-            }
-        };
-        match config.verifier.verify(token, now, scratch) {
-            Ok(verified) => {
-                valid += 1;
-                if valid == 1 {
-                    claims_ok = rule
-                        .require_claims
-                        .iter()
-                        .all(|requirement| requirement.holds(&verified.claims));
-                    if !pending.rendered {
-                        pending.allowed.truncate(pending.start);
-                        response::allowed(pending.allowed, &verified, identity, close);
-                        pending.rendered = true;
-                    }
-                }
-            }
-            Err(rejection) => {
-                refused.get_or_insert(rejection);
-            }
-        }
-    }
-    match (valid, refused) {
-        (0, None) => Checked::Missing,
-        (_, None) => Checked::Valid { claims_ok },
-        (0, Some(rejection)) => Checked::Refused(rejection),
-        (_, Some(_)) => Checked::Refused(Rejection::new(
-            Outcome::AmbiguousToken,
-            "the request carries several tokens and not all of them are valid",
-        )),
-    }
+    /// The first valid token's `iss` and `sub`, to compare the others with.
+    identity_key: Vec<u8>,
 }
 
 /// Whether the request is a CORS preflight.
@@ -180,6 +106,7 @@ impl Authorizer {
             denials,
             scratch,
             path: Vec::with_capacity(256),
+            identity_key: Vec::with_capacity(256),
         }
     }
 
@@ -206,7 +133,7 @@ impl Authorizer {
                     out,
                     403,
                     "application/json",
-                    b"x-jwtgate-outcome: untrusted_proxy\r\n",
+                    b"cache-control: no-store\r\nx-jwtgate-outcome: untrusted_proxy\r\n",
                     br#"{"error":"untrusted_proxy","detail":"forwarded headers are only believed from server.trusted_proxies"}"#,
                     framing,
                 );
@@ -281,83 +208,32 @@ impl Authorizer {
             all_headers,
             forward_payload: self.options.forward_payload,
         };
-        let now = self.options.clock.now();
         let start = out.len();
-        let mut pending = Pending {
-            allowed: out,
-            start,
-            rendered: false,
-        };
-        let mut verdict: Result<bool, Rejection> = Err(Rejection::new(
-            Outcome::Missing,
-            "no token in any source of the rule's token configurations",
-        ));
-        let mut any_token = false;
-        for &index in rule.token_configs.iter() {
-            let Some(config) = policy.configs.get(index) else {
-                continue;
-            };
-            let checked = check_config(
-                config,
-                rule,
+        let verdict = tokens::check_rule(
+            rule,
+            &policy.configs,
+            &tokens::Request {
                 head,
                 query,
-                now,
-                &mut self.scratch,
-                identity,
-                &mut pending,
-                framing.close,
-            );
-            if !matches!(checked, Checked::Valid { .. }) {
-                // An allow answer rendered from a token of a configuration
-                // that did not pass must not be the one sent.
-                pending.rendered = false;
-            }
-            match (rule.mode, checked) {
-                (Mode::Any, Checked::Valid { claims_ok }) => {
-                    verdict = Ok(claims_ok);
-                    break;
-                }
-                (Mode::Any, Checked::Missing) => {}
-                (Mode::Any, Checked::Refused(rejection)) => {
-                    any_token = true;
-                    // The first configuration's reason is the one reported.
-                    if verdict
-                        .as_ref()
-                        .is_err_and(|r| r.outcome() == Outcome::Missing)
-                    {
-                        verdict = Err(rejection);
-                    }
-                }
-                (Mode::All, Checked::Valid { claims_ok }) => {
-                    // Claims are those of the first configuration.
-                    if verdict.is_err() && !any_token {
-                        verdict = Ok(claims_ok);
-                    }
-                    any_token = true;
-                }
-                (Mode::All, Checked::Missing) => {
-                    verdict = Err(Rejection::new(
-                        Outcome::Missing,
-                        "a token configuration of the rule found no token",
-                    ));
-                    break;
-                }
-                (Mode::All, Checked::Refused(rejection)) => {
-                    verdict = Err(rejection);
-                    break;
-                }
-            }
-        }
-        let out = pending.allowed;
-        let log = rule.action == Action::Log;
+                now: self.options.clock.now(),
+            },
+            identity,
+            framing.close,
+            &mut tokens::Workspace {
+                scratch: &mut self.scratch,
+                identity_key: &mut self.identity_key,
+                out,
+                start,
+            },
+        );
         let outcome = match verdict {
-            Ok(true) => return Some(Outcome::Valid),
-            Ok(false) => Outcome::InsufficientScope,
-            Err(rejection) => rejection.outcome(),
+            tokens::Verdict::Valid { claims_ok: true } => return Some(Outcome::Valid),
+            tokens::Verdict::Valid { claims_ok: false } => Outcome::InsufficientScope,
+            tokens::Verdict::Missing => Outcome::Missing,
+            tokens::Verdict::Refused(rejection) => rejection.outcome(),
         };
         out.truncate(start);
-        if outcome == Outcome::Missing && !any_token && rule.allow_missing {
+        if verdict == tokens::Verdict::Missing && rule.allow_missing {
             response::allowed_without_identity(
                 out,
                 outcome.name(),
@@ -365,7 +241,7 @@ impl Authorizer {
                 all_headers,
                 framing.close,
             );
-        } else if log {
+        } else if rule.action == Action::Log {
             response::allowed_without_identity(
                 out,
                 outcome.name(),

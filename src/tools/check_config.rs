@@ -10,7 +10,7 @@ use crate::http::OriginalRequest;
 use crate::policy::{
     Action, DefaultAction, Forwarded, Mode, Policy, Route, Rule, TokenSource, path,
 };
-use crate::server::ServeOptions;
+use crate::server::{IoMode, ServeOptions};
 
 fn source_text(source: &TokenSource) -> String {
     match source {
@@ -206,7 +206,12 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
             options.shards.to_string()
         }
     );
-    let _ = writeln!(out, "  io: {:?}", options.io);
+    let io = match options.io {
+        IoMode::Uring => "uring",
+        IoMode::Epoll => "epoll",
+        IoMode::Auto => "auto (io_uring, else epoll)",
+    };
+    let _ = writeln!(out, "  io: {io}");
     let _ = writeln!(
         out,
         "  limits: head {} B, request line {} B, body {} B, {} connections per shard",
@@ -215,13 +220,14 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
         options.authz.max_body,
         options.max_connections
     );
+    let secs = |d: std::time::Duration| format!("{}s", d.as_secs_f64());
     let _ = writeln!(
         out,
-        "  timeouts: header {:?}, idle {:?}, drain {:?} after a delay of {:?}",
-        options.limits.header_timeout,
-        options.limits.idle_timeout,
-        options.drain_timeout,
-        options.drain_delay
+        "  timeouts: header {}, idle {}, drain {} after a delay of {}",
+        secs(options.limits.header_timeout),
+        secs(options.limits.idle_timeout),
+        secs(options.drain_timeout),
+        secs(options.drain_delay)
     );
     for config in policy.configs.iter() {
         let _ = writeln!(out, "\ntoken_config {:?}", &*config.name);

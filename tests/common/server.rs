@@ -52,14 +52,28 @@ impl Server {
     /// child's stderr if it exits first), parses both addresses and confirms
     /// them by connecting.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-            .args([
+        Server::start_with(
+            &[
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
                 "--admin-listen",
                 "127.0.0.1:0",
-            ])
+            ],
+            args,
+        )
+    }
+
+    /// Spawns `jwtgate serve ARGS` with no listen flags of its own: for a
+    /// configuration file whose `[server]` table names the (ephemeral) ports.
+    /// Otherwise as [`Server::start`].
+    pub fn start_without_listen_flags(args: &[&str]) -> Server {
+        Server::start_with(&["serve"], args)
+    }
+
+    fn start_with(fixed: &[&str], args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+            .args(fixed)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
