@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `jwtgate serve` over HTTP against HAProxy 2.6's JWT check, side by side in one run.
-# For each algorithm, four servers on CPU 0 (one shard / one thread each), each
+# For each algorithm, five servers on CPU 0 (one shard / one thread each), each
 # loaded in turn by wrk on CPU 1 (64 connections, every request a different one of
 # 10,000 tokens, so no cache can help):
 #   ceiling  jwtgate --danger-no-verify: 200 without reading the token (the HTTP ceiling)
@@ -8,6 +8,8 @@
 #   epoll    jwtgate --io epoll, verifying
 #   haproxy  /usr/sbin/haproxy, nbthread 1, bench/http/haproxy.cfg.in: alg, iss,
 #            aud, exp and jwt_verify with the same public key
+#   config   jwtgate --io uring --config: the same checks as a configuration file
+#            whose matching rule comes after 29 others (the cost of routing)
 # Keys: tests/data/rsa2048-a (RS256) and p256 (ES256); tokens carry kid "bench",
 # jwtgate reads the public key as a JWKS made by bench/http/spki2jwks.py, HAProxy as PEM.
 # Rounds are interleaved (the order rotates each round) so that drift in machine
@@ -114,13 +116,15 @@ http_code() { # $1 = host:port, $2 = token (empty: no Authorization header); pri
   fi
 }
 
-start_jwtgate() { # $1 = name, $2 = --io mode, then extra flags; sets addr and pid
+start_jwtgate() { # $1 = name, $2 = --io mode, then extra flags (--config FILE instead of the token flags); sets addr and pid
   local name="$1" io="$2" fifo="$work/$1.fifo" fd line="" i
   shift 2
+  local token_flags=(--jwks "$jwks" --issuer "$iss" --audience "$aud")
+  [ "${1:-}" = --config ] && token_flags=()
   mkfifo "$fifo"
   exec {fd}<>"$fifo" # read-write: the open does not wait for the server
   taskset -c "$server_cpu" "$bin" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-    --shards 1 --io "$io" --jwks "$jwks" --issuer "$iss" --audience "$aud" "$@" \
+    --shards 1 --io "$io" "${token_flags[@]}" "$@" \
     >"$fifo" 2>"$work/$name.err" &
   pid=$!
   pids+=("$pid")
@@ -235,7 +239,25 @@ mint() { # signs with $key and $alg, kid "bench"; further flags in the arguments
 
 # ---------------------------------------------------------------- the run
 
-variants=(ceiling uring epoll haproxy)
+variants=(ceiling uring epoll haproxy config)
+
+write_config() { # the same token checks as a configuration file behind 29 other rules; prints its path
+  local file="$work/$alg.toml" i
+  {
+    echo 'default_action = "deny"'
+    echo '[[token_config]]'
+    echo 'name = "bench"'
+    echo "jwks_file = \"$jwks\""
+    echo "algorithms = [\"$alg\"]"
+    echo "issuer = \"$iss\""
+    echo "audiences = [\"$aud\"]"
+    for ((i = 0; i < 29; i++)); do
+      printf '[[rule]]\nname = "svc%d"\nhosts = ["svc%d.example.com", "*.svc%d.example.net"]\npaths = ["/svc%d/**"]\ntoken_configs = ["bench"]\nexclude = ["GET /svc%d/health"]\n' "$i" "$i" "$i" "$i" "$i"
+    done
+    printf '[[rule]]\nname = "bench"\nhosts = ["127.0.0.1"]\npaths = ["/**"]\ntoken_configs = ["bench"]\nexclude = ["GET /health"]\nforward_claims = { sub = "x-jwt-sub", aud = "x-jwt-aud" }\n'
+  } >"$file"
+  echo "$file"
+}
 n_algs="$(tr ',' '\n' <<<"$algs" | grep -c .)"
 echo "bench-http: $n_algs algorithm(s) x ${#variants[@]} servers x $rounds rounds x (${warmup} s warm-up + ${secs} s);" \
   "about $((n_algs * ${#variants[@]} * rounds * (warmup + secs) / 60 + 1)) min" >&2
@@ -275,10 +297,12 @@ for alg in ${algs//,/ }; do
   addrs[epoll]="$addr" spids[epoll]="$pid"
   start_haproxy
   addrs[haproxy]="$addr" spids[haproxy]="$pid"
+  start_jwtgate "config-$alg" uring --config "$(write_config)"
+  addrs[config]="$addr" spids[config]="$pid"
 
   # Correctness first: every verifying server accepts the valid tokens and refuses the others.
   expect ceiling "${addrs[ceiling]}" 200 "a valid token" "$valid"
-  for v in uring epoll haproxy; do
+  for v in uring epoll haproxy config; do
     a="${addrs[$v]}"
     expect "$v" "$a" 200 "the first valid token" "$valid"
     expect "$v" "$a" 200 "the last valid token" "$last"
@@ -300,7 +324,7 @@ for alg in ${algs//,/ }; do
 
   # Graceful stop (SIGTERM: jwtgate drains and exits 0).
   for v in "${variants[@]}"; do kill -TERM "${spids[$v]}" 2>/dev/null || true; done
-  for v in ceiling uring epoll; do
+  for v in ceiling uring epoll config; do
     st=0
     stop "${spids[$v]}" || st=$?
     [ "$st" = 0 ] || echo "bench-http: warning: jwtgate ($v) exited with status $st on SIGTERM" >&2
@@ -325,7 +349,8 @@ for line in open(path):
         "cpu": sticks / hz * 1e6 / req, "client": cticks / hz / secs_run,
         "other": max(int(other0), int(other1)) / hz / secs_run, "round": int(rnd)})
 labels = {"ceiling": "jwtgate no-verify (ceiling)", "uring": "jwtgate --io uring",
-          "epoll": "jwtgate --io epoll", "haproxy": "haproxy 2.6 jwt_verify"}
+          "epoll": "jwtgate --io epoll", "haproxy": "haproxy 2.6 jwt_verify",
+          "config": "jwtgate --config, 30 rules"}
 targets = {"RS256": 1.5, "ES256": 1.45}
 def us(v):
     return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} us"
@@ -335,7 +360,7 @@ for alg, by in rows.items():
           f"(server on CPU 0, wrk on CPU 1)")
     print(f"| server | requests/s | p50 | p99 | server CPU/req | runs (req/s) |")
     print(f"|---|---|---|---|---|---|")
-    for v in ("ceiling", "uring", "epoll", "haproxy"):
+    for v in ("ceiling", "uring", "epoll", "haproxy", "config"):
         if v not in m:
             continue
         runs = " ".join(f"{r['rps']:.0f}" for r in by[v])
@@ -349,6 +374,11 @@ for alg, by in rows.items():
         ("haproxy / jwtgate-uring, CPU per request", m["haproxy"]["cpu"] / m["uring"]["cpu"], None),
         ("jwtgate-uring / epoll, CPU per request", m["uring"]["cpu"] / m["epoll"]["cpu"], ("<=", 1.1)),
     ]
+    if "config" in m:
+        ratios += [
+            ("config (30 rules) / flags-only, requests/s", m["config"]["rps"] / m["uring"]["rps"], None),
+            ("config (30 rules) / flags-only, CPU per request", m["config"]["cpu"] / m["uring"]["cpu"], None),
+        ]
     for name, x, target in ratios:
         line = f"  {name:42} {x:5.2f}x"
         if target:
