@@ -808,7 +808,9 @@ fn hosts_paths_methods_and_first_match_wins() {
             by("x-rule-status"),
         ),
         ("GET", "other.example.org", "/status", Expect::NoRule),
-        ("post", "other.example.org", "/status", Expect::NoRule),
+        // Rule methods and paths ignore case, so spelling cannot dodge a rule.
+        ("post", "other.example.org", "/status", by("x-rule-status")),
+        ("POST", "other.example.org", "/STATUS", by("x-rule-status")),
         ("POST", "other.example.org", "/status/", Expect::NoRule),
         ("POST", "other.example.org", "/status/x", Expect::NoRule),
         // The admin host wins over a later rule that would also match.
@@ -952,9 +954,20 @@ forward_claims = { sub = "x-user" }
         ("GET", "/v1//health", missing),
         ("GET", "//v1/health", missing),
         ("GET", "/v1/%68ealth", missing),
-        ("GET", "/v1/public%2Fdocs", missing),
         ("GET", "/v1/public\\docs", missing),
         ("POST", "/v1/users/7/./login", missing),
+        ("GET", "/v1/public/..;/orders", missing),
+        ("GET", "/v1/public;x/docs", missing),
+        ("GET", "/v1/public/..%00/docs", missing),
+        ("GET", "/v1/public/x#/../../orders", missing),
+        ("GET", "/V1/PUBLIC/docs", missing),
+        ("GET", "http://api.example.com/v1/public/../orders", missing),
+        // An escaped separator has no agreed meaning: refused outright.
+        (
+            "GET",
+            "/v1/public%2Fdocs",
+            Expect::BadRequest("the path hides a slash or backslash in %2F or %5C"),
+        ),
     ];
     for &(method, uri, expect) in cases {
         gate.check(method, h, uri, &[], expect);

@@ -142,15 +142,19 @@ impl Authorizer {
             let original = match OriginalRequest::from_head(head, policy.forwarded.style()) {
                 Ok(original) => original,
                 Err(error) => {
-                    let mut body = Vec::with_capacity(128);
-                    body.extend_from_slice(b"{\"error\":\"bad_request\",\"detail\":\"");
-                    body.extend_from_slice(error.detail().as_bytes());
-                    body.extend_from_slice(b"\"}");
-                    write_simple(out, 400, "application/json", b"", &body, framing);
+                    response::bad_request(out, error.detail(), framing);
                     return None;
                 }
             };
             let canonical = policy::path::canonicalize(original.path, &mut self.path);
+            if canonical.encoded_separator {
+                response::bad_request(
+                    out,
+                    "the path hides a slash or backslash in %2F or %5C",
+                    framing,
+                );
+                return None;
+            }
             let preflight = is_preflight(head, original.method);
             let query = memchr::memchr(b'?', original.path)
                 .and_then(|q| original.path.get(q + 1..))

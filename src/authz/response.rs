@@ -177,6 +177,34 @@ fn push_value(out: &mut Vec<u8>, value: Option<JsonStr<'_>>) {
     }
 }
 
+/// Rewrites every `,` in `out[from..]` as `%2C`, in place.
+fn escape_commas(out: &mut Vec<u8>, from: usize) {
+    let commas = out
+        .get(from..)
+        .map_or(0, |tail| memchr::memchr_iter(b',', tail).count());
+    if commas == 0 {
+        return;
+    }
+    let old_len = out.len();
+    out.resize(old_len + 2 * commas, 0);
+    // From the back, so every byte moves once.
+    let mut write = out.len();
+    let mut read = old_len;
+    while read > from {
+        read -= 1;
+        let byte = out.get(read).copied().unwrap_or(0);
+        let expanded: &[u8] = if byte == b',' {
+            b"%2C"
+        } else {
+            std::slice::from_ref(&byte)
+        };
+        write -= expanded.len();
+        if let Some(slot) = out.get_mut(write..write + expanded.len()) {
+            slot.copy_from_slice(expanded);
+        }
+    }
+}
+
 /// Writes a forwarded claim of any JSON kind: a string as [`push_value`] does,
 /// an array as its elements joined with commas, anything else as its JSON
 /// text (percent-encoded where needed).
@@ -194,7 +222,10 @@ fn push_claim(out: &mut Vec<u8>, value: Option<Value<'_>>) {
                 if index > 0 {
                     out.push(b',');
                 }
+                // A comma inside an element must not read as a second element.
+                let from = out.len();
                 push_claim(out, Some(element));
+                escape_commas(out, from);
             }
         }
         _ => {
@@ -306,6 +337,29 @@ pub fn unverified(out: &mut Vec<u8>, close: bool) {
     allowed_without_identity(out, "unverified", false, &[], close);
 }
 
+/// A 400 for a check request jwtgate cannot route (missing forwarded headers,
+/// an ambiguous path), with a static reason; the connection stays usable.
+pub fn bad_request(out: &mut Vec<u8>, detail: &'static str, framing: Framing) {
+    let mut body = [0u8; 256];
+    let len = {
+        let mut cursor = std::io::Cursor::new(body.as_mut_slice());
+        // Details are static ASCII without quotes or backslashes, shorter than the buffer.
+        let _ = write!(
+            cursor,
+            "{{\"error\":\"bad_request\",\"detail\":\"{detail}\"}}"
+        );
+        usize::try_from(cursor.position()).unwrap_or(0)
+    };
+    crate::http::response::write_simple(
+        out,
+        400,
+        "application/json",
+        b"",
+        body.get(..len).unwrap_or_default(),
+        framing,
+    );
+}
+
 /// The answer to a request that matches no rule under `default_action = "deny"`.
 pub fn no_matching_rule(out: &mut Vec<u8>, framing: Framing) {
     crate::http::response::write_simple(
@@ -349,6 +403,23 @@ mod tests {
         assert_eq!(encoded(r#""caf\u00e9""#), "caf%C3%A9");
         assert_eq!(encoded("\"caf\u{e9}\""), "caf%C3%A9");
         assert_eq!(encoded(r#""a\"b\\c""#), "a\"b\\c");
+    }
+
+    #[test]
+    fn forwarded_arrays_keep_their_elements_apart() {
+        let text =
+            r#"{"roles":["admin","viewer,superuser"],"nested":[["a","b"],"c"],"n":[1,true]}"#;
+        let mut tape = Tape::with_capacity(32);
+        let value = tape.parse(text.as_bytes(), 8).unwrap();
+        let object = value.as_object().unwrap();
+        let render = |name: &str| {
+            let mut out = Vec::new();
+            push_claim(&mut out, object.get(name));
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(render("roles"), "admin,viewer%2Csuperuser");
+        assert_eq!(render("nested"), "a%2Cb,c");
+        assert_eq!(render("n"), "1,true");
     }
 
     #[test]

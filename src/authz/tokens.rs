@@ -7,8 +7,13 @@
 //!   one of the rule's configurations whose sources found it;
 //! - `mode = "all"`: every configuration must find a token, and every token
 //!   it finds must be valid for it;
-//! - and in both, all valid tokens must name the same issuer and subject, so
-//!   the identity sent upstream is the identity of every token.
+//! - with `"any"`, all valid tokens must also name the same issuer and
+//!   subject, so the identity sent upstream is the identity of every token
+//!   (with `"all"`, identities differ by design: a user and a service token;
+//!   the first configuration's token gives the identity).
+//!
+//! A request with no token at all is `Missing` in both modes, so
+//! `on_missing = "allow"` applies to both.
 //!
 //! Anything else with a valid token in it is `ambiguous_token`. The allow
 //! answer is rendered while the first valid token's claims are at hand (they
@@ -201,6 +206,9 @@ pub(crate) fn check_rule<'b>(
         .states()
         .filter(|s| matches!(s, State::Valid))
         .count();
+    if ledger.len == 0 && ledger.malformed.is_none() {
+        return Verdict::Missing;
+    }
     if rule.mode == Mode::All {
         // Every configuration must pass; its own reason is the one reported.
         // Identities may differ here by design (a user token and a service token).

@@ -51,6 +51,26 @@ use crate::{AlgorithmSet, ClaimName, KeySet, SubjectMatch, Validation, Verifier}
 use error::Located;
 use schema::{RawFile, RawRule, RawServer, RawSource, RawTokenConfig};
 
+/// Headers a claim may not be forwarded as: they frame the response to the
+/// proxy (a second `content-length` desynchronises a keep-alive connection),
+/// are hop-by-hop, or carry state or authentication of their own.
+const FORBIDDEN_FORWARD_HEADERS: [&str; 14] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+    "host",
+    "content-type",
+    "cache-control",
+    "set-cookie",
+    "www-authenticate",
+    "location",
+];
+
 /// The identity headers every allowed answer carries anyway.
 const RESERVED_HEADERS: [&str; 4] = ["x-jwt-sub", "x-jwt-iss", "x-jwt-kid", "x-jwt-payload"];
 
@@ -189,6 +209,15 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
     };
     let server = server_settings(&raw.server, at)?;
     let forwarded = forwarded(&raw.server, at)?;
+    if matches!(forwarded, Forwarded::RequestLine { .. })
+        && let Some(first) = raw.server.trusted_proxies.first()
+    {
+        return Err(at.at(
+            first.span(),
+            "server.trusted_proxies",
+            "only applies with forwarded = \"x-original\" or \"x-forwarded\": the request line needs no trust",
+        ));
+    }
     let trusted_proxies = raw
         .server
         .trusted_proxies
@@ -421,6 +450,17 @@ fn source_of(
                 .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
     };
     let built = match (&source.header, &source.cookie, &source.query) {
+        (Some(_), None, None)
+            if source.prefix.as_deref().is_some_and(|p| {
+                p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }) =>
+        {
+            return Err(at.at(
+                raw.span(),
+                key,
+                "a prefix is an auth scheme such as \"Bearer\"",
+            ));
+        }
         (Some(header), None, None) => TokenSource::Header {
             name: header.to_ascii_lowercase().into(),
             scheme: source.prefix.as_deref().map(Into::into),
@@ -737,6 +777,17 @@ fn rule_of(
     let mut require_claims = Vec::with_capacity(rule.require_claims.len());
     for (i, requirement) in rule.require_claims.iter().enumerate() {
         let raw_requirement = requirement.get_ref();
+        let bad_word = raw_requirement
+            .contains
+            .as_deref()
+            .is_some_and(|word| word.is_empty() || word.contains(char::is_whitespace));
+        if raw_requirement.claim.trim().is_empty() || bad_word {
+            return Err(at.at(
+                requirement.span(),
+                key(&format!("require_claims[{i}]")),
+                "claim is a claim name (or dotted path) and contains one word without spaces",
+            ));
+        }
         let test = match (&raw_requirement.contains, &raw_requirement.equals) {
             (Some(word), None) => ClaimTest::Contains(word.as_str().into()),
             (None, Some(value)) => ClaimTest::Equals(value.as_str().into()),
@@ -761,6 +812,13 @@ fn rule_of(
                 header.span(),
                 key(&format!("forward_claims.{claim}")),
                 "expected a header name such as \"x-jwt-scope\"",
+            ));
+        }
+        if FORBIDDEN_FORWARD_HEADERS.contains(&name.as_str()) {
+            return Err(at.at(
+                header.span(),
+                key(&format!("forward_claims.{claim}")),
+                "that header frames or routes the response (or sets state); forward claims in x-* headers",
             ));
         }
         if name.starts_with("x-jwtgate-") {

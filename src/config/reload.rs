@@ -5,7 +5,11 @@
 //!
 //! Changes are noticed by polling the configuration file and every key file it
 //! names (modification time and size), and acted on once they have been stable
-//! for one poll, so that a file caught half-written is not even tried.
+//! for one poll, so that a file caught half-written is not even tried. While
+//! the file on disk does not load, it is retried every few polls (a key file
+//! it names may appear later), and only a new error is reported. Writers
+//! should still replace files atomically (write, then rename): a file cut at
+//! a line end can parse, and would then be in force until the next write.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,7 +54,13 @@ pub struct Reloader {
     files: Vec<PathBuf>,
     loaded: Fingerprint,
     last_seen: Fingerprint,
+    /// The error of the last failed load, while the file on disk stays broken.
+    failing: Option<String>,
+    polls_since_failure: u32,
 }
+
+/// Polls between retries of a configuration that does not load.
+const RETRY_POLLS: u32 = 5;
 
 impl Reloader {
     /// Watches `path`, whose current contents were loaded (`server` settings,
@@ -71,6 +81,8 @@ impl Reloader {
             files,
             loaded: now.clone(),
             last_seen: now,
+            failing: None,
+            polls_since_failure: 0,
         }
     }
 
@@ -81,7 +93,17 @@ impl Reloader {
         let result = load(&self.path);
         self.loaded = before.clone();
         self.last_seen = before;
-        let loaded = result?;
+        self.polls_since_failure = 0;
+        let loaded = match result {
+            Ok(loaded) => {
+                self.failing = None;
+                loaded
+            }
+            Err(error) => {
+                self.failing = Some(error.to_string());
+                return Err(error);
+            }
+        };
         let reloaded = Reloaded {
             token_configs: loaded.policy.configs.len(),
             rules: loaded.policy.rules.len(),
@@ -105,6 +127,19 @@ impl Reloader {
         let now = fingerprint(&self.files);
         let stable = now == self.last_seen;
         self.last_seen = now;
-        (stable && self.last_seen != self.loaded).then(|| self.reload())
+        if stable && self.last_seen != self.loaded {
+            return Some(self.reload());
+        }
+        if self.failing.is_some() {
+            self.polls_since_failure += 1;
+            if self.polls_since_failure >= RETRY_POLLS {
+                let previous = self.failing.clone();
+                return match self.reload() {
+                    Err(error) if Some(error.to_string()) == previous => None,
+                    result => Some(result),
+                };
+            }
+        }
+        None
     }
 }

@@ -299,17 +299,66 @@ fn every_kind_of_mistake_names_its_place() {
 fn trusted_proxies_limit_who_may_forward() {
     let open = load_str(&config("default_action = \"deny\"\n")).unwrap();
     assert!(open.policy.trusts("203.0.113.9".parse().unwrap()));
-    let text =
-        "default_action = \"deny\"\n[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n";
+    let text = "default_action = \"deny\"\n[server]\nforwarded = \"x-original\"\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n";
     let closed = load_str(text).unwrap();
     assert!(closed.policy.trusts("127.0.0.1".parse().unwrap()));
     assert!(closed.policy.trusts("10.9.8.7".parse().unwrap()));
     assert!(!closed.policy.trusts("203.0.113.9".parse().unwrap()));
-    let bad = "default_action = \"deny\"\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n";
+    let bad = "default_action = \"deny\"\n[server]\nforwarded = \"x-original\"\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n";
     assert_eq!(
         error(bad),
-        "jwtgate.toml:3:34: server.trusted_proxies[1]: expected an IP address or CIDR block such as \"10.0.0.0/8\" or \"::1\""
+        "jwtgate.toml:4:34: server.trusted_proxies[1]: expected an IP address or CIDR block such as \"10.0.0.0/8\" or \"::1\""
     );
+    let pointless = "default_action = \"deny\"\n[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n";
+    assert!(error(pointless).contains("server.trusted_proxies: only applies with forwarded"));
+}
+
+#[test]
+fn risky_settings_are_refused() {
+    let tc = "default_action = \"deny\"\n[[token_config]]\nname = \"p\"\n@JWKS@\n";
+    let rule = "[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\n";
+    for (extra, expected) in [
+        (
+            "sources = [ { header = \"authorization\", prefix = \"\" } ]\n",
+            "token_config[0].sources[0]: a prefix is an auth scheme",
+        ),
+        (
+            "sources = [ { header = \"authorization\", prefix = \"Be arer\" } ]\n",
+            "a prefix is an auth scheme",
+        ),
+    ] {
+        let message = error(&format!("{tc}{extra}"));
+        assert!(message.contains(expected), "{message}");
+    }
+    for (extra, expected) in [
+        (
+            "forward_claims = { sub = \"content-length\" }\n",
+            "rule[0].forward_claims.sub: that header frames or routes the response",
+        ),
+        (
+            "forward_claims = { sub = \"Transfer-Encoding\" }\n",
+            "that header frames or routes",
+        ),
+        (
+            "forward_claims = { sub = \"set-cookie\" }\n",
+            "that header frames or routes",
+        ),
+        (
+            "require_claims = [ { claim = \"scope\", contains = \"\" } ]\n",
+            "rule[0].require_claims[0]: claim is a claim name",
+        ),
+        (
+            "require_claims = [ { claim = \"scope\", contains = \"a b\" } ]\n",
+            "contains one word without spaces",
+        ),
+        (
+            "require_claims = [ { claim = \"\", equals = \"x\" } ]\n",
+            "rule[0].require_claims[0]: claim is a claim name",
+        ),
+    ] {
+        let message = error(&format!("{tc}{rule}{extra}"));
+        assert!(message.contains(expected), "{message}");
+    }
 }
 
 #[test]

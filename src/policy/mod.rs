@@ -121,8 +121,12 @@ impl Rule {
                 || self
                     .methods
                     .iter()
-                    .any(|method| method.as_bytes() == request.method))
-            && (self.paths.is_empty() || self.paths.iter().any(|pattern| pattern.matches(path)))
+                    .any(|method| method.as_bytes().eq_ignore_ascii_case(request.method)))
+            && (self.paths.is_empty()
+                || self
+                    .paths
+                    .iter()
+                    .any(|pattern| pattern.matches_ignoring_case(path)))
     }
 }
 

@@ -95,8 +95,19 @@ impl PathPattern {
         &self.text
     }
 
-    /// Whether the canonical `path` (from [`canonicalize`]) matches.
+    /// Whether the canonical `path` (from [`canonicalize`]) matches exactly.
+    /// Exclusions use this: only the exact spelling is left open.
     pub fn matches(&self, path: &[u8]) -> bool {
+        self.matches_with(path, |part, literal| part == literal)
+    }
+
+    /// Whether `path` matches ignoring ASCII case. Rules use this: an origin
+    /// that ignores case must not let `/Admin` dodge the rule for `/admin`.
+    pub fn matches_ignoring_case(&self, path: &[u8]) -> bool {
+        self.matches_with(path, <[u8]>::eq_ignore_ascii_case)
+    }
+
+    fn matches_with(&self, path: &[u8], same: impl Fn(&[u8], &[u8]) -> bool) -> bool {
         let body = path.strip_prefix(b"/").unwrap_or(path);
         // "/" has no segments at all; "/a/" has "a" and an empty last one.
         let mut parts = (!body.is_empty())
@@ -108,7 +119,7 @@ impl PathPattern {
                 return false;
             };
             let fits = match segment {
-                Segment::Literal(literal) => part == &literal[..],
+                Segment::Literal(literal) => same(part, literal),
                 Segment::Any => !part.is_empty(),
             };
             if !fits {
@@ -124,6 +135,9 @@ impl PathPattern {
 pub struct Canonical {
     /// The canonical path was not the path as sent (so it never matches an exclusion).
     pub rewritten: bool,
+    /// The path hides a separator in `%2F` or `%5C`: origins disagree on
+    /// whether that is a slash, so no rule can be chosen safely (answered 400).
+    pub encoded_separator: bool,
 }
 
 fn hex(byte: u8) -> Option<u8> {
@@ -146,55 +160,89 @@ fn unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Writes the canonical form of the path of `target` (an origin-form request
-/// target, query allowed) into `out`, reusing its capacity.
+/// The path of an absolute-form target (`http://host/path`), if it is one.
+fn strip_absolute_form(target: &[u8]) -> Option<&[u8]> {
+    let scheme_end = memchr::memmem::find(target, b"://")?;
+    let scheme = target.get(..scheme_end)?;
+    if scheme.is_empty() || !scheme.iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let rest = target.get(scheme_end + 3..)?;
+    Some(match memchr::memchr(b'/', rest) {
+        Some(slash) => rest.get(slash..).unwrap_or(b"/"),
+        None => b"/",
+    })
+}
+
+/// Writes the canonical form of the path of `target` (an origin-form or
+/// absolute-form request target, query allowed) into `out`, reusing its capacity.
+///
+/// Besides the rewrites in the module doc, path parameters (`;jsessionid=1`,
+/// the `..;` of Tomcat and Spring) are removed from every segment, and a `#`
+/// (never sent by a conforming client) stays a path byte: both, like control
+/// characters in escapes, mark the path rewritten.
 pub fn canonicalize(target: &[u8], out: &mut Vec<u8>) -> Canonical {
     out.clear();
-    let end = memchr::memchr2(b'?', b'#', target).unwrap_or(target.len());
-    let path = target.get(..end).unwrap_or_default();
+    let end = memchr::memchr(b'?', target).unwrap_or(target.len());
+    let mut path = target.get(..end).unwrap_or_default();
     let mut rewritten = false;
+    let mut encoded_separator = false;
     if path.first() != Some(&b'/') {
-        // `*` (OPTIONS) or an absolute-form target: not a path as sent.
-        out.push(b'/');
         rewritten = true;
+        match strip_absolute_form(path) {
+            Some(absolute) => path = absolute,
+            // `*` (OPTIONS) or garbage: read as a path below the root.
+            None => out.push(b'/'),
+        }
     }
-    // Decode %XX of unreserved characters; keep other escapes (upper-cased).
     let mut i = 0;
     while let Some(&byte) = path.get(i) {
-        if byte == b'%' {
-            let decoded = match (
-                path.get(i + 1).copied().and_then(hex),
-                path.get(i + 2).copied().and_then(hex),
-            ) {
-                (Some(high), Some(low)) => Some(high << 4 | low),
-                _ => None,
-            };
-            match decoded {
-                Some(byte) if unreserved(byte) => {
-                    out.push(byte);
-                    rewritten = true;
+        match byte {
+            b'%' => {
+                let decoded = match (
+                    path.get(i + 1).copied().and_then(hex),
+                    path.get(i + 2).copied().and_then(hex),
+                ) {
+                    (Some(high), Some(low)) => Some(high << 4 | low),
+                    _ => None,
+                };
+                match decoded {
+                    Some(byte) if unreserved(byte) => {
+                        out.push(byte);
+                        rewritten = true;
+                    }
+                    Some(byte) => {
+                        encoded_separator |= matches!(byte, b'/' | b'\\');
+                        rewritten |= byte < 0x20 || byte == 0x7f || byte == b';';
+                        out.extend_from_slice(&[b'%', upper_hex(byte >> 4), upper_hex(byte & 15)]);
+                    }
+                    None => {
+                        out.push(b'%');
+                        rewritten = true;
+                    }
                 }
-                Some(byte) => {
-                    // An encoded slash or backslash could be a separator to the origin.
-                    rewritten |= matches!(byte, b'/' | b'\\');
-                    out.extend_from_slice(&[b'%', upper_hex(byte >> 4), upper_hex(byte & 15)]);
-                }
-                None => {
-                    out.push(b'%');
-                    rewritten = true;
-                }
+                i += if decoded.is_some() { 3 } else { 1 };
             }
-            i += if decoded.is_some() { 3 } else { 1 };
-            continue;
+            b';' => {
+                // A path parameter runs to the end of its segment.
+                rewritten = true;
+                i = path
+                    .get(i..)
+                    .and_then(|rest| memchr::memchr(b'/', rest))
+                    .map_or(path.len(), |slash| i + slash);
+            }
+            _ => {
+                rewritten |= byte == b'\\' || byte == b'#';
+                out.push(byte);
+                i += 1;
+            }
         }
-        if byte == b'\\' {
-            rewritten = true;
-        }
-        out.push(byte);
-        i += 1;
     }
     rewritten |= resolve_segments(out);
-    Canonical { rewritten }
+    Canonical {
+        rewritten,
+        encoded_separator,
+    }
 }
 
 /// Merges repeated slashes and resolves `.` and `..` in place; true if anything changed.
@@ -276,16 +324,38 @@ mod tests {
             ("/../../etc", "/etc", true),
             ("/v1/..", "/", true),
             ("/%61dmin", "/admin", true),
-            ("/a%2Fb", "/a%2Fb", true),
-            ("/a%2fb", "/a%2Fb", true),
+            ("/a%2Fb", "/a%2Fb", false),
+            ("/a%2fb", "/a%2Fb", false),
             ("/a%20b", "/a%20b", false),
             ("/a\\b", "/a\\b", true),
             ("/bad%zz", "/bad%zz", true),
             ("*", "/*", true),
+            ("/v1/public/..;/orders", "/v1/orders", true),
+            ("/v1/public/x/..;/..;/admin", "/v1/admin", true),
+            ("/a;jsessionid=1/b", "/a/b", true),
+            ("/v1/public/..%00/x", "/v1/public/..%00/x", true),
+            ("/v1/public/x#/../../orders", "/v1/orders", true),
+            ("http://api.example.com/admin/users?x", "/admin/users", true),
+            ("HTTPS://api.example.com", "/", true),
         ];
         for (target, path, rewritten) in cases {
             assert_eq!(canon(target), (path.to_owned(), rewritten), "{target}");
         }
+    }
+
+    #[test]
+    fn encoded_separators_are_flagged() {
+        let mut out = Vec::new();
+        assert!(canonicalize(b"/admin%2Fusers", &mut out).encoded_separator);
+        assert!(canonicalize(b"/admin%5cusers", &mut out).encoded_separator);
+        assert!(!canonicalize(b"/admin/users", &mut out).encoded_separator);
+    }
+
+    #[test]
+    fn rules_ignore_case_exclusions_do_not() {
+        let pattern = PathPattern::parse("/admin/**").unwrap();
+        assert!(pattern.matches_ignoring_case(b"/Admin/users"));
+        assert!(!pattern.matches(b"/Admin/users"));
     }
 
     #[test]
