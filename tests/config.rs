@@ -2367,6 +2367,42 @@ fn a_key_file_change_reloads_the_keys() {
     );
 }
 
+#[test]
+fn a_key_file_that_appears_later_is_picked_up() {
+    let env = Env::new();
+    let gate = Gate {
+        server: env.serve(&reload_config("", "block"), &[]),
+        forwarded: &[],
+    };
+    let eve = bearer(&env.keys.ed25519("eve"));
+    // The configuration now names a key file that does not exist yet.
+    env.write_config(&reload_config("", "block").replace("keys.jwks.json", "later.jwks.json"));
+    wait_for_stderr(&gate.server, "a failed reload", |t| {
+        t.contains("jwtgate: reload failed (file changed), keeping the running configuration:")
+    });
+    // Still the old keys.
+    gate.get(
+        "/v1/x",
+        &[("Authorization", &eve)],
+        Expect::Valid {
+            sub: "eve",
+            iss: ISS,
+            kid: KID_ED,
+            filled: &[],
+        },
+    );
+    // The key file arrives: the broken configuration is retried and loads.
+    env.dir.write("later.jwks.json", jwks_rsa_only());
+    wait_for_stderr(&gate.server, "the retried reload", |t| {
+        t.contains("jwtgate: reloaded ") && t.contains("(file changed): 2 token configurations")
+    });
+    gate.get(
+        "/v1/x",
+        &[("Authorization", &eve)],
+        Expect::Denied("alg_not_allowed"),
+    );
+}
+
 /// What the load threads saw.
 #[derive(Default)]
 struct Tally {
