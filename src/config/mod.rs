@@ -594,8 +594,14 @@ fn token_config(
         }
         validation = validation.max_token_len(*limit.get_ref());
     }
+    // The allow-list disagrees with the keys: point at the list if it was
+    // written, else at the configuration whose keys imply it.
+    let span = config
+        .algorithms
+        .as_ref()
+        .map_or_else(|| raw.span(), Spanned::span);
     let verifier = Verifier::new(keys, validation)
-        .map_err(|error| at.at(raw.span(), key("algorithms"), error.to_string()))?;
+        .map_err(|error| at.at(span, key("algorithms"), error.to_string()))?;
     Ok(TokenConfig {
         name: name.into(),
         sources: sources.into(),

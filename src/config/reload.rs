@@ -113,9 +113,24 @@ impl Reloader {
         let mut files = vec![self.path.clone()];
         files.extend(loaded.key_files.iter().cloned());
         if files != self.files {
+            // Files first named by this configuration were read without a
+            // fingerprint taken beforehand, so a write while they were read
+            // could go unnoticed: mark them unknown, which makes the next
+            // stable poll load once more.
+            let now = fingerprint(&files);
+            self.loaded = files
+                .iter()
+                .zip(&now)
+                .map(|(file, seen)| {
+                    if self.files.contains(file) {
+                        *seen
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            self.last_seen = now;
             self.files = files;
-            self.loaded = fingerprint(&self.files);
-            self.last_seen = self.loaded.clone();
         }
         self.shared.store(Arc::new(loaded.policy));
         Ok(reloaded)

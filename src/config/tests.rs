@@ -330,6 +330,11 @@ fn risky_settings_are_refused() {
         let message = error(&format!("{tc}{extra}"));
         assert!(message.contains(expected), "{message}");
     }
+    assert!(
+        error(&format!("{tc}algorithms = [\"HS256\"]\n")).starts_with(
+            "jwtgate.toml:5:14: token_config[0].algorithms: the key set holds public keys"
+        )
+    );
     for (extra, expected) in [
         (
             "forward_claims = { sub = \"content-length\" }\n",
