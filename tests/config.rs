@@ -30,10 +30,9 @@ use std::time::{Duration, Instant};
 use common::server::{
     Conn, ReadOutcome, Response, Server, TempDir, run_jwtgate, run_jwtgate_bounded,
 };
-use common::{mint, pem_to_der, read_data, signing_key};
+use common::{mint, signing_key};
 use jwtgate::Algorithm;
 use jwtgate::crypto::SigningKey;
-use jwtgate::jose::base64url;
 
 /// The pinned clock, as `--now` takes it.
 const NOW: &str = "1700000000";
@@ -55,49 +54,14 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 // Keys and tokens
 // ---------------------------------------------------------------------------
 
-/// `(tag, contents, rest)` of the DER element at the front of `der`.
-fn der_element(der: &[u8]) -> (u8, &[u8], &[u8]) {
-    let tag = der[0];
-    let (length, header) = if der[1] < 0x80 {
-        (usize::from(der[1]), 2)
-    } else {
-        let count = usize::from(der[1] & 0x7f);
-        let length = der[2..2 + count]
-            .iter()
-            .fold(0_usize, |acc, &b| (acc << 8) | usize::from(b));
-        (length, 2 + count)
-    };
-    (tag, &der[header..header + length], &der[header + length..])
-}
-
-/// An unsigned big-endian integer without the DER sign byte.
-fn unsigned(bytes: &[u8]) -> &[u8] {
-    let zeros = bytes.iter().take_while(|&&b| b == 0).count();
-    &bytes[zeros..]
-}
-
 /// `rsa2048-a` as an RS256 JWK with kid [`KID_RSA`].
 fn rsa_jwk() -> String {
-    let pkcs1 = pem_to_der(&read_data("rsa2048-a.pkcs1.pem"));
-    let (_, sequence, _) = der_element(&pkcs1);
-    let (_, n, rest) = der_element(sequence);
-    let (_, e, _) = der_element(rest);
-    format!(
-        r#"{{"kty":"RSA","kid":"{KID_RSA}","alg":"RS256","use":"sig","n":"{}","e":"{}"}}"#,
-        base64url::encode(unsigned(n)),
-        base64url::encode(unsigned(e)),
-    )
+    common::rsa_jwk(KID_RSA)
 }
 
 /// The Ed25519 key of `tests/data` as an EdDSA JWK with kid [`KID_ED`].
 fn ed_jwk() -> String {
-    let spki = pem_to_der(&read_data("ed25519.spki.pem"));
-    // An Ed25519 SubjectPublicKeyInfo ends with the 32-byte public key.
-    let x = &spki[spki.len() - 32..];
-    format!(
-        r#"{{"kty":"OKP","crv":"Ed25519","kid":"{KID_ED}","alg":"EdDSA","use":"sig","x":"{}"}}"#,
-        base64url::encode(x)
-    )
+    common::ed25519_jwk(KID_ED)
 }
 
 /// Both keys.

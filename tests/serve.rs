@@ -24,10 +24,9 @@ use common::server::{
     Client, Conn, IO_TIMEOUT, ReadOutcome, Response, Server, TempDir, get, request_bytes,
     run_jwtgate, run_jwtgate_bounded,
 };
-use common::{compact, mint, pem_to_der, read_data, signing_key};
+use common::{compact, mint, signing_key};
 use jwtgate::Algorithm;
 use jwtgate::crypto::SigningKey;
-use jwtgate::jose::base64url;
 
 /// The pinned clock, as `--now` takes it.
 const NOW: &str = "1700000000";
@@ -47,42 +46,13 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 // Keys, tokens and the server under test
 // ---------------------------------------------------------------------------
 
-/// `(tag, contents, rest)` of the DER element at the front of `der`.
-fn der_element(der: &[u8]) -> (u8, &[u8], &[u8]) {
-    let tag = der[0];
-    let (length, header) = if der[1] < 0x80 {
-        (usize::from(der[1]), 2)
-    } else {
-        let count = usize::from(der[1] & 0x7f);
-        let length = der[2..2 + count]
-            .iter()
-            .fold(0_usize, |acc, &b| (acc << 8) | usize::from(b));
-        (length, 2 + count)
-    };
-    (tag, &der[header..header + length], &der[header + length..])
-}
-
-/// An unsigned big-endian integer without the DER sign byte.
-fn unsigned(bytes: &[u8]) -> &[u8] {
-    let zeros = bytes.iter().take_while(|&&b| b == 0).count();
-    &bytes[zeros..]
-}
-
 /// The JWKS every test serves: `rsa2048-a` (RS256, kid `rsa-a`) and the
 /// Ed25519 key (EdDSA, kid [`KID_ED`]), built from the PEM files in `tests/data`.
 fn jwks_text() -> String {
-    let pkcs1 = pem_to_der(&read_data("rsa2048-a.pkcs1.pem"));
-    let (_, sequence, _) = der_element(&pkcs1);
-    let (_, n, rest) = der_element(sequence);
-    let (_, e, _) = der_element(rest);
-    let ed_spki = pem_to_der(&read_data("ed25519.spki.pem"));
-    // An Ed25519 SubjectPublicKeyInfo ends with the 32-byte public key.
-    let x = &ed_spki[ed_spki.len() - 32..];
     format!(
-        r#"{{"keys":[{{"kty":"RSA","kid":"{KID_RSA}","alg":"RS256","use":"sig","n":"{}","e":"{}"}},{{"kty":"OKP","crv":"Ed25519","kid":"{KID_ED}","alg":"EdDSA","use":"sig","x":"{}"}}]}}"#,
-        base64url::encode(unsigned(n)),
-        base64url::encode(unsigned(e)),
-        base64url::encode(x)
+        r#"{{"keys":[{},{}]}}"#,
+        common::rsa_jwk(KID_RSA),
+        common::ed25519_jwk(KID_ED)
     )
 }
 

@@ -5,6 +5,7 @@
     unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::indexing_slicing,
     clippy::panic
 )]
 
@@ -111,5 +112,50 @@ pub fn fresh_claims() -> String {
         r#"{{"sub":"user-1","iat":{},"exp":{}}}"#,
         NOW.0,
         NOW.0 + 3600
+    )
+}
+
+/// `(tag, contents, rest)` of the DER element at the front of `der`.
+fn der_element(der: &[u8]) -> (u8, &[u8], &[u8]) {
+    let tag = der[0];
+    let (length, header) = if der[1] < 0x80 {
+        (usize::from(der[1]), 2)
+    } else {
+        let count = usize::from(der[1] & 0x7f);
+        let length = der[2..2 + count]
+            .iter()
+            .fold(0_usize, |acc, &b| (acc << 8) | usize::from(b));
+        (length, 2 + count)
+    };
+    (tag, &der[header..header + length], &der[header + length..])
+}
+
+/// An unsigned big-endian integer without the DER sign byte.
+fn unsigned(bytes: &[u8]) -> &[u8] {
+    let zeros = bytes.iter().take_while(|&&b| b == 0).count();
+    &bytes[zeros..]
+}
+
+/// `tests/data/rsa2048-a` as an RS256 JWK with this kid.
+pub fn rsa_jwk(kid: &str) -> String {
+    let pkcs1 = pem_to_der(&read_data("rsa2048-a.pkcs1.pem"));
+    let (_, sequence, _) = der_element(&pkcs1);
+    let (_, n, rest) = der_element(sequence);
+    let (_, e, _) = der_element(rest);
+    format!(
+        r#"{{"kty":"RSA","kid":"{kid}","alg":"RS256","use":"sig","n":"{}","e":"{}"}}"#,
+        base64url::encode(unsigned(n)),
+        base64url::encode(unsigned(e)),
+    )
+}
+
+/// The Ed25519 key of `tests/data` as an EdDSA JWK with this kid.
+pub fn ed25519_jwk(kid: &str) -> String {
+    let spki = pem_to_der(&read_data("ed25519.spki.pem"));
+    // An Ed25519 SubjectPublicKeyInfo ends with the 32-byte public key.
+    let x = &spki[spki.len() - 32..];
+    format!(
+        r#"{{"kty":"OKP","crv":"Ed25519","kid":"{kid}","alg":"EdDSA","use":"sig","x":"{}"}}"#,
+        base64url::encode(x)
     )
 }
