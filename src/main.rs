@@ -728,6 +728,7 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
     let (policy, options, loaded) = match &args.config {
         Some(file) => {
             refuse_token_flags(file, explicit)?;
+            let stamp = jwtgate::config::Stamp::of(file);
             let loaded = jwtgate::config::load(file)?;
             for warning in &loaded.warnings {
                 eprintln!("jwtgate: {}: {warning}", file.display());
@@ -743,7 +744,7 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
                 ..
             } = loaded;
             let shared = Arc::new(arc_swap::ArcSwap::from_pointee(policy));
-            (shared, options, Some((server, key_files)))
+            (shared, options, Some((stamp, server, key_files)))
         }
         None => {
             let verifier = if args.demo {
@@ -761,6 +762,14 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
         return Err("the request-line limit cannot exceed the header limit".into());
     }
     let server = Server::start(Arc::clone(&policy), &options)?;
+    // Watching starts before readiness is announced, so that a change made
+    // as soon as the server is up is never missed.
+    let mut reloader = match (&args.config, loaded) {
+        (Some(file), Some((stamp, server, key_files))) => Some(jwtgate::config::Reloader::new(
+            file, stamp, server, key_files, policy,
+        )),
+        _ => None,
+    };
     if let Some(reason) = server.uring_fallback() {
         eprintln!("jwtgate: warning: io_uring is unavailable ({reason}); serving with epoll");
     }
@@ -785,12 +794,6 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
         print_demo_lines(server.local_addr())?;
     }
     let _ = std::io::stdout().flush();
-    let mut reloader = match (&args.config, loaded) {
-        (Some(file), Some((server, key_files))) => Some(jwtgate::config::Reloader::new(
-            file, server, key_files, policy,
-        )),
-        _ => None,
-    };
     let stop = 'serving: loop {
         for signal in signals.pending() {
             match signal {

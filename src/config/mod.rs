@@ -39,7 +39,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 pub use error::ConfigError;
-pub use reload::{Reloaded, Reloader};
+pub use reload::{Reloaded, Reloader, Stamp};
 
 use crate::http::request::Limits;
 use crate::policy::{

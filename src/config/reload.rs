@@ -18,18 +18,27 @@ use std::time::SystemTime;
 use super::{ConfigError, ServerSettings, load};
 use crate::authz::SharedPolicy;
 
-/// What a file looked like at one poll.
-type Fingerprint = Vec<Option<(SystemTime, u64)>>;
+/// What one file looked like: modification time and size (`None`: unreadable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp(Option<(SystemTime, u64)>);
 
-fn fingerprint(files: &[PathBuf]) -> Fingerprint {
-    files
-        .iter()
-        .map(|file| {
+impl Stamp {
+    /// `file` as it is now. Take it before loading the file, so that a write
+    /// during or right after the load is seen as a change.
+    pub fn of(file: &Path) -> Stamp {
+        Stamp(
             std::fs::metadata(file)
                 .ok()
-                .and_then(|meta| Some((meta.modified().ok()?, meta.len())))
-        })
-        .collect()
+                .and_then(|meta| Some((meta.modified().ok()?, meta.len()))),
+        )
+    }
+}
+
+/// What the watched files looked like at one poll.
+type Fingerprint = Vec<Stamp>;
+
+fn fingerprint(files: &[PathBuf]) -> Fingerprint {
+    files.iter().map(|file| Stamp::of(file)).collect()
 }
 
 /// The outcome of one successful reload.
@@ -63,17 +72,22 @@ pub struct Reloader {
 const RETRY_POLLS: u32 = 5;
 
 impl Reloader {
-    /// Watches `path`, whose current contents were loaded (`server` settings,
-    /// `key_files` read) and whose policy is already in `shared`.
+    /// Watches `path`, which looked like `stamp` before it was loaded (giving
+    /// `server` settings, `key_files` read, and the policy already in `shared`).
     pub fn new(
         path: &Path,
+        stamp: Stamp,
         server: ServerSettings,
         key_files: Vec<PathBuf>,
         shared: SharedPolicy,
     ) -> Reloader {
         let mut files = vec![path.to_owned()];
         files.extend(key_files);
-        let now = fingerprint(&files);
+        let mut now = fingerprint(&files);
+        // A write between the load and now is a change still to load.
+        if let Some(first) = now.first_mut() {
+            *first = stamp;
+        }
         Reloader {
             path: path.to_owned(),
             shared,
@@ -125,7 +139,7 @@ impl Reloader {
                     if self.files.contains(file) {
                         *seen
                     } else {
-                        None
+                        Stamp(None)
                     }
                 })
                 .collect();
