@@ -17,7 +17,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{NOW, data_path, mint, signing_key};
+use common::{NOW, TempDir, data_path, mint, signing_key};
 use jwtgate::crypto::SigningKey;
 use jwtgate::jose::base64url;
 use jwtgate::{Algorithm, Outcome};
@@ -32,34 +32,6 @@ const OTHER_SECRET: &[u8] = b"a-different-secret-that-is-also-40-bytes!";
 
 const NOT_COMPACT: &str = "not a compact JWS: expected three base64url segments separated by dots";
 const TOO_LONG: &str = "line is longer than the token limit";
-
-/// A scratch directory under the system temp dir, unique per test, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("jwtgate-cli-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// What one run of the binary produced.
 struct Run {
@@ -618,7 +590,7 @@ fn verify_usage_key_and_io_errors_exit_2_with_one_line_naming_the_file() {
             &jwks,
             &"--exit-zero",
             &"--input",
-            &dir.0,
+            &dir.root(),
         ]),
         b"",
     );
@@ -627,8 +599,8 @@ fn verify_usage_key_and_io_errors_exit_2_with_one_line_naming_the_file() {
         run.stderr,
         format!(
             "jwtgate: {}: {}\n",
-            dir.0.display(),
-            std::fs::read(&dir.0).unwrap_err()
+            dir.root().display(),
+            std::fs::read(dir.root()).unwrap_err()
         )
     );
     assert!(run.stdout.is_empty());

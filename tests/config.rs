@@ -27,9 +27,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::server::{
-    Conn, ReadOutcome, Response, Server, TempDir, run_jwtgate, run_jwtgate_bounded,
-};
+use common::TempDir;
+use common::server::{Conn, ReadOutcome, Response, Server, run_jwtgate, run_jwtgate_bounded};
 use common::{mint, signing_key};
 use jwtgate::Algorithm;
 use jwtgate::crypto::SigningKey;

@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::server::{Conn, IO_TIMEOUT, Response, Server, TempDir, find, request_bytes};
+use common::TempDir;
+use common::server::{Conn, IO_TIMEOUT, Response, Server, find, request_bytes};
 use common::{data_path, mint, signing_key};
 use jwtgate::Algorithm;
 

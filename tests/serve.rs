@@ -20,9 +20,10 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::TempDir;
 use common::server::{
-    Client, Conn, IO_TIMEOUT, ReadOutcome, Response, Server, TempDir, get, request_bytes,
-    run_jwtgate, run_jwtgate_bounded,
+    Client, Conn, IO_TIMEOUT, ReadOutcome, Response, Server, get, request_bytes, run_jwtgate,
+    run_jwtgate_bounded,
 };
 use common::{compact, mint, signing_key};
 use jwtgate::Algorithm;
