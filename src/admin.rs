@@ -1,27 +1,62 @@
-//! The admin listener's answers, separate from the data port so that health
-//! checks and (later) metrics never compete with, or leak into, check traffic.
+//! The admin listener's answers, on a port of its own so that health checks
+//! and scrapes never compete with, or leak into, check traffic.
 //!
-//! `GET /healthz`: `200 ok` while serving, `503 draining` once a shutdown has
-//! begun, so a load balancer stops sending before the listeners close.
+//! - `GET /healthz`: alive: `200 ok`, or `503 draining` once a shutdown has
+//!   begun, so a load balancer stops sending before the listeners close.
+//! - `GET /readyz`: ready to take traffic: every listener bound and every token
+//!   configuration holding keys, and not draining; 503 with the failing check
+//!   otherwise.
+//! - `GET /metrics`: the Prometheus text exposition ([`crate::metrics::exposition`]).
+//! - `GET /stats`: the same as JSON, with latency percentiles.
+//!
+//! A scrape asks every shard for its counts and waits for the answers (for
+//! a second at most), on the admin thread: check traffic is never held up.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::authz::SharedPolicy;
 use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, RequestHead, Service};
+use crate::metrics::Hub;
+use crate::metrics::exposition::{self, Context};
+use crate::server::COLLECT_WAIT;
+use crate::status::Status;
+
+/// What the admin endpoints report on.
+#[derive(Debug)]
+pub struct Observed {
+    /// Collects the shards' counts.
+    pub hub: Arc<Hub>,
+    /// Readiness, draining, reloads.
+    pub status: Arc<Status>,
+    /// The policy in force.
+    pub policy: SharedPolicy,
+    /// The I/O runtime's name.
+    pub io: &'static str,
+    /// Number of shards.
+    pub shards: usize,
+    /// Whether check requests are counted and timed.
+    pub recording: bool,
+    /// Access-log lines dropped, when the log is on.
+    pub access_log_dropped: Option<Arc<AtomicU64>>,
+}
 
 /// The admin endpoints.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    draining: Arc<AtomicBool>,
+    observed: Arc<Observed>,
 }
 
 impl Admin {
-    /// Answers health checks; `draining` is raised when shutdown begins.
-    pub fn new(draining: Arc<AtomicBool>) -> Admin {
-        Admin { draining }
+    /// Answers on what `observed` holds.
+    pub fn new(observed: Arc<Observed>) -> Admin {
+        Admin { observed }
     }
 }
+
+/// As before /metrics existed: scripts match on it.
+const TEXT: &str = "text/plain";
 
 impl Service for Admin {
     fn body_policy(&self, _head: &RequestHead<'_, '_>) -> BodyPolicy {
@@ -36,24 +71,79 @@ impl Service for Admin {
         out: &mut Vec<u8>,
     ) {
         let path = head.path.split('?').next().unwrap_or_default();
-        match (head.method, path) {
-            ("GET", "/healthz") if self.draining.load(Ordering::Relaxed) => {
-                write_simple(out, 503, "text/plain", b"", b"draining\n", framing);
+        let known = matches!(path, "/healthz" | "/readyz" | "/metrics" | "/stats");
+        if !known {
+            return write_simple(out, 404, TEXT, b"", b"not found\n", framing);
+        }
+        if head.method != "GET" && head.method != "HEAD" {
+            return write_simple(
+                out,
+                405,
+                TEXT,
+                b"allow: GET, HEAD\r\n",
+                b"use GET\n",
+                framing,
+            );
+        }
+        let observed = &self.observed;
+        let status = &observed.status;
+        let policy = observed.policy.load();
+        let context = Context {
+            status,
+            policy: &policy,
+            io: observed.io,
+            shards: observed.shards,
+            recording: observed.recording,
+            access_log_dropped: observed
+                .access_log_dropped
+                .as_ref()
+                .map(|dropped| dropped.load(Ordering::Relaxed)),
+        };
+        match path {
+            "/healthz" if status.draining() => {
+                write_simple(out, 503, TEXT, b"", b"draining\n", framing);
             }
-            ("GET", "/healthz") => {
-                write_simple(out, 200, "text/plain", b"", b"ok\n", framing);
+            "/healthz" => write_simple(out, 200, TEXT, b"", b"ok\n", framing),
+            "/readyz" => {
+                let checks = [
+                    (status.listening(), "listeners not bound yet"),
+                    (context.keys_loaded(), "a token configuration has no keys"),
+                    (!status.draining(), "draining"),
+                ];
+                match checks.iter().find(|(passed, _)| !passed) {
+                    None => write_simple(out, 200, TEXT, b"", b"ready\n", framing),
+                    Some((_, why)) => {
+                        let body = format!("not ready: {why}\n");
+                        write_simple(out, 503, TEXT, b"", body.as_bytes(), framing);
+                    }
+                }
             }
-            (_, "/healthz") => {
+            "/metrics" => {
+                let totals = observed.hub.collect(COLLECT_WAIT);
+                let body = exposition::prometheus(&totals, &context);
+                drop(totals);
                 write_simple(
                     out,
-                    405,
-                    "text/plain",
-                    b"allow: GET\r\n",
-                    b"use GET\n",
+                    200,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    b"cache-control: no-store\r\n",
+                    body.as_bytes(),
                     framing,
                 );
             }
-            _ => write_simple(out, 404, "text/plain", b"", b"not found\n", framing),
+            _ => {
+                let totals = observed.hub.collect(COLLECT_WAIT);
+                let body = exposition::stats(&totals, &context);
+                drop(totals);
+                write_simple(
+                    out,
+                    200,
+                    "application/json",
+                    b"cache-control: no-store\r\n",
+                    &body,
+                    framing,
+                );
+            }
         }
     }
 }

@@ -52,6 +52,21 @@ impl LatencyHistogram {
         let _ = self.histogram.add(&other.histogram);
     }
 
+    /// Forgets every value.
+    pub fn reset(&mut self) {
+        self.histogram.reset();
+    }
+
+    /// How many values were recorded at or below `nanos`.
+    pub fn count_at_or_below(&self, nanos: u64) -> u64 {
+        self.histogram.count_between(0, nanos)
+    }
+
+    /// The mean of the recorded values, in nanoseconds.
+    pub fn mean_nanos(&self) -> f64 {
+        self.histogram.mean()
+    }
+
     /// How many values were recorded.
     pub fn count(&self) -> u64 {
         self.histogram.len()

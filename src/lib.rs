@@ -45,7 +45,10 @@
 //! | [`config`] | the TOML configuration file → validated `Policy` and server settings; errors with file, line, column, key; hot reload |
 //! | [`policy`] | token configurations, sources (header, cookie, query), rules, canonical paths, claim requirements |
 //! | [`authz`] | the ext_authz decision (route → tokens → verify → 200/401/403) and the `POST /v1/verify` batch face |
-//! | [`admin`] | the admin listener's answers (`/healthz`) |
+//! | [`admin`] | the admin listener's answers (`/healthz`, `/readyz`, `/metrics`, `/stats`) |
+//! | [`metrics`] | per-shard counters and histograms, collection into totals, Prometheus and JSON exposition |
+//! | [`access_log`] | the JSON-lines access log: per-shard buffers, sampling, a writer thread |
+//! | [`status`] | readiness, draining, configuration generation and reload results |
 //! | [`server`] | `jwtgate serve`: per-core shards on io_uring or epoll, connections, timeouts, drain |
 //! | [`demo`] | `jwtgate demo`: the engine on the bundled demo keys |
 #![forbid(unsafe_code)]
@@ -59,6 +62,7 @@
     )
 )]
 
+pub mod access_log;
 pub mod admin;
 pub mod authz;
 pub mod batch;
@@ -69,9 +73,11 @@ pub mod http;
 pub mod jose;
 pub mod keys;
 pub mod latency;
+pub mod metrics;
 pub mod outcome;
 pub mod policy;
 pub mod server;
+pub mod status;
 pub mod tools;
 pub mod verify;
 

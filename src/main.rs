@@ -201,6 +201,19 @@ struct ServeArgs {
     /// Open connections per shard before accepting pauses.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
+    /// Do not count or time check requests (/metrics keeps the gauges).
+    #[arg(long)]
+    no_metrics: bool,
+    /// JSON-lines access log: a file, "stdout" or "stderr" [default: off].
+    #[arg(long, value_name = "DEST")]
+    access_log: Option<String>,
+    /// Fraction of requests the access log records, above 0 and at most 1.
+    #[arg(long, value_name = "RATE", default_value_t = 1.0)]
+    access_log_sample: f64,
+    /// Seconds between one-line summaries on stderr (0: none; one is always
+    /// printed at shutdown).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    summary_interval: f64,
     /// Benchmarks only: answer 200 without verifying anything (the HTTP ceiling).
     #[arg(long, hide = true)]
     danger_no_verify: bool,
@@ -588,6 +601,9 @@ fn print_demo_lines(addr: SocketAddr) -> Result<(), Failure> {
 fn serve_options(args: &ServeArgs) -> Result<jwtgate::server::ServeOptions, Failure> {
     use jwtgate::authz::{AuthzOptions, Clock};
     use jwtgate::server::{ConnectionLimits, IoMode, ServeOptions};
+    if !(args.access_log_sample > 0.0 && args.access_log_sample <= 1.0) {
+        return Err("--access-log-sample: a fraction above 0 and at most 1, such as 0.01".into());
+    }
     Ok(ServeOptions {
         listen: args.listen,
         verify_listen: args.verify_listen,
@@ -625,6 +641,17 @@ fn serve_options(args: &ServeArgs) -> Result<jwtgate::server::ServeOptions, Fail
             max_body: args.max_verify_body_bytes,
             max_lines: args.max_verify_lines,
         },
+        metrics: !args.no_metrics,
+        access_log: args.access_log.as_deref().map(|destination| {
+            jwtgate::access_log::AccessLogOptions {
+                destination: jwtgate::access_log::Destination::parse(destination),
+                sample: args.access_log_sample,
+            }
+        }),
+        summary_interval: match args.summary_interval {
+            0.0 => None,
+            interval => Some(seconds("summary-interval", interval)?),
+        },
     })
 }
 
@@ -659,6 +686,15 @@ fn explicit_settings(
         idle_timeout: given("idle_timeout").then_some(cli.limits.idle_timeout),
         drain_timeout: given("drain_timeout").then_some(cli.drain_timeout),
         drain_delay: given("drain_delay").then_some(cli.drain_delay),
+        metrics: given("no_metrics").then_some(cli.metrics),
+        access_log: cli
+            .access_log
+            .as_ref()
+            .filter(|_| given("access_log"))
+            .map(|log| log.destination.clone()),
+        access_log_sample: given("access_log_sample").then_some(args.access_log_sample),
+        summary_interval: given("summary_interval")
+            .then_some(cli.summary_interval.unwrap_or(Duration::ZERO)),
     }
 }
 
@@ -694,9 +730,11 @@ fn describe_reload(
     file: &Path,
     result: &Result<jwtgate::config::Reloaded, jwtgate::config::ConfigError>,
     why: &str,
+    status: &jwtgate::status::Status,
 ) {
     match result {
         Ok(reloaded) => {
+            status.reloaded();
             for warning in &reloaded.warnings {
                 eprintln!("jwtgate: {}: {warning}", file.display());
             }
@@ -713,6 +751,7 @@ fn describe_reload(
             }
         }
         Err(error) => {
+            status.reload_failed();
             eprintln!("jwtgate: reload failed ({why}), keeping the running configuration: {error}")
         }
     }
@@ -794,12 +833,14 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
         print_demo_lines(server.local_addr())?;
     }
     let _ = std::io::stdout().flush();
+    let summary_every = options.summary_interval.filter(|every| !every.is_zero());
+    let mut next_summary = summary_every.map(|every| std::time::Instant::now() + every);
     let stop = 'serving: loop {
         for signal in signals.pending() {
             match signal {
                 SIGHUP => match (&mut reloader, &args.config) {
                     (Some(reloader), Some(file)) => {
-                        describe_reload(file, &reloader.reload(), "SIGHUP")
+                        describe_reload(file, &reloader.reload(), "SIGHUP", server.status())
                     }
                     _ => eprintln!("jwtgate: SIGHUP: nothing to reload without --config"),
                 },
@@ -810,13 +851,20 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
         if let (Some(reloader), Some(file)) = (&mut reloader, &args.config)
             && let Some(result) = reloader.poll()
         {
-            describe_reload(file, &result, "file changed");
+            describe_reload(file, &result, "file changed", server.status());
         }
-        // Signals and file changes are noticed within this.
+        if let (Some(every), Some(due)) = (summary_every, next_summary)
+            && std::time::Instant::now() >= due
+        {
+            eprintln!("{}", server.summary());
+            next_summary = Some(due + every);
+        }
+        // Signals, file changes and summaries are noticed within this.
         std::thread::sleep(Duration::from_millis(200));
     };
     eprintln!("jwtgate serve: {stop}, draining");
-    server.shutdown();
+    let summary = server.shutdown();
+    eprintln!("{summary}");
     eprintln!("jwtgate serve: stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -292,6 +292,17 @@ pub struct Verified<'a> {
     pub payload_b64: &'a [u8],
 }
 
+/// The `kid` a token's header claims, read without verifying anything: for
+/// logs of refused tokens (an unknown `kid` above all). `None` when the header
+/// is not strict base64url JSON with a string `kid`. Only the header is decoded.
+pub fn claimed_kid<'s>(token: &[u8], scratch: &'s mut Scratch) -> Option<JsonStr<'s>> {
+    const DEPTH: usize = 16;
+    let raw = RawToken::split(token).ok()?;
+    base64url::decode_into(raw.header, &mut scratch.header).ok()?;
+    let header = scratch.header_tape.parse(&scratch.header, DEPTH).ok()?;
+    header.as_object()?.get("kid")?.as_str()
+}
+
 impl Verified<'_> {
     /// The verified algorithm.
     pub fn algorithm(&self) -> Algorithm {

@@ -11,8 +11,12 @@ pub mod response;
 mod tokens;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
+
+use crate::access_log::{Entry, ShardLog};
+use crate::metrics::{Decision, Place, ShardMetrics, Taken};
 
 use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, OriginalRequest, RequestHead, Service};
@@ -81,6 +85,54 @@ pub struct Authorizer {
     path: Vec<u8>,
     /// The first valid token's `iss` and `sub`, to compare the others with.
     identity_key: Vec<u8>,
+    /// This shard's counters and histograms (`None` with metrics off).
+    metrics: Option<ShardMetrics>,
+    /// This shard's access log (`None` when off).
+    log: Option<ShardLog>,
+    /// What a logged request's tokens said.
+    seen: tokens::Seen,
+    shard: usize,
+}
+
+/// How a request was decided, for metrics and the access log.
+#[derive(Debug, Clone, Copy)]
+struct Decided {
+    place: Place,
+    decision: Decision,
+    taken: Taken,
+    status: u16,
+}
+
+impl Decided {
+    fn allowed(rule: Option<usize>, decision: Decision) -> Decided {
+        Decided {
+            place: Place { rule, config: None },
+            decision,
+            taken: Taken::Allow,
+            status: 200,
+        }
+    }
+
+    fn blocked(decision: Decision, status: u16) -> Decided {
+        Decided {
+            place: Place::default(),
+            decision,
+            taken: Taken::Block,
+            status,
+        }
+    }
+
+    /// The token outcome, when a token was looked at.
+    fn outcome(&self) -> Option<Outcome> {
+        match self.decision {
+            Decision::Token(outcome) => Some(outcome),
+            _ => None,
+        }
+    }
+}
+
+fn as_text(bytes: Option<&[u8]>) -> Option<&str> {
+    bytes.and_then(|bytes| std::str::from_utf8(bytes).ok())
 }
 
 /// Whether the request is a CORS preflight.
@@ -107,7 +159,20 @@ impl Authorizer {
             scratch,
             path: Vec::with_capacity(256),
             identity_key: Vec::with_capacity(256),
+            metrics: None,
+            log: None,
+            seen: tokens::Seen::default(),
+            shard: 0,
         }
+    }
+
+    /// Counts and times every request of shard number `shard` (`metrics`), and
+    /// logs them to `log`.
+    pub fn observed(mut self, shard: usize, metrics: bool, log: Option<ShardLog>) -> Authorizer {
+        self.shard = shard;
+        self.metrics = metrics.then(|| ShardMetrics::new(&self.policy.load_full()));
+        self.log = log;
+        self
     }
 
     /// Decides one check request and appends the answer to `out`; returns the
@@ -118,11 +183,85 @@ impl Authorizer {
         framing: Framing,
         out: &mut Vec<u8>,
     ) -> Option<Outcome> {
+        // A guard, not a clone of the Arc: no shared reference count is touched.
+        let policy = self.policy.load();
+        if self.metrics.is_none() && self.log.is_none() {
+            return self
+                .decide_with(&policy, head, framing, out, None)
+                .outcome();
+        }
+        let started = Instant::now();
+        let logged = self.log.as_mut().is_some_and(ShardLog::sampled);
+        self.seen.clear();
+        let decided = self.decide_with(&policy, head, framing, out, Some(logged));
+        if let Some(metrics) = &mut self.metrics {
+            metrics.count(&policy, decided.place, decided.decision, decided.taken);
+        }
+        if logged {
+            self.log_line(&policy, head, &decided, started.elapsed());
+        }
+        decided.outcome()
+    }
+
+    fn log_line(
+        &mut self,
+        policy: &Policy,
+        head: &RequestHead<'_, '_>,
+        decided: &Decided,
+        latency: std::time::Duration,
+    ) {
+        let Some(log) = &mut self.log else {
+            return;
+        };
+        let original = if policy.needs_original_request() {
+            OriginalRequest::from_head(head, policy.forwarded.style()).ok()
+        } else {
+            None
+        };
+        let (method, host, path) = match &original {
+            Some(original) => (original.method, original.host, original.path),
+            None => (
+                head.method.as_bytes(),
+                head.header_values("host").next().unwrap_or_default(),
+                head.path.as_bytes(),
+            ),
+        };
+        let rule = decided.place.rule.and_then(|index| policy.rules.get(index));
+        let token_config = rule
+            .zip(decided.place.config)
+            .and_then(|(rule, position)| rule.token_configs.get(position))
+            .and_then(|&index| policy.configs.get(index))
+            .map_or("", |config| &config.name);
+        log.write(&Entry {
+            shard: self.shard,
+            method,
+            host,
+            path,
+            rule: rule.map_or("", |rule| &rule.name),
+            token_config,
+            outcome: decided.decision.name(),
+            action: decided.taken.name(),
+            status: decided.status,
+            kid: as_text(self.seen.kid.as_deref()),
+            sub: as_text(self.seen.sub.as_deref()),
+            latency,
+        });
+    }
+
+    /// Routes, verifies and answers. `observe` is `None` when nothing is
+    /// recorded, else whether the request's tokens are to be noted for the log.
+    fn decide_with(
+        &mut self,
+        policy: &Policy,
+        head: &RequestHead<'_, '_>,
+        framing: Framing,
+        out: &mut Vec<u8>,
+        observe: Option<bool>,
+    ) -> Decided {
         if self.options.danger_skip_verification {
             response::unverified(out, framing.close);
-            return Some(Outcome::Valid);
+            return Decided::allowed(None, Decision::Token(Outcome::Valid));
         }
-        let policy = self.policy.load();
         let (route, query) = if policy.needs_original_request() {
             if !matches!(policy.forwarded, policy::Forwarded::RequestLine { .. })
                 && !policy.trusts(framing.peer)
@@ -137,13 +276,13 @@ impl Authorizer {
                     br#"{"error":"untrusted_proxy","detail":"forwarded headers are only believed from server.trusted_proxies"}"#,
                     framing,
                 );
-                return None;
+                return Decided::blocked(Decision::UntrustedProxy, 403);
             }
             let original = match OriginalRequest::from_head(head, policy.forwarded.style()) {
                 Ok(original) => original,
                 Err(error) => {
                     response::bad_request(out, error.detail(), framing);
-                    return None;
+                    return Decided::blocked(Decision::BadRequest, 400);
                 }
             };
             let canonical = policy::path::canonicalize(original.path, &mut self.path);
@@ -153,7 +292,7 @@ impl Authorizer {
                     "the path hides a slash or backslash in %2F or %5C",
                     framing,
                 );
-                return None;
+                return Decided::blocked(Decision::BadRequest, 400);
             }
             let preflight = is_preflight(head, original.method);
             let query = memchr::memchr(b'?', original.path)
@@ -170,27 +309,21 @@ impl Authorizer {
             }
         };
         let all_headers = &policy.forwarded_headers;
+        let index_of = |rule: &policy::Rule| {
+            policy
+                .rules
+                .iter()
+                .position(|candidate| std::ptr::eq(candidate, rule))
+        };
         let rule = match route {
             Route::Check(rule) => rule,
-            Route::Excluded(_) => {
-                response::allowed_without_identity(
-                    out,
-                    "excluded",
-                    false,
-                    all_headers,
-                    framing.close,
-                );
-                return None;
-            }
-            Route::Preflight(_) => {
-                response::allowed_without_identity(
-                    out,
-                    "preflight",
-                    false,
-                    all_headers,
-                    framing.close,
-                );
-                return None;
+            Route::Excluded(rule) | Route::Preflight(rule) => {
+                let (reason, decision) = match route {
+                    Route::Excluded(_) => ("excluded", Decision::Excluded),
+                    _ => ("preflight", Decision::Preflight),
+                };
+                response::allowed_without_identity(out, reason, false, all_headers, framing.close);
+                return Decided::allowed(index_of(rule), decision);
             }
             Route::Default(DefaultAction::Allow) => {
                 response::allowed_without_identity(
@@ -200,11 +333,11 @@ impl Authorizer {
                     all_headers,
                     framing.close,
                 );
-                return None;
+                return Decided::allowed(None, Decision::NoRule);
             }
             Route::Default(DefaultAction::Deny) => {
                 response::no_matching_rule(out, framing);
-                return None;
+                return Decided::blocked(Decision::NoRule, 403);
             }
         };
         let identity = Identity {
@@ -213,7 +346,8 @@ impl Authorizer {
             forward_payload: self.options.forward_payload,
         };
         let start = out.len();
-        let verdict = tokens::check_rule(
+        let timed = self.metrics.is_some().then(Instant::now);
+        let decided = tokens::check_rule(
             rule,
             &policy.configs,
             &tokens::Request {
@@ -228,16 +362,30 @@ impl Authorizer {
                 identity_key: &mut self.identity_key,
                 out,
                 start,
+                seen: (observe == Some(true)).then_some(&mut self.seen),
             },
         );
-        let outcome = match verdict {
-            tokens::Verdict::Valid { claims_ok: true } => return Some(Outcome::Valid),
+        if let (Some(metrics), Some(timed)) = (&mut self.metrics, timed) {
+            metrics.record_verification(timed.elapsed());
+        }
+        let place = Place {
+            rule: index_of(rule),
+            config: decided.config,
+        };
+        let outcome = match decided.verdict {
+            tokens::Verdict::Valid { claims_ok: true } => {
+                return Decided {
+                    place,
+                    ..Decided::allowed(None, Decision::Token(Outcome::Valid))
+                };
+            }
             tokens::Verdict::Valid { claims_ok: false } => Outcome::InsufficientScope,
             tokens::Verdict::Missing => Outcome::Missing,
             tokens::Verdict::Refused(rejection) => rejection.outcome(),
         };
         out.truncate(start);
-        if verdict == tokens::Verdict::Missing && rule.allow_missing {
+        let decision = Decision::Token(outcome);
+        if decided.verdict == tokens::Verdict::Missing && rule.allow_missing {
             response::allowed_without_identity(
                 out,
                 outcome.name(),
@@ -245,6 +393,10 @@ impl Authorizer {
                 all_headers,
                 framing.close,
             );
+            Decided {
+                place,
+                ..Decided::allowed(None, decision)
+            }
         } else if rule.action == Action::Log {
             response::allowed_without_identity(
                 out,
@@ -253,10 +405,19 @@ impl Authorizer {
                 all_headers,
                 framing.close,
             );
+            Decided {
+                place,
+                decision,
+                taken: Taken::Log,
+                status: 200,
+            }
         } else {
             out.extend_from_slice(self.denials.response(outcome, framing));
+            Decided {
+                place,
+                ..Decided::blocked(decision, response::status(outcome))
+            }
         }
-        Some(outcome)
     }
 }
 
@@ -275,6 +436,16 @@ impl Service for Authorizer {
         out: &mut Vec<u8>,
     ) {
         self.decide(head, framing, out);
+    }
+
+    fn metrics(&mut self) -> Option<&mut ShardMetrics> {
+        self.metrics.as_mut()
+    }
+
+    fn tick(&mut self) {
+        if let Some(log) = &mut self.log {
+            log.flush();
+        }
     }
 }
 

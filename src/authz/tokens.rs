@@ -28,6 +28,14 @@ use super::response::{self, Identity};
 /// Distinct tokens one request may carry before it is refused outright.
 const MAX_TOKENS: usize = 8;
 
+/// What the rule's tokens decided, and which of its token configurations
+/// decided it (a position in `rule.token_configs`), for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Decided {
+    pub(crate) verdict: Verdict,
+    pub(crate) config: Option<usize>,
+}
+
 /// What the rule's tokens decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -48,20 +56,21 @@ enum State {
     Refused(Rejection),
 }
 
-/// The request's distinct tokens and how they fared, on the stack.
+/// The request's distinct tokens and how they fared (with the position of the
+/// configuration that settled each), on the stack.
 struct Ledger<'b> {
     tokens: [&'b [u8]; MAX_TOKENS],
-    states: [State; MAX_TOKENS],
+    states: [(State, usize); MAX_TOKENS],
     len: usize,
     /// A source that could not be read as one token (counts as a refused token).
-    malformed: Option<Rejection>,
+    malformed: Option<(Rejection, usize)>,
 }
 
 impl<'b> Ledger<'b> {
     fn new() -> Ledger<'b> {
         Ledger {
             tokens: [&[]; MAX_TOKENS],
-            states: [State::Refused(Rejection::new(Outcome::Missing, "")); MAX_TOKENS],
+            states: [(State::Refused(Rejection::new(Outcome::Missing, "")), 0); MAX_TOKENS],
             len: 0,
             malformed: None,
         }
@@ -80,16 +89,16 @@ impl<'b> Ledger<'b> {
     }
 
     fn state(&self, slot: usize) -> Option<State> {
-        self.states.get(slot).copied()
+        self.states.get(slot).map(|&(state, _)| state)
     }
 
-    fn set(&mut self, slot: usize, state: State) {
+    fn set(&mut self, slot: usize, state: State, config: usize) {
         if let Some(entry) = self.states.get_mut(slot) {
-            *entry = state;
+            *entry = (state, config);
         }
     }
 
-    fn states(&self) -> impl Iterator<Item = State> + '_ {
+    fn states(&self) -> impl Iterator<Item = (State, usize)> + '_ {
         self.states.iter().take(self.len).copied()
     }
 }
@@ -102,6 +111,48 @@ pub(crate) struct Workspace<'w> {
     /// The output; the allow answer is rendered from `start`.
     pub(crate) out: &'w mut Vec<u8>,
     pub(crate) start: usize,
+    /// Set when the request is logged: the identity the log line names.
+    pub(crate) seen: Option<&'w mut Seen>,
+}
+
+/// What a log line says about a request's tokens: the first token's `kid`
+/// (claimed, if it was refused) and the first verified token's `sub`, as raw
+/// JSON string contents. Reused per shard.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub(crate) kid: Option<Vec<u8>>,
+    pub(crate) sub: Option<Vec<u8>>,
+    kid_buffer: Vec<u8>,
+    sub_buffer: Vec<u8>,
+}
+
+impl Seen {
+    pub(crate) fn clear(&mut self) {
+        if let Some(kid) = self.kid.take() {
+            self.kid_buffer = kid;
+        }
+        if let Some(sub) = self.sub.take() {
+            self.sub_buffer = sub;
+        }
+    }
+
+    fn note_kid(&mut self, kid: Option<crate::jose::json::JsonStr<'_>>) {
+        if let (None, Some(kid)) = (&self.kid, kid) {
+            let mut buffer = std::mem::take(&mut self.kid_buffer);
+            buffer.clear();
+            buffer.extend_from_slice(kid.raw().as_bytes());
+            self.kid = Some(buffer);
+        }
+    }
+
+    fn note_sub(&mut self, sub: Option<crate::jose::json::JsonStr<'_>>) {
+        if let (None, Some(sub)) = (&self.sub, sub) {
+            let mut buffer = std::mem::take(&mut self.sub_buffer);
+            buffer.clear();
+            buffer.extend_from_slice(sub.raw().as_bytes());
+            self.sub = Some(buffer);
+        }
+    }
 }
 
 /// The request being checked.
@@ -143,35 +194,48 @@ pub(crate) fn check_rule<'b>(
     identity: Identity<'_>,
     close: bool,
     work: &mut Workspace<'_>,
-) -> Verdict {
+) -> Decided {
     let mut ledger = Ledger::new();
-    let mut rendered = false;
+    let mut rendered: Option<usize> = None;
     let mut conflict = false;
     let mut claims_ok = true;
-    let mut all_mode_failure: Option<Rejection> = None;
-    for config in rule.token_configs.iter().filter_map(|&i| configs.get(i)) {
+    let mut all_mode_failure: Option<(Rejection, Option<usize>)> = None;
+    let chosen = rule
+        .token_configs
+        .iter()
+        .enumerate()
+        .filter_map(|(position, &index)| Some((position, configs.get(index)?)));
+    for (position, config) in chosen {
         let mut found_for_config = false;
         for source in config.sources.iter() {
             let token = match source.find(request.head, request.query) {
                 Found::Absent => continue,
                 Found::Malformed(detail) => {
                     let rejection = Rejection::new(Outcome::Malformed, detail);
-                    ledger.malformed.get_or_insert(rejection);
-                    all_mode_failure.get_or_insert(rejection);
+                    ledger.malformed.get_or_insert((rejection, position));
+                    all_mode_failure.get_or_insert((rejection, Some(position)));
                     continue;
                 }
                 Found::Token(token) => token,
             };
             found_for_config = true;
             let Some(slot) = ledger.slot(token) else {
-                return Verdict::Refused(AMBIGUOUS);
+                return Decided {
+                    verdict: Verdict::Refused(AMBIGUOUS),
+                    config: Some(position),
+                };
             };
             if rule.mode == Mode::Any && matches!(ledger.state(slot), Some(State::Valid)) {
                 continue;
             }
-            match config.verifier.verify(token, request.now, work.scratch) {
+            let verified = config.verifier.verify(token, request.now, work.scratch);
+            match verified {
                 Ok(verified) => {
-                    if rendered {
+                    if let Some(seen) = work.seen.as_deref_mut() {
+                        seen.note_kid(verified.header.kid);
+                        seen.note_sub(verified.claims.sub);
+                    }
+                    if rendered.is_some() {
                         conflict |= !same_identity(&verified.claims, work.identity_key);
                     } else {
                         identity_key(&verified.claims, work.identity_key);
@@ -181,55 +245,64 @@ pub(crate) fn check_rule<'b>(
                             .all(|requirement| requirement.holds(&verified.claims));
                         work.out.truncate(work.start);
                         response::allowed(work.out, &verified, identity, close);
-                        rendered = true;
+                        rendered = Some(position);
                     }
-                    ledger.set(slot, State::Valid);
+                    ledger.set(slot, State::Valid, position);
                 }
                 Err(rejection) => {
+                    if let Some(seen) = work.seen.as_deref_mut()
+                        && seen.kid.is_none()
+                    {
+                        seen.note_kid(crate::verify::claimed_kid(token, work.scratch));
+                    }
                     if !matches!(ledger.state(slot), Some(State::Valid)) {
-                        ledger.set(slot, State::Refused(rejection));
+                        ledger.set(slot, State::Refused(rejection), position);
                     }
                     if rule.mode == Mode::All {
-                        all_mode_failure.get_or_insert(rejection);
+                        all_mode_failure.get_or_insert((rejection, Some(position)));
                     }
                 }
             }
         }
         if rule.mode == Mode::All && !found_for_config {
-            all_mode_failure.get_or_insert(Rejection::new(
-                Outcome::Missing,
-                "a token configuration of the rule found no token",
+            all_mode_failure.get_or_insert((
+                Rejection::new(
+                    Outcome::Missing,
+                    "a token configuration of the rule found no token",
+                ),
+                Some(position),
             ));
         }
     }
     let valid = ledger
         .states()
-        .filter(|s| matches!(s, State::Valid))
+        .filter(|(s, _)| matches!(s, State::Valid))
         .count();
+    let decided = |verdict, config| Decided { verdict, config };
     if ledger.len == 0 && ledger.malformed.is_none() {
-        return Verdict::Missing;
+        return decided(Verdict::Missing, None);
     }
     if rule.mode == Mode::All {
         // Every configuration must pass; its own reason is the one reported.
         // Identities may differ here by design (a user token and a service token).
         return match all_mode_failure {
-            Some(rejection) => Verdict::Refused(rejection),
-            None if valid > 0 => Verdict::Valid { claims_ok },
-            None => Verdict::Missing,
+            Some((rejection, config)) => decided(Verdict::Refused(rejection), config),
+            None if valid > 0 => decided(Verdict::Valid { claims_ok }, rendered),
+            None => decided(Verdict::Missing, None),
         };
     }
     let first_refusal = ledger
         .states()
-        .find_map(|s| match s {
-            State::Refused(rejection) => Some(rejection),
+        .find_map(|(s, config)| match s {
+            State::Refused(rejection) => Some((rejection, config)),
             State::Valid => None,
         })
         .or(ledger.malformed);
     match (valid, first_refusal) {
-        (0, None) => Verdict::Missing,
-        (0, Some(rejection)) => Verdict::Refused(rejection),
-        (_, Some(_)) => Verdict::Refused(AMBIGUOUS),
-        (_, None) if conflict => Verdict::Refused(AMBIGUOUS),
-        (_, None) => Verdict::Valid { claims_ok },
+        (0, None) => decided(Verdict::Missing, None),
+        (0, Some((rejection, config))) => decided(Verdict::Refused(rejection), Some(config)),
+        (_, Some((_, config))) => decided(Verdict::Refused(AMBIGUOUS), Some(config)),
+        (_, None) if conflict => decided(Verdict::Refused(AMBIGUOUS), rendered),
+        (_, None) => decided(Verdict::Valid { claims_ok }, rendered),
     }
 }

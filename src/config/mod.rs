@@ -38,6 +38,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::access_log::{AccessLogOptions, Destination};
+
 pub use error::ConfigError;
 pub use reload::{Reloaded, Reloader, Stamp};
 
@@ -131,6 +133,14 @@ pub struct ServerSettings {
     pub drain_timeout: Option<Duration>,
     /// Drain delay.
     pub drain_delay: Option<Duration>,
+    /// Per-request metrics on or off.
+    pub metrics: Option<bool>,
+    /// Access-log destination (a relative path is relative to the file's folder).
+    pub access_log: Option<Destination>,
+    /// Fraction of requests logged.
+    pub access_log_sample: Option<f64>,
+    /// Seconds between stderr summaries (zero: none).
+    pub summary_interval: Option<Duration>,
 }
 
 impl ServerSettings {
@@ -168,6 +178,18 @@ impl ServerSettings {
         options.max_connections = self.max_connections.unwrap_or(options.max_connections);
         options.drain_timeout = self.drain_timeout.unwrap_or(options.drain_timeout);
         options.drain_delay = self.drain_delay.unwrap_or(options.drain_delay);
+        options.metrics = self.metrics.unwrap_or(options.metrics);
+        if let Some(destination) = &self.access_log {
+            let sample = options.access_log.as_ref().map_or(1.0, |log| log.sample);
+            options.access_log = Some(AccessLogOptions {
+                destination: destination.clone(),
+                sample,
+            });
+        }
+        if let (Some(sample), Some(log)) = (self.access_log_sample, &mut options.access_log) {
+            log.sample = sample;
+        }
+        options.summary_interval = self.summary_interval.or(options.summary_interval);
     }
 }
 
@@ -376,6 +398,30 @@ fn server_settings(raw: &RawServer, at: Located<'_>) -> Result<ServerSettings, C
             .drain_delay
             .as_ref()
             .map(|value| duration(value, "server.drain_delay", at))
+            .transpose()?,
+        metrics: raw.metrics,
+        access_log: raw.access_log.as_ref().map(|value| {
+            match Destination::parse(value.get_ref()) {
+                Destination::File(path) if path.is_relative() => {
+                    Destination::File(at.file.parent().unwrap_or(Path::new("")).join(path))
+                }
+                destination => destination,
+            }
+        }),
+        access_log_sample: match &raw.access_log_sample {
+            Some(sample) if !(*sample.get_ref() > 0.0 && *sample.get_ref() <= 1.0) => {
+                return Err(at.at(
+                    sample.span(),
+                    "server.access_log_sample",
+                    "expected a fraction of requests above 0 and at most 1, such as 0.01",
+                ));
+            }
+            sample => sample.as_ref().map(|sample| *sample.get_ref()),
+        },
+        summary_interval: raw
+            .summary_interval
+            .as_ref()
+            .map(|value| duration(value, "server.summary_interval", at))
             .transpose()?,
     };
     let defaults = Limits::default();
@@ -856,4 +902,4 @@ fn rule_of(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -42,6 +42,10 @@ pub(crate) struct RawServer {
     pub(crate) idle_timeout: Option<Spanned<String>>,
     pub(crate) drain_timeout: Option<Spanned<String>>,
     pub(crate) drain_delay: Option<Spanned<String>>,
+    pub(crate) metrics: Option<bool>,
+    pub(crate) access_log: Option<Spanned<String>>,
+    pub(crate) access_log_sample: Option<Spanned<f64>>,
+    pub(crate) summary_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,11 @@ fn config(body: &str) -> String {
     body.replace("@JWKS@", &inline(&JWKS.replace('\n', "")))
 }
 
+/// The policy of `text`, a configuration whose `@JWKS@` stands for the demo keys.
+pub(crate) fn policy_with_demo_keys(text: &str) -> std::sync::Arc<crate::policy::Policy> {
+    std::sync::Arc::new(load_str(&config(text)).unwrap().policy)
+}
+
 fn load_str(text: &str) -> Result<Loaded, ConfigError> {
     parse(text, Path::new("jwtgate.toml"))
 }

@@ -37,4 +37,13 @@ pub trait Service {
         framing: Framing,
         out: &mut Vec<u8>,
     );
+
+    /// The shard's metrics, if this service records them; the connection loop
+    /// adds request latencies and protocol errors.
+    fn metrics(&mut self) -> Option<&mut crate::metrics::ShardMetrics> {
+        None
+    }
+
+    /// Called by the shard about once a second, between requests (flushes logs).
+    fn tick(&mut self) {}
 }

@@ -50,6 +50,10 @@ const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 /// is given back to the allocator once used, not kept for the connection's life.
 const RETAINED_CAPACITY: usize = 64 * 1024;
 
+/// Most answers written in one write, so that each request is timed to the
+/// write that carried its own answer.
+const MAX_PIPELINED: usize = 32;
+
 /// What processing the buffered bytes decided.
 enum Next {
     /// Write what is answered, then go on answering what is buffered.
@@ -77,6 +81,11 @@ struct Connection<'s, S: Stream, V: Service> {
     discard: u64,
     /// When the first byte of the request being read arrived.
     request_started: Option<Instant>,
+    /// Whether the service records metrics (request latencies are then timed).
+    timing: bool,
+    /// When each answered, not yet written request's head was complete.
+    received: [Instant; MAX_PIPELINED],
+    unwritten: usize,
 }
 
 /// Serves one accepted connection to its end.
@@ -98,6 +107,9 @@ pub(crate) async fn serve<S: Stream, V: Service>(
         consumed: 0,
         discard: 0,
         request_started: None,
+        timing: service.borrow_mut().metrics().is_some(),
+        received: [Instant::now(); MAX_PIPELINED],
+        unwritten: 0,
     };
     connection.run().await;
     let Connection { input, output, .. } = connection;
@@ -143,7 +155,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                 // The discarded body belonged to an answered request.
                 self.request_started = None;
             }
-            if self.output.len() >= OUTPUT_HIGH_WATER {
+            if self.output.len() >= OUTPUT_HIGH_WATER || self.unwritten >= MAX_PIPELINED {
                 return Next::Flush;
             }
             let pending = self.input.get(self.consumed..).unwrap_or_default();
@@ -157,19 +169,16 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             let head = match parse_head(pending, &mut slots, self.limits.head) {
                 Ok(HeadStatus::Complete(head)) => head,
                 Ok(HeadStatus::Partial) => return Next::Read,
-                Err(error) => {
-                    response::error(&mut self.output, error);
-                    return Next::Close;
-                }
+                Err(error) => return self.refuse(error),
             };
+            let received = self.timing.then(Instant::now);
             let policy = self.service.borrow().body_policy(&head);
             let (max, buffered) = match policy {
                 BodyPolicy::Discard { max } => (max, false),
                 BodyPolicy::Buffer { max } => (max, true),
             };
             if head.content_length > max {
-                response::error(&mut self.output, ProtocolError::BodyTooLarge);
-                return Next::Close;
+                return self.refuse(ProtocolError::BodyTooLarge);
             }
             let framing = Framing {
                 close: !head.keep_alive || self.shard.is_draining(),
@@ -202,8 +211,13 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             }));
             if answered.is_err() {
                 self.output.truncate(before);
-                response::error(&mut self.output, ProtocolError::Internal);
-                return Next::Close;
+                return self.refuse(ProtocolError::Internal);
+            }
+            if let Some(received) = received
+                && let Some(slot) = self.received.get_mut(self.unwritten)
+            {
+                *slot = received;
+                self.unwritten += 1;
             }
             if !buffered {
                 self.discard = head.content_length;
@@ -214,6 +228,15 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                 return Next::Close;
             }
         }
+    }
+
+    /// Answers a request the connection cannot serve, counts it, and closes.
+    fn refuse(&mut self, error: ProtocolError) -> Next {
+        response::error(&mut self.output, error);
+        if let Some(metrics) = self.service.borrow_mut().metrics() {
+            metrics.count_protocol_error(error);
+        }
+        Next::Close
     }
 
     /// Closes from the server's side without losing the last response: closing
@@ -251,6 +274,17 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
         self.tracked
             .arm(Phase::Writing, Instant::now() + self.limits.idle_timeout);
         let (result, mut output) = self.tracked.stream.write_all(output).await;
+        if self.unwritten > 0 {
+            if result.is_ok()
+                && let Some(metrics) = self.service.borrow_mut().metrics()
+            {
+                let written = Instant::now();
+                for received in self.received.iter().take(self.unwritten) {
+                    metrics.record_request(written.saturating_duration_since(*received));
+                }
+            }
+            self.unwritten = 0;
+        }
         output.clear();
         if output.capacity() > RETAINED_CAPACITY {
             output = Vec::with_capacity(BUFFER_FLOOR);
@@ -311,7 +345,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                     // client, within a write deadline of its own.
                     self.tracked.rearm_after_expiry();
                     self.output.clear();
-                    response::error(&mut self.output, ProtocolError::Timeout);
+                    let _ = self.refuse(ProtocolError::Timeout);
                     if self.flush().await {
                         let _ = self.tracked.stream.shutdown(Shutdown::Write);
                     }

@@ -28,7 +28,6 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -36,9 +35,13 @@ use tokio::sync::oneshot;
 
 pub use conn::ConnectionLimits;
 
-use crate::admin::Admin;
+use crate::access_log::{AccessLog, AccessLogOptions, ShardLog};
+use crate::admin::{Admin, Observed};
 use crate::authz::{Authorizer, AuthzOptions, BatchLimits, BatchVerifier, Denials, SharedPolicy};
 use crate::http::Service;
+use crate::metrics::Hub;
+use crate::metrics::exposition::summary_line;
+use crate::status::Status;
 use shard::{Endpoint, ShardSettings};
 
 /// Which I/O runtime the shards use.
@@ -103,6 +106,14 @@ pub struct ServeOptions {
     pub authz: AuthzOptions,
     /// Bounds of one `POST /v1/verify`.
     pub batch: BatchLimits,
+    /// Count and time every check request (default on; `--no-metrics` turns
+    /// it off, leaving the gauges and connection counts).
+    pub metrics: bool,
+    /// The JSON-lines access log; off by default.
+    pub access_log: Option<AccessLogOptions>,
+    /// How often the serving command prints a one-line summary to stderr
+    /// (`None` or zero: never; a summary is always printed at shutdown).
+    pub summary_interval: Option<Duration>,
 }
 
 impl Default for ServeOptions {
@@ -119,6 +130,9 @@ impl Default for ServeOptions {
             drain_delay: Duration::ZERO,
             authz: AuthzOptions::default(),
             batch: BatchLimits::default(),
+            metrics: true,
+            access_log: None,
+            summary_interval: None,
         }
     }
 }
@@ -148,6 +162,9 @@ pub enum ServeError {
     /// A thread could not be spawned.
     #[error("cannot start a thread: {0}")]
     Thread(io::Error),
+    /// The access log's destination could not be opened.
+    #[error("cannot open the access log: {0}")]
+    AccessLog(io::Error),
 }
 
 /// Writes a server warning to stderr. (Structured logging arrives with the
@@ -168,7 +185,8 @@ pub struct Server {
     shards: Vec<Thread>,
     batch: Vec<Thread>,
     admin: Option<Thread>,
-    draining: Arc<AtomicBool>,
+    observed: Arc<Observed>,
+    access_log: Option<AccessLog>,
     drain_delay: Duration,
 }
 
@@ -220,6 +238,9 @@ fn local_addr(listener: Option<&std::net::TcpListener>, fallback: SocketAddr) ->
         .and_then(|listener| listener.local_addr().ok())
         .unwrap_or(fallback)
 }
+
+/// How long a collection waits for the shards' answers.
+pub const COLLECT_WAIT: Duration = Duration::from_secs(1);
 
 type Started = crossbeam_channel::Sender<(usize, io::Result<()>)>;
 
@@ -296,6 +317,26 @@ impl Server {
             drain_timeout: options.drain_timeout,
         };
         let denials = Arc::new(Denials::default());
+        let (access_log, sink) = match &options.access_log {
+            Some(log) => {
+                let (log, sink) = AccessLog::start(log).map_err(ServeError::AccessLog)?;
+                (Some(log), Some(sink))
+            }
+            None => (None, None),
+        };
+        let (hub, links) = Hub::new(shard_count);
+        let observed = Arc::new(Observed {
+            hub,
+            status: Arc::new(Status::new()),
+            policy: Arc::clone(&policy),
+            io: match io {
+                ActiveIo::Uring { .. } => "uring",
+                ActiveIo::Epoll => "epoll",
+            },
+            shards: shard_count,
+            recording: options.metrics,
+            access_log_dropped: access_log.as_ref().map(AccessLog::dropped_counter),
+        });
         let (started, reports) = crossbeam_channel::unbounded();
         let mut threads = 0;
         let mut server = Server {
@@ -307,14 +348,24 @@ impl Server {
             shards: Vec::with_capacity(shard_count),
             batch: Vec::with_capacity(batch_sockets.len()),
             admin: None,
-            draining: Arc::new(AtomicBool::new(false)),
+            observed: Arc::clone(&observed),
+            access_log,
             drain_delay: options.drain_delay,
         };
-        for (index, listener) in data.into_iter().enumerate() {
-            let service = Authorizer::new(Arc::clone(&policy), options.authz, Arc::clone(&denials));
+        let seed = crate::UnixTime::now().0.unsigned_abs();
+        for ((index, listener), link) in data.into_iter().enumerate().zip(links) {
+            let log = sink
+                .clone()
+                .map(|sink| ShardLog::new(sink, seed.wrapping_mul(index as u64 + 1)));
+            let service = Authorizer::new(Arc::clone(&policy), options.authz, Arc::clone(&denials))
+                .observed(index, options.metrics, log);
             let core = cores.get(index % cores.len().max(1)).copied();
             let name = format!("jwtgate-shard-{index}");
-            let endpoint = Endpoint { listener, service };
+            let endpoint = Endpoint {
+                listener,
+                service,
+                link: Some(link),
+            };
             server.shards.push(spawn_shard(
                 threads,
                 name,
@@ -332,7 +383,11 @@ impl Server {
             let service =
                 BatchVerifier::new(Arc::clone(&policy), options.authz.clock, options.batch);
             let name = format!("jwtgate-verify-{index}");
-            let endpoint = Endpoint { listener, service };
+            let endpoint = Endpoint {
+                listener,
+                service,
+                link: None,
+            };
             server.batch.push(spawn_shard(
                 threads,
                 name,
@@ -347,7 +402,8 @@ impl Server {
         if let Some(listener) = admin_socket {
             let endpoint = Endpoint {
                 listener,
-                service: Admin::new(Arc::clone(&server.draining)),
+                service: Admin::new(Arc::clone(&observed)),
+                link: None,
             };
             let admin_settings = ShardSettings {
                 max_connections: 64,
@@ -380,7 +436,23 @@ impl Server {
             server.shutdown();
             return Err(failure);
         }
+        // The shards hold their own handles to the log writer; it ends with them.
+        drop(sink);
+        observed.status.set_listening();
         Ok(server)
+    }
+
+    /// The serving state (readiness, reloads), shared with the admin listener.
+    pub fn status(&self) -> &Status {
+        &self.observed.status
+    }
+
+    /// Collects every shard's counts (waiting up to a second) and returns the
+    /// summary line of the window since the last call.
+    pub fn summary(&self) -> String {
+        let mut totals = self.observed.hub.collect(COLLECT_WAIT);
+        let recent = totals.take_recent();
+        summary_line("last", &recent)
     }
 
     /// The data port's address (with the real port when 0 was asked for).
@@ -418,8 +490,8 @@ impl Server {
     /// requests are answered (with `connection: close`) and idle connections
     /// close; returns when every thread has finished or the drain timeout has
     /// cut the stragglers off.
-    pub fn shutdown(self) {
-        self.draining.store(true, Ordering::Relaxed);
+    pub fn shutdown(self) -> String {
+        self.observed.status.set_draining();
         if !self.drain_delay.is_zero() {
             std::thread::sleep(self.drain_delay);
         }
@@ -437,5 +509,14 @@ impl Server {
         if let Some(admin) = self.admin {
             let _ = admin.stop().join();
         }
+        if let Some(log) = self.access_log {
+            log.finish();
+        }
+        // Every shard has handed over its last counts on its way out.
+        let totals = self.observed.hub.collect(Duration::ZERO);
+        summary_line(
+            "since start,",
+            &totals.since(self.observed.status.started()),
+        )
     }
 }

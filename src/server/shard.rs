@@ -16,6 +16,7 @@ use super::conn::{self, ConnectionLimits};
 use super::tracking::{BufferPool, Phase, Registry, Tracked};
 use super::transport::{EpollListener, Listener, Stream, UringListener};
 use crate::http::Service;
+use crate::metrics::{Connections, ShardLink, ShardMetrics};
 
 /// Size of a fresh connection buffer: a typical check request (a JWT of 1 KB
 /// and proxy headers) fits with room to spare.
@@ -34,6 +35,8 @@ pub(crate) struct Shard<S> {
     slot_freed: Notify,
     /// Wakes the drain when the last connection closes.
     all_closed: Notify,
+    /// Connections accepted since start.
+    accepted: Cell<u64>,
 }
 
 impl<S: Stream> Shard<S> {
@@ -45,6 +48,14 @@ impl<S: Stream> Shard<S> {
             max_connections,
             slot_freed: Notify::new(),
             all_closed: Notify::new(),
+            accepted: Cell::new(0),
+        }
+    }
+
+    fn connections(&self) -> Connections {
+        Connections {
+            open: self.registry.open() as u64,
+            accepted: self.accepted.get(),
         }
     }
 
@@ -66,6 +77,8 @@ pub(crate) struct Endpoint<V> {
     /// The bound, listening, non-blocking socket (one per shard, SO_REUSEPORT).
     pub(crate) listener: std::net::TcpListener,
     pub(crate) service: V,
+    /// Where the shard hands its counts when asked (check shards only).
+    pub(crate) link: Option<ShardLink>,
 }
 
 /// How a shard runs, decided before it starts.
@@ -171,13 +184,26 @@ async fn serve<L: Listener, V: Service + 'static>(
         Err(error) => return started(Err(error)),
     };
     let shard: Rc<Shard<L::Stream>> = Rc::new(Shard::new(settings.max_connections));
+    let service = Rc::new(RefCell::new(endpoint.service));
+    let link = endpoint.link.map(Rc::new);
     let accepting = tokio::task::spawn_local(accept_loop(
         running.listener,
         Rc::clone(&shard),
-        Rc::new(RefCell::new(endpoint.service)),
+        Rc::clone(&service),
         settings.limits,
     ));
-    let sweeper = tokio::task::spawn_local(sweep(Rc::clone(&shard), settings.limits));
+    let sweeper = tokio::task::spawn_local(sweep(
+        Rc::clone(&shard),
+        Rc::clone(&service),
+        settings.limits,
+    ));
+    let reporter = link.as_ref().map(|link| {
+        tokio::task::spawn_local(report(
+            Rc::clone(link),
+            Rc::clone(&shard),
+            Rc::clone(&service),
+        ))
+    });
     started(Ok(()));
 
     // A dropped sender (the server handle gone) also stops the shard.
@@ -195,6 +221,30 @@ async fn serve<L: Listener, V: Service + 'static>(
         let _ = tokio::time::timeout(Duration::from_secs(1), shard.all_closed()).await;
     }
     sweeper.abort();
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
+    let mut service = service.borrow_mut();
+    service.tick();
+    if let Some(link) = link {
+        link.last(
+            service.metrics().map(ShardMetrics::take),
+            shard.connections(),
+        );
+    }
+}
+
+/// Answers every ask of the control thread with what was counted since the last.
+async fn report<S: Stream, V: Service>(
+    link: Rc<ShardLink>,
+    shard: Rc<Shard<S>>,
+    service: Rc<RefCell<V>>,
+) {
+    loop {
+        let number = link.asked().await;
+        let counted = service.borrow_mut().metrics().map(ShardMetrics::take);
+        link.answer(number, counted, shard.connections());
+    }
 }
 
 async fn accept_loop<L: Listener, V: Service + 'static>(
@@ -221,6 +271,7 @@ async fn accept_loop<L: Listener, V: Service + 'static>(
                 continue;
             }
         };
+        shard.accepted.set(shard.accepted.get() + 1);
         let tracked = Rc::new(Tracked::new(
             stream,
             Phase::Idle,
@@ -255,8 +306,13 @@ impl<S: Stream> Drop for Slot<S> {
     }
 }
 
-/// Expires connections past their deadline, a few times per shortest timeout.
-fn sweep<S: Stream>(shard: Rc<Shard<S>>, limits: ConnectionLimits) -> impl Future<Output = ()> {
+/// Expires connections past their deadline, a few times per shortest timeout
+/// (at least once a second), and gives the service its tick.
+fn sweep<S: Stream, V: Service>(
+    shard: Rc<Shard<S>>,
+    service: Rc<RefCell<V>>,
+    limits: ConnectionLimits,
+) -> impl Future<Output = ()> {
     let shortest = limits.header_timeout.min(limits.idle_timeout);
     let period = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     async move {
@@ -265,6 +321,7 @@ fn sweep<S: Stream>(shard: Rc<Shard<S>>, limits: ConnectionLimits) -> impl Futur
         loop {
             ticks.tick().await;
             shard.registry.sweep(Instant::now());
+            service.borrow_mut().tick();
         }
     }
 }

@@ -6,7 +6,7 @@ pub mod check_config;
 pub mod inspect;
 pub mod keygen;
 pub mod mint;
-mod time;
+pub(crate) mod time;
 
 use std::path::{Path, PathBuf};
 

@@ -2,9 +2,19 @@
 
 /// `2023-11-14T22:13:20Z` for Unix seconds (proleptic Gregorian, UTC).
 pub(crate) fn rfc3339(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
     let second_of_day = seconds.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
+/// Year, month and day of the day `days` after 1970-01-01 (proleptic
+/// Gregorian; Howard Hinnant's `civil_from_days`).
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
@@ -18,13 +28,7 @@ pub(crate) fn rfc3339(seconds: i64) -> String {
     } else {
         month_index - 9
     };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    )
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// `in 59 min`, `3 h ago`, `now` for `seconds` relative to `now`.

@@ -1,0 +1,433 @@
+//! The three ways collected totals are shown: the Prometheus text exposition
+//! format (`GET /metrics`), JSON (`GET /stats`), and the one-line summary on
+//! stderr. Metric names and labels are a public contract (dashboards and
+//! alerts are written against them); they follow the Prometheus naming
+//! conventions: `jwtgate_` prefix, base units (seconds), `_total` counters.
+
+use std::fmt::Write as _;
+
+use super::hub::{Recent, Totals};
+use super::{ACTIONS, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
+use crate::jose::json::quote_into;
+use crate::latency::{LatencyHistogram, REPORTED_PERCENTILES};
+use crate::policy::Policy;
+use crate::status::Status;
+
+/// Upper bounds of the latency histogram buckets, in seconds: 10 µs to 10 s,
+/// dense where verification lives (tens of microseconds).
+pub const BUCKETS_SECONDS: [f64; 19] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// What is shown besides the collected totals.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Serving state.
+    pub status: &'a Status,
+    /// The policy in force (token configurations and their key sets).
+    pub policy: &'a Policy,
+    /// The I/O runtime name (`uring`, `epoll`).
+    pub io: &'a str,
+    /// Number of shards.
+    pub shards: usize,
+    /// Whether per-request metrics are recorded (`--no-metrics` turns them off).
+    pub recording: bool,
+    /// Access-log lines dropped because the writer fell behind, if logging.
+    pub access_log_dropped: Option<u64>,
+}
+
+impl Context<'_> {
+    /// Ready: listening, not draining, and every token configuration has keys.
+    pub fn ready(&self) -> bool {
+        self.status.listening() && !self.status.draining() && self.keys_loaded()
+    }
+
+    /// Every token configuration has at least one key.
+    pub fn keys_loaded(&self) -> bool {
+        self.policy
+            .configs
+            .iter()
+            .all(|config| !config.verifier.keys().is_empty())
+    }
+}
+
+/// Escapes a label value (backslash, double quote, line feed).
+fn label(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, values: &LatencyHistogram) {
+    family(out, name, "histogram", help);
+    for bound in BUCKETS_SECONDS {
+        let nanos = (bound * 1e9) as u64;
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"{bound}\"}} {}",
+            values.count_at_or_below(nanos)
+        );
+    }
+    let count = values.count();
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let sum = values.mean_nanos() * count as f64 / 1e9;
+    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+}
+
+/// `GET /metrics`: the Prometheus text exposition format, version 0.0.4.
+pub fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
+    let mut out = String::with_capacity(4096);
+    let status = context.status;
+    family(
+        &mut out,
+        "jwtgate_build_info",
+        "gauge",
+        "Always 1; the labels say which build runs.",
+    );
+    let _ = writeln!(
+        out,
+        "jwtgate_build_info{{version=\"{}\",io=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        context.io
+    );
+    family(
+        &mut out,
+        "jwtgate_start_time_seconds",
+        "gauge",
+        "Start time of the process, Unix seconds.",
+    );
+    let _ = writeln!(
+        out,
+        "jwtgate_start_time_seconds {}",
+        status.start_time_unix()
+    );
+    family(
+        &mut out,
+        "jwtgate_uptime_seconds",
+        "gauge",
+        "Seconds since start.",
+    );
+    let _ = writeln!(out, "jwtgate_uptime_seconds {}", status.uptime_seconds());
+    family(
+        &mut out,
+        "jwtgate_shards",
+        "gauge",
+        "Shard threads serving check requests.",
+    );
+    let _ = writeln!(out, "jwtgate_shards {}", context.shards);
+    family(
+        &mut out,
+        "jwtgate_ready",
+        "gauge",
+        "1 when listening, not draining and every token configuration has keys.",
+    );
+    let _ = writeln!(out, "jwtgate_ready {}", u8::from(context.ready()));
+    family(
+        &mut out,
+        "jwtgate_draining",
+        "gauge",
+        "1 once a shutdown has begun.",
+    );
+    let _ = writeln!(out, "jwtgate_draining {}", u8::from(status.draining()));
+    family(
+        &mut out,
+        "jwtgate_config_generation",
+        "gauge",
+        "1 at start, one more per successful reload.",
+    );
+    let _ = writeln!(out, "jwtgate_config_generation {}", status.generation());
+    let (reloads, failures) = status.reloads();
+    family(
+        &mut out,
+        "jwtgate_config_reloads_total",
+        "counter",
+        "Configuration reloads by result.",
+    );
+    let _ = writeln!(
+        out,
+        "jwtgate_config_reloads_total{{result=\"success\"}} {reloads}"
+    );
+    let _ = writeln!(
+        out,
+        "jwtgate_config_reloads_total{{result=\"failure\"}} {failures}"
+    );
+    family(
+        &mut out,
+        "jwtgate_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "When the last successful reload happened, Unix seconds (0: never).",
+    );
+    let _ = writeln!(
+        out,
+        "jwtgate_config_last_reload_success_timestamp_seconds {}",
+        status.last_reload_unix()
+    );
+    family(
+        &mut out,
+        "jwtgate_token_config_keys",
+        "gauge",
+        "Keys in each token configuration's key set.",
+    );
+    for config in &context.policy.configs {
+        out.push_str("jwtgate_token_config_keys{token_config=\"");
+        label(&mut out, &config.name);
+        let _ = writeln!(out, "\"}} {}", config.verifier.keys().len());
+    }
+    family(
+        &mut out,
+        "jwtgate_requests_total",
+        "counter",
+        "Check requests by rule, token configuration, outcome and action taken.",
+    );
+    for (key, count) in &totals.counters {
+        out.push_str("jwtgate_requests_total{rule=\"");
+        label(&mut out, &key.rule);
+        out.push_str("\",token_config=\"");
+        label(&mut out, &key.token_config);
+        let _ = writeln!(
+            out,
+            "\",outcome=\"{}\",action=\"{}\"}} {count}",
+            key.decision.name(),
+            key.taken.name()
+        );
+    }
+    family(
+        &mut out,
+        "jwtgate_protocol_errors_total",
+        "counter",
+        "Requests refused before any check (malformed, too large, timed out), by status.",
+    );
+    for (status, count) in PROTOCOL_STATUSES.iter().zip(totals.protocol_errors) {
+        let _ = writeln!(
+            out,
+            "jwtgate_protocol_errors_total{{status=\"{status}\"}} {count}"
+        );
+    }
+    family(
+        &mut out,
+        "jwtgate_connections_open",
+        "gauge",
+        "Open connections per shard.",
+    );
+    for (shard, connections) in totals.connections.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "jwtgate_connections_open{{shard=\"{shard}\"}} {}",
+            connections.open
+        );
+    }
+    family(
+        &mut out,
+        "jwtgate_connections_accepted_total",
+        "counter",
+        "Connections accepted per shard.",
+    );
+    for (shard, connections) in totals.connections.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "jwtgate_connections_accepted_total{{shard=\"{shard}\"}} {}",
+            connections.accepted
+        );
+    }
+    if context.recording {
+        histogram(
+            &mut out,
+            "jwtgate_request_duration_seconds",
+            "Check requests from complete head to response written.",
+            &totals.request,
+        );
+        histogram(
+            &mut out,
+            "jwtgate_verification_duration_seconds",
+            "Checking a rule's tokens: extraction, signature and claims.",
+            &totals.verification,
+        );
+    }
+    if let Some(dropped) = context.access_log_dropped {
+        family(
+            &mut out,
+            "jwtgate_access_log_dropped_lines_total",
+            "counter",
+            "Access-log lines dropped because the writer fell behind.",
+        );
+        let _ = writeln!(out, "jwtgate_access_log_dropped_lines_total {dropped}");
+    }
+    out
+}
+
+fn json_percentiles(out: &mut Vec<u8>, values: &LatencyHistogram) {
+    let _ = write!(Bytes(out), "{{\"count\":{}", values.count());
+    for (percentile, name) in REPORTED_PERCENTILES {
+        let micros = values.percentile_nanos(percentile) as f64 / 1000.0;
+        let _ = write!(Bytes(out), ",\"{name}\":{micros}");
+    }
+    let _ = write!(
+        Bytes(out),
+        ",\"max\":{}}}",
+        values.max_nanos() as f64 / 1000.0
+    );
+}
+
+/// `std::fmt::Write` over a byte vector.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// `GET /stats`: the same totals as JSON, with latency percentiles in microseconds.
+pub fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2048);
+    let status = context.status;
+    let (reloads, failures) = status.reloads();
+    let _ = write!(
+        Bytes(&mut out),
+        "{{\"version\":\"{}\",\"io\":\"{}\",\"shards\":{},\"uptime_seconds\":{:.3},\"ready\":{},\"draining\":{},\"config_generation\":{},\"reloads\":{reloads},\"failed_reloads\":{failures},",
+        env!("CARGO_PKG_VERSION"),
+        context.io,
+        context.shards,
+        status.uptime_seconds(),
+        context.ready(),
+        status.draining(),
+        status.generation(),
+    );
+    let total: u64 = totals.counters.values().sum();
+    let _ = write!(
+        Bytes(&mut out),
+        "\"requests\":{{\"total\":{total},\"by_action\":{{"
+    );
+    for (index, taken) in [Taken::Allow, Taken::Block, Taken::Log]
+        .into_iter()
+        .enumerate()
+    {
+        let comma = if index > 0 { "," } else { "" };
+        let _ = write!(
+            Bytes(&mut out),
+            "{comma}\"{}\":{}",
+            taken.name(),
+            totals.by_action(taken)
+        );
+    }
+    out.extend_from_slice(b"},\"by_outcome\":{");
+    let mut first = true;
+    for decision in (0..DECISIONS).filter_map(Decision::from_index) {
+        let count = totals.by_decision(decision);
+        if count > 0 {
+            let comma = if first { "" } else { "," };
+            first = false;
+            let _ = write!(Bytes(&mut out), "{comma}\"{}\":{count}", decision.name());
+        }
+    }
+    out.extend_from_slice(b"}},\"latency_us\":{\"request\":");
+    json_percentiles(&mut out, &totals.request);
+    out.extend_from_slice(b",\"verification\":");
+    json_percentiles(&mut out, &totals.verification);
+    out.extend_from_slice(b"},\"counters\":[");
+    for (index, (key, count)) in totals.counters.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"rule\":");
+        quote_into(&mut out, &key.rule);
+        out.extend_from_slice(b",\"token_config\":");
+        quote_into(&mut out, &key.token_config);
+        let _ = write!(
+            Bytes(&mut out),
+            ",\"outcome\":\"{}\",\"action\":\"{}\",\"count\":{count}}}",
+            key.decision.name(),
+            key.taken.name()
+        );
+    }
+    out.extend_from_slice(b"],\"protocol_errors\":{");
+    for (index, (status, count)) in PROTOCOL_STATUSES
+        .iter()
+        .zip(totals.protocol_errors)
+        .enumerate()
+    {
+        let comma = if index > 0 { "," } else { "" };
+        let _ = write!(Bytes(&mut out), "{comma}\"{status}\":{count}");
+    }
+    let open: u64 = totals.connections.iter().map(|c| c.open).sum();
+    let accepted: u64 = totals.connections.iter().map(|c| c.accepted).sum();
+    let _ = write!(
+        Bytes(&mut out),
+        "}},\"connections\":{{\"open\":{open},\"accepted\":{accepted}}},\"keys\":{{"
+    );
+    for (index, config) in context.policy.configs.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        quote_into(&mut out, &config.name);
+        let _ = write!(Bytes(&mut out), ":{}", config.verifier.keys().len());
+    }
+    out.extend_from_slice(b"}}\n");
+    out
+}
+
+/// The one-line summary of a window: rate, actions, outcomes, latency.
+pub fn summary_line(label: &str, recent: &Recent) -> String {
+    let seconds = recent.since.elapsed().as_secs_f64().max(1e-9);
+    let requests = recent.requests();
+    let rate = requests as f64 / seconds;
+    let precision = usize::from(rate < 10.0);
+    let mut line = format!(
+        "jwtgate summary ({label} {seconds:.1} s): {requests} requests, {rate:.precision$}/s"
+    );
+    let by_action = |taken: Taken| -> u64 {
+        recent
+            .decisions
+            .iter()
+            .map(|row| row.get(taken.index()).copied().unwrap_or(0))
+            .sum()
+    };
+    for (index, taken) in [Taken::Allow, Taken::Block, Taken::Log]
+        .into_iter()
+        .enumerate()
+    {
+        let separator = if index == 0 { "; " } else { ", " };
+        let _ = write!(line, "{separator}{} {}", taken.name(), by_action(taken));
+    }
+    let mut outcomes: Vec<(u64, &str)> = recent
+        .decisions
+        .iter()
+        .enumerate()
+        .filter_map(|(index, row)| {
+            let count: u64 = row.iter().take(ACTIONS).sum();
+            Some((count, Decision::from_index(index)?.name()))
+        })
+        .filter(|&(count, _)| count > 0)
+        .collect();
+    outcomes.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    if !outcomes.is_empty() {
+        line.push_str("; ");
+        let named: Vec<String> = outcomes
+            .iter()
+            .map(|(count, name)| format!("{name} {count}"))
+            .collect();
+        line.push_str(&named.join(", "));
+    }
+    if recent.request.count() > 0 {
+        let _ = write!(line, "; request {}", recent.request.summary_line());
+    }
+    if recent.verification.count() > 0 {
+        let _ = write!(
+            line,
+            "; verification {}",
+            recent.verification.summary_line()
+        );
+    }
+    line
+}

@@ -1,0 +1,344 @@
+//! Collection: the control side asks every shard for what it counted, waits
+//! (boundedly) for the answers, and merges them into running totals.
+//!
+//! A shard answers between two requests, so an answer normally takes
+//! microseconds. A shard that does not answer within the wait (a stalled
+//! core) is reported from what it sent before; its late answer stays in the
+//! channel and is merged by the next collection, so nothing is lost or counted
+//! twice. A shard sends one last delta, unasked, when it stops.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::table::Table;
+use super::{ACTIONS, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
+use crate::latency::LatencyHistogram;
+
+/// What a shard's check service counted since the last collection.
+#[derive(Debug)]
+pub struct Counted {
+    pub(super) tables: Vec<Table>,
+    pub(super) request: LatencyHistogram,
+    pub(super) verification: LatencyHistogram,
+    pub(super) protocol_errors: [u64; PROTOCOL_STATUSES.len()],
+}
+
+/// A shard's connection gauges at the time of its answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Connections {
+    /// Open now.
+    pub open: u64,
+    /// Accepted since start.
+    pub accepted: u64,
+}
+
+/// One shard's answer.
+#[derive(Debug)]
+pub struct Delta {
+    shard: usize,
+    /// The ask this answers; `u64::MAX` for the last delta of a stopped shard.
+    answers: u64,
+    counted: Option<Counted>,
+    connections: Connections,
+}
+
+#[derive(Debug, Default)]
+struct Ask {
+    wake: Notify,
+    number: AtomicU64,
+}
+
+/// A shard's end of the collection channel.
+#[derive(Debug)]
+pub struct ShardLink {
+    shard: usize,
+    ask: Arc<Ask>,
+    deltas: crossbeam_channel::Sender<Delta>,
+}
+
+impl ShardLink {
+    /// Waits for the next ask and returns its number.
+    pub async fn asked(&self) -> u64 {
+        self.ask.wake.notified().await;
+        self.ask.number.load(Ordering::Acquire)
+    }
+
+    /// Hands over an answer to ask `number` (never blocks: the channel is unbounded).
+    pub fn answer(&self, number: u64, counted: Option<Counted>, connections: Connections) {
+        let _ = self.deltas.send(Delta {
+            shard: self.shard,
+            answers: number,
+            counted,
+            connections,
+        });
+    }
+
+    /// Hands over the last delta of a stopping shard.
+    pub fn last(&self, counted: Option<Counted>, connections: Connections) {
+        self.answer(u64::MAX, counted, connections);
+    }
+}
+
+/// A counter's labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CounterKey {
+    /// Rule name (empty: no rule matched).
+    pub rule: Box<str>,
+    /// Token configuration name (empty: none decided).
+    pub token_config: Box<str>,
+    /// The outcome label.
+    pub decision: Decision,
+    /// The action label.
+    pub taken: Taken,
+}
+
+/// Everything collected so far.
+#[derive(Debug)]
+pub struct Totals {
+    /// Requests by labels, since start.
+    pub counters: BTreeMap<CounterKey, u64>,
+    /// Request latency, since start.
+    pub request: LatencyHistogram,
+    /// Verification latency, since start.
+    pub verification: LatencyHistogram,
+    /// Refused by the connection loop, by [`PROTOCOL_STATUSES`].
+    pub protocol_errors: [u64; PROTOCOL_STATUSES.len()],
+    /// Per shard, as last reported.
+    pub connections: Vec<Connections>,
+    /// Since [`Totals::take_recent`] was last called (the periodic summary).
+    pub recent: Recent,
+    answered: Vec<u64>,
+    asks: u64,
+}
+
+/// The window of the periodic summary.
+#[derive(Debug)]
+pub struct Recent {
+    /// When the window began.
+    pub since: Instant,
+    /// Requests by outcome and action.
+    pub decisions: [[u64; ACTIONS]; DECISIONS],
+    /// Request latency in the window.
+    pub request: LatencyHistogram,
+    /// Verification latency in the window.
+    pub verification: LatencyHistogram,
+}
+
+impl Recent {
+    fn new() -> Recent {
+        Recent {
+            since: Instant::now(),
+            decisions: [[0; ACTIONS]; DECISIONS],
+            request: LatencyHistogram::new(),
+            verification: LatencyHistogram::new(),
+        }
+    }
+
+    /// Requests in the window.
+    pub fn requests(&self) -> u64 {
+        self.decisions.iter().flatten().sum()
+    }
+}
+
+impl Totals {
+    /// Requests by action, since start.
+    pub fn by_action(&self, taken: Taken) -> u64 {
+        self.counters
+            .iter()
+            .filter(|(key, _)| key.taken == taken)
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// Requests by outcome, since start.
+    pub fn by_decision(&self, decision: Decision) -> u64 {
+        self.counters
+            .iter()
+            .filter(|(key, _)| key.decision == decision)
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// The whole run since `since` as one window (for the summary at shutdown).
+    pub fn since(&self, since: Instant) -> Recent {
+        let mut whole = Recent {
+            since,
+            decisions: [[0; ACTIONS]; DECISIONS],
+            request: self.request.clone(),
+            verification: self.verification.clone(),
+        };
+        for (key, count) in &self.counters {
+            if let Some(row) = whole.decisions.get_mut(key.decision.index())
+                && let Some(cell) = row.get_mut(key.taken.index())
+            {
+                *cell += count;
+            }
+        }
+        whole
+    }
+
+    /// Ends the summary window and starts the next.
+    pub fn take_recent(&mut self) -> Recent {
+        std::mem::replace(&mut self.recent, Recent::new())
+    }
+
+    fn merge(&mut self, delta: Delta) {
+        if let Some(answered) = self.answered.get_mut(delta.shard) {
+            *answered = (*answered).max(delta.answers);
+        }
+        if let Some(connections) = self.connections.get_mut(delta.shard) {
+            *connections = delta.connections;
+        }
+        let Some(counted) = delta.counted else {
+            return;
+        };
+        for table in &counted.tables {
+            for entry in table.entries() {
+                let key = CounterKey {
+                    rule: entry.rule.into(),
+                    token_config: entry.token_config.into(),
+                    decision: entry.decision,
+                    taken: entry.taken,
+                };
+                *self.counters.entry(key).or_insert(0) += entry.count;
+                if let Some(row) = self.recent.decisions.get_mut(entry.decision.index())
+                    && let Some(count) = row.get_mut(entry.taken.index())
+                {
+                    *count += entry.count;
+                }
+            }
+        }
+        self.request.merge(&counted.request);
+        self.verification.merge(&counted.verification);
+        self.recent.request.merge(&counted.request);
+        self.recent.verification.merge(&counted.verification);
+        for (total, added) in self.protocol_errors.iter_mut().zip(counted.protocol_errors) {
+            *total += added;
+        }
+    }
+}
+
+/// The control side: asks, waits, merges.
+#[derive(Debug)]
+pub struct Hub {
+    asks: Vec<Arc<Ask>>,
+    deltas: crossbeam_channel::Receiver<Delta>,
+    totals: Mutex<Totals>,
+}
+
+impl Hub {
+    /// A hub for `shards` shards, and the link each shard answers through.
+    pub fn new(shards: usize) -> (Arc<Hub>, Vec<ShardLink>) {
+        let (sender, deltas) = crossbeam_channel::unbounded();
+        let asks: Vec<Arc<Ask>> = (0..shards).map(|_| Arc::new(Ask::default())).collect();
+        let links = asks
+            .iter()
+            .enumerate()
+            .map(|(shard, ask)| ShardLink {
+                shard,
+                ask: Arc::clone(ask),
+                deltas: sender.clone(),
+            })
+            .collect();
+        let totals = Totals {
+            counters: BTreeMap::new(),
+            request: LatencyHistogram::new(),
+            verification: LatencyHistogram::new(),
+            protocol_errors: [0; PROTOCOL_STATUSES.len()],
+            connections: vec![Connections::default(); shards],
+            recent: Recent::new(),
+            answered: vec![0; shards],
+            asks: 0,
+        };
+        let hub = Hub {
+            asks,
+            deltas,
+            totals: Mutex::new(totals),
+        };
+        (Arc::new(hub), links)
+    }
+
+    /// Asks every shard for its counts and waits up to `wait` for all the
+    /// answers; returns the totals, locked (concurrent collections take turns).
+    pub fn collect(&self, wait: Duration) -> MutexGuard<'_, Totals> {
+        let mut totals = self
+            .totals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        totals.asks += 1;
+        let number = totals.asks;
+        for ask in &self.asks {
+            ask.number.store(number, Ordering::Release);
+            ask.wake.notify_one();
+        }
+        let deadline = Instant::now() + wait;
+        while totals.answered.iter().any(|&answered| answered < number) {
+            match self.deltas.recv_deadline(deadline) {
+                Ok(delta) => totals.merge(delta),
+                Err(_) => break,
+            }
+        }
+        // Unasked deltas (a stopped shard's last) that arrived meanwhile.
+        while let Ok(delta) = self.deltas.try_recv() {
+            totals.merge(delta);
+        }
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Outcome;
+    use crate::metrics::{Place, ShardMetrics};
+
+    #[test]
+    fn answers_are_merged_by_name_and_late_ones_are_not_lost() {
+        let policy = crate::config::tests::policy_with_demo_keys(
+            "default_action = \"deny\"\n[[token_config]]\nname = \"prod\"\n@JWKS@\n[[rule]]\nname = \"api\"\ntoken_configs = [\"prod\"]\n",
+        );
+        let (hub, links) = Hub::new(2);
+        let mut shard = ShardMetrics::new(&policy);
+        let place = Place {
+            rule: Some(0),
+            config: Some(0),
+        };
+        let valid = Decision::Token(Outcome::Valid);
+        shard.count(&policy, place, valid, Taken::Allow);
+        shard.record_request(Duration::from_micros(40));
+        // Shard 0 answers ask 1 ahead of time; shard 1 stays silent.
+        links[0].answer(
+            1,
+            Some(shard.take()),
+            Connections {
+                open: 3,
+                accepted: 9,
+            },
+        );
+        let totals = hub.collect(Duration::from_millis(20));
+        assert_eq!(totals.by_decision(valid), 1);
+        assert_eq!(totals.request.count(), 1);
+        assert_eq!(
+            totals.connections[0],
+            Connections {
+                open: 3,
+                accepted: 9
+            }
+        );
+        drop(totals);
+        // Shard 1's late answer and shard 0's next count arrive before the next ask.
+        shard.count(&policy, place, valid, Taken::Allow);
+        links[1].answer(1, Some(shard.take()), Connections::default());
+        links[0].last(None, Connections::default());
+        links[1].last(None, Connections::default());
+        let mut totals = hub.collect(Duration::from_secs(5));
+        assert_eq!(totals.by_decision(valid), 2);
+        assert_eq!(totals.by_action(Taken::Allow), 2);
+        assert_eq!(totals.take_recent().requests(), 2);
+        assert_eq!(totals.recent.requests(), 0);
+    }
+}

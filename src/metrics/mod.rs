@@ -1,0 +1,248 @@
+//! What jwtgate counts and times, and how it gets from the shards to a scrape.
+//!
+//! ```text
+//!  shard (hot path)      ShardMetrics: plain u64 counters in a dense table
+//!                        laid out for the policy in force, two hdrhistograms;
+//!                        no lock, no atomic, no allocation per request
+//!  shard (when asked)    Hub::collect raises the shard's ask; the shard hands
+//!                        over what it counted since the last ask (a Delta) and
+//!                        starts again from zero
+//!  admin / main thread   Hub merges deltas by name into running totals, which
+//!                        /metrics, /stats and the stderr summary render
+//! ```
+//!
+//! Deltas are merged by names (rule, token configuration), not by table
+//! position, so a reload that reorders or renames rules never mixes counts: a
+//! shard that sees a new policy keeps its old table aside until it is collected.
+//!
+//! Files: `table` (the per-shard counter layout), `hub` (collection and
+//! totals), `exposition` (Prometheus text, `/stats` JSON, the summary line).
+
+pub mod exposition;
+mod hub;
+mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::latency::LatencyHistogram;
+use crate::policy::Policy;
+use crate::{Outcome, http::ProtocolError};
+
+pub use hub::{Connections, Delta, Hub, ShardLink, Totals};
+use table::Table;
+
+/// What a check request came to: a token outcome, or a decision made before
+/// any token was looked at. Its name is the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Decision {
+    /// The rule's tokens were checked.
+    Token(Outcome),
+    /// The endpoint is excluded from the rule that matched.
+    Excluded,
+    /// A CORS preflight the rule lets through.
+    Preflight,
+    /// No rule matched; the default action applied.
+    NoRule,
+    /// Forwarded headers came from a peer outside `trusted_proxies` (403).
+    UntrustedProxy,
+    /// The original request could not be read or its path is ambiguous (400).
+    BadRequest,
+}
+
+/// Number of distinct decisions.
+pub const DECISIONS: usize = Outcome::ALL.len() + 5;
+
+impl Decision {
+    /// Dense index, `0..DECISIONS`.
+    pub const fn index(self) -> usize {
+        const TOKENS: usize = Outcome::ALL.len();
+        match self {
+            Decision::Token(outcome) => outcome.index(),
+            Decision::Excluded => TOKENS,
+            Decision::Preflight => TOKENS + 1,
+            Decision::NoRule => TOKENS + 2,
+            Decision::UntrustedProxy => TOKENS + 3,
+            Decision::BadRequest => TOKENS + 4,
+        }
+    }
+
+    /// The decision at `index`, if any.
+    pub fn from_index(index: usize) -> Option<Decision> {
+        const TOKENS: usize = Outcome::ALL.len();
+        match index.checked_sub(TOKENS) {
+            None => Outcome::ALL.get(index).copied().map(Decision::Token),
+            Some(0) => Some(Decision::Excluded),
+            Some(1) => Some(Decision::Preflight),
+            Some(2) => Some(Decision::NoRule),
+            Some(3) => Some(Decision::UntrustedProxy),
+            Some(4) => Some(Decision::BadRequest),
+            Some(_) => None,
+        }
+    }
+
+    /// The stable `outcome` label (an [`Outcome::name`] for token decisions).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Decision::Token(outcome) => outcome.name(),
+            Decision::Excluded => "excluded",
+            Decision::Preflight => "preflight",
+            Decision::NoRule => "no_rule",
+            Decision::UntrustedProxy => "untrusted_proxy",
+            Decision::BadRequest => "bad_request",
+        }
+    }
+}
+
+/// What was done with the request: the `action` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Taken {
+    /// Answered 200 as a pass (valid token, excluded endpoint, allowed missing token, ...).
+    Allow,
+    /// Denied (401, 403 or 400).
+    Block,
+    /// Would have been denied; let through because the rule's action is `log`.
+    Log,
+}
+
+/// Number of distinct actions.
+pub const ACTIONS: usize = 3;
+
+impl Taken {
+    /// Dense index, `0..ACTIONS`.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The action at `index`, if any.
+    pub fn from_index(index: usize) -> Option<Taken> {
+        [Taken::Allow, Taken::Block, Taken::Log].get(index).copied()
+    }
+
+    /// The stable `action` label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Taken::Allow => "allow",
+            Taken::Block => "block",
+            Taken::Log => "log",
+        }
+    }
+}
+
+/// Where in the policy a request was decided: the rule that matched, and the
+/// position (within that rule's `token_configs`) of the configuration whose
+/// token decided. `None` for "no rule" and "no configuration".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Place {
+    /// Index into [`Policy::rules`].
+    pub rule: Option<usize>,
+    /// Position in that rule's `token_configs`.
+    pub config: Option<usize>,
+}
+
+/// The HTTP statuses of requests the connection loop refused before any
+/// service saw them, in label order.
+pub const PROTOCOL_STATUSES: [u16; 7] = [400, 408, 413, 414, 431, 500, 501];
+
+/// A shard's counters and histograms, owned by its check service and touched
+/// only by its thread.
+#[derive(Debug)]
+pub struct ShardMetrics {
+    table: Table,
+    /// Tables of policies replaced by a reload, kept until collected.
+    retired: Vec<Table>,
+    request: LatencyHistogram,
+    verification: LatencyHistogram,
+    protocol_errors: [u64; PROTOCOL_STATUSES.len()],
+}
+
+impl ShardMetrics {
+    /// Counters laid out for `policy` (allocated here, once).
+    pub fn new(policy: &Arc<Policy>) -> ShardMetrics {
+        ShardMetrics {
+            table: Table::new(policy),
+            retired: Vec::new(),
+            request: LatencyHistogram::new(),
+            verification: LatencyHistogram::new(),
+            protocol_errors: [0; PROTOCOL_STATUSES.len()],
+        }
+    }
+
+    /// Counts one decided request. `policy` is the policy it was decided by;
+    /// the first request after a reload lays out a new table (the only
+    /// allocation, once per reload).
+    #[inline]
+    pub fn count(&mut self, policy: &Arc<Policy>, place: Place, decision: Decision, taken: Taken) {
+        if !self.table.is_for(policy) {
+            let replaced = std::mem::replace(&mut self.table, Table::new(policy));
+            if replaced.any() {
+                self.retired.push(replaced);
+            }
+        }
+        self.table.add(place, decision, taken);
+    }
+
+    /// Records how long the rule's tokens took to check.
+    #[inline]
+    pub fn record_verification(&mut self, latency: Duration) {
+        self.verification.record(latency);
+    }
+
+    /// Records one request from its complete head to its response written.
+    #[inline]
+    pub fn record_request(&mut self, latency: Duration) {
+        self.request.record(latency);
+    }
+
+    /// Counts a request the connection loop refused.
+    pub fn count_protocol_error(&mut self, error: ProtocolError) {
+        let status = error.status();
+        if let Some(slot) = PROTOCOL_STATUSES
+            .iter()
+            .position(|&known| known == status)
+            .and_then(|index| self.protocol_errors.get_mut(index))
+        {
+            *slot += 1;
+        }
+    }
+
+    /// Everything counted since the last call, leaving the shard at zero.
+    pub fn take(&mut self) -> hub::Counted {
+        let mut tables = std::mem::take(&mut self.retired);
+        if self.table.any() {
+            tables.push(self.table.take());
+        }
+        let request = self.request.clone();
+        let verification = self.verification.clone();
+        self.request.reset();
+        self.verification.reset();
+        hub::Counted {
+            tables,
+            request,
+            verification,
+            protocol_errors: std::mem::take(&mut self.protocol_errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_and_actions_round_trip_through_their_indexes() {
+        for index in 0..DECISIONS {
+            let decision = Decision::from_index(index).unwrap();
+            assert_eq!(decision.index(), index);
+        }
+        assert_eq!(Decision::from_index(DECISIONS), None);
+        for index in 0..ACTIONS {
+            assert_eq!(Taken::from_index(index).unwrap().index(), index);
+        }
+        let names: std::collections::BTreeSet<_> = (0..DECISIONS)
+            .filter_map(Decision::from_index)
+            .map(Decision::name)
+            .collect();
+        assert_eq!(names.len(), DECISIONS, "names are distinct");
+    }
+}
