@@ -10,6 +10,8 @@
 #            aud, exp and jwt_verify with the same public key
 #   config   jwtgate --io uring --config: the same checks as a configuration file
 #            whose matching rule comes after 29 others (the cost of routing)
+#   nometrics jwtgate --io uring --no-metrics: as uring without per-request
+#            counters and latency histograms (the cost of recording metrics)
 # Keys: tests/data/rsa2048-a (RS256) and p256 (ES256); tokens carry kid "bench",
 # jwtgate reads the public key as a JWKS made by bench/http/spki2jwks.py, HAProxy as PEM.
 # Rounds are interleaved (the order rotates each round) so that drift in machine
@@ -19,6 +21,7 @@
 # the ratios with their targets. Any response other than 200 aborts the run.
 #   scripts/bench-http.sh [SECONDS] [ROUNDS] [ALGS]     (defaults: 10 3 RS256,ES256)
 #   environment: BENCH_WARMUP=SECONDS (warm-up before each measured run, default 2)
+#                BENCH_VARIANTS=uring,nometrics (a subset of the servers, default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -239,7 +242,12 @@ mint() { # signs with $key and $alg, kid "bench"; further flags in the arguments
 
 # ---------------------------------------------------------------- the run
 
-variants=(ceiling uring epoll haproxy config)
+all_variants=(ceiling uring epoll haproxy config nometrics)
+IFS=, read -r -a variants <<<"${BENCH_VARIANTS:-$(IFS=,; echo "${all_variants[*]}")}"
+for v in "${variants[@]}"; do
+  [[ " ${all_variants[*]} " == *" $v "* ]] || die "BENCH_VARIANTS: no server '$v' (${all_variants[*]})"
+done
+has() { [[ " ${variants[*]} " == *" $1 "* ]]; }
 
 write_config() { # the same token checks as a configuration file behind 29 other rules; prints its path
   local file="$work/$alg.toml" i
@@ -289,20 +297,35 @@ for alg in ${algs//,/ }; do
 
   echo "$alg: starting servers on CPU $server_cpu" >&2
   declare -A addrs=() spids=()
-  start_jwtgate "ceiling-$alg" uring --danger-no-verify
-  addrs[ceiling]="$addr" spids[ceiling]="$pid"
-  start_jwtgate "uring-$alg" uring
-  addrs[uring]="$addr" spids[uring]="$pid"
-  start_jwtgate "epoll-$alg" epoll
-  addrs[epoll]="$addr" spids[epoll]="$pid"
-  start_haproxy
-  addrs[haproxy]="$addr" spids[haproxy]="$pid"
-  start_jwtgate "config-$alg" uring --config "$(write_config)"
-  addrs[config]="$addr" spids[config]="$pid"
+  if has ceiling; then
+    start_jwtgate "ceiling-$alg" uring --danger-no-verify
+    addrs[ceiling]="$addr" spids[ceiling]="$pid"
+    expect ceiling "${addrs[ceiling]}" 200 "a valid token" "$valid"
+  fi
+  if has uring; then
+    start_jwtgate "uring-$alg" uring
+    addrs[uring]="$addr" spids[uring]="$pid"
+  fi
+  if has epoll; then
+    start_jwtgate "epoll-$alg" epoll
+    addrs[epoll]="$addr" spids[epoll]="$pid"
+  fi
+  if has haproxy; then
+    start_haproxy
+    addrs[haproxy]="$addr" spids[haproxy]="$pid"
+  fi
+  if has config; then
+    start_jwtgate "config-$alg" uring --config "$(write_config)"
+    addrs[config]="$addr" spids[config]="$pid"
+  fi
+  if has nometrics; then
+    start_jwtgate "nometrics-$alg" uring --no-metrics
+    addrs[nometrics]="$addr" spids[nometrics]="$pid"
+  fi
 
   # Correctness first: every verifying server accepts the valid tokens and refuses the others.
-  expect ceiling "${addrs[ceiling]}" 200 "a valid token" "$valid"
-  for v in uring epoll haproxy config; do
+  for v in "${variants[@]}"; do
+    [ "$v" = ceiling ] && continue
     a="${addrs[$v]}"
     expect "$v" "$a" 200 "the first valid token" "$valid"
     expect "$v" "$a" 200 "the last valid token" "$last"
@@ -324,12 +347,13 @@ for alg in ${algs//,/ }; do
 
   # Graceful stop (SIGTERM: jwtgate drains and exits 0).
   for v in "${variants[@]}"; do kill -TERM "${spids[$v]}" 2>/dev/null || true; done
-  for v in ceiling uring epoll config; do
+  for v in "${variants[@]}"; do
+    [ "$v" = haproxy ] && continue
     st=0
     stop "${spids[$v]}" || st=$?
     [ "$st" = 0 ] || echo "bench-http: warning: jwtgate ($v) exited with status $st on SIGTERM" >&2
   done
-  stop "${spids[haproxy]}" || true
+  if has haproxy; then stop "${spids[haproxy]}" || true; fi
   pids=()
   unset addrs spids
 done
@@ -350,7 +374,7 @@ for line in open(path):
         "other": max(int(other0), int(other1)) / hz / secs_run, "round": int(rnd)})
 labels = {"ceiling": "jwtgate no-verify (ceiling)", "uring": "jwtgate --io uring",
           "epoll": "jwtgate --io epoll", "haproxy": "haproxy 2.6 jwt_verify",
-          "config": "jwtgate --config, 30 rules"}
+          "config": "jwtgate --config, 30 rules", "nometrics": "jwtgate --io uring --no-metrics"}
 targets = {"RS256": 1.5, "ES256": 1.45}
 def us(v):
     return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} us"
@@ -360,25 +384,25 @@ for alg, by in rows.items():
           f"(server on CPU 0, wrk on CPU 1)")
     print(f"| server | requests/s | p50 | p99 | server CPU/req | runs (req/s) |")
     print(f"|---|---|---|---|---|---|")
-    for v in ("ceiling", "uring", "epoll", "haproxy", "config"):
+    for v in ("ceiling", "uring", "epoll", "haproxy", "config", "nometrics"):
         if v not in m:
             continue
         runs = " ".join(f"{r['rps']:.0f}" for r in by[v])
         print(f"| {labels[v]} | {m[v]['rps']:,.0f} | {us(m[v]['p50'])} | {us(m[v]['p99'])} "
               f"| {m[v]['cpu']:.1f} us | {runs} |")
     t = targets.get(alg)
-    ratios = [
-        ("jwtgate-uring / haproxy, requests/s", m["uring"]["rps"] / m["haproxy"]["rps"],
-         (">=", t) if t else None),
-        ("jwtgate-uring / ceiling, requests/s", m["uring"]["rps"] / m["ceiling"]["rps"], None),
-        ("haproxy / jwtgate-uring, CPU per request", m["haproxy"]["cpu"] / m["uring"]["cpu"], None),
-        ("jwtgate-uring / epoll, CPU per request", m["uring"]["cpu"] / m["epoll"]["cpu"], ("<=", 1.1)),
+    wanted = [
+        ("jwtgate-uring / haproxy, requests/s", "uring", "haproxy", "rps", (">=", t) if t else None),
+        ("jwtgate-uring / ceiling, requests/s", "uring", "ceiling", "rps", None),
+        ("haproxy / jwtgate-uring, CPU per request", "haproxy", "uring", "cpu", None),
+        ("jwtgate-uring / epoll, CPU per request", "uring", "epoll", "cpu", ("<=", 1.1)),
+        ("config (30 rules) / flags-only, requests/s", "config", "uring", "rps", None),
+        ("config (30 rules) / flags-only, CPU per request", "config", "uring", "cpu", None),
+        ("metrics on / --no-metrics, requests/s", "uring", "nometrics", "rps", None),
+        ("metrics on / --no-metrics, CPU per request", "uring", "nometrics", "cpu", ("<=", 1.03)),
     ]
-    if "config" in m:
-        ratios += [
-            ("config (30 rules) / flags-only, requests/s", m["config"]["rps"] / m["uring"]["rps"], None),
-            ("config (30 rules) / flags-only, CPU per request", m["config"]["cpu"] / m["uring"]["cpu"], None),
-        ]
+    ratios = [(name, m[a][k] / m[b][k], target) for name, a, b, k, target in wanted
+              if a in m and b in m]
     for name, x, target in ratios:
         line = f"  {name:42} {x:5.2f}x"
         if target:

@@ -61,6 +61,10 @@ const FLUSH_AT: usize = 32 * 1024;
 /// Buffers queued for the writer before shards start dropping lines.
 const QUEUE: usize = 64;
 
+/// Empty buffers made at start: enough for every shard to flush while the
+/// writer is busy with earlier ones.
+const SPARE_BUFFERS: usize = 8;
+
 /// Longest host, path or kid written; longer values are cut (and marked).
 const FIELD_LIMIT: usize = 512;
 
@@ -96,6 +100,11 @@ impl AccessLog {
         };
         let (full, queued) = crossbeam_channel::bounded::<(Vec<u8>, u64)>(QUEUE);
         let (returned, empty) = crossbeam_channel::bounded(QUEUE * 2);
+        // Buffers to swap in while the writer still holds the last ones, so
+        // that a shard's flush finds one ready instead of allocating.
+        for _ in 0..SPARE_BUFFERS {
+            let _ = returned.try_send(Vec::with_capacity(FLUSH_AT * 2));
+        }
         let dropped = Arc::new(AtomicU64::new(0));
         let writer_dropped = Arc::clone(&dropped);
         let handle = std::thread::Builder::new()

@@ -2,8 +2,9 @@
 //! path (read, parse, route, extract, verify, render, write) on warm keep-alive
 //! connections, in both runtimes, for the flags-only policy and for a
 //! configured one (rules by host and path, canonical paths, a cookie source,
-//! an exclusion, claim requirements, forwarded claims), watched by a counting
-//! global allocator.
+//! an exclusion, claim requirements, forwarded claims), and the configured one
+//! with every request written to the access log, watched by a counting global
+//! allocator. Metrics (counters, latency histograms) are on throughout.
 //!
 //! The server runs in this process (`Server::start`), so its shard threads use
 //! the counting allocator too. The counter is process-wide; this file holds a
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
+use jwtgate::access_log::{AccessLogOptions, Destination};
 use jwtgate::authz::{AuthzOptions, Clock};
 use jwtgate::policy::Policy;
 use jwtgate::server::{IoMode, ServeOptions, Server};
@@ -197,8 +199,13 @@ forward_claims = {{ sub = "x-jwt-sub", scope = "x-jwt-scope", "realm.roles" = "x
 fn steady_state_allocations(
     io: IoMode,
     (policy, requests, statuses): (Policy, Vec<u8>, &[&str]),
+    access_log: Option<&std::path::Path>,
 ) -> (u64, usize) {
     let options = ServeOptions {
+        access_log: access_log.map(|path| AccessLogOptions {
+            destination: Destination::File(path.to_owned()),
+            sample: 1.0,
+        }),
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: None,
         shards: 2,
@@ -215,8 +222,11 @@ fn steady_state_allocations(
         .map(|_| TcpStream::connect(server.local_addr()).unwrap())
         .collect();
     let mut expected = 0;
+    // With an access log, warm until each shard has handed the writer a
+    // full buffer (one holds about a hundred lines).
+    let warm_rounds = if access_log.is_some() { 40 } else { 3 };
     for stream in &mut streams {
-        for _ in 0..3 {
+        for _ in 0..warm_rounds {
             stream.write_all(&requests).unwrap();
             let (len, seen) = response_len(stream);
             assert_eq!(seen, statuses, "{io:?}");
@@ -254,11 +264,20 @@ fn steady_state_allocations(
 #[test]
 fn serving_allocates_nothing_per_request_once_warm() {
     for io in [IoMode::Uring, IoMode::Epoll] {
-        for (name, scenario) in [
-            ("flags-only", flags_only as fn() -> _),
-            ("configured", configured),
+        let dir = TempDir::new("serve-alloc");
+        let log = dir.path("access.log");
+        for (name, scenario, access_log) in [
+            ("flags-only", flags_only as fn() -> _, None),
+            ("configured", configured, None),
+            ("configured, access log", configured, Some(log.as_path())),
         ] {
-            let (allocations, requests) = steady_state_allocations(io, scenario());
+            let (allocations, requests) = steady_state_allocations(io, scenario(), access_log);
+            if let Some(log) = access_log {
+                // Every request was logged, so the measured window included logging.
+                let lines = std::fs::read_to_string(log).unwrap().lines().count();
+                assert!(lines > requests, "{io:?}: {lines} log lines for {requests} requests");
+                std::fs::remove_file(log).unwrap();
+            }
             assert_eq!(
                 allocations, 0,
                 "{io:?} {name}: {allocations} allocations over {requests} requests"

@@ -190,14 +190,14 @@ impl Authorizer {
                 .decide_with(&policy, head, framing, out, None)
                 .outcome();
         }
-        let started = Instant::now();
         let logged = self.log.as_mut().is_some_and(ShardLog::sampled);
+        let started = logged.then(Instant::now);
         self.seen.clear();
         let decided = self.decide_with(&policy, head, framing, out, Some(logged));
         if let Some(metrics) = &mut self.metrics {
             metrics.count(&policy, decided.place, decided.decision, decided.taken);
         }
-        if logged {
+        if let Some(started) = started {
             self.log_line(&policy, head, &decided, started.elapsed());
         }
         decided.outcome()
