@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, integration tests (tests/), doc tests.
-# Later issues add end-to-end tests with real proxies here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +10,5 @@ fi
 
 cargo test --locked --all-targets
 cargo test --locked --doc
+# The latency plotter, on a histogram written by the binary the tests just built.
+JWTGATE="${CARGO_TARGET_DIR:-target}/debug/jwtgate" scripts/test-plot-latency.sh

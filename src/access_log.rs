@@ -20,7 +20,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -73,6 +73,7 @@ const FIELD_LIMIT: usize = 512;
 pub struct AccessLog {
     handle: JoinHandle<()>,
     dropped: Arc<AtomicU64>,
+    reopen: Arc<AtomicBool>,
 }
 
 /// What each shard gets to log through (cloned per shard).
@@ -88,16 +89,10 @@ pub struct LogSink {
 impl AccessLog {
     /// Opens the destination and starts the writer thread.
     pub fn start(options: &AccessLogOptions) -> std::io::Result<(AccessLog, LogSink)> {
-        let mut output: Box<dyn std::io::Write + Send> = match &options.destination {
-            Destination::Stdout => Box::new(std::io::stdout()),
-            Destination::Stderr => Box::new(std::io::stderr()),
-            Destination::File(path) => Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            ),
-        };
+        let destination = options.destination.clone();
+        let mut output = open(&destination)?;
+        let reopen = Arc::new(AtomicBool::new(false));
+        let writer_reopen = Arc::clone(&reopen);
         let (full, queued) = crossbeam_channel::bounded::<(Vec<u8>, u64)>(QUEUE);
         let (returned, empty) = crossbeam_channel::bounded(QUEUE * 2);
         // Buffers to swap in while the writer still holds the last ones, so
@@ -112,6 +107,14 @@ impl AccessLog {
             .spawn(move || {
                 let mut failing = false;
                 for (mut buffer, lines) in queued {
+                    if writer_reopen.swap(false, Ordering::AcqRel) {
+                        match open(&destination) {
+                            Ok(reopened) => output = reopened,
+                            Err(error) => crate::server::warn(format_args!(
+                                "access log: cannot reopen, still writing to the old file: {error}"
+                            )),
+                        }
+                    }
                     match output.write_all(&buffer).and_then(|()| output.flush()) {
                         Ok(()) => failing = false,
                         Err(error) => {
@@ -139,7 +142,19 @@ impl AccessLog {
             dropped: Arc::clone(&dropped),
             threshold,
         };
-        Ok((AccessLog { handle, dropped }, sink))
+        Ok((
+            AccessLog {
+                handle,
+                dropped,
+                reopen,
+            },
+            sink,
+        ))
+    }
+
+    /// Reopens a log file before the next write (after `logrotate` moved it).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Release);
     }
 
     /// Lines dropped so far.
@@ -157,6 +172,19 @@ impl AccessLog {
     pub fn finish(self) {
         let _ = self.handle.join();
     }
+}
+
+fn open(destination: &Destination) -> std::io::Result<Box<dyn std::io::Write + Send>> {
+    Ok(match destination {
+        Destination::Stdout => Box::new(std::io::stdout()),
+        Destination::Stderr => Box::new(std::io::stderr()),
+        Destination::File(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ),
+    })
 }
 
 /// One request's line.

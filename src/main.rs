@@ -838,12 +838,16 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
     let stop = 'serving: loop {
         for signal in signals.pending() {
             match signal {
-                SIGHUP => match (&mut reloader, &args.config) {
-                    (Some(reloader), Some(file)) => {
-                        describe_reload(file, &reloader.reload(), "SIGHUP", server.status())
+                SIGHUP => {
+                    // Also the signal logrotate sends after moving the log away.
+                    server.reopen_access_log();
+                    match (&mut reloader, &args.config) {
+                        (Some(reloader), Some(file)) => {
+                            describe_reload(file, &reloader.reload(), "SIGHUP", server.status())
+                        }
+                        _ => eprintln!("jwtgate: SIGHUP: nothing to reload without --config"),
                     }
-                    _ => eprintln!("jwtgate: SIGHUP: nothing to reload without --config"),
-                },
+                }
                 SIGINT => break 'serving "SIGINT",
                 _ => break 'serving "SIGTERM",
             }

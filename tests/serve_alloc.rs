@@ -275,7 +275,10 @@ fn serving_allocates_nothing_per_request_once_warm() {
             if let Some(log) = access_log {
                 // Every request was logged, so the measured window included logging.
                 let lines = std::fs::read_to_string(log).unwrap().lines().count();
-                assert!(lines > requests, "{io:?}: {lines} log lines for {requests} requests");
+                assert!(
+                    lines > requests,
+                    "{io:?}: {lines} log lines for {requests} requests"
+                );
                 std::fs::remove_file(log).unwrap();
             }
             assert_eq!(

@@ -442,6 +442,13 @@ impl Server {
         Ok(server)
     }
 
+    /// Reopens the access-log file before its next write (log rotation; SIGHUP).
+    pub fn reopen_access_log(&self) {
+        if let Some(log) = &self.access_log {
+            log.reopen();
+        }
+    }
+
     /// The serving state (readiness, reloads), shared with the admin listener.
     pub fn status(&self) -> &Status {
         &self.observed.status

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::access_log::Destination;
 use crate::config::Loaded;
 use crate::http::OriginalRequest;
 use crate::policy::{
@@ -228,6 +229,28 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
         secs(options.limits.idle_timeout),
         secs(options.drain_timeout),
         secs(options.drain_delay)
+    );
+    let access_log = match &options.access_log {
+        None => "off".to_owned(),
+        Some(log) => {
+            let destination = match &log.destination {
+                Destination::Stdout => "stdout".to_owned(),
+                Destination::Stderr => "stderr".to_owned(),
+                Destination::File(path) => path.display().to_string(),
+            };
+            format!("{destination}, {}% of requests", log.sample * 100.0)
+        }
+    };
+    let summary = options
+        .summary_interval
+        .filter(|every| !every.is_zero())
+        .map_or("at shutdown".to_owned(), |every| {
+            format!("every {} and at shutdown", secs(every))
+        });
+    let _ = writeln!(
+        out,
+        "  observability: metrics {}, access log {access_log}, stderr summary {summary}",
+        if options.metrics { "on" } else { "off" }
     );
     for config in policy.configs.iter() {
         let _ = writeln!(out, "\ntoken_config {:?}", &*config.name);
