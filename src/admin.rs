@@ -8,6 +8,9 @@
 //!   otherwise.
 //! - `GET /metrics`: the Prometheus text exposition ([`crate::metrics::exposition`]).
 //! - `GET /stats`: the same as JSON, with latency percentiles.
+//! - `GET /stats/request.hgrm`, `GET /stats/verification.hgrm`: the latency
+//!   histograms since start as HdrHistogram percentile distributions, the
+//!   format `jwtgate verify --histogram` writes and `scripts/plot-latency.py` plots.
 //!
 //! A scrape asks every shard for its counts and waits for the answers (for
 //! a second at most), on the admin thread: check traffic is never held up.
@@ -71,7 +74,15 @@ impl Service for Admin {
         out: &mut Vec<u8>,
     ) {
         let path = head.path.split('?').next().unwrap_or_default();
-        let known = matches!(path, "/healthz" | "/readyz" | "/metrics" | "/stats");
+        let known = matches!(
+            path,
+            "/healthz"
+                | "/readyz"
+                | "/metrics"
+                | "/stats"
+                | "/stats/request.hgrm"
+                | "/stats/verification.hgrm"
+        );
         if !known {
             return write_simple(out, 404, TEXT, b"", b"not found\n", framing);
         }
@@ -126,6 +137,24 @@ impl Service for Admin {
                     out,
                     200,
                     "text/plain; version=0.0.4; charset=utf-8",
+                    b"cache-control: no-store\r\n",
+                    body.as_bytes(),
+                    framing,
+                );
+            }
+            "/stats/request.hgrm" | "/stats/verification.hgrm" => {
+                let totals = observed.hub.collect(COLLECT_WAIT);
+                let histogram = if path == "/stats/request.hgrm" {
+                    &totals.request
+                } else {
+                    &totals.verification
+                };
+                let body = histogram.percentile_distribution();
+                drop(totals);
+                write_simple(
+                    out,
+                    200,
+                    TEXT,
                     b"cache-control: no-store\r\n",
                     body.as_bytes(),
                     framing,

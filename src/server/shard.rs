@@ -242,6 +242,9 @@ async fn report<S: Stream, V: Service>(
 ) {
     loop {
         let number = link.asked().await;
+        // Let completions that are already in (a response just written) be
+        // recorded first, so a scrape right after a response sees its latency.
+        tokio::task::yield_now().await;
         let counted = service.borrow_mut().metrics().map(ShardMetrics::take);
         link.answer(number, counted, shard.connections());
     }
