@@ -297,19 +297,22 @@ impl ShardLog {
         if self.buffer.is_empty() {
             return;
         }
-        let next = self
-            .sink
-            .empty
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(FLUSH_AT * 2));
-        let full = std::mem::replace(&mut self.buffer, next);
+        let full = std::mem::take(&mut self.buffer);
         let lines = std::mem::take(&mut self.lines);
-        if let Err(error) = self.sink.full.try_send((full, lines)) {
-            self.sink.dropped.fetch_add(lines, Ordering::Relaxed);
-            // Keep the larger buffer for reuse.
-            let (mut back, _) = error.into_inner();
-            back.clear();
-            self.buffer = back;
+        match self.sink.full.try_send((full, lines)) {
+            Ok(()) => {
+                self.buffer = self
+                    .sink
+                    .empty
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(FLUSH_AT * 2));
+            }
+            Err(error) => {
+                self.sink.dropped.fetch_add(lines, Ordering::Relaxed);
+                let (mut back, _) = error.into_inner();
+                back.clear();
+                self.buffer = back;
+            }
         }
     }
 }
@@ -339,17 +342,25 @@ fn raw_json_string(out: &mut Vec<u8>, raw: &str) {
     if raw.len() <= FIELD_LIMIT {
         out.extend_from_slice(raw.as_bytes());
     } else {
-        let mut end = FIELD_LIMIT;
-        while !raw.is_char_boundary(end) {
-            end -= 1;
+        // Walk escape by escape (`\x` is two bytes, `\uXXXX` six) and
+        // characters whole, so the cut never splits either.
+        let bytes = raw.as_bytes();
+        let mut end = 0;
+        while let Some(&byte) = bytes.get(end) {
+            let width = match byte {
+                b'\\' if bytes.get(end + 1) == Some(&b'u') => 6,
+                b'\\' => 2,
+                _ => raw
+                    .get(end..)
+                    .and_then(|rest| rest.chars().next())
+                    .map_or(1, char::len_utf8),
+            };
+            if end + width > FIELD_LIMIT {
+                break;
+            }
+            end += width;
         }
-        // Back off to before any escape sequence that the cut would split.
-        let cut = raw.get(..end).unwrap_or_default();
-        let safe = cut
-            .rfind('\\')
-            .filter(|&slash| end - slash <= 6)
-            .unwrap_or(end);
-        out.extend_from_slice(raw.get(..safe).unwrap_or_default().as_bytes());
+        out.extend_from_slice(raw.get(..end).unwrap_or_default().as_bytes());
         out.extend_from_slice("…".as_bytes());
     }
     out.push(b'"');
@@ -418,6 +429,19 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with(&format!("{}…\"", "a".repeat(10))), "{text}");
         assert!(!text.contains('\\'));
+    }
+
+    #[test]
+    fn a_cut_never_splits_an_escaped_backslash() {
+        for pad in FIELD_LIMIT - 8..FIELD_LIMIT {
+            let raw = format!("{}\\\\\\\\é\\u00e9tail{}", "a".repeat(pad), "b".repeat(40));
+            let mut out = Vec::new();
+            raw_json_string(&mut out, &raw);
+            let text = String::from_utf8(out).unwrap();
+            let parsed: String =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("pad {pad}: {e}: {text}"));
+            assert!(parsed.ends_with('…'), "{parsed}");
+        }
     }
 
     #[test]

@@ -21,9 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::authz::SharedPolicy;
 use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, RequestHead, Service};
-use crate::metrics::Hub;
 use crate::metrics::exposition::{self, Context};
-use crate::server::COLLECT_WAIT;
+use crate::metrics::{COLLECT_WAIT, Hub};
 use crate::status::Status;
 
 /// What the admin endpoints report on.
@@ -115,20 +114,13 @@ impl Service for Admin {
                 write_simple(out, 503, TEXT, b"", b"draining\n", framing);
             }
             "/healthz" => write_simple(out, 200, TEXT, b"", b"ok\n", framing),
-            "/readyz" => {
-                let checks = [
-                    (status.listening(), "listeners not bound yet"),
-                    (context.keys_loaded(), "a token configuration has no keys"),
-                    (!status.draining(), "draining"),
-                ];
-                match checks.iter().find(|(passed, _)| !passed) {
-                    None => write_simple(out, 200, TEXT, b"", b"ready\n", framing),
-                    Some((_, why)) => {
-                        let body = format!("not ready: {why}\n");
-                        write_simple(out, 503, TEXT, b"", body.as_bytes(), framing);
-                    }
+            "/readyz" => match context.unready() {
+                None => write_simple(out, 200, TEXT, b"", b"ready\n", framing),
+                Some(why) => {
+                    let body = format!("not ready: {why}\n");
+                    write_simple(out, 503, TEXT, b"", body.as_bytes(), framing);
                 }
-            }
+            },
             "/metrics" => {
                 let totals = observed.hub.collect(COLLECT_WAIT);
                 let body = exposition::prometheus(&totals, &context);

@@ -834,7 +834,10 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
     }
     let _ = std::io::stdout().flush();
     let summary_every = options.summary_interval.filter(|every| !every.is_zero());
-    let mut next_summary = summary_every.map(|every| std::time::Instant::now() + every);
+    // Without summaries, counts are still collected now and then, so that
+    // shards let go of what they counted under replaced configurations.
+    let collect_every = summary_every.unwrap_or(Duration::from_secs(60));
+    let mut next_collection = std::time::Instant::now() + collect_every;
     let stop = 'serving: loop {
         for signal in signals.pending() {
             match signal {
@@ -857,11 +860,13 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
         {
             describe_reload(file, &result, "file changed", server.status());
         }
-        if let (Some(every), Some(due)) = (summary_every, next_summary)
-            && std::time::Instant::now() >= due
-        {
-            eprintln!("{}", server.summary());
-            next_summary = Some(due + every);
+        if std::time::Instant::now() >= next_collection {
+            if summary_every.is_some() {
+                eprintln!("{}", server.summary());
+            } else {
+                server.collect();
+            }
+            next_collection += collect_every;
         }
         // Signals, file changes and summaries are noticed within this.
         std::thread::sleep(Duration::from_millis(200));

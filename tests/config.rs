@@ -1895,6 +1895,7 @@ original request from: X-Original-Method/-URI and Host (nginx)
   io: auto (io_uring, else epoll)
   limits: head 16384 B, request line 8192 B, body 65536 B, 10000 connections per shard
   timeouts: header 10s, idle 60s, drain 10s after a delay of 0s
+  observability: metrics on, access log off, stderr summary at shutdown
 
 token_config "production"
   sources: header authorization (Bearer or raw), cookie session

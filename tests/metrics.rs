@@ -607,7 +607,7 @@ fn exact_counts_after_a_known_mix(io: &str) {
     for status in ["400", "408", "413", "414", "431", "500", "501"] {
         let count = if status == "400" { "1" } else { "0" };
         protocol_errors.insert(
-            format!(r#"jwtgate_protocol_errors_total{{status="{status}"}}"#),
+            format!(r#"jwtgate_protocol_errors_total{{code="{status}"}}"#),
             count.to_owned(),
         );
     }

@@ -96,16 +96,16 @@ pub struct Authorizer {
 
 /// How a request was decided, for metrics and the access log.
 #[derive(Debug, Clone, Copy)]
-struct Decided {
+struct Record {
     place: Place,
     decision: Decision,
     taken: Taken,
     status: u16,
 }
 
-impl Decided {
-    fn allowed(rule: Option<usize>, decision: Decision) -> Decided {
-        Decided {
+impl Record {
+    fn allowed(rule: Option<usize>, decision: Decision) -> Record {
+        Record {
             place: Place { rule, config: None },
             decision,
             taken: Taken::Allow,
@@ -113,8 +113,8 @@ impl Decided {
         }
     }
 
-    fn blocked(decision: Decision, status: u16) -> Decided {
-        Decided {
+    fn blocked(decision: Decision, status: u16) -> Record {
+        Record {
             place: Place::default(),
             decision,
             taken: Taken::Block,
@@ -207,13 +207,16 @@ impl Authorizer {
         &mut self,
         policy: &Policy,
         head: &RequestHead<'_, '_>,
-        decided: &Decided,
+        decided: &Record,
         latency: std::time::Duration,
     ) {
         let Some(log) = &mut self.log else {
             return;
         };
-        let original = if policy.needs_original_request() {
+        // Forwarded headers from a peer that is not trusted are not the request:
+        // the line names what the peer itself sent.
+        let believed = decided.decision != Decision::UntrustedProxy;
+        let original = if believed && policy.needs_original_request() {
             OriginalRequest::from_head(head, policy.forwarded.style()).ok()
         } else {
             None
@@ -257,10 +260,10 @@ impl Authorizer {
         framing: Framing,
         out: &mut Vec<u8>,
         observe: Option<bool>,
-    ) -> Decided {
+    ) -> Record {
         if self.options.danger_skip_verification {
             response::unverified(out, framing.close);
-            return Decided::allowed(None, Decision::Token(Outcome::Valid));
+            return Record::allowed(None, Decision::Token(Outcome::Valid));
         }
         let (route, query) = if policy.needs_original_request() {
             if !matches!(policy.forwarded, policy::Forwarded::RequestLine { .. })
@@ -276,13 +279,13 @@ impl Authorizer {
                     br#"{"error":"untrusted_proxy","detail":"forwarded headers are only believed from server.trusted_proxies"}"#,
                     framing,
                 );
-                return Decided::blocked(Decision::UntrustedProxy, 403);
+                return Record::blocked(Decision::UntrustedProxy, 403);
             }
             let original = match OriginalRequest::from_head(head, policy.forwarded.style()) {
                 Ok(original) => original,
                 Err(error) => {
                     response::bad_request(out, error.detail(), framing);
-                    return Decided::blocked(Decision::BadRequest, 400);
+                    return Record::blocked(Decision::BadRequest, 400);
                 }
             };
             let canonical = policy::path::canonicalize(original.path, &mut self.path);
@@ -292,7 +295,7 @@ impl Authorizer {
                     "the path hides a slash or backslash in %2F or %5C",
                     framing,
                 );
-                return Decided::blocked(Decision::BadRequest, 400);
+                return Record::blocked(Decision::BadRequest, 400);
             }
             let preflight = is_preflight(head, original.method);
             let query = memchr::memchr(b'?', original.path)
@@ -309,11 +312,14 @@ impl Authorizer {
             }
         };
         let all_headers = &policy.forwarded_headers;
+        // Only metrics and the log need the rule's position: no scan otherwise.
         let index_of = |rule: &policy::Rule| {
-            policy
-                .rules
-                .iter()
-                .position(|candidate| std::ptr::eq(candidate, rule))
+            observe.and_then(|_| {
+                policy
+                    .rules
+                    .iter()
+                    .position(|candidate| std::ptr::eq(candidate, rule))
+            })
         };
         let rule = match route {
             Route::Check(rule) => rule,
@@ -323,7 +329,7 @@ impl Authorizer {
                     _ => ("preflight", Decision::Preflight),
                 };
                 response::allowed_without_identity(out, reason, false, all_headers, framing.close);
-                return Decided::allowed(index_of(rule), decision);
+                return Record::allowed(index_of(rule), decision);
             }
             Route::Default(DefaultAction::Allow) => {
                 response::allowed_without_identity(
@@ -333,11 +339,11 @@ impl Authorizer {
                     all_headers,
                     framing.close,
                 );
-                return Decided::allowed(None, Decision::NoRule);
+                return Record::allowed(None, Decision::NoRule);
             }
             Route::Default(DefaultAction::Deny) => {
                 response::no_matching_rule(out, framing);
-                return Decided::blocked(Decision::NoRule, 403);
+                return Record::blocked(Decision::NoRule, 403);
             }
         };
         let identity = Identity {
@@ -374,9 +380,9 @@ impl Authorizer {
         };
         let outcome = match decided.verdict {
             tokens::Verdict::Valid { claims_ok: true } => {
-                return Decided {
+                return Record {
                     place,
-                    ..Decided::allowed(None, Decision::Token(Outcome::Valid))
+                    ..Record::allowed(None, Decision::Token(Outcome::Valid))
                 };
             }
             tokens::Verdict::Valid { claims_ok: false } => Outcome::InsufficientScope,
@@ -393,9 +399,9 @@ impl Authorizer {
                 all_headers,
                 framing.close,
             );
-            Decided {
+            Record {
                 place,
-                ..Decided::allowed(None, decision)
+                ..Record::allowed(None, decision)
             }
         } else if rule.action == Action::Log {
             response::allowed_without_identity(
@@ -405,7 +411,7 @@ impl Authorizer {
                 all_headers,
                 framing.close,
             );
-            Decided {
+            Record {
                 place,
                 decision,
                 taken: Taken::Log,
@@ -413,9 +419,9 @@ impl Authorizer {
             }
         } else {
             out.extend_from_slice(self.denials.response(outcome, framing));
-            Decided {
+            Record {
                 place,
-                ..Decided::blocked(decision, response::status(outcome))
+                ..Record::blocked(decision, response::status(outcome))
             }
         }
     }

@@ -250,8 +250,11 @@ pub(crate) fn check_rule<'b>(
                     ledger.set(slot, State::Valid, position);
                 }
                 Err(rejection) => {
+                    // The header is decoded once more, for a logged request
+                    // only, and never for a token beyond the length limit.
                     if let Some(seen) = work.seen.as_deref_mut()
                         && seen.kid.is_none()
+                        && rejection.outcome() != Outcome::TokenTooLarge
                     {
                         seen.note_kid(crate::verify::claimed_kid(token, work.scratch));
                     }

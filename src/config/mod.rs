@@ -139,7 +139,7 @@ pub struct ServerSettings {
     pub access_log: Option<Destination>,
     /// Fraction of requests logged.
     pub access_log_sample: Option<f64>,
-    /// Seconds between stderr summaries (zero: none).
+    /// Time between stderr summaries (zero: none).
     pub summary_interval: Option<Duration>,
 }
 
@@ -274,7 +274,17 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
     }
     let mut rules = Vec::with_capacity(raw.rule.len());
     for (index, rule) in raw.rule.iter().enumerate() {
-        rules.push(rule_of(rule, index, &configs, at)?);
+        let built = rule_of(rule, index, &configs, at)?;
+        // Rule names label metrics and log lines: two rules of one name would
+        // be counted as one.
+        if rules.iter().any(|r: &Rule| r.name == built.name) {
+            return Err(at.at(
+                rule.get_ref().name.span(),
+                format!("rule[{index}].name"),
+                format!("a rule named {:?} is already defined", &*built.name),
+            ));
+        }
+        rules.push(built);
     }
     let mut forwarded_headers: BTreeSet<Box<str>> = BTreeSet::new();
     for rule in &rules {
@@ -734,6 +744,9 @@ fn rule_of(
 ) -> Result<Rule, ConfigError> {
     let key = |field: &str| format!("rule[{index}].{field}");
     let rule = raw.get_ref();
+    if rule.name.get_ref().trim().is_empty() {
+        return Err(at.at(rule.name.span(), key("name"), "must not be empty"));
+    }
     let hosts = rule
         .hosts
         .iter()

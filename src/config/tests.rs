@@ -193,6 +193,16 @@ fn every_kind_of_mistake_names_its_place() {
             "token_config[1].name: a token configuration named \"p\" is already defined",
         ),
         (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"a\"\ntoken_configs = [\"p\"]\n[[rule]]\nname = \"a\"\ntoken_configs = [\"p\"]\n"
+            ),
+            "rule[1].name: a rule named \"a\" is already defined",
+        ),
+        (
+            format!("{base}{tc}[[rule]]\nname = \" \"\ntoken_configs = [\"p\"]\n"),
+            "rule[0].name: must not be empty",
+        ),
+        (
             format!("{base}{tc}leeway = \"2d\"\n"),
             "token_config[0].leeway: expected a duration",
         ),

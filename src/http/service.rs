@@ -44,6 +44,6 @@ pub trait Service {
         None
     }
 
-    /// Called by the shard about once a second, between requests (flushes logs).
+    /// Called by the shard between requests at least once a second (flushes logs).
     fn tick(&mut self) {}
 }

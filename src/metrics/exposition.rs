@@ -40,7 +40,20 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// Ready: listening, not draining, and every token configuration has keys.
     pub fn ready(&self) -> bool {
-        self.status.listening() && !self.status.draining() && self.keys_loaded()
+        self.unready().is_none()
+    }
+
+    /// Why the server is not ready, if it is not.
+    pub fn unready(&self) -> Option<&'static str> {
+        if !self.status.listening() {
+            Some("listeners not bound yet")
+        } else if !self.keys_loaded() {
+            Some("a token configuration has no keys")
+        } else if self.status.draining() {
+            Some("draining")
+        } else {
+            None
+        }
     }
 
     /// Every token configuration has at least one key.
@@ -104,7 +117,7 @@ pub fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
         &mut out,
         "jwtgate_start_time_seconds",
         "gauge",
-        "Start time of the process, Unix seconds.",
+        "When serving started, Unix seconds.",
     );
     let _ = writeln!(
         out,
@@ -205,12 +218,12 @@ pub fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
         &mut out,
         "jwtgate_protocol_errors_total",
         "counter",
-        "Requests refused before any check (malformed, too large, timed out), by status.",
+        "Requests answered by the HTTP layer itself, by status code: malformed or too large (4xx), timed out (408), or failed inside jwtgate (500).",
     );
     for (status, count) in PROTOCOL_STATUSES.iter().zip(totals.protocol_errors) {
         let _ = writeln!(
             out,
-            "jwtgate_protocol_errors_total{{status=\"{status}\"}} {count}"
+            "jwtgate_protocol_errors_total{{code=\"{status}\"}} {count}"
         );
     }
     family(

@@ -52,12 +52,26 @@ struct Ask {
     number: AtomicU64,
 }
 
+/// How long a collection waits for the shards' answers.
+pub const COLLECT_WAIT: Duration = Duration::from_secs(1);
+
 /// A shard's end of the collection channel.
 #[derive(Debug)]
 pub struct ShardLink {
     shard: usize,
     ask: Arc<Ask>,
     deltas: crossbeam_channel::Sender<Delta>,
+    /// Whether the last delta was sent; if the shard ends without sending it
+    /// (a panic), dropping the link does, so that no collection waits for it.
+    finished: std::cell::Cell<bool>,
+}
+
+impl Drop for ShardLink {
+    fn drop(&mut self) {
+        if !self.finished.get() {
+            self.last(None, Connections::default());
+        }
+    }
 }
 
 impl ShardLink {
@@ -79,6 +93,7 @@ impl ShardLink {
 
     /// Hands over the last delta of a stopping shard.
     pub fn last(&self, counted: Option<Counted>, connections: Connections) {
+        self.finished.set(true);
         self.answer(u64::MAX, counted, connections);
     }
 }
@@ -242,6 +257,7 @@ impl Hub {
                 shard,
                 ask: Arc::clone(ask),
                 deltas: sender.clone(),
+                finished: std::cell::Cell::new(false),
             })
             .collect();
         let totals = Totals {

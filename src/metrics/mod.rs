@@ -29,7 +29,7 @@ use crate::latency::LatencyHistogram;
 use crate::policy::Policy;
 use crate::{Outcome, http::ProtocolError};
 
-pub use hub::{Connections, Delta, Hub, ShardLink, Totals};
+pub use hub::{COLLECT_WAIT, Connections, Delta, Hub, ShardLink, Totals};
 use table::Table;
 
 /// What a check request came to: a token outcome, or a decision made before

@@ -83,8 +83,12 @@ struct Connection<'s, S: Stream, V: Service> {
     request_started: Option<Instant>,
     /// Whether the service records metrics (request latencies are then timed).
     timing: bool,
+    /// When the last read completed: every head parsed from the buffer was
+    /// complete then (for pipelined requests, queueing behind earlier ones counts).
+    last_read: Instant,
     /// When each answered, not yet written request's head was complete.
     received: [Instant; MAX_PIPELINED],
+    /// Answers not yet written (at most MAX_PIPELINED, timed or not).
     unwritten: usize,
 }
 
@@ -108,6 +112,7 @@ pub(crate) async fn serve<S: Stream, V: Service>(
         discard: 0,
         request_started: None,
         timing: service.borrow_mut().metrics().is_some(),
+        last_read: Instant::now(),
         received: [Instant::now(); MAX_PIPELINED],
         unwritten: 0,
     };
@@ -171,7 +176,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                 Ok(HeadStatus::Partial) => return Next::Read,
                 Err(error) => return self.refuse(error),
             };
-            let received = self.timing.then(Instant::now);
+
             let policy = self.service.borrow().body_policy(&head);
             let (max, buffered) = match policy {
                 BodyPolicy::Discard { max } => (max, false),
@@ -213,12 +218,10 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                 self.output.truncate(before);
                 return self.refuse(ProtocolError::Internal);
             }
-            if let Some(received) = received
-                && let Some(slot) = self.received.get_mut(self.unwritten)
-            {
-                *slot = received;
-                self.unwritten += 1;
+            if let Some(slot) = self.received.get_mut(self.unwritten) {
+                *slot = self.last_read;
             }
+            self.unwritten += 1;
             if !buffered {
                 self.discard = head.content_length;
             }
@@ -276,6 +279,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
         let (result, mut output) = self.tracked.stream.write_all(output).await;
         if self.unwritten > 0 {
             if result.is_ok()
+                && self.timing
                 && let Some(metrics) = self.service.borrow_mut().metrics()
             {
                 let written = Instant::now();
@@ -332,6 +336,9 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
         let input = std::mem::take(&mut self.input);
         let (result, input) = self.tracked.stream.read(input).await;
         self.input = input;
+        if self.timing {
+            self.last_read = Instant::now();
+        }
         match result {
             Ok(n) if n > 0 && !self.tracked.expired() => true,
             _ => {

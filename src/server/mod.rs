@@ -39,8 +39,8 @@ use crate::access_log::{AccessLog, AccessLogOptions, ShardLog};
 use crate::admin::{Admin, Observed};
 use crate::authz::{Authorizer, AuthzOptions, BatchLimits, BatchVerifier, Denials, SharedPolicy};
 use crate::http::Service;
-use crate::metrics::Hub;
 use crate::metrics::exposition::summary_line;
+use crate::metrics::{COLLECT_WAIT, Hub};
 use crate::status::Status;
 use shard::{Endpoint, ShardSettings};
 
@@ -239,9 +239,6 @@ fn local_addr(listener: Option<&std::net::TcpListener>, fallback: SocketAddr) ->
         .unwrap_or(fallback)
 }
 
-/// How long a collection waits for the shards' answers.
-pub const COLLECT_WAIT: Duration = Duration::from_secs(1);
-
 type Started = crossbeam_channel::Sender<(usize, io::Result<()>)>;
 
 fn spawn_shard<V: Service + Send + 'static>(
@@ -377,6 +374,9 @@ impl Server {
             )?);
             threads += 1;
         }
+        // The shards hold their own handles to the log writer, which ends with
+        // them (also when start-up fails below and everything is shut down).
+        drop(sink);
         // Batches are bulk work: unpinned threads that the kernel time-slices
         // against the shards, instead of batches stalling a shard's event loop.
         for (index, listener) in batch_sockets.into_iter().enumerate() {
@@ -436,8 +436,6 @@ impl Server {
             server.shutdown();
             return Err(failure);
         }
-        // The shards hold their own handles to the log writer; it ends with them.
-        drop(sink);
         observed.status.set_listening();
         Ok(server)
     }
@@ -452,6 +450,12 @@ impl Server {
     /// The serving state (readiness, reloads), shared with the admin listener.
     pub fn status(&self) -> &Status {
         &self.observed.status
+    }
+
+    /// Collects every shard's counts (waiting up to a second), so that what
+    /// they counted under replaced policies is merged and let go of.
+    pub fn collect(&self) {
+        drop(self.observed.hub.collect(COLLECT_WAIT));
     }
 
     /// Collects every shard's counts (waiting up to a second) and returns the

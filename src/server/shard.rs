@@ -224,13 +224,11 @@ async fn serve<L: Listener, V: Service + 'static>(
     if let Some(reporter) = reporter {
         reporter.abort();
     }
-    let mut service = service.borrow_mut();
-    service.tick();
+    // What the access log still buffers is handed over when the service is
+    // dropped, waiting for the writer if it is behind (see ShardLog's Drop).
     if let Some(link) = link {
-        link.last(
-            service.metrics().map(ShardMetrics::take),
-            shard.connections(),
-        );
+        let counted = service.borrow_mut().metrics().map(ShardMetrics::take);
+        link.last(counted, shard.connections());
     }
 }
 

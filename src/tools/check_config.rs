@@ -238,7 +238,7 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
                 Destination::Stderr => "stderr".to_owned(),
                 Destination::File(path) => path.display().to_string(),
             };
-            format!("{destination}, {}% of requests", log.sample * 100.0)
+            format!("{destination}, {:.4}% of requests", log.sample * 100.0).replace(".0000%", "%")
         }
     };
     let summary = options
