@@ -121,49 +121,27 @@ impl Service for Admin {
                     write_simple(out, 503, TEXT, b"", body.as_bytes(), framing);
                 }
             },
-            "/metrics" => {
-                let totals = observed.hub.collect(COLLECT_WAIT);
-                let body = exposition::prometheus(&totals, &context);
-                drop(totals);
-                write_simple(
-                    out,
-                    200,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    b"cache-control: no-store\r\n",
-                    body.as_bytes(),
-                    framing,
-                );
-            }
-            "/stats/request.hgrm" | "/stats/verification.hgrm" => {
-                let totals = observed.hub.collect(COLLECT_WAIT);
-                let histogram = if path == "/stats/request.hgrm" {
-                    &totals.request
-                } else {
-                    &totals.verification
-                };
-                let body = histogram.percentile_distribution();
-                drop(totals);
-                write_simple(
-                    out,
-                    200,
-                    TEXT,
-                    b"cache-control: no-store\r\n",
-                    body.as_bytes(),
-                    framing,
-                );
-            }
             _ => {
+                // A scrape: ask every shard, render, and let the totals go
+                // before answering.
                 let totals = observed.hub.collect(COLLECT_WAIT);
-                let body = exposition::stats(&totals, &context);
+                let (content_type, body) = match path {
+                    "/metrics" => (
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        exposition::prometheus(&totals, &context).into_bytes(),
+                    ),
+                    "/stats/request.hgrm" => {
+                        (TEXT, totals.request.percentile_distribution().into_bytes())
+                    }
+                    "/stats/verification.hgrm" => (
+                        TEXT,
+                        totals.verification.percentile_distribution().into_bytes(),
+                    ),
+                    _ => ("application/json", exposition::stats(&totals, &context)),
+                };
                 drop(totals);
-                write_simple(
-                    out,
-                    200,
-                    "application/json",
-                    b"cache-control: no-store\r\n",
-                    &body,
-                    framing,
-                );
+                let no_store = b"cache-control: no-store\r\n";
+                write_simple(out, 200, content_type, no_store, &body, framing);
             }
         }
     }
