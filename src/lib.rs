@@ -71,6 +71,7 @@ pub mod crypto;
 pub mod demo;
 pub mod http;
 pub mod jose;
+pub mod jwks;
 pub mod keys;
 pub mod latency;
 pub mod metrics;

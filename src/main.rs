@@ -356,8 +356,9 @@ fn build_verifier(settings: &Settings) -> Result<Verifier, Failure> {
     Verifier::new(keys, validation).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
-/// The verifier of token configuration `name` in the configuration `file`.
-fn verifier_from_config(file: &Path, name: &str) -> Result<Verifier, Failure> {
+/// The verifier of token configuration `name` in the configuration `file`
+/// (keys fetched once if the configuration fetches them).
+fn verifier_from_config(file: &Path, name: &str) -> Result<Arc<Verifier>, Failure> {
     let loaded = jwtgate::config::load(file)?;
     for warning in &loaded.warnings {
         eprintln!("jwtgate: {}: {warning}", file.display());
@@ -368,12 +369,22 @@ fn verifier_from_config(file: &Path, name: &str) -> Result<Verifier, Failure> {
         .iter()
         .map(|c| c.name.to_string())
         .collect();
-    let policy = loaded.policy;
-    let configs: Vec<_> = policy.configs.into_vec();
-    configs
-        .into_iter()
+    let shared = Arc::new(arc_swap::ArcSwap::from_pointee(loaded.policy));
+    if let Some(manager) = jwtgate::jwks::Manager::start(Arc::clone(&shared))
+        .map_err(|e| format!("cannot start the key manager: {e}"))?
+    {
+        let missing = manager.wait_for_keys();
+        manager.stop();
+        if let Some(error) = missing.into_iter().find(|error| error.config == name) {
+            return Err(error.to_string().into());
+        }
+    }
+    let policy = shared.load();
+    policy
+        .configs
+        .iter()
         .find(|config| &*config.name == name)
-        .map(|config| config.verifier)
+        .map(|config| Arc::clone(&config.verifier))
         .ok_or_else(|| {
             format!(
                 "{}: no token configuration is named {name:?} (defined: {})",
@@ -427,7 +438,7 @@ fn run_verify(args: &VerifyArgs, explicit: Explicit<'_>) -> Result<ExitCode, Fai
             refuse_token_flags(file, explicit)?;
             verifier_from_config(file, name)?
         }
-        _ => build_verifier(&args.settings)?,
+        _ => Arc::new(build_verifier(&args.settings)?),
     };
     let paths: Vec<PathBuf> = if args.inputs.is_empty() {
         vec![PathBuf::from("-")]
@@ -800,13 +811,34 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
     if options.limits.head.max_request_line > options.limits.head.max_header_bytes {
         return Err("the request-line limit cannot exceed the header limit".into());
     }
+    // Fetched key sets first: serving starts once they are in (or their
+    // start-up timeout says to start without them).
+    let keys = jwtgate::jwks::Manager::start(Arc::clone(&policy))
+        .map_err(|e| format!("cannot start the key manager: {e}"))?;
+    if let Some(manager) = &keys {
+        let missing = manager.wait_for_keys();
+        if !missing.is_empty() {
+            manager.stop();
+            let reasons: Vec<String> = missing.iter().map(ToString::to_string).collect();
+            return Err(reasons.join("\njwtgate: ").into());
+        }
+        for config in policy.load().configs.iter() {
+            if config.remote.is_some() && !config.keys_available {
+                eprintln!(
+                    "jwtgate: warning: token_config {:?} starts without keys (allow_start_without_keys): not ready, its tokens get keys_unavailable",
+                    &*config.name
+                );
+            }
+        }
+    }
     let server = Server::start(Arc::clone(&policy), &options)?;
     // Watching starts before readiness is announced, so that a change made
     // as soon as the server is up is never missed.
     let mut reloader = match (&args.config, loaded) {
-        (Some(file), Some((stamp, server, key_files))) => Some(jwtgate::config::Reloader::new(
-            file, stamp, server, key_files, policy,
-        )),
+        (Some(file), Some((stamp, server, key_files))) => Some(
+            jwtgate::config::Reloader::new(file, stamp, server, key_files, policy)
+                .with_key_manager(keys.clone()),
+        ),
         _ => None,
     };
     if let Some(reason) = server.uring_fallback() {
@@ -873,6 +905,9 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
     };
     eprintln!("jwtgate serve: {stop}, draining");
     let summary = server.shutdown();
+    if let Some(manager) = &keys {
+        manager.stop();
+    }
     eprintln!("{summary}");
     eprintln!("jwtgate serve: stopped");
     Ok(ExitCode::SUCCESS)

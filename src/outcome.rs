@@ -54,11 +54,15 @@ pub enum Outcome {
     AmbiguousToken,
     /// The token is valid but lacks a claim the rule requires (HTTP 403).
     InsufficientScope,
+    /// The token configuration's keys are fetched and none are usable: not
+    /// fetched yet, or the last good set is older than `max_stale`. Nothing
+    /// was verified.
+    KeysUnavailable,
 }
 
 impl Outcome {
     /// Every outcome, in declaration order (for metrics tables and summaries).
-    pub const ALL: [Outcome; 19] = [
+    pub const ALL: [Outcome; 20] = [
         Outcome::Valid,
         Outcome::Missing,
         Outcome::Malformed,
@@ -78,6 +82,7 @@ impl Outcome {
         Outcome::WrongType,
         Outcome::AmbiguousToken,
         Outcome::InsufficientScope,
+        Outcome::KeysUnavailable,
     ];
 
     /// The stable snake_case name used in batch output, HTTP headers and metrics.
@@ -102,6 +107,7 @@ impl Outcome {
             Outcome::WrongType => "wrong_type",
             Outcome::AmbiguousToken => "ambiguous_token",
             Outcome::InsufficientScope => "insufficient_scope",
+            Outcome::KeysUnavailable => "keys_unavailable",
         }
     }
 

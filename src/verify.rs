@@ -438,6 +438,16 @@ impl Verifier {
         &self.validation
     }
 
+    /// A verifier without keys, for a remote key set not fetched yet: every
+    /// token would be `unknown_kid`; the configuration is marked unavailable
+    /// meanwhile, so tokens get `keys_unavailable` instead.
+    pub(crate) fn without_keys(validation: Validation) -> Verifier {
+        Verifier {
+            keys: KeySet::empty(),
+            validation,
+        }
+    }
+
     /// Scratch buffers sized for this verifier's token limit.
     pub fn scratch(&self) -> Scratch {
         Scratch::with_token_limit(self.validation.max_token_len)

@@ -43,7 +43,10 @@ pub const fn status(outcome: Outcome) -> u16 {
         | Outcome::WrongAudience
         | Outcome::WrongSubject
         | Outcome::WrongType
-        | Outcome::AmbiguousToken => 401,
+        | Outcome::AmbiguousToken
+        // The token could not be checked: still a denial the proxy acts on
+        // (a 5xx would make nginx auth_request answer 500 to the client).
+        | Outcome::KeysUnavailable => 401,
         // RFC 6750 §3.1: the token is fine, its permissions are not.
         Outcome::InsufficientScope => 403,
     }

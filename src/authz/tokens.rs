@@ -162,6 +162,11 @@ pub(crate) struct Request<'r, 'b> {
     pub(crate) now: UnixTime,
 }
 
+const KEYS_UNAVAILABLE: Rejection = Rejection::new(
+    Outcome::KeysUnavailable,
+    "the token configuration has no usable key set (not fetched yet, or stale)",
+);
+
 const AMBIGUOUS: Rejection = Rejection::new(
     Outcome::AmbiguousToken,
     "the request carries several tokens that are not all valid or not all of one identity",
@@ -228,7 +233,17 @@ pub(crate) fn check_rule<'b>(
             if rule.mode == Mode::Any && matches!(ledger.state(slot), Some(State::Valid)) {
                 continue;
             }
-            let verified = config.verifier.verify(token, request.now, work.scratch);
+            let verified = if config.keys_available {
+                config.verifier.verify(token, request.now, work.scratch)
+            } else {
+                Err(KEYS_UNAVAILABLE)
+            };
+            if let (Err(rejection), Some(remote)) = (&verified, &config.remote)
+                && rejection.outcome() == Outcome::UnknownKid
+            {
+                // The key set may have rotated: the key manager refetches (throttled).
+                remote.want_refetch();
+            }
             match verified {
                 Ok(verified) => {
                     if let Some(seen) = work.seen.as_deref_mut() {

@@ -39,6 +39,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::access_log::{AccessLogOptions, Destination};
+use crate::jwks::{FetchSettings, Location, RemoteKeys, RemoteSettings, Schedule, Startup};
 
 pub use error::ConfigError;
 pub use reload::{Reloaded, Reloader, Stamp};
@@ -577,7 +578,12 @@ fn token_config(
                 .collect::<Result<_, _>>()?
         }
     };
-    let keys = keys_of(config, raw.span(), &key, base, at, key_files)?;
+    let keys = match remote_of(config, raw.span(), &key, base, at, key_files)? {
+        Some(remote) => {
+            return remote_token_config(config, raw, name, sources, remote, &key, at);
+        }
+        None => keys_of(config, raw.span(), &key, base, at, key_files)?,
+    };
     for warning in keys.warnings() {
         warnings.push(format!("token_config {name:?}: {warning}"));
     }
@@ -593,6 +599,70 @@ fn token_config(
         Some(list) => AlgorithmSet::parse_list(&list.get_ref().join(","))
             .map_err(|error| at.at(list.span(), key("algorithms"), error.to_string()))?,
     };
+    let validation = validation_of(config, algorithms, &key, at)?;
+    // The allow-list disagrees with the keys: point at the list if it was
+    // written, else at the configuration whose keys imply it.
+    let span = config
+        .algorithms
+        .as_ref()
+        .map_or_else(|| raw.span(), Spanned::span);
+    let verifier = Verifier::new(keys, validation)
+        .map_err(|error| at.at(span, key("algorithms"), error.to_string()))?;
+    Ok(TokenConfig::local(name, sources, verifier))
+}
+
+/// A token configuration whose keys are fetched: its allow-list must be
+/// written out (a fetched key set must not widen it), and it starts without
+/// keys until the key manager has fetched them.
+fn remote_token_config(
+    config: &RawTokenConfig,
+    raw: &Spanned<RawTokenConfig>,
+    name: &str,
+    sources: Vec<TokenSource>,
+    remote: RemoteSettings,
+    key: &dyn Fn(&str) -> String,
+    at: Located<'_>,
+) -> Result<TokenConfig, ConfigError> {
+    let Some(list) = &config.algorithms else {
+        return Err(at.at(
+            raw.span(),
+            key("algorithms"),
+            "a fetched key set needs the allow-list written out, such as [\"RS256\"]: keys published by the IdP must not decide which algorithms are accepted",
+        ));
+    };
+    let algorithms = AlgorithmSet::parse_list(&list.get_ref().join(","))
+        .map_err(|error| at.at(list.span(), key("algorithms"), error.to_string()))?;
+    if algorithms.has_symmetric() {
+        return Err(at.at(
+            list.span(),
+            key("algorithms"),
+            "HMAC algorithms need a shared secret, which is never fetched from a URL",
+        ));
+    }
+    let validation = validation_of(config, algorithms, key, at)?;
+    let field = if config.jwks_url.is_some() {
+        "jwks_url"
+    } else {
+        "issuer_discovery"
+    };
+    let remote = RemoteKeys::new(remote)
+        .map_err(|error| at.at(raw.span(), key(field), error.to_string()))?;
+    Ok(TokenConfig {
+        name: name.into(),
+        sources: sources.into_boxed_slice(),
+        verifier: std::sync::Arc::new(Verifier::without_keys(validation)),
+        keys_available: false,
+        remote: Some(std::sync::Arc::new(remote)),
+    })
+}
+
+/// The claim checks of a token configuration.
+fn validation_of(
+    config: &RawTokenConfig,
+    algorithms: AlgorithmSet,
+    key: &dyn Fn(&str) -> String,
+    at: Located<'_>,
+) -> Result<Validation, ConfigError> {
     let mut validation = Validation::new(algorithms);
     if let Some(leeway) = &config.leeway {
         let leeway_value = duration(leeway, &key("leeway"), at)?;
@@ -650,19 +720,216 @@ fn token_config(
         }
         validation = validation.max_token_len(*limit.get_ref());
     }
-    // The allow-list disagrees with the keys: point at the list if it was
-    // written, else at the configuration whose keys imply it.
-    let span = config
-        .algorithms
+    Ok(validation)
+}
+
+/// The remote key source of a token configuration, if it has one
+/// (`jwks_url` or `issuer_discovery = true`); remote-only settings without
+/// one are an error.
+fn remote_of(
+    config: &RawTokenConfig,
+    span: std::ops::Range<usize>,
+    key: &dyn Fn(&str) -> String,
+    base: &Path,
+    at: Located<'_>,
+    key_files: &mut Vec<PathBuf>,
+) -> Result<Option<RemoteSettings>, ConfigError> {
+    let discovery = config
+        .issuer_discovery
         .as_ref()
-        .map_or_else(|| raw.span(), Spanned::span);
-    let verifier = Verifier::new(keys, validation)
-        .map_err(|error| at.at(span, key("algorithms"), error.to_string()))?;
-    Ok(TokenConfig {
-        name: name.into(),
-        sources: sources.into(),
-        verifier,
-    })
+        .filter(|flag| *flag.get_ref());
+    let allow_http = config
+        .danger_allow_http
+        .as_ref()
+        .is_some_and(|flag| *flag.get_ref());
+    let location = match (&config.jwks_url, discovery) {
+        (Some(_), Some(flag)) => {
+            return Err(at.at(
+                flag.span(),
+                key("issuer_discovery"),
+                "give jwks_url or issuer_discovery, not both",
+            ));
+        }
+        (Some(url), None) => {
+            let text = url.get_ref().trim();
+            let scheme_ok =
+                text.starts_with("https://") || (allow_http && text.starts_with("http://"));
+            if !scheme_ok || text.len() < "https://x".len() {
+                return Err(at.at(
+                    url.span(),
+                    key("jwks_url"),
+                    "an https:// URL (http:// only with danger_allow_http = true: anyone on the path could swap the keys)",
+                ));
+            }
+            Location::Url(text.to_owned())
+        }
+        (None, Some(flag)) => {
+            let Some(issuer) = &config.issuer else {
+                return Err(at.at(
+                    flag.span(),
+                    key("issuer"),
+                    "issuer_discovery needs the issuer: its discovery document is fetched from <issuer>/.well-known/openid-configuration",
+                ));
+            };
+            if !(issuer.starts_with("https://") || (allow_http && issuer.starts_with("http://"))) {
+                return Err(at.at(
+                    flag.span(),
+                    key("issuer"),
+                    "issuer_discovery needs an https:// issuer (http:// only with danger_allow_http = true)",
+                ));
+            }
+            Location::Discovery {
+                issuer: issuer.clone(),
+            }
+        }
+        (None, None) => {
+            let remote_only = [
+                config.ca_file.as_ref().map(|v| ("ca_file", v.span())),
+                config
+                    .connect_timeout
+                    .as_ref()
+                    .map(|v| ("connect_timeout", v.span())),
+                config
+                    .fetch_timeout
+                    .as_ref()
+                    .map(|v| ("fetch_timeout", v.span())),
+                config
+                    .refresh_interval
+                    .as_ref()
+                    .map(|v| ("refresh_interval", v.span())),
+                config
+                    .min_refresh_interval
+                    .as_ref()
+                    .map(|v| ("min_refresh_interval", v.span())),
+                config
+                    .max_refresh_interval
+                    .as_ref()
+                    .map(|v| ("max_refresh_interval", v.span())),
+                config
+                    .min_refetch_interval
+                    .as_ref()
+                    .map(|v| ("min_refetch_interval", v.span())),
+                config.max_stale.as_ref().map(|v| ("max_stale", v.span())),
+                config
+                    .startup_timeout
+                    .as_ref()
+                    .map(|v| ("startup_timeout", v.span())),
+                config
+                    .max_response_bytes
+                    .as_ref()
+                    .map(|v| ("max_response_bytes", v.span())),
+                config
+                    .allow_start_without_keys
+                    .as_ref()
+                    .map(|v| ("allow_start_without_keys", v.span())),
+                config
+                    .danger_allow_http
+                    .as_ref()
+                    .map(|v| ("danger_allow_http", v.span())),
+            ];
+            if let Some((field, span)) = remote_only.into_iter().flatten().next() {
+                return Err(at.at(
+                    span,
+                    key(field),
+                    "applies to fetched keys only: set jwks_url or issuer_discovery = true",
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    let local = [
+        config.jwks_file.as_ref().map(|v| ("jwks_file", v.span())),
+        config.jwks.as_ref().map(|v| ("jwks", v.span())),
+        config
+            .public_key_file
+            .as_ref()
+            .map(|v| ("public_key_file", v.span())),
+    ];
+    if let Some((field, span)) = local.into_iter().flatten().next() {
+        return Err(at.at(
+            span,
+            key(field),
+            "give one key source: the keys are already fetched (jwks_url or issuer_discovery)",
+        ));
+    }
+    let defaults = RemoteSettings {
+        location,
+        fetch: FetchSettings::default(),
+        schedule: Schedule::default(),
+        startup: Startup::default(),
+    };
+    let mut remote = defaults;
+    remote.fetch.allow_http = allow_http;
+    if let Some(file) = &config.ca_file {
+        let path = base.join(file.get_ref());
+        if let Err(error) = std::fs::metadata(&path) {
+            return Err(at.at(
+                file.span(),
+                key("ca_file"),
+                format!("cannot read {}: {error}", path.display()),
+            ));
+        }
+        key_files.push(path.clone());
+        remote.fetch.ca_file = Some(path);
+    }
+    let positive = |value: &Option<Spanned<String>>, field: &str, default: Duration| {
+        positive_duration(value, &key(field), at).map(|parsed| parsed.unwrap_or(default))
+    };
+    remote.fetch.connect_timeout = positive(
+        &config.connect_timeout,
+        "connect_timeout",
+        remote.fetch.connect_timeout,
+    )?;
+    remote.fetch.timeout = positive(&config.fetch_timeout, "fetch_timeout", remote.fetch.timeout)?;
+    if let Some(limit) = &config.max_response_bytes {
+        if *limit.get_ref() < 64 {
+            return Err(at.at(limit.span(), key("max_response_bytes"), "at least 64 bytes"));
+        }
+        remote.fetch.max_bytes = *limit.get_ref();
+    }
+    let schedule = &mut remote.schedule;
+    schedule.refresh_interval = positive(
+        &config.refresh_interval,
+        "refresh_interval",
+        schedule.refresh_interval,
+    )?;
+    schedule.min_refresh_interval = positive(
+        &config.min_refresh_interval,
+        "min_refresh_interval",
+        schedule.min_refresh_interval,
+    )?;
+    schedule.max_refresh_interval = positive(
+        &config.max_refresh_interval,
+        "max_refresh_interval",
+        schedule.max_refresh_interval,
+    )?;
+    schedule.min_refetch_interval = positive(
+        &config.min_refetch_interval,
+        "min_refetch_interval",
+        schedule.min_refetch_interval,
+    )?;
+    schedule.max_stale = positive(&config.max_stale, "max_stale", schedule.max_stale)?;
+    if schedule.min_refresh_interval > schedule.max_refresh_interval {
+        let span = config
+            .min_refresh_interval
+            .as_ref()
+            .map_or(span, Spanned::span);
+        return Err(at.at(
+            span,
+            key("min_refresh_interval"),
+            "cannot exceed max_refresh_interval",
+        ));
+    }
+    remote.startup.timeout = positive(
+        &config.startup_timeout,
+        "startup_timeout",
+        remote.startup.timeout,
+    )?;
+    remote.startup.allow_without_keys = config
+        .allow_start_without_keys
+        .as_ref()
+        .is_some_and(|flag| *flag.get_ref());
+    Ok(Some(remote))
 }
 
 fn keys_of(

@@ -66,6 +66,9 @@ pub struct Reloader {
     /// The error of the last failed load, while the file on disk stays broken.
     failing: Option<String>,
     polls_since_failure: u32,
+    /// Publishes through the key manager when keys are fetched, so that a
+    /// reload keeps the fetched keys.
+    keys: Option<Arc<crate::jwks::Manager>>,
 }
 
 /// Polls between retries of a configuration that does not load.
@@ -97,7 +100,15 @@ impl Reloader {
             last_seen: now,
             failing: None,
             polls_since_failure: 0,
+            keys: None,
         }
+    }
+
+    /// Publishes reloaded policies through `manager`, which carries fetched
+    /// keys over (and fetches those of new remote sources).
+    pub fn with_key_manager(mut self, manager: Option<Arc<crate::jwks::Manager>>) -> Reloader {
+        self.keys = manager;
+        self
     }
 
     /// Loads the file again and, if it is valid, swaps its policy in.
@@ -146,7 +157,10 @@ impl Reloader {
             self.last_seen = now;
             self.files = files;
         }
-        self.shared.store(Arc::new(loaded.policy));
+        match &self.keys {
+            Some(manager) => manager.publish_reloaded(loaded.policy),
+            None => self.shared.store(Arc::new(loaded.policy)),
+        }
         Ok(reloaded)
     }
 

@@ -78,6 +78,20 @@ pub(crate) struct RawTokenConfig {
     #[serde(default)]
     pub(crate) allow_symmetric_keys: bool,
     pub(crate) max_token_len: Option<Spanned<usize>>,
+    pub(crate) jwks_url: Option<Spanned<String>>,
+    pub(crate) issuer_discovery: Option<Spanned<bool>>,
+    pub(crate) danger_allow_http: Option<Spanned<bool>>,
+    pub(crate) ca_file: Option<Spanned<String>>,
+    pub(crate) connect_timeout: Option<Spanned<String>>,
+    pub(crate) fetch_timeout: Option<Spanned<String>>,
+    pub(crate) max_response_bytes: Option<Spanned<u64>>,
+    pub(crate) refresh_interval: Option<Spanned<String>>,
+    pub(crate) min_refresh_interval: Option<Spanned<String>>,
+    pub(crate) max_refresh_interval: Option<Spanned<String>>,
+    pub(crate) min_refetch_interval: Option<Spanned<String>>,
+    pub(crate) max_stale: Option<Spanned<String>>,
+    pub(crate) startup_timeout: Option<Spanned<String>>,
+    pub(crate) allow_start_without_keys: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

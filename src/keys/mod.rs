@@ -157,6 +157,16 @@ const NO_KID_SEVERAL_KEYS: Rejection = Rejection::new(
 );
 
 impl KeySet {
+    /// A set with no key: what a remote key source holds before its first fetch.
+    pub(crate) fn empty() -> KeySet {
+        KeySet {
+            keys: Vec::new(),
+            by_kid: HashMap::new(),
+            symmetric: false,
+            warnings: Vec::new(),
+        }
+    }
+
     /// Loads a key set from a JWKS (`{"keys":[...]}`), a single JWK, or PEM public
     /// keys, recognised by content.
     pub fn parse(document: &[u8]) -> Result<KeySet, KeySetError> {

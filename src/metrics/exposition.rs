@@ -56,12 +56,12 @@ impl Context<'_> {
         }
     }
 
-    /// Every token configuration has at least one key.
+    /// Every token configuration has usable keys (fetched ones included).
     pub fn keys_loaded(&self) -> bool {
         self.policy
             .configs
             .iter()
-            .all(|config| !config.verifier.keys().is_empty())
+            .all(|config| config.keys_available && !config.verifier.keys().is_empty())
     }
 }
 
@@ -195,6 +195,60 @@ pub fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
         out.push_str("jwtgate_token_config_keys{token_config=\"");
         label(&mut out, &config.name);
         let _ = writeln!(out, "\"}} {}", config.verifier.keys().len());
+    }
+    family(
+        &mut out,
+        "jwtgate_token_config_keys_available",
+        "gauge",
+        "1 when the token configuration's keys may be used; 0 while fetched keys are missing or older than max_stale (tokens get keys_unavailable).",
+    );
+    for config in &context.policy.configs {
+        out.push_str("jwtgate_token_config_keys_available{token_config=\"");
+        label(&mut out, &config.name);
+        let _ = writeln!(out, "\"}} {}", u8::from(config.keys_available));
+    }
+    let remote: Vec<_> = context
+        .policy
+        .configs
+        .iter()
+        .filter_map(|config| Some((&*config.name, config.remote.as_ref()?)))
+        .collect();
+    if !remote.is_empty() {
+        family(
+            &mut out,
+            "jwtgate_jwks_fetches_total",
+            "counter",
+            "Fetches of remote key sets by result (a failure keeps the last good set).",
+        );
+        for (name, keys) in &remote {
+            for (result, count) in [("success", keys.fetches()), ("failure", keys.failures())] {
+                out.push_str("jwtgate_jwks_fetches_total{token_config=\"");
+                label(&mut out, name);
+                let _ = writeln!(out, "\",result=\"{result}\"}} {count}");
+            }
+        }
+        family(
+            &mut out,
+            "jwtgate_jwks_key_set_changes_total",
+            "counter",
+            "Fetches that changed a remote key set (rotations).",
+        );
+        for (name, keys) in &remote {
+            out.push_str("jwtgate_jwks_key_set_changes_total{token_config=\"");
+            label(&mut out, name);
+            let _ = writeln!(out, "\"}} {}", keys.changes());
+        }
+        family(
+            &mut out,
+            "jwtgate_jwks_last_success_timestamp_seconds",
+            "gauge",
+            "When each remote key set was last fetched successfully, Unix seconds (0: never); its age is time() minus this.",
+        );
+        for (name, keys) in &remote {
+            out.push_str("jwtgate_jwks_last_success_timestamp_seconds{token_config=\"");
+            label(&mut out, name);
+            let _ = writeln!(out, "\"}} {}", keys.fetched_at().unwrap_or(0));
+        }
     }
     family(
         &mut out,

@@ -17,8 +17,11 @@ pub mod path;
 pub mod peers;
 pub mod source;
 
+use std::sync::Arc;
+
 use crate::Verifier;
 use crate::http::{ForwardedStyle, OriginalRequest};
+use crate::jwks::RemoteKeys;
 
 pub use claims::{ClaimRequirement, ClaimTest, ForwardClaim};
 pub use host::HostPattern;
@@ -27,14 +30,32 @@ pub use peers::IpNet;
 pub use source::{Found, TokenSource};
 
 /// A named way to find and verify a token.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TokenConfig {
     /// The configuration's name, as rules refer to it.
     pub name: Box<str>,
     /// Where to look, in order; every source that holds a token is verified.
     pub sources: Box<[TokenSource]>,
-    /// Keys and claim checks.
-    pub verifier: Verifier,
+    /// Keys and claim checks (shared: a new key set swaps this alone).
+    pub verifier: Arc<Verifier>,
+    /// Whether the keys may be used: false while a remote key set has not
+    /// arrived yet or has outlived `max_stale` (tokens get `keys_unavailable`).
+    pub keys_available: bool,
+    /// Where the keys come from when they are fetched ([`crate::jwks`]).
+    pub remote: Option<Arc<RemoteKeys>>,
+}
+
+impl TokenConfig {
+    /// A configuration with local keys.
+    pub fn local(name: &str, sources: Vec<TokenSource>, verifier: Verifier) -> TokenConfig {
+        TokenConfig {
+            name: name.into(),
+            sources: sources.into_boxed_slice(),
+            verifier: Arc::new(verifier),
+            keys_available: true,
+            remote: None,
+        }
+    }
 }
 
 /// How a rule combines its token configurations.
@@ -83,7 +104,7 @@ impl Endpoint {
 }
 
 /// One rule, compiled.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rule {
     /// Its name, for logs and `check-config`.
     pub name: Box<str>,
@@ -169,7 +190,7 @@ impl Forwarded {
 }
 
 /// Token configurations, rules and the default, as loaded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     /// Token configurations, in file order.
     pub configs: Box<[TokenConfig]>,
@@ -214,11 +235,11 @@ impl Policy {
     /// header, Bearer or raw) on every request.
     pub fn single(verifier: Verifier) -> Policy {
         Policy {
-            configs: Box::new([TokenConfig {
-                name: "default".into(),
-                sources: Box::new([TokenSource::authorization_bearer()]),
+            configs: Box::new([TokenConfig::local(
+                "default",
+                vec![TokenSource::authorization_bearer()],
                 verifier,
-            }]),
+            )]),
             rules: Box::new([Rule {
                 name: "all".into(),
                 hosts: Box::new([]),

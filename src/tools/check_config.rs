@@ -262,6 +262,32 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
         for key in config.verifier.keys().keys() {
             let _ = writeln!(out, "  key {}", key.describe());
         }
+        if let Some(remote) = &config.remote {
+            let settings = remote.settings();
+            let schedule = &settings.schedule;
+            let _ = writeln!(
+                out,
+                "  keys fetched from {}{}: refresh {} (max-age within {}..{}), unknown kid refetch at most every {}, stale after {}, start-up wait {}{}",
+                settings.location.describe(),
+                settings
+                    .fetch
+                    .ca_file
+                    .as_ref()
+                    .map(|ca| format!(" trusting only {}", ca.display()))
+                    .unwrap_or_default(),
+                secs(schedule.refresh_interval),
+                secs(schedule.min_refresh_interval),
+                secs(schedule.max_refresh_interval),
+                secs(schedule.min_refetch_interval),
+                secs(schedule.max_stale),
+                secs(settings.startup.timeout),
+                if settings.startup.allow_without_keys {
+                    " (then starts without them)"
+                } else {
+                    ""
+                }
+            );
+        }
         for line in config.verifier.validation().describe().lines() {
             let _ = writeln!(out, "  {line}");
         }

@@ -1,0 +1,294 @@
+//! Fetching key sets and OIDC discovery documents over HTTPS: ureq on rustls
+//! with the ring provider, Mozilla's roots or a configured CA file, bounded
+//! in time (connect and whole-request timeouts) and in size. Only the
+//! control side calls this, never a shard: a fetch blocks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+
+use crate::jose::json::Tape;
+
+/// How a token configuration's keys are fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchSettings {
+    /// Trust only the CAs in this PEM file instead of Mozilla's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Allow `http://` (never for production: anyone on the path can swap the keys).
+    pub allow_http: bool,
+    /// Bound on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Bound on a whole request, redirects and body included.
+    pub timeout: Duration,
+    /// Longest accepted response body.
+    pub max_bytes: u64,
+}
+
+impl Default for FetchSettings {
+    fn default() -> FetchSettings {
+        FetchSettings {
+            ca_file: None,
+            allow_http: false,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Why a fetch failed. The text is for logs and metrics; it names no secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The CA file could not be read or holds no certificate.
+    #[error("ca_file {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server answered with a status other than 200.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The URL asked.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// The body is longer than the configured limit.
+    #[error("{url}: the response is longer than {limit} bytes")]
+    TooLarge {
+        /// The URL asked.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// Connection, TLS, timeout or protocol failure.
+    #[error("{url}: {reason}")]
+    Transport {
+        /// The URL asked.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The discovery document is unusable (not JSON, wrong issuer, no `jwks_uri`).
+    #[error("discovery {url}: {reason}")]
+    Discovery {
+        /// The document's URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A fetched document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The body.
+    pub body: Vec<u8>,
+    /// `Cache-Control: max-age`, if the server sent one (`no-store` and
+    /// `no-cache` count as zero).
+    pub max_age: Option<Duration>,
+}
+
+/// An HTTPS client for one token configuration's key source.
+#[derive(Debug)]
+pub struct Fetcher {
+    agent: ureq::Agent,
+    settings: FetchSettings,
+}
+
+fn ca_roots(path: &Path) -> Result<RootCerts, FetchError> {
+    let failure = |reason: String| FetchError::CaFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| failure(e.to_string()))?;
+    let mut certificates: Vec<Certificate<'static>> = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(certificate)) => certificates.push(certificate),
+            Ok(_) => {}
+            Err(error) => return Err(failure(error.to_string())),
+        }
+    }
+    if certificates.is_empty() {
+        return Err(failure("no PEM certificate in it".to_owned()));
+    }
+    Ok(RootCerts::Specific(Arc::new(certificates)))
+}
+
+impl Fetcher {
+    /// A client with these settings (reads the CA file now).
+    pub fn new(settings: &FetchSettings) -> Result<Fetcher, FetchError> {
+        let roots = match &settings.ca_file {
+            Some(path) => ca_roots(path)?,
+            None => RootCerts::WebPki,
+        };
+        let config = ureq::Agent::config_builder()
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .https_only(!settings.allow_http)
+            .timeout_connect(Some(settings.connect_timeout))
+            .timeout_global(Some(settings.timeout))
+            .max_redirects(3)
+            .max_idle_connections(0)
+            .user_agent(concat!("jwtgate/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Fetcher {
+            agent: ureq::Agent::new_with_config(config),
+            settings: settings.clone(),
+        })
+    }
+
+    /// GETs `url` and returns its body and freshness.
+    pub fn get(&self, url: &str) -> Result<Fetched, FetchError> {
+        let transport = |error: ureq::Error| match error {
+            ureq::Error::StatusCode(status) => FetchError::Status {
+                url: url.to_owned(),
+                status,
+            },
+            ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge {
+                url: url.to_owned(),
+                limit: self.settings.max_bytes,
+            },
+            other => FetchError::Transport {
+                url: url.to_owned(),
+                reason: other.to_string(),
+            },
+        };
+        let mut response = self
+            .agent
+            .get(url)
+            .header("accept", "application/json")
+            .call()
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status,
+            });
+        }
+        let max_age = response
+            .headers()
+            .get("cache-control")
+            .and_then(|value| value.to_str().ok())
+            .and_then(max_age);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(self.settings.max_bytes)
+            .read_to_vec()
+            .map_err(transport)?;
+        Ok(Fetched { body, max_age })
+    }
+
+    /// OIDC discovery: fetches `<issuer>/.well-known/openid-configuration`,
+    /// requires its `issuer` to equal `issuer` exactly (OpenID Connect
+    /// Discovery 1.0 §4.3) and returns its `jwks_uri`.
+    pub fn discover(&self, issuer: &str) -> Result<String, FetchError> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let fetched = self.get(&url)?;
+        let failure = |reason: &str| FetchError::Discovery {
+            url: url.clone(),
+            reason: reason.to_owned(),
+        };
+        let mut tape = Tape::new();
+        let document = tape
+            .parse(&fetched.body, 32)
+            .map_err(|_| failure("not a JSON document"))?;
+        let document = document
+            .as_object()
+            .ok_or_else(|| failure("not a JSON object"))?;
+        let text = |name: &str| {
+            document
+                .get(name)
+                .and_then(|value| value.as_str())
+                .map(|value| value.to_cow().into_owned())
+        };
+        let named = text("issuer").ok_or_else(|| failure("no issuer"))?;
+        if named != issuer {
+            return Err(failure(&format!(
+                "names issuer {named:?}, not the configured {issuer:?}"
+            )));
+        }
+        let jwks_uri = text("jwks_uri").ok_or_else(|| failure("no jwks_uri"))?;
+        if !self.settings.allow_http && !jwks_uri.starts_with("https://") {
+            return Err(failure("jwks_uri is not https"));
+        }
+        Ok(jwks_uri)
+    }
+}
+
+/// The freshness a `Cache-Control` value gives: `max-age=N` seconds;
+/// `no-store` or `no-cache` count as zero (refresh at the lower bound).
+pub fn max_age(cache_control: &str) -> Option<Duration> {
+    let mut found = None;
+    for directive in cache_control.split(',') {
+        let directive = directive.trim();
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=") {
+            found = seconds
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_gives_the_max_age() {
+        for (header, age) in [
+            ("max-age=300", Some(300)),
+            ("public, max-age=86400, must-revalidate", Some(86_400)),
+            ("Max-Age=\"60\"", Some(60)),
+            ("no-cache", Some(0)),
+            ("max-age=600, no-store", Some(0)),
+            ("public", None),
+            ("max-age=-1", None),
+            ("max-age=soon", None),
+        ] {
+            assert_eq!(max_age(header), age.map(Duration::from_secs), "{header}");
+        }
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = std::env::temp_dir().join(format!("jwtgate-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("empty.pem");
+        std::fs::write(&path, "nothing here\n").unwrap();
+        let settings = FetchSettings {
+            ca_file: Some(path.clone()),
+            ..FetchSettings::default()
+        };
+        let error = Fetcher::new(&settings).unwrap_err();
+        assert!(
+            matches!(&error, FetchError::CaFile { reason, .. } if reason.contains("no PEM")),
+            "{error}"
+        );
+        let missing = FetchSettings {
+            ca_file: Some(dir.join("missing.pem")),
+            ..FetchSettings::default()
+        };
+        assert!(matches!(
+            Fetcher::new(&missing).unwrap_err(),
+            FetchError::CaFile { .. }
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,190 @@
+//! Remote key sets: token configurations whose keys come from a JWKS URL (or
+//! an issuer's OIDC discovery document), fetched and refreshed off the hot
+//! path, with rotation, stale-if-error and a throttled refetch on unknown `kid`.
+//!
+//! ```text
+//!  shard      verify → unknown_kid → RemoteKeys::want_refetch (one flag)
+//!  manager    own thread: refresh when due (Cache-Control max-age within
+//!             bounds, else refresh_interval, with jitter; backoff on failure),
+//!             refetch when a flag is up and min_refetch_interval has passed;
+//!             builds the new Verifier and publishes a new policy snapshot
+//!  reload     Manager::adopt carries fetched keys over into a reloaded policy
+//! ```
+//!
+//! A fetch that fails, or brings a key set that does not parse or has no key
+//! for the allow-list, changes nothing: the last good keys are served until
+//! they are `max_stale` old; after that the configuration answers
+//! `keys_unavailable` until a fetch succeeds. Every change of a key set is
+//! logged and counted (kids added and removed, algorithm changes, keys
+//! without `alg`, keys dropped as unusable).
+//!
+//! Files: `fetch` (HTTPS, discovery, Cache-Control), `audit` (what changed
+//! between two key sets), `manager` (the thread and publishing).
+
+mod audit;
+pub mod fetch;
+mod manager;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use fetch::{FetchError, FetchSettings, Fetcher};
+pub use manager::{Manager, StartupError};
+
+/// Where a remote key set is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A JWKS URL.
+    Url(String),
+    /// `<issuer>/.well-known/openid-configuration`, whose `issuer` must be
+    /// this one exactly, and whose `jwks_uri` is then fetched.
+    Discovery {
+        /// The configured issuer.
+        issuer: String,
+    },
+}
+
+impl Location {
+    /// For logs: the URL, or the issuer's discovery.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Url(url) => url.clone(),
+            Location::Discovery { issuer } => format!("discovery of {issuer}"),
+        }
+    }
+}
+
+/// When a remote key set is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Refresh period when the server gives no `Cache-Control: max-age` (10 min).
+    pub refresh_interval: Duration,
+    /// A `max-age` below this is raised to it (1 min).
+    pub min_refresh_interval: Duration,
+    /// A `max-age` above this is lowered to it (24 h).
+    pub max_refresh_interval: Duration,
+    /// At most one refetch for unknown `kid`s per this (30 s).
+    pub min_refetch_interval: Duration,
+    /// How long the last good key set is served while fetches fail (24 h).
+    pub max_stale: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Schedule {
+        Schedule {
+            refresh_interval: Duration::from_secs(600),
+            min_refresh_interval: Duration::from_secs(60),
+            max_refresh_interval: Duration::from_secs(86_400),
+            min_refetch_interval: Duration::from_secs(30),
+            max_stale: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// Start-up behaviour of a remote key source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Startup {
+    /// How long `serve` waits for a first key set (30 s).
+    pub timeout: Duration,
+    /// Start anyway (not ready, `keys_unavailable`) when none arrived.
+    pub allow_without_keys: bool,
+}
+
+impl Default for Startup {
+    fn default() -> Startup {
+        Startup {
+            timeout: Duration::from_secs(30),
+            allow_without_keys: false,
+        }
+    }
+}
+
+/// How a remote key source is reached and kept, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSettings {
+    /// Where.
+    pub location: Location,
+    /// TLS, timeouts, size limit.
+    pub fetch: FetchSettings,
+    /// When.
+    pub schedule: Schedule,
+    /// At start-up.
+    pub startup: Startup,
+}
+
+/// A token configuration's remote key source, shared by every policy
+/// snapshot that uses it (a reload that keeps the source keeps this object,
+/// so its counters and the refetch flag carry over).
+#[derive(Debug)]
+pub struct RemoteKeys {
+    settings: RemoteSettings,
+    fetcher: Fetcher,
+    /// Raised by a shard that met an unknown `kid`.
+    wanted: AtomicBool,
+    fetches: AtomicU64,
+    failures: AtomicU64,
+    changes: AtomicU64,
+    /// Unix seconds of the last successful fetch (0: none yet).
+    fetched_at: AtomicI64,
+}
+
+impl RemoteKeys {
+    /// A source with these settings, never fetched yet (reads the CA file now).
+    pub fn new(settings: RemoteSettings) -> Result<RemoteKeys, FetchError> {
+        Ok(RemoteKeys {
+            fetcher: Fetcher::new(&settings.fetch)?,
+            settings,
+            wanted: AtomicBool::new(false),
+            fetches: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
+            fetched_at: AtomicI64::new(0),
+        })
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &RemoteSettings {
+        &self.settings
+    }
+
+    /// Called by a shard when a token names a `kid` the key set lacks: the
+    /// key set may have rotated. A load, and a store only when the flag is
+    /// down, so a flood of unknown `kid`s does not bounce a cache line.
+    pub fn want_refetch(&self) {
+        if !self.wanted.load(Ordering::Relaxed) {
+            self.wanted.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn take_wanted(&self) -> bool {
+        self.wanted.swap(false, Ordering::AcqRel)
+    }
+
+    /// Successful fetches.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Failed fetches (transport, status, size, parse, no usable key).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Fetches that changed the key set.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    /// Unix seconds of the last successful fetch, if any.
+    pub fn fetched_at(&self) -> Option<i64> {
+        match self.fetched_at.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(at),
+        }
+    }
+}
+
+/// Unix seconds now.
+fn unix_now() -> i64 {
+    crate::UnixTime::now().0
+}
