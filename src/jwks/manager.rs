@@ -190,6 +190,25 @@ impl Manager {
     /// unchanged keep their keys (rebuilt under the new validation) and their
     /// counters; new sources are fetched at once.
     pub fn publish_reloaded(&self, mut policy: Policy) {
+        // A source the reload adds is fetched once before the policy goes
+        // out (without the lock), so its tokens are not refused meanwhile.
+        let mut first_fetches: Vec<(Box<str>, Fetch)> = {
+            let sources = lock(&self.sources);
+            policy
+                .configs
+                .iter()
+                .filter_map(|config| {
+                    let remote = config.remote.as_ref()?;
+                    let known = sources.iter().any(|source| {
+                        *source.name == *config.name && source.remote.settings == remote.settings
+                    });
+                    (!known).then(|| (config.name.clone(), Arc::clone(remote)))
+                })
+                .collect::<Vec<_>>()
+        }
+        .into_iter()
+        .map(|(name, remote)| (name, fetch(&remote, None, false)))
+        .collect();
         let mut sources = lock(&self.sources);
         let now = Instant::now();
         let mut kept = Vec::with_capacity(sources.len());
@@ -206,7 +225,16 @@ impl Manager {
             };
             config.remote = Some(Arc::clone(&source.remote));
             config.keys_available = false;
-            if let Some((body, _)) = &source.good {
+            if let Some(position) = first_fetches
+                .iter()
+                .position(|(name, _)| *name == config.name)
+            {
+                let (_, outcome) = first_fetches.swap_remove(position);
+                if let Some(verifier) = absorb(&mut source, config, outcome) {
+                    config.verifier = Arc::new(verifier);
+                    config.keys_available = true;
+                }
+            } else if let Some((body, _)) = &source.good {
                 match verifier_for(config, body) {
                     Ok((verifier, _)) => {
                         config.verifier = Arc::new(verifier);
@@ -279,70 +307,12 @@ impl Manager {
             // Reloaded away while fetching.
             return;
         };
-        let now = Instant::now();
-        let schedule = remote.settings.schedule;
-        source.next_refetch = now + schedule.min_refetch_interval;
-        if outcome.jwks_uri.is_some() {
-            source.jwks_uri = outcome.jwks_uri;
-        }
         let policy = self.shared.load_full();
         let Some(config) = policy.configs.iter().find(|config| *config.name == *name) else {
             return;
         };
-        let built = outcome.result.and_then(|(body, max_age)| {
-            let (verifier, keys) = verifier_for(config, &body)?;
-            Ok((body, max_age, verifier, keys))
-        });
-        match built {
-            Ok((body, max_age, verifier, keys)) => {
-                let changes = audit::changes(
-                    source.good.as_ref().map(|_| config.verifier.keys()),
-                    &keys,
-                    &body,
-                );
-                remote.fetches.fetch_add(1, Ordering::Relaxed);
-                remote.fetched_at.store(unix_now(), Ordering::Relaxed);
-                if !changes.is_empty() {
-                    remote.changes.fetch_add(1, Ordering::Relaxed);
-                    for change in &changes {
-                        server::warn(format_args!("keys of token_config {name:?}: {change}"));
-                    }
-                }
-                if source.last_error.take().is_some() || !source.available {
-                    server::warn(format_args!(
-                        "keys of token_config {name:?}: {} keys from {} in force",
-                        keys.keys().len(),
-                        remote.settings.location.describe()
-                    ));
-                }
-                let period = max_age.map_or(schedule.refresh_interval, |age| {
-                    age.clamp(schedule.min_refresh_interval, schedule.max_refresh_interval)
-                });
-                source.next_refresh = now + jitter(period);
-                source.failures_in_row = 0;
-                source.good = Some((body.into(), now));
-                source.available = true;
-                publish(&self.shared, &policy, name, remote, Some(verifier), true);
-            }
-            Err(reason) => {
-                remote.failures.fetch_add(1, Ordering::Relaxed);
-                source.failures_in_row = (source.failures_in_row + 1).min(MAX_BACKOFF_STEPS);
-                // 1 s, 2 s, 4 s ... up to the refresh interval.
-                let backoff = Duration::from_secs(1 << source.failures_in_row.saturating_sub(1))
-                    .min(schedule.refresh_interval);
-                source.next_refresh = now + jitter(backoff);
-                if source.last_error.as_deref() != Some(reason.as_str()) {
-                    let kept = if source.good.is_some() {
-                        "keeping the last good key set"
-                    } else {
-                        "no keys yet"
-                    };
-                    server::warn(format_args!(
-                        "keys of token_config {name:?}: fetch failed ({kept}): {reason}"
-                    ));
-                }
-                source.last_error = Some(reason);
-            }
+        if let Some(verifier) = absorb(source, config, outcome) {
+            publish(&self.shared, &policy, name, remote, Some(verifier), true);
         }
     }
 
@@ -364,6 +334,73 @@ impl Manager {
                 let (name, remote) = (source.name.clone(), Arc::clone(&source.remote));
                 publish(&self.shared, &policy, &name, &remote, None, false);
             }
+        }
+    }
+}
+
+/// Takes a fetch's result into `source` (schedule, counters, audit, log
+/// lines) and returns the verifier to put in force for `config`, if the
+/// fetch brought a usable key set.
+fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<Verifier> {
+    let now = Instant::now();
+    let remote = Arc::clone(&source.remote);
+    let name = &*config.name;
+    let schedule = remote.settings.schedule;
+    source.next_refetch = now + schedule.min_refetch_interval;
+    if outcome.jwks_uri.is_some() {
+        source.jwks_uri = outcome.jwks_uri;
+    }
+    let built = outcome.result.and_then(|(body, max_age)| {
+        let (verifier, keys) = verifier_for(config, &body)?;
+        Ok((body, max_age, verifier, keys))
+    });
+    match built {
+        Ok((body, max_age, verifier, keys)) => {
+            let before = source.good.as_ref().map(|_| config.verifier.keys());
+            let changes = audit::changes(before, &keys, &body);
+            remote.fetches.fetch_add(1, Ordering::Relaxed);
+            remote.fetched_at.store(unix_now(), Ordering::Relaxed);
+            if !changes.is_empty() {
+                remote.changes.fetch_add(1, Ordering::Relaxed);
+                for change in &changes {
+                    server::warn(format_args!("keys of token_config {name:?}: {change}"));
+                }
+            }
+            if source.last_error.take().is_some() || !source.available {
+                server::warn(format_args!(
+                    "keys of token_config {name:?}: {} keys from {} in force",
+                    keys.keys().len(),
+                    remote.settings.location.describe()
+                ));
+            }
+            let period = max_age.map_or(schedule.refresh_interval, |age| {
+                age.clamp(schedule.min_refresh_interval, schedule.max_refresh_interval)
+            });
+            source.next_refresh = now + jitter(period);
+            source.failures_in_row = 0;
+            source.good = Some((body.into(), now));
+            source.available = true;
+            Some(verifier)
+        }
+        Err(reason) => {
+            remote.failures.fetch_add(1, Ordering::Relaxed);
+            source.failures_in_row = (source.failures_in_row + 1).min(MAX_BACKOFF_STEPS);
+            // 1 s, 2 s, 4 s ... up to the refresh interval.
+            let backoff = Duration::from_secs(1 << source.failures_in_row.saturating_sub(1))
+                .min(schedule.refresh_interval);
+            source.next_refresh = now + jitter(backoff);
+            if source.last_error.as_deref() != Some(reason.as_str()) {
+                let kept = if source.good.is_some() {
+                    "keeping the last good key set"
+                } else {
+                    "no keys yet"
+                };
+                server::warn(format_args!(
+                    "keys of token_config {name:?}: fetch failed ({kept}): {reason}"
+                ));
+            }
+            source.last_error = Some(reason);
+            None
         }
     }
 }
