@@ -115,7 +115,15 @@ impl Service for Admin {
             }
             "/healthz" => write_simple(out, 200, TEXT, b"", b"ok\n", framing),
             "/readyz" => match context.unready() {
-                None => write_simple(out, 200, TEXT, b"", b"ready\n", framing),
+                None => {
+                    let mut body = String::from("ready\n");
+                    for line in context.degraded() {
+                        body.push_str("degraded: ");
+                        body.push_str(&line);
+                        body.push('\n');
+                    }
+                    write_simple(out, 200, TEXT, b"", body.as_bytes(), framing);
+                }
                 Some(why) => {
                     let body = format!("not ready: {why}\n");
                     write_simple(out, 503, TEXT, b"", body.as_bytes(), framing);

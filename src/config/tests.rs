@@ -126,6 +126,7 @@ fn a_full_configuration_loads_and_routes() {
 fn every_kind_of_mistake_names_its_place() {
     let base = "default_action = \"deny\"\n";
     let tc = "[[token_config]]\nname = \"p\"\n@JWKS@\n";
+    let remote = "[[token_config]]\nname = \"r\"\n";
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "jwtgate.toml: default_action: is required"),
         (
@@ -201,6 +202,54 @@ fn every_kind_of_mistake_names_its_place() {
         (
             format!("{base}{tc}[[rule]]\nname = \" \"\ntoken_configs = [\"p\"]\n"),
             "rule[0].name: must not be empty",
+        ),
+        (
+            format!(
+                "{base}{remote}jwks_url = \"http://idp.example/keys\"\nalgorithms = [\"RS256\"]\n"
+            ),
+            "token_config[0].jwks_url: an https:// URL (http:// only with danger_allow_http = true",
+        ),
+        (
+            format!("{base}{remote}jwks_url = \"https://idp.example/keys\"\n"),
+            "token_config[0].algorithms: a fetched key set needs the allow-list written out",
+        ),
+        (
+            format!(
+                "{base}{remote}jwks_url = \"https://idp.example/keys\"\nalgorithms = [\"HS256\"]\n"
+            ),
+            "token_config[0].algorithms: HMAC algorithms need a shared secret",
+        ),
+        (
+            format!(
+                "{base}{remote}jwks_url = \"https://idp.example/keys\"\nalgorithms = [\"RS256\"]\njwks_file = \"k.json\"\n"
+            ),
+            "token_config[0].jwks_file: give one key source: the keys are already fetched",
+        ),
+        (
+            format!(
+                "{base}{remote}jwks_url = \"https://idp.example/keys\"\nissuer_discovery = true\nissuer = \"https://idp.example/\"\nalgorithms = [\"RS256\"]\n"
+            ),
+            "token_config[0].issuer_discovery: give jwks_url or issuer_discovery, not both",
+        ),
+        (
+            format!("{base}{remote}issuer_discovery = true\nalgorithms = [\"RS256\"]\n"),
+            "token_config[0].issuer: issuer_discovery needs the issuer",
+        ),
+        (
+            format!("{base}{tc}refresh_interval = \"5m\"\n"),
+            "token_config[0].refresh_interval: applies to fetched keys only",
+        ),
+        (
+            format!(
+                "{base}{remote}jwks_url = \"https://idp.example/keys\"\nalgorithms = [\"RS256\"]\nmin_refresh_interval = \"2h\"\nmax_refresh_interval = \"1h\"\n"
+            ),
+            "token_config[0].min_refresh_interval: cannot exceed max_refresh_interval",
+        ),
+        (
+            format!(
+                "{base}{remote}jwks_url = \"https://idp.example/keys\"\nalgorithms = [\"RS256\"]\nca_file = \"no/such/ca.pem\"\n"
+            ),
+            "token_config[0].ca_file: cannot read",
         ),
         (
             format!("{base}{tc}leeway = \"2d\"\n"),
@@ -391,4 +440,32 @@ fn durations() {
     for bad in ["", "10", "s", "-1s", "1d", "1 parsec"] {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn a_fetched_key_source_starts_without_keys_and_keeps_its_settings() {
+    let text = "default_action = \"deny\"\n[[token_config]]\nname = \"idp\"\njwks_url = \"https://idp.example/.well-known/jwks.json\"\nalgorithms = [\"RS256\", \"ES256\"]\nrefresh_interval = \"5m\"\nmin_refetch_interval = \"10s\"\nmax_stale = \"2h\"\nstartup_timeout = \"3s\"\nallow_start_without_keys = true\nmax_response_bytes = 4096\n[[rule]]\nname = \"all\"\ntoken_configs = [\"idp\"]\n";
+    let loaded = load_str(text).unwrap();
+    let config = &loaded.policy.configs[0];
+    assert!(!config.keys_available);
+    assert!(config.verifier.keys().is_empty());
+    let settings = config.remote.as_ref().unwrap().settings();
+    assert_eq!(
+        settings.location,
+        crate::jwks::Location::Url("https://idp.example/.well-known/jwks.json".into())
+    );
+    assert_eq!(settings.schedule.refresh_interval, Duration::from_secs(300));
+    assert_eq!(
+        settings.schedule.min_refetch_interval,
+        Duration::from_secs(10)
+    );
+    assert_eq!(settings.schedule.max_stale, Duration::from_secs(7200));
+    assert_eq!(
+        settings.schedule.min_refresh_interval,
+        Duration::from_secs(60)
+    );
+    assert_eq!(settings.startup.timeout, Duration::from_secs(3));
+    assert!(settings.startup.allow_without_keys);
+    assert_eq!(settings.fetch.max_bytes, 4096);
+    assert!(!settings.fetch.allow_http);
 }

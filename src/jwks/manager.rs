@@ -360,6 +360,7 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
             let changes = audit::changes(before, &keys, &body);
             remote.fetches.fetch_add(1, Ordering::Relaxed);
             remote.fetched_at.store(unix_now(), Ordering::Relaxed);
+            remote.failing.store(false, Ordering::Relaxed);
             if !changes.is_empty() {
                 remote.changes.fetch_add(1, Ordering::Relaxed);
                 for change in &changes {
@@ -384,6 +385,7 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
         }
         Err(reason) => {
             remote.failures.fetch_add(1, Ordering::Relaxed);
+            remote.failing.store(true, Ordering::Relaxed);
             source.failures_in_row = (source.failures_in_row + 1).min(MAX_BACKOFF_STEPS);
             // 1 s, 2 s, 4 s ... up to the refresh interval.
             let backoff = Duration::from_secs(1 << source.failures_in_row.saturating_sub(1))

@@ -126,6 +126,8 @@ pub struct RemoteKeys {
     changes: AtomicU64,
     /// Unix seconds of the last successful fetch (0: none yet).
     fetched_at: AtomicI64,
+    /// The last fetch failed (the last good set, if any, is still served).
+    failing: AtomicBool,
 }
 
 impl RemoteKeys {
@@ -139,6 +141,7 @@ impl RemoteKeys {
             failures: AtomicU64::new(0),
             changes: AtomicU64::new(0),
             fetched_at: AtomicI64::new(0),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -173,6 +176,11 @@ impl RemoteKeys {
     /// Fetches that changed the key set.
     pub fn changes(&self) -> u64 {
         self.changes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last fetch failed.
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Unix seconds of the last successful fetch, if any.

@@ -56,6 +56,28 @@ impl Context<'_> {
         }
     }
 
+    /// Ready but degraded: configurations whose key fetches fail while their
+    /// last good key set is still served, one line each.
+    pub fn degraded(&self) -> Vec<String> {
+        self.policy
+            .configs
+            .iter()
+            .filter_map(|config| {
+                let remote = config.remote.as_ref()?;
+                (remote.failing() && config.keys_available).then(|| {
+                    let age = remote
+                        .fetched_at()
+                        .map(|at| crate::UnixTime::now().0.saturating_sub(at));
+                    format!(
+                        "token_config {:?}: fetching keys fails; serving the last good set, fetched {} s ago",
+                        &*config.name,
+                        age.unwrap_or(0)
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Every token configuration has usable keys (fetched ones included).
     pub fn keys_loaded(&self) -> bool {
         self.policy
