@@ -100,6 +100,14 @@ fn jitter(period: Duration) -> Duration {
     period.mul_f64(0.9 + f64::from(random) / 255.0 * 0.2)
 }
 
+/// `now + wait`, or far in the future for a wait beyond what `Instant`
+/// holds (a configured interval of centuries must not panic the thread).
+fn after(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now)
+}
+
 /// The verifier for `body` under `config`'s validation.
 fn verifier_for(config: &TokenConfig, body: &[u8]) -> Result<(Verifier, KeySet), String> {
     let keys = KeySet::parse(body).map_err(|error| error.to_string())?;
@@ -346,7 +354,7 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
     let remote = Arc::clone(&source.remote);
     let name = &*config.name;
     let schedule = remote.settings.schedule;
-    source.next_refetch = now + schedule.min_refetch_interval;
+    source.next_refetch = after(now, schedule.min_refetch_interval);
     if outcome.jwks_uri.is_some() {
         source.jwks_uri = outcome.jwks_uri;
     }
@@ -377,7 +385,7 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
             let period = max_age.map_or(schedule.refresh_interval, |age| {
                 age.clamp(schedule.min_refresh_interval, schedule.max_refresh_interval)
             });
-            source.next_refresh = now + jitter(period);
+            source.next_refresh = after(now, jitter(period));
             source.failures_in_row = 0;
             source.good = Some((body.into(), now));
             source.available = true;
@@ -390,7 +398,7 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
             // 1 s, 2 s, 4 s ... up to the refresh interval.
             let backoff = Duration::from_secs(1 << source.failures_in_row.saturating_sub(1))
                 .min(schedule.refresh_interval);
-            source.next_refresh = now + jitter(backoff);
+            source.next_refresh = after(now, jitter(backoff));
             if source.last_error.as_deref() != Some(reason.as_str()) {
                 let kept = if source.good.is_some() {
                     "keeping the last good key set"
