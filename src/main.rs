@@ -370,9 +370,14 @@ fn verifier_from_config(file: &Path, name: &str) -> Result<Arc<Verifier>, Failur
         .map(|c| c.name.to_string())
         .collect();
     let shared = Arc::new(arc_swap::ArcSwap::from_pointee(loaded.policy));
-    if let Some(manager) = jwtgate::jwks::Manager::start(Arc::clone(&shared))
-        .map_err(|e| format!("cannot start the key manager: {e}"))?
+    if shared
+        .load()
+        .configs
+        .iter()
+        .any(|config| config.remote.is_some())
     {
+        let manager = jwtgate::jwks::Manager::start(Arc::clone(&shared))
+            .map_err(|e| format!("cannot start the key manager: {e}"))?;
         let missing = manager.wait_for_keys();
         manager.stop();
         if let Some(error) = missing.into_iter().find(|error| error.config == name) {
@@ -380,10 +385,13 @@ fn verifier_from_config(file: &Path, name: &str) -> Result<Arc<Verifier>, Failur
         }
     }
     let policy = shared.load();
-    policy
-        .configs
-        .iter()
-        .find(|config| &*config.name == name)
+    let config = policy.configs.iter().find(|config| &*config.name == name);
+    if let Some(config) = config
+        && !config.keys_available
+    {
+        return Err(format!("token_config {name:?}: no key set was fetched").into());
+    }
+    config
         .map(|config| Arc::clone(&config.verifier))
         .ok_or_else(|| {
             format!(
@@ -813,8 +821,16 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
     }
     // Fetched key sets first: serving starts once they are in (or their
     // start-up timeout says to start without them).
-    let keys = jwtgate::jwks::Manager::start(Arc::clone(&policy))
-        .map_err(|e| format!("cannot start the key manager: {e}"))?;
+    // With a configuration file the manager runs even without fetched keys
+    // yet, so that a reload can add some.
+    let keys = if args.config.is_some() {
+        Some(
+            jwtgate::jwks::Manager::start(Arc::clone(&policy))
+                .map_err(|e| format!("cannot start the key manager: {e}"))?,
+        )
+    } else {
+        None
+    };
     if let Some(manager) = &keys {
         let missing = manager.wait_for_keys();
         if !missing.is_empty() {

@@ -557,13 +557,18 @@ impl Service for BatchVerifier {
             return write_simple(out, 404, JSON, b"", body, framing);
         };
         self.lines.clear();
-        crate::batch::verify_buffer(
+        let refused = (!config.keys_available).then_some(tokens::KEYS_UNAVAILABLE);
+        let unknown_kid = crate::batch::verify_buffer(
             &config.verifier,
+            refused,
             body,
             self.clock.now(),
             &mut self.scratch,
             &mut self.lines,
         );
+        if unknown_kid && let Some(remote) = &config.remote {
+            remote.want_refetch();
+        }
         write_simple(out, 200, "application/x-ndjson", b"", &self.lines, framing);
         // A large batch must not pin its memory for the life of the connection.
         if self.lines.capacity() > 1 << 20 {

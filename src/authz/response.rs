@@ -52,22 +52,44 @@ pub const fn status(outcome: Outcome) -> u16 {
     }
 }
 
-/// The RFC 6750 §3.1 error code of a denial.
-const fn error_code(outcome: Outcome) -> &'static str {
+/// The RFC 6750 §3.1 error code of a denial, if the client is at fault:
+/// none for a missing token (§3.1) and none when jwtgate could not check the
+/// token (its keys are unavailable): "invalid_token" would send clients to
+/// fetch new tokens from an identity provider that may be down.
+const fn error_code(outcome: Outcome) -> Option<&'static str> {
     match outcome {
-        Outcome::InsufficientScope => "insufficient_scope",
-        _ => "invalid_token",
+        Outcome::Valid | Outcome::Missing | Outcome::KeysUnavailable => None,
+        Outcome::InsufficientScope => Some("insufficient_scope"),
+        Outcome::Malformed
+        | Outcome::TokenTooLarge
+        | Outcome::UnsupportedCrit
+        | Outcome::AlgNotAllowed
+        | Outcome::UnknownKid
+        | Outcome::BadSignature
+        | Outcome::Expired
+        | Outcome::NotYetValid
+        | Outcome::IssuedInFuture
+        | Outcome::LifetimeTooLong
+        | Outcome::MissingClaim
+        | Outcome::WrongIssuer
+        | Outcome::WrongAudience
+        | Outcome::WrongSubject
+        | Outcome::WrongType
+        | Outcome::AmbiguousToken => Some("invalid_token"),
     }
 }
 
 fn render_denial(outcome: Outcome, framing: Framing) -> Vec<u8> {
     let body = format!("{{\"error\":\"{}\"}}", outcome.name());
-    let challenge = match outcome {
+    let challenge = match (outcome, error_code(outcome)) {
         // RFC 6750 §3.1: no error code when the request carried no credentials.
-        Outcome::Missing => format!("Bearer realm=\"{REALM}\""),
-        _ => format!(
-            "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
-            error_code(outcome),
+        (Outcome::Missing, _) => format!("Bearer realm=\"{REALM}\""),
+        (_, None) => format!(
+            "Bearer realm=\"{REALM}\", error_description=\"{}\"",
+            outcome.name()
+        ),
+        (_, Some(code)) => format!(
+            "Bearer realm=\"{REALM}\", error=\"{code}\", error_description=\"{}\"",
             outcome.name()
         ),
     };
@@ -452,12 +474,12 @@ mod tests {
                 assert!(head.contains(&format!("content-length: {}\r\n", json.len())));
                 assert!(head.contains(&format!("x-jwtgate-outcome: {}", outcome.name())));
                 assert_eq!(head.ends_with("connection: close"), framing.close);
-                if outcome != Outcome::Missing {
-                    assert!(head.contains(&format!(
-                        "error=\"{}\", error_description=\"{}\"",
-                        error_code(outcome),
+                match error_code(outcome) {
+                    Some(code) => assert!(head.contains(&format!(
+                        "error=\"{code}\", error_description=\"{}\"",
                         outcome.name()
-                    )));
+                    ))),
+                    None => assert!(!head.contains("error="), "{head}"),
                 }
                 let status = if outcome == Outcome::InsufficientScope {
                     "403 Forbidden"

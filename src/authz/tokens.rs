@@ -162,7 +162,7 @@ pub(crate) struct Request<'r, 'b> {
     pub(crate) now: UnixTime,
 }
 
-const KEYS_UNAVAILABLE: Rejection = Rejection::new(
+pub(crate) const KEYS_UNAVAILABLE: Rejection = Rejection::new(
     Outcome::KeysUnavailable,
     "the token configuration has no usable key set (not fetched yet, or stale)",
 );

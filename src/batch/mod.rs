@@ -178,13 +178,19 @@ const TOO_LONG: Rejection = Rejection::new(
 /// [`run`] would print them for the same bytes: LF ends a line, a CR before it
 /// is dropped, a last line without LF counts, and a line longer than the token
 /// limit is `token_too_large` without being decoded.
+///
+/// `refused` stands in for every verification when the keys may not be used
+/// (a fetched key set that is missing or stale). Returns whether a token
+/// named a `kid` the key set lacks.
 pub fn verify_buffer(
     verifier: &Verifier,
+    refused: Option<Rejection>,
     body: &[u8],
     now: UnixTime,
     scratch: &mut crate::verify::Scratch,
     out: &mut Vec<u8>,
-) {
+) -> bool {
+    let mut unknown_kid = false;
     let max_line = verifier.validation().token_limit();
     let mut rest = body;
     let mut number = 0u64;
@@ -200,11 +206,19 @@ pub fn verify_buffer(
             render::rejected(out, None, number, TOO_LONG);
             continue;
         }
-        match verifier.verify(line, now, scratch) {
+        let verified = match refused {
+            Some(rejection) => Err(rejection),
+            None => verifier.verify(line, now, scratch),
+        };
+        match verified {
             Ok(verified) => render::valid(out, None, number, &verified),
-            Err(rejection) => render::rejected(out, None, number, rejection),
+            Err(rejection) => {
+                unknown_kid |= rejection.outcome() == Outcome::UnknownKid;
+                render::rejected(out, None, number, rejection);
+            }
         }
     }
+    unknown_kid
 }
 
 /// Verifies every line of `inputs` and writes one JSON line per token to `output`,

@@ -639,14 +639,20 @@ fn remote_token_config(
             "HMAC algorithms need a shared secret, which is never fetched from a URL",
         ));
     }
+    if config.issuer.is_none() {
+        return Err(at.at(
+            raw.span(),
+            key("issuer"),
+            "fetched keys need the issuer checked: identity providers share key sets between tenants and applications, whose tokens would all pass",
+        ));
+    }
     let validation = validation_of(config, algorithms, key, at)?;
-    let field = if config.jwks_url.is_some() {
-        "jwks_url"
-    } else {
-        "issuer_discovery"
-    };
-    let remote = RemoteKeys::new(remote)
-        .map_err(|error| at.at(raw.span(), key(field), error.to_string()))?;
+    let span = config
+        .ca_file
+        .as_ref()
+        .map_or_else(|| raw.span(), Spanned::span);
+    let remote =
+        RemoteKeys::new(remote).map_err(|error| at.at(span, key("ca_file"), error.to_string()))?;
     Ok(TokenConfig {
         name: name.into(),
         sources: sources.into_boxed_slice(),
@@ -754,6 +760,16 @@ fn remote_of(
             let text = url.get_ref().trim();
             let scheme_ok =
                 text.starts_with("https://") || (allow_http && text.starts_with("http://"));
+            let authority = text.split_once("://").map_or("", |(_, rest)| {
+                rest.split(['/', '?', '#']).next().unwrap_or("")
+            });
+            if authority.contains('@') {
+                return Err(at.at(
+                    url.span(),
+                    key("jwks_url"),
+                    "credentials in the URL would be written to every log line that names it",
+                ));
+            }
             if !scheme_ok || text.len() < "https://x".len() {
                 return Err(at.at(
                     url.span(),
@@ -872,8 +888,16 @@ fn remote_of(
         key_files.push(path.clone());
         remote.fetch.ca_file = Some(path);
     }
+    // Bounded both ways: below a second the IdP is hammered (a refetch per
+    // unknown kid), beyond a year deadlines stop meaning anything.
     let positive = |value: &Option<Spanned<String>>, field: &str, default: Duration| {
-        positive_duration(value, &key(field), at).map(|parsed| parsed.unwrap_or(default))
+        let parsed = positive_duration(value, &key(field), at)?;
+        if let (Some(value), Some(parsed)) = (value, parsed)
+            && !(Duration::from_secs(1)..=Duration::from_secs(365 * 86_400)).contains(&parsed)
+        {
+            return Err(at.at(value.span(), key(field), "between 1s and 365 days"));
+        }
+        Ok(parsed.unwrap_or(default))
     };
     remote.fetch.connect_timeout = positive(
         &config.connect_timeout,
@@ -910,14 +934,16 @@ fn remote_of(
     )?;
     schedule.max_stale = positive(&config.max_stale, "max_stale", schedule.max_stale)?;
     if schedule.min_refresh_interval > schedule.max_refresh_interval {
-        let span = config
-            .min_refresh_interval
-            .as_ref()
-            .map_or(span, Spanned::span);
+        // Point at whichever of the two was written.
+        let (field, span) = match (&config.min_refresh_interval, &config.max_refresh_interval) {
+            (Some(min), _) => ("min_refresh_interval", min.span()),
+            (None, Some(max)) => ("max_refresh_interval", max.span()),
+            (None, None) => ("min_refresh_interval", span),
+        };
         return Err(at.at(
             span,
-            key("min_refresh_interval"),
-            "cannot exceed max_refresh_interval",
+            key(field),
+            "min_refresh_interval cannot exceed max_refresh_interval",
         ));
     }
     remote.startup.timeout = positive(

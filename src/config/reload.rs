@@ -158,7 +158,20 @@ impl Reloader {
             self.files = files;
         }
         match &self.keys {
-            Some(manager) => manager.publish_reloaded(loaded.policy),
+            Some(manager) => {
+                if let Err(message) = manager.publish_reloaded(loaded.policy) {
+                    // Like a file that does not load: kept out, retried.
+                    let error = ConfigError {
+                        file: self.path.clone(),
+                        line: 0,
+                        column: 0,
+                        key: "token_config".to_owned(),
+                        message,
+                    };
+                    self.failing = Some(error.to_string());
+                    return Err(error);
+                }
+            }
             None => self.shared.store(Arc::new(loaded.policy)),
         }
         Ok(reloaded)

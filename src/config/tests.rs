@@ -126,7 +126,7 @@ fn a_full_configuration_loads_and_routes() {
 fn every_kind_of_mistake_names_its_place() {
     let base = "default_action = \"deny\"\n";
     let tc = "[[token_config]]\nname = \"p\"\n@JWKS@\n";
-    let remote = "[[token_config]]\nname = \"r\"\n";
+    let remote = "[[token_config]]\nname = \"r\"\nissuer = \"https://idp.example/\"\n";
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "jwtgate.toml: default_action: is required"),
         (
@@ -227,13 +227,25 @@ fn every_kind_of_mistake_names_its_place() {
         ),
         (
             format!(
-                "{base}{remote}jwks_url = \"https://idp.example/keys\"\nissuer_discovery = true\nissuer = \"https://idp.example/\"\nalgorithms = [\"RS256\"]\n"
+                "{base}{remote}jwks_url = \"https://idp.example/keys\"\nissuer_discovery = true\nalgorithms = [\"RS256\"]\n"
             ),
             "token_config[0].issuer_discovery: give jwks_url or issuer_discovery, not both",
         ),
         (
-            format!("{base}{remote}issuer_discovery = true\nalgorithms = [\"RS256\"]\n"),
+            format!("{base}[[token_config]]\nname = \"r\"\nissuer_discovery = true\nalgorithms = [\"RS256\"]\n"),
             "token_config[0].issuer: issuer_discovery needs the issuer",
+        ),
+        (
+            format!("{base}[[token_config]]\nname = \"r\"\njwks_url = \"https://idp.example/keys\"\nalgorithms = [\"RS256\"]\n"),
+            "token_config[0].issuer: fetched keys need the issuer checked",
+        ),
+        (
+            format!("{base}{remote}jwks_url = \"https://user:pw@idp.example/keys\"\nalgorithms = [\"RS256\"]\n"),
+            "token_config[0].jwks_url: credentials in the URL",
+        ),
+        (
+            format!("{base}{remote}jwks_url = \"https://idp.example/keys\"\nalgorithms = [\"RS256\"]\nmin_refetch_interval = \"100ms\"\n"),
+            "token_config[0].min_refetch_interval: between 1s and 365 days",
         ),
         (
             format!("{base}{tc}refresh_interval = \"5m\"\n"),
@@ -243,7 +255,7 @@ fn every_kind_of_mistake_names_its_place() {
             format!(
                 "{base}{remote}jwks_url = \"https://idp.example/keys\"\nalgorithms = [\"RS256\"]\nmin_refresh_interval = \"2h\"\nmax_refresh_interval = \"1h\"\n"
             ),
-            "token_config[0].min_refresh_interval: cannot exceed max_refresh_interval",
+            "token_config[0].min_refresh_interval: min_refresh_interval cannot exceed max_refresh_interval",
         ),
         (
             format!(
@@ -444,7 +456,7 @@ fn durations() {
 
 #[test]
 fn a_fetched_key_source_starts_without_keys_and_keeps_its_settings() {
-    let text = "default_action = \"deny\"\n[[token_config]]\nname = \"idp\"\njwks_url = \"https://idp.example/.well-known/jwks.json\"\nalgorithms = [\"RS256\", \"ES256\"]\nrefresh_interval = \"5m\"\nmin_refetch_interval = \"10s\"\nmax_stale = \"2h\"\nstartup_timeout = \"3s\"\nallow_start_without_keys = true\nmax_response_bytes = 4096\n[[rule]]\nname = \"all\"\ntoken_configs = [\"idp\"]\n";
+    let text = "default_action = \"deny\"\n[[token_config]]\nname = \"idp\"\njwks_url = \"https://idp.example/.well-known/jwks.json\"\nissuer = \"https://idp.example/\"\nalgorithms = [\"RS256\", \"ES256\"]\nrefresh_interval = \"5m\"\nmin_refetch_interval = \"10s\"\nmax_stale = \"2h\"\nstartup_timeout = \"3s\"\nallow_start_without_keys = true\nmax_response_bytes = 4096\n[[rule]]\nname = \"all\"\ntoken_configs = [\"idp\"]\n";
     let loaded = load_str(text).unwrap();
     let config = &loaded.policy.configs[0];
     assert!(!config.keys_available);

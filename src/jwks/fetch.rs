@@ -127,8 +127,16 @@ impl Fetcher {
             Some(path) => ca_roots(path)?,
             None => RootCerts::WebPki,
         };
+        let tls = TlsConfig::builder()
+            .root_certs(roots)
+            // ring, whatever process-wide default another crate may install.
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .build();
         let config = ureq::Agent::config_builder()
-            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .tls_config(tls)
+            // Not from HTTPS_PROXY and friends: where keys come from is
+            // decided by the configuration file alone.
+            .proxy(None)
             .https_only(!settings.allow_http)
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global(Some(settings.timeout))
@@ -171,11 +179,20 @@ impl Fetcher {
                 status,
             });
         }
-        let max_age = response
-            .headers()
-            .get("cache-control")
+        let headers = response.headers();
+        // RFC 9111 §4.2.3: what a cache in between already used of max-age.
+        let age = headers
+            .get("age")
             .and_then(|value| value.to_str().ok())
-            .and_then(max_age);
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map_or(Duration::ZERO, Duration::from_secs);
+        let max_age = headers
+            .get_all("cache-control")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(max_age)
+            .min()
+            .map(|fresh| fresh.saturating_sub(age));
         let body = response
             .body_mut()
             .with_config()

@@ -15,9 +15,15 @@ use crate::keys::KeySet;
 use crate::policy::{Policy, TokenConfig};
 use crate::{Verifier, server};
 
-/// A source due for a fetch: its name, the source, a `jwks_uri` found by
-/// discovery before, and whether an unknown `kid` asked for it.
-type Due = (Box<str>, Arc<RemoteKeys>, Option<String>, bool);
+/// A source due for a fetch.
+struct Due {
+    name: Box<str>,
+    remote: Arc<RemoteKeys>,
+    /// What discovery found before.
+    jwks_uri: Option<String>,
+    /// An unknown `kid` asked for it (not the schedule).
+    refetch: bool,
+}
 
 /// How often the thread looks at the refetch flags and the clock.
 const TICK: Duration = Duration::from_millis(50);
@@ -44,8 +50,12 @@ pub struct StartupError {
 struct Source {
     name: Box<str>,
     remote: Arc<RemoteKeys>,
-    /// The last good document and when it was fetched.
-    good: Option<(Arc<[u8]>, Instant)>,
+    /// The last good document.
+    good: Option<Arc<[u8]>>,
+    /// When the last good document stops being served if no fetch succeeds:
+    /// `max_stale` after it was due for a refresh, so the whole of
+    /// `max_stale` is tolerance for failures, whatever the refresh period.
+    expires: Instant,
     /// What discovery last found.
     jwks_uri: Option<String>,
     next_refresh: Instant,
@@ -64,6 +74,7 @@ impl Source {
             name: name.into(),
             remote,
             good: None,
+            expires: now,
             jwks_uri: None,
             next_refresh: now,
             next_refetch: now,
@@ -100,6 +111,12 @@ fn jitter(period: Duration) -> Duration {
     period.mul_f64(0.9 + f64::from(random) / 255.0 * 0.2)
 }
 
+/// Whether `source` fetches configuration `name`'s keys from the same place
+/// as `remote` would (the keys it holds are then the ones `remote` means).
+fn same_place(source: &Source, name: &str, remote: &RemoteKeys) -> bool {
+    *source.name == *name && source.remote.settings.location == remote.settings.location
+}
+
 /// `now + wait`, or far in the future for a wait beyond what `Instant`
 /// holds (a configured interval of centuries must not panic the thread).
 fn after(now: Instant, wait: Duration) -> Instant {
@@ -109,16 +126,13 @@ fn after(now: Instant, wait: Duration) -> Instant {
 }
 
 /// The verifier for `body` under `config`'s validation.
-fn verifier_for(config: &TokenConfig, body: &[u8]) -> Result<(Verifier, KeySet), String> {
-    let keys = KeySet::parse(body).map_err(|error| error.to_string())?;
+fn verifier_for(config: &TokenConfig, body: &[u8]) -> Result<Verifier, String> {
+    // A JWKS only: a URL serving PEM or a bare JWK is not a key set endpoint.
+    let keys = KeySet::from_jwks(body).map_err(|error| error.to_string())?;
     if keys.is_symmetric() {
         return Err("the key set holds HMAC secrets; a secret served at a URL is refused".into());
     }
-    // Parsed twice: one set goes into the verifier, one stays for the audit.
-    let audit = KeySet::parse(body).map_err(|error| error.to_string())?;
-    let verifier = Verifier::new(keys, config.verifier.validation().clone())
-        .map_err(|error| error.to_string())?;
-    Ok((verifier, audit))
+    Verifier::new(keys, config.verifier.validation().clone()).map_err(|error| error.to_string())
 }
 
 fn lock(sources: &Mutex<Vec<Source>>) -> MutexGuard<'_, Vec<Source>> {
@@ -128,9 +142,9 @@ fn lock(sources: &Mutex<Vec<Source>>) -> MutexGuard<'_, Vec<Source>> {
 }
 
 impl Manager {
-    /// Takes over the remote key sources of the policy in `shared` and starts
-    /// fetching them; `None` when it has none.
-    pub fn start(shared: SharedPolicy) -> std::io::Result<Option<Arc<Manager>>> {
+    /// Takes over the remote key sources of the policy in `shared` (there may
+    /// be none yet: a reload can add some) and starts fetching them.
+    pub fn start(shared: SharedPolicy) -> std::io::Result<Arc<Manager>> {
         let now = Instant::now();
         let sources: Vec<Source> = shared
             .load()
@@ -141,9 +155,6 @@ impl Manager {
                 Some(Source::new(&config.name, Arc::clone(remote), now))
             })
             .collect();
-        if sources.is_empty() {
-            return Ok(None);
-        }
         let manager = Arc::new(Manager {
             shared,
             sources: Mutex::new(sources),
@@ -158,7 +169,7 @@ impl Manager {
             .thread
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(handle);
-        Ok(Some(manager))
+        Ok(manager)
     }
 
     /// Waits until every source has keys or its start-up timeout has passed.
@@ -197,9 +208,10 @@ impl Manager {
     /// Publishes a reloaded policy: configurations whose key source is
     /// unchanged keep their keys (rebuilt under the new validation) and their
     /// counters; new sources are fetched at once.
-    pub fn publish_reloaded(&self, mut policy: Policy) {
+    pub fn publish_reloaded(&self, mut policy: Policy) -> Result<(), String> {
         // A source the reload adds is fetched once before the policy goes
-        // out (without the lock), so its tokens are not refused meanwhile.
+        // out (without the lock), so its tokens are not refused meanwhile;
+        // if that fails, the reload is refused like a start-up would be.
         let mut first_fetches: Vec<(Box<str>, Fetch)> = {
             let sources = lock(&self.sources);
             policy
@@ -207,9 +219,9 @@ impl Manager {
                 .iter()
                 .filter_map(|config| {
                     let remote = config.remote.as_ref()?;
-                    let known = sources.iter().any(|source| {
-                        *source.name == *config.name && source.remote.settings == remote.settings
-                    });
+                    let known = sources
+                        .iter()
+                        .any(|source| same_place(source, &config.name, remote));
                     (!known).then(|| (config.name.clone(), Arc::clone(remote)))
                 })
                 .collect::<Vec<_>>()
@@ -224,35 +236,54 @@ impl Manager {
             let Some(remote) = config.remote.clone() else {
                 continue;
             };
-            let known = sources.iter().position(|source| {
-                *source.name == *config.name && source.remote.settings == remote.settings
-            });
+            let known = sources
+                .iter()
+                .position(|source| same_place(source, &config.name, &remote));
             let mut source = match known {
-                Some(position) => sources.swap_remove(position),
+                Some(position) => {
+                    // Same keys, maybe other timeouts or a rotated CA file:
+                    // the new settings (and client) take over the state.
+                    let mut source = sources.swap_remove(position);
+                    if !Arc::ptr_eq(&source.remote, &remote) {
+                        remote.carry_over(&source.remote);
+                        source.remote = Arc::clone(&remote);
+                    }
+                    source
+                }
                 None => Source::new(&config.name, remote, now),
             };
-            config.remote = Some(Arc::clone(&source.remote));
             config.keys_available = false;
             if let Some(position) = first_fetches
                 .iter()
                 .position(|(name, _)| *name == config.name)
             {
                 let (_, outcome) = first_fetches.swap_remove(position);
-                if let Some(verifier) = absorb(&mut source, config, outcome) {
-                    config.verifier = Arc::new(verifier);
-                    config.keys_available = true;
+                match absorb(&mut source, config, outcome) {
+                    Some(verifier) => {
+                        config.verifier = Arc::new(verifier);
+                        config.keys_available = true;
+                    }
+                    None if !source.remote.settings.startup.allow_without_keys => {
+                        return Err(format!(
+                            "token_config {:?}: no key set from {}: {}",
+                            &*config.name,
+                            source.remote.settings.location.describe(),
+                            source.last_error.as_deref().unwrap_or("no answer")
+                        ));
+                    }
+                    None => {}
                 }
-            } else if let Some((body, _)) = &source.good {
+            } else if let Some(body) = &source.good {
                 match verifier_for(config, body) {
-                    Ok((verifier, _)) => {
+                    Ok(verifier) => {
                         config.verifier = Arc::new(verifier);
                         config.keys_available = source.available;
                     }
                     Err(reason) => {
-                        // The new validation does not fit the keys (an allow-list
-                        // change, say): fetch again now, deny meanwhile.
-                        source.next_refresh = now;
-                        source.last_error = Some(reason);
+                        return Err(format!(
+                            "token_config {:?}: the key set in force does not fit the new settings: {reason}",
+                            &*config.name
+                        ));
                     }
                 }
             }
@@ -261,6 +292,7 @@ impl Manager {
         }
         *sources = kept;
         self.shared.store(Arc::new(policy));
+        Ok(())
     }
 
     /// Stops the thread (at shutdown).
@@ -285,21 +317,22 @@ impl Manager {
                     .iter()
                     .filter_map(|source| {
                         let refetch = now >= source.next_refetch && source.remote.take_wanted();
-                        (now >= source.next_refresh || refetch).then(|| {
-                            (
-                                source.name.clone(),
-                                Arc::clone(&source.remote),
-                                source.jwks_uri.clone(),
-                                refetch,
-                            )
+                        (now >= source.next_refresh || refetch).then(|| Due {
+                            name: source.name.clone(),
+                            remote: Arc::clone(&source.remote),
+                            jwks_uri: source.jwks_uri.clone(),
+                            refetch,
                         })
                     })
                     .collect()
             };
-            for (name, remote, jwks_uri, refetch) in due {
+            for due in due {
+                if self.stop.load(Ordering::Acquire) {
+                    return;
+                }
                 // The network is used without the lock: a slow IdP never holds up a reload.
-                let outcome = fetch(&remote, jwks_uri, refetch);
-                self.apply(&name, &remote, outcome);
+                let outcome = fetch(&due.remote, due.jwks_uri, due.refetch);
+                self.apply(&due.name, &due.remote, outcome);
             }
             self.expire_stale(Instant::now());
             std::thread::sleep(TICK);
@@ -328,11 +361,11 @@ impl Manager {
     fn expire_stale(&self, now: Instant) {
         let mut sources = lock(&self.sources);
         for source in sources.iter_mut() {
-            let Some((_, fetched)) = &source.good else {
+            if source.good.is_none() {
                 continue;
-            };
+            }
             let max_stale = source.remote.settings.schedule.max_stale;
-            if source.available && now.duration_since(*fetched) > max_stale {
+            if source.available && now > source.expires {
                 source.available = false;
                 server::warn(format_args!(
                     "keys of token_config {:?}: the last good key set is older than max_stale ({max_stale:?}); answering keys_unavailable until a fetch succeeds",
@@ -359,16 +392,18 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
         source.jwks_uri = outcome.jwks_uri;
     }
     let built = outcome.result.and_then(|(body, max_age)| {
-        let (verifier, keys) = verifier_for(config, &body)?;
-        Ok((body, max_age, verifier, keys))
+        let verifier = verifier_for(config, &body)?;
+        Ok((body, max_age, verifier))
     });
     match built {
-        Ok((body, max_age, verifier, keys)) => {
+        Ok((body, max_age, verifier)) => {
             let before = source.good.as_ref().map(|_| config.verifier.keys());
-            let changes = audit::changes(before, &keys, &body);
+            let changes = audit::changes(before, verifier.keys(), &body);
             remote.fetches.fetch_add(1, Ordering::Relaxed);
             remote.fetched_at.store(unix_now(), Ordering::Relaxed);
             remote.failing.store(false, Ordering::Relaxed);
+            // A fresh set answers every unknown kid raised before it.
+            remote.wanted.store(false, Ordering::Relaxed);
             if !changes.is_empty() {
                 remote.changes.fetch_add(1, Ordering::Relaxed);
                 for change in &changes {
@@ -378,7 +413,7 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
             if source.last_error.take().is_some() || !source.available {
                 server::warn(format_args!(
                     "keys of token_config {name:?}: {} keys from {} in force",
-                    keys.keys().len(),
+                    verifier.keys().keys().len(),
                     remote.settings.location.describe()
                 ));
             }
@@ -386,18 +421,28 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
                 age.clamp(schedule.min_refresh_interval, schedule.max_refresh_interval)
             });
             source.next_refresh = after(now, jitter(period));
+            source.expires = after(source.next_refresh, schedule.max_stale);
             source.failures_in_row = 0;
-            source.good = Some((body.into(), now));
+            let unchanged = source.available && source.good.as_deref() == Some(body.as_slice());
+            source.good = Some(body.into());
             source.available = true;
-            Some(verifier)
+            // The same document again: nothing to publish (a new snapshot
+            // would cost every shard a new metrics table for nothing).
+            (!unchanged).then_some(verifier)
         }
         Err(reason) => {
             remote.failures.fetch_add(1, Ordering::Relaxed);
             remote.failing.store(true, Ordering::Relaxed);
             source.failures_in_row = (source.failures_in_row + 1).min(MAX_BACKOFF_STEPS);
-            // 1 s, 2 s, 4 s ... up to the refresh interval.
-            let backoff = Duration::from_secs(1 << source.failures_in_row.saturating_sub(1))
-                .min(schedule.refresh_interval);
+            // 1 s, 2 s, 4 s ... up to the refresh interval; without usable
+            // keys, every min_refetch_interval at most, to recover soon.
+            let cap = if source.available {
+                schedule.refresh_interval
+            } else {
+                schedule.min_refetch_interval
+            };
+            let backoff =
+                Duration::from_secs(1 << source.failures_in_row.saturating_sub(1)).min(cap);
             source.next_refresh = after(now, jitter(backoff));
             if source.last_error.as_deref() != Some(reason.as_str()) {
                 let kept = if source.good.is_some() {
@@ -446,13 +491,16 @@ fn publish(
 /// for an unknown `kid` reuses the `jwks_uri` found before).
 fn fetch(remote: &RemoteKeys, known_uri: Option<String>, refetch: bool) -> Fetch {
     let fetcher = &remote.fetcher;
+    let known_uri_again = known_uri.clone();
     let (url, discovered) = match &remote.settings.location {
         Location::Url(url) => (url.clone(), None),
-        Location::Discovery { issuer } => match known_uri.filter(|_| refetch) {
+        Location::Discovery { issuer } => match known_uri.clone().filter(|_| refetch) {
             Some(uri) => (uri, None),
-            None => match fetcher.discover(issuer) {
-                Ok(uri) => (uri.clone(), Some(uri)),
-                Err(error) => {
+            None => match (fetcher.discover(issuer), known_uri_again) {
+                (Ok(uri), _) => (uri.clone(), Some(uri)),
+                // Discovery is down but its last answer still points somewhere.
+                (Err(_), Some(uri)) => (uri, None),
+                (Err(error), None) => {
                     return Fetch {
                         result: Err(error.to_string()),
                         jwks_uri: None,

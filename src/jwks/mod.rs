@@ -159,6 +159,24 @@ impl RemoteKeys {
         }
     }
 
+    /// Takes over `old`'s counters, flag and history (a reload that changed
+    /// how the same keys are fetched).
+    fn carry_over(&self, old: &RemoteKeys) {
+        for (mine, theirs) in [
+            (&self.fetches, &old.fetches),
+            (&self.failures, &old.failures),
+            (&self.changes, &old.changes),
+        ] {
+            mine.store(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.fetched_at
+            .store(old.fetched_at.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.failing
+            .store(old.failing.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.wanted
+            .store(old.wanted.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     fn take_wanted(&self) -> bool {
         self.wanted.swap(false, Ordering::AcqRel)
     }
