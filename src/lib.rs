@@ -42,6 +42,7 @@
 //! | [`latency`] | hdrhistogram latency recording, percentile summaries, `.hgrm` output |
 //! | [`tools`] | `keygen`, `mint`, `inspect` |
 //! | [`http`] | zero-copy request head parsing, limits, protocol errors, the `Service` seam, original-request headers |
+//! | [`jwks`] | fetched key sets: HTTPS and OIDC discovery, the key manager thread (refresh, refetch on unknown `kid`, stale-if-error), audit of changes |
 //! | [`config`] | the TOML configuration file → validated `Policy` and server settings; errors with file, line, column, key; hot reload |
 //! | [`policy`] | token configurations, sources (header, cookie, query), rules, canonical paths, claim requirements |
 //! | [`authz`] | the ext_authz decision (route → tokens → verify → 200/401/403) and the `POST /v1/verify` batch face |
