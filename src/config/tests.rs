@@ -232,19 +232,27 @@ fn every_kind_of_mistake_names_its_place() {
             "token_config[0].issuer_discovery: give jwks_url or issuer_discovery, not both",
         ),
         (
-            format!("{base}[[token_config]]\nname = \"r\"\nissuer_discovery = true\nalgorithms = [\"RS256\"]\n"),
+            format!(
+                "{base}[[token_config]]\nname = \"r\"\nissuer_discovery = true\nalgorithms = [\"RS256\"]\n"
+            ),
             "token_config[0].issuer: issuer_discovery needs the issuer",
         ),
         (
-            format!("{base}[[token_config]]\nname = \"r\"\njwks_url = \"https://idp.example/keys\"\nalgorithms = [\"RS256\"]\n"),
+            format!(
+                "{base}[[token_config]]\nname = \"r\"\njwks_url = \"https://idp.example/keys\"\nalgorithms = [\"RS256\"]\n"
+            ),
             "token_config[0].issuer: fetched keys need the issuer checked",
         ),
         (
-            format!("{base}{remote}jwks_url = \"https://user:pw@idp.example/keys\"\nalgorithms = [\"RS256\"]\n"),
+            format!(
+                "{base}{remote}jwks_url = \"https://user:pw@idp.example/keys\"\nalgorithms = [\"RS256\"]\n"
+            ),
             "token_config[0].jwks_url: credentials in the URL",
         ),
         (
-            format!("{base}{remote}jwks_url = \"https://idp.example/keys\"\nalgorithms = [\"RS256\"]\nmin_refetch_interval = \"100ms\"\n"),
+            format!(
+                "{base}{remote}jwks_url = \"https://idp.example/keys\"\nalgorithms = [\"RS256\"]\nmin_refetch_interval = \"100ms\"\n"
+            ),
             "token_config[0].min_refetch_interval: between 1s and 365 days",
         ),
         (

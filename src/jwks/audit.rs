@@ -30,7 +30,18 @@ pub(super) fn changes(old: Option<&KeySet>, new: &KeySet, body: &[u8]) -> Vec<St
         match before.get(name) {
             None => lines.push(format!("added {description}")),
             Some(previous) if previous != description => {
-                lines.push(format!("changed {name}: {previous} -> {description}"));
+                // The descriptions start with the name; say it once.
+                let bare = |text: &'_ str| -> String {
+                    text.strip_prefix(name.as_str())
+                        .and_then(|rest| rest.strip_prefix(": "))
+                        .unwrap_or(text)
+                        .to_owned()
+                };
+                lines.push(format!(
+                    "changed {name}: {} -> {}",
+                    bare(previous),
+                    bare(description)
+                ));
             }
             Some(_) => {}
         }

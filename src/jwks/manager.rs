@@ -128,6 +128,15 @@ fn after(now: Instant, wait: Duration) -> Instant {
 /// The verifier for `body` under `config`'s validation.
 fn verifier_for(config: &TokenConfig, body: &[u8]) -> Result<Verifier, String> {
     // A JWKS only: a URL serving PEM or a bare JWK is not a key set endpoint.
+    // (A document that is not JSON at all gets the parser's own words below.)
+    let mut tape = crate::jose::json::Tape::new();
+    if let Ok(document) = tape.parse(body, 16)
+        && document
+            .as_object()
+            .is_none_or(|object| object.get("keys").is_none())
+    {
+        return Err("not a JWKS document (an object with \"keys\")".into());
+    }
     let keys = KeySet::from_jwks(body).map_err(|error| error.to_string())?;
     if keys.is_symmetric() {
         return Err("the key set holds HMAC secrets; a secret served at a URL is refused".into());
@@ -230,6 +239,42 @@ impl Manager {
         .map(|(name, remote)| (name, fetch(&remote, None, false)))
         .collect();
         let mut sources = lock(&self.sources);
+        // Checked before anything changes, so that a refused reload leaves
+        // the running sources exactly as they were.
+        for config in policy.configs.iter() {
+            let Some(remote) = &config.remote else {
+                continue;
+            };
+            let known = sources
+                .iter()
+                .find(|source| same_place(source, &config.name, remote));
+            let refusal = match known {
+                Some(source) => source
+                    .good
+                    .as_ref()
+                    .and_then(|body| verifier_for(config, body).err())
+                    .map(|reason| {
+                        format!("the key set in force does not fit the new settings: {reason}")
+                    }),
+                None => first_fetches
+                    .iter()
+                    .find(|(name, _)| *name == config.name)
+                    .and_then(|(_, fetched)| match &fetched.result {
+                        Ok((body, _)) => verifier_for(config, body).err(),
+                        Err(reason) => Some(reason.clone()),
+                    })
+                    .filter(|_| !remote.settings.startup.allow_without_keys)
+                    .map(|reason| {
+                        format!(
+                            "no key set from {}: {reason}",
+                            remote.settings.location.describe()
+                        )
+                    }),
+            };
+            if let Some(reason) = refusal {
+                return Err(format!("token_config {:?}: {reason}", &*config.name));
+            }
+        }
         let now = Instant::now();
         let mut kept = Vec::with_capacity(sources.len());
         for config in &mut policy.configs {
@@ -258,34 +303,17 @@ impl Manager {
                 .position(|(name, _)| *name == config.name)
             {
                 let (_, outcome) = first_fetches.swap_remove(position);
-                match absorb(&mut source, config, outcome) {
-                    Some(verifier) => {
-                        config.verifier = Arc::new(verifier);
-                        config.keys_available = true;
-                    }
-                    None if !source.remote.settings.startup.allow_without_keys => {
-                        return Err(format!(
-                            "token_config {:?}: no key set from {}: {}",
-                            &*config.name,
-                            source.remote.settings.location.describe(),
-                            source.last_error.as_deref().unwrap_or("no answer")
-                        ));
-                    }
-                    None => {}
+                if let Some(verifier) = absorb(&mut source, config, outcome) {
+                    config.verifier = Arc::new(verifier);
+                    config.keys_available = true;
                 }
-            } else if let Some(body) = &source.good {
-                match verifier_for(config, body) {
-                    Ok(verifier) => {
-                        config.verifier = Arc::new(verifier);
-                        config.keys_available = source.available;
-                    }
-                    Err(reason) => {
-                        return Err(format!(
-                            "token_config {:?}: the key set in force does not fit the new settings: {reason}",
-                            &*config.name
-                        ));
-                    }
-                }
+            } else if let Some(verifier) = source
+                .good
+                .as_ref()
+                .and_then(|body| verifier_for(config, body).ok())
+            {
+                config.verifier = Arc::new(verifier);
+                config.keys_available = source.available;
             }
             source.available = config.keys_available;
             kept.push(source);
@@ -297,15 +325,16 @@ impl Manager {
 
     /// Stops the thread (at shutdown).
     pub fn stop(&self) {
+        // Not joined: a fetch in progress may take up to its timeout, and a
+        // shutdown must not wait for an identity provider. The thread ends
+        // at its next look at the flag (or with the process).
         self.stop.store(true, Ordering::Release);
-        let handle = self
-            .thread
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(handle) = handle {
-            let _ = handle.join();
-        }
+        drop(
+            self.thread
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(),
+        );
     }
 
     fn run(&self) {
@@ -392,7 +421,8 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
         source.jwks_uri = outcome.jwks_uri;
     }
     let built = outcome.result.and_then(|(body, max_age)| {
-        let verifier = verifier_for(config, &body)?;
+        let verifier = verifier_for(config, &body)
+            .map_err(|reason| format!("{}: {reason}", remote.settings.location.describe()))?;
         Ok((body, max_age, verifier))
     });
     match built {
@@ -411,9 +441,10 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
                 }
             }
             if source.last_error.take().is_some() || !source.available {
+                let count = verifier.keys().keys().len();
                 server::warn(format_args!(
-                    "keys of token_config {name:?}: {} keys from {} in force",
-                    verifier.keys().keys().len(),
+                    "keys of token_config {name:?}: {count} key{} from {} in force",
+                    if count == 1 { "" } else { "s" },
                     remote.settings.location.describe()
                 ));
             }

@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+pub mod https;
 pub mod server;
 
 use std::path::{Path, PathBuf};
