@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use common::TempDir;
 use common::server::{Conn, ReadOutcome, Response, Server, run_jwtgate, run_jwtgate_bounded};
-use common::{mint, signing_key};
+use common::{mint, rewrite_unnoticed, signing_key};
 use jwtgate::Algorithm;
 use jwtgate::crypto::SigningKey;
 
@@ -2149,38 +2149,6 @@ fn count(text: &str, needle: &str) -> usize {
     text.matches(needle).count()
 }
 
-fn sighup(server: &Server) {
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -HUP {}: {status}", server.pid());
-}
-
-/// Replaces the file's contents without changing its size or modification
-/// time, so that only a SIGHUP can make the server notice.
-fn rewrite_unnoticed(path: &Path, text: &str) {
-    let before = std::fs::metadata(path).unwrap();
-    assert_eq!(
-        before.len(),
-        text.len() as u64,
-        "test bug: same size needed"
-    );
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-    file.set_modified(before.modified().unwrap()).unwrap();
-    drop(file);
-    let after = std::fs::metadata(path).unwrap();
-    assert_eq!(
-        (after.len(), after.modified().unwrap()),
-        (before.len(), before.modified().unwrap())
-    );
-}
-
 /// `/v1/**` under `users`, with these exclusions and this action.
 fn reload_config(exclude: &str, action: &str) -> String {
     x_original(
@@ -2210,7 +2178,7 @@ fn sighup_reloads_the_rewritten_file() {
     assert_answer("idle, before", &r, Expect::Denied("missing"), &[]);
 
     rewrite_unnoticed(&env.config_path(), &second);
-    sighup(&gate.server);
+    gate.server.sighup();
     let line = format!(
         "jwtgate: reloaded {} (SIGHUP): 2 token configurations, 1 rules\n",
         env.config_str()
@@ -2224,7 +2192,7 @@ fn sighup_reloads_the_rewritten_file() {
     let r = idle.request(&health);
     assert_answer("idle, after", &r, open("excluded"), &[]);
     // SIGHUP with nothing changed reloads again, and nothing else happens.
-    sighup(&gate.server);
+    gate.server.sighup();
     wait_for_stderr(&gate.server, "second SIGHUP reload", |t| {
         count(t, &line) == 2
     });
@@ -2260,7 +2228,7 @@ fn a_broken_rewrite_keeps_the_running_configuration() {
     as_before(&gate);
 
     // SIGHUP on the same broken file: the same, said once more.
-    sighup(&gate.server);
+    gate.server.sighup();
     let on_sighup = failed.replace("(file changed)", "(SIGHUP)");
     wait_for_stderr(&gate.server, "reload failure on SIGHUP", |t| {
         t.contains(&on_sighup)

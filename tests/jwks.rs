@@ -24,9 +24,8 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -36,7 +35,7 @@ use common::https::{Ca, HttpsServer, Reply};
 use common::server::{
     Client, Conn, Response, Server, request_bytes, run_jwtgate, run_jwtgate_bounded,
 };
-use common::{mint, signing_key};
+use common::{mint, rewrite_unnoticed, signing_key};
 use jwtgate::Algorithm;
 use jwtgate::crypto::SigningKey;
 
@@ -1090,36 +1089,10 @@ fn remote_key_settings_are_checked() {
     );
 }
 
-fn sighup(server: &Server) {
-    let status = Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -HUP {}: {status}", server.pid());
-}
-
 /// Waits for a reload (or, with the file watcher and a SIGHUP both noticing
 /// a change, for two) to be in force.
 fn wait_for_generation(server: &Server, generation: f64) {
     wait_for_metric(server, "jwtgate_config_generation", generation);
-}
-
-/// Replaces the file's contents without changing its size or modification
-/// time, so that only the SIGHUP reloads it (not the file watcher).
-fn rewrite_unnoticed(path: &Path, text: &str) {
-    let before = std::fs::metadata(path).unwrap();
-    assert_eq!(
-        before.len(),
-        text.len() as u64,
-        "test bug: same size needed"
-    );
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-    file.set_modified(before.modified().unwrap()).unwrap();
 }
 
 /// A SIGHUP reload whose token configuration keeps its key source (only the
@@ -1154,7 +1127,7 @@ fn a_reload_with_the_same_source_keeps_the_fetched_keys() {
         let changed = text.replace(r#"audiences = ["api"]"#, r#"audiences = ["new"]"#);
         assert_ne!(text, changed);
         rewrite_unnoticed(&env.config_path(), &changed);
-        sighup(&server);
+        server.sighup();
         wait_for_generation(&server, 2.0);
         let seen = answers.lock().unwrap().len();
         wait_until(&server, "samples after the reload", || {
@@ -1242,7 +1215,7 @@ action = "block"
         env.url()
     );
     env.dir.write("jwtgate.toml", format!("{local}{remote}"));
-    sighup(&server);
+    server.sighup();
     wait_for_generation(&server, 2.0);
     assert_eq!(check(&server, &env.rs256("k1")), ok());
     assert_eq!(readyz(&server), ready());
@@ -1268,7 +1241,7 @@ fn a_reload_with_a_new_ca_file_trusts_the_new_ca() {
     assert_eq!(check(&server, &env.rs256("k1")), ok());
 
     env.dir.write("ca.pem", next.pem());
-    sighup(&server);
+    server.sighup();
     wait_for_generation(&server, 2.0);
     wait_for_answer(&server, &k2, &ok(), &[refused("unknown_kid")]);
     assert_eq!(readyz(&server), ready());
@@ -1376,7 +1349,7 @@ action = "block"
         other.url(JWKS)
     );
     env.dir.write("jwtgate.toml", &added);
-    sighup(&server);
+    server.sighup();
     wait_for_metric(
         &server,
         r#"jwtgate_config_reloads_total{result="failure"}"#,
@@ -1411,7 +1384,7 @@ fn a_reload_adding_an_unreachable_source_is_refused_until_it_answers() {
     assert_eq!(v2(&env.rs256("o1")), (403, "no_matching_rule".to_owned()));
     other.up();
     // The file watcher retries the failed reload by itself; SIGHUP is sooner.
-    sighup(&server);
+    server.sighup();
     wait_for_generation(&server, 2.0);
     assert_eq!(v2(&env.rs256("o1")), ok());
     assert_eq!(check(&server, &env.rs256("k1")), ok());

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use common::TempDir;
 use common::server::{Conn, Response, Server, request_bytes};
-use common::{mint, signing_key};
+use common::{mint, rewrite_unnoticed, signing_key};
 use jwtgate::Algorithm;
 use jwtgate::crypto::SigningKey;
 
@@ -1081,39 +1081,6 @@ fn access_log_is_sampled(io: &str) {
     );
 }
 
-/// Replaces the file's contents without changing its size or modification
-/// time, so that only a SIGHUP can make the server notice (the watcher would
-/// otherwise race the signal and could reload once more).
-fn rewrite_unnoticed(path: &Path, text: &str) {
-    let before = std::fs::metadata(path).unwrap();
-    assert_eq!(
-        before.len(),
-        text.len() as u64,
-        "test bug: same size needed"
-    );
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-    file.set_modified(before.modified().unwrap()).unwrap();
-    drop(file);
-    let after = std::fs::metadata(path).unwrap();
-    assert_eq!(
-        (after.len(), after.modified().unwrap()),
-        (before.len(), before.modified().unwrap())
-    );
-}
-
-fn sighup(server: &Server) {
-    let status = Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -HUP {}: {status}", server.pid());
-}
-
 /// `/readyz` is 200 once serving; a reload that loads moves the generation
 /// from 1 to 2 and stamps its time; one that does not load counts a failure
 /// and leaves the generation (and the policy) alone; a shutdown with a drain
@@ -1145,7 +1112,7 @@ fn readiness_and_reload_generation(io: &str) {
     let second = first.replace(r#"exclude = ["/v1/health"]"#, r#"exclude = ["/v1/public"]"#);
     assert_ne!(first, second);
     rewrite_unnoticed(&env.config_path(), &second);
-    sighup(&server);
+    server.sighup();
     let text = wait_for_sample(&server, "jwtgate_config_generation", "2");
     assert_eq!(
         sample(&text, r#"jwtgate_config_reloads_total{result="success"}"#),
@@ -1173,7 +1140,7 @@ fn readiness_and_reload_generation(io: &str) {
     let broken = second.replace(r#"action = "block""#, r#"action = "deny!""#);
     assert_ne!(broken, second);
     rewrite_unnoticed(&env.config_path(), &broken);
-    sighup(&server);
+    server.sighup();
     let text = wait_for_sample(
         &server,
         r#"jwtgate_config_reloads_total{result="failure"}"#,
@@ -1485,7 +1452,7 @@ fn histograms_and_log_rotation(io: &str) {
 
     let rotated = env.dir.path("access.log.1");
     std::fs::rename(&log, &rotated).unwrap();
-    sighup(&server);
+    server.sighup();
     // The SIGHUP was handled once the reload it also asked for is counted.
     wait_for_sample(
         &server,

@@ -200,3 +200,22 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Replaces a file's contents without changing its size or modification
+/// time, so that only a SIGHUP makes a server notice (its file watcher would
+/// otherwise race the signal and could reload once more).
+pub fn rewrite_unnoticed(path: &Path, text: &str) {
+    let before = std::fs::metadata(path).unwrap();
+    assert_eq!(
+        before.len(),
+        text.len() as u64,
+        "test bug: same size needed"
+    );
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    file.set_modified(before.modified().unwrap()).unwrap();
+}

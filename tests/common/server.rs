@@ -218,6 +218,11 @@ impl Server {
         self.signal("TERM");
     }
 
+    /// Sends SIGHUP (reload) through `kill(1)`.
+    pub fn sighup(&self) {
+        self.signal("HUP");
+    }
+
     /// Sends SIGINT (what Ctrl-C sends) through `kill(1)`.
     pub fn sigint(&self) {
         self.signal("INT");
