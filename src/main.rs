@@ -378,7 +378,7 @@ fn verifier_from_config(file: &Path, name: &str) -> Result<Arc<Verifier>, Failur
     {
         let manager = jwtgate::jwks::Manager::start(Arc::clone(&shared))
             .map_err(|e| format!("cannot start the key manager: {e}"))?;
-        let missing = manager.wait_for_keys();
+        let missing = manager.wait_for_keys(|| false).unwrap_or_default();
         manager.stop();
         if let Some(error) = missing.into_iter().find(|error| error.config == name) {
             return Err(error.to_string().into());
@@ -832,7 +832,17 @@ fn run_serve(args: &ServeArgs, explicit: Explicit<'_>) -> Result<ExitCode, Failu
         None
     };
     if let Some(manager) = &keys {
-        let missing = manager.wait_for_keys();
+        // A shutdown signal ends the wait: SIGTERM must not take startup_timeout.
+        let stop_asked = || {
+            signals
+                .pending()
+                .any(|signal| signal == SIGTERM || signal == SIGINT)
+        };
+        let Some(missing) = manager.wait_for_keys(stop_asked) else {
+            manager.stop();
+            eprintln!("jwtgate serve: stopped during start-up, before any key set arrived");
+            return Ok(ExitCode::SUCCESS);
+        };
         if !missing.is_empty() {
             manager.stop();
             let reasons: Vec<String> = missing.iter().map(ToString::to_string).collect();

@@ -884,6 +884,87 @@ fn startup_without_keys_fails() {
     );
 }
 
+/// SIGTERM while start-up waits for a first key set ends the wait: the
+/// gateway stops at once instead of sitting out a minute of startup_timeout.
+#[test]
+fn sigterm_during_the_startup_wait_stops_at_once() {
+    let mut env = Env::new("sigterm");
+    env.publish(&[rsa("k1")]);
+    env.https.down();
+    let path = env.write_config(
+        "min_refetch_interval = \"1s\"\nfetch_timeout = \"1s\"\nstartup_timeout = \"60s\"\n",
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let stderr = std::sync::Arc::clone(&stderr);
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok)
+            {
+                let mut text = stderr.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        })
+    };
+    // In the wait: the first fetch has failed.
+    let deadline = Instant::now() + POLL_TIMEOUT;
+    while !stderr
+        .lock()
+        .unwrap()
+        .contains("fetch failed (no keys yet)")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no failed fetch:\n{}",
+            stderr.lock().unwrap()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "exited early");
+        std::thread::sleep(POLL);
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + POLL_TIMEOUT;
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "still waiting for keys after SIGTERM:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+        std::thread::sleep(POLL);
+    };
+    reader.join().unwrap();
+    let text = stderr.lock().unwrap().clone();
+    assert_eq!(exit.code(), Some(0), "{text}");
+    assert!(
+        text.contains("jwtgate serve: stopped during start-up"),
+        "{text}"
+    );
+}
+
 /// With `allow_start_without_keys`, the gateway starts not ready and answers
 /// `keys_unavailable`; the first successful fetch makes it ready.
 #[test]

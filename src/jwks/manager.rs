@@ -183,9 +183,16 @@ impl Manager {
 
     /// Waits until every source has keys or its start-up timeout has passed.
     /// Sources without keys whose configuration does not allow starting
-    /// without them are returned as errors.
-    pub fn wait_for_keys(&self) -> Vec<StartupError> {
+    /// without them are returned as errors. `None` when `interrupted` said
+    /// to stop waiting (a shutdown signal during start-up).
+    pub fn wait_for_keys(
+        &self,
+        mut interrupted: impl FnMut() -> bool,
+    ) -> Option<Vec<StartupError>> {
         loop {
+            if interrupted() {
+                return None;
+            }
             let now = Instant::now();
             let sources = lock(&self.sources);
             let waiting = sources.iter().any(|source| {
@@ -193,21 +200,24 @@ impl Manager {
                     && now.duration_since(source.since) < source.remote.settings.startup.timeout
             });
             if !waiting {
-                return sources
-                    .iter()
-                    .filter(|source| {
-                        source.good.is_none() && !source.remote.settings.startup.allow_without_keys
-                    })
-                    .map(|source| StartupError {
-                        config: source.name.to_string(),
-                        location: source.remote.settings.location.describe(),
-                        waited: source.remote.settings.startup.timeout,
-                        reason: source
-                            .last_error
-                            .clone()
-                            .unwrap_or_else(|| "no answer yet".to_owned()),
-                    })
-                    .collect();
+                return Some(
+                    sources
+                        .iter()
+                        .filter(|source| {
+                            source.good.is_none()
+                                && !source.remote.settings.startup.allow_without_keys
+                        })
+                        .map(|source| StartupError {
+                            config: source.name.to_string(),
+                            location: source.remote.settings.location.describe(),
+                            waited: source.remote.settings.startup.timeout,
+                            reason: source
+                                .last_error
+                                .clone()
+                                .unwrap_or_else(|| "no answer yet".to_owned()),
+                        })
+                        .collect(),
+                );
             }
             drop(sources);
             std::thread::sleep(Duration::from_millis(20));
