@@ -312,15 +312,7 @@ impl Authorizer {
             }
         };
         let all_headers = &policy.forwarded_headers;
-        // Only metrics and the log need the rule's position: no scan otherwise.
-        let index_of = |rule: &policy::Rule| {
-            observe.and_then(|_| {
-                policy
-                    .rules
-                    .iter()
-                    .position(|candidate| std::ptr::eq(candidate, rule))
-            })
-        };
+        let index_of = |rule: &policy::Rule| policy.rule_index(rule);
         let rule = match route {
             Route::Check(rule) => rule,
             Route::Excluded(rule) | Route::Preflight(rule) => {

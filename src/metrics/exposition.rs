@@ -5,6 +5,7 @@
 //! conventions: `jwtgate_` prefix, base units (seconds), `_total` counters.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use super::hub::{Recent, Totals};
 use super::{ACTIONS, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
@@ -355,26 +356,12 @@ pub fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
 }
 
 fn json_percentiles(out: &mut Vec<u8>, values: &LatencyHistogram) {
-    let _ = write!(Bytes(out), "{{\"count\":{}", values.count());
+    let _ = write!(out, "{{\"count\":{}", values.count());
     for (percentile, name) in REPORTED_PERCENTILES {
         let micros = values.percentile_nanos(percentile) as f64 / 1000.0;
-        let _ = write!(Bytes(out), ",\"{name}\":{micros}");
+        let _ = write!(out, ",\"{name}\":{micros}");
     }
-    let _ = write!(
-        Bytes(out),
-        ",\"max\":{}}}",
-        values.max_nanos() as f64 / 1000.0
-    );
-}
-
-/// `std::fmt::Write` over a byte vector.
-struct Bytes<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Bytes<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
+    let _ = write!(out, ",\"max\":{}}}", values.max_nanos() as f64 / 1000.0);
 }
 
 /// `GET /stats`: the same totals as JSON, with latency percentiles in microseconds.
@@ -383,7 +370,7 @@ pub fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
     let status = context.status;
     let (reloads, failures) = status.reloads();
     let _ = write!(
-        Bytes(&mut out),
+        out,
         "{{\"version\":\"{}\",\"io\":\"{}\",\"shards\":{},\"uptime_seconds\":{:.3},\"ready\":{},\"draining\":{},\"config_generation\":{},\"reloads\":{reloads},\"failed_reloads\":{failures},",
         env!("CARGO_PKG_VERSION"),
         context.io,
@@ -394,17 +381,14 @@ pub fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
         status.generation(),
     );
     let total: u64 = totals.counters.values().sum();
-    let _ = write!(
-        Bytes(&mut out),
-        "\"requests\":{{\"total\":{total},\"by_action\":{{"
-    );
+    let _ = write!(out, "\"requests\":{{\"total\":{total},\"by_action\":{{");
     for (index, taken) in [Taken::Allow, Taken::Block, Taken::Log]
         .into_iter()
         .enumerate()
     {
         let comma = if index > 0 { "," } else { "" };
         let _ = write!(
-            Bytes(&mut out),
+            out,
             "{comma}\"{}\":{}",
             taken.name(),
             totals.by_action(taken)
@@ -417,7 +401,7 @@ pub fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
         if count > 0 {
             let comma = if first { "" } else { "," };
             first = false;
-            let _ = write!(Bytes(&mut out), "{comma}\"{}\":{count}", decision.name());
+            let _ = write!(out, "{comma}\"{}\":{count}", decision.name());
         }
     }
     out.extend_from_slice(b"}},\"latency_us\":{\"request\":");
@@ -434,7 +418,7 @@ pub fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
         out.extend_from_slice(b",\"token_config\":");
         quote_into(&mut out, &key.token_config);
         let _ = write!(
-            Bytes(&mut out),
+            out,
             ",\"outcome\":\"{}\",\"action\":\"{}\",\"count\":{count}}}",
             key.decision.name(),
             key.taken.name()
@@ -447,12 +431,12 @@ pub fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
         .enumerate()
     {
         let comma = if index > 0 { "," } else { "" };
-        let _ = write!(Bytes(&mut out), "{comma}\"{status}\":{count}");
+        let _ = write!(out, "{comma}\"{status}\":{count}");
     }
     let open: u64 = totals.connections.iter().map(|c| c.open).sum();
     let accepted: u64 = totals.connections.iter().map(|c| c.accepted).sum();
     let _ = write!(
-        Bytes(&mut out),
+        out,
         "}},\"connections\":{{\"open\":{open},\"accepted\":{accepted}}},\"keys\":{{"
     );
     for (index, config) in context.policy.configs.iter().enumerate() {
@@ -460,7 +444,7 @@ pub fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
             out.push(b',');
         }
         quote_into(&mut out, &config.name);
-        let _ = write!(Bytes(&mut out), ":{}", config.verifier.keys().len());
+        let _ = write!(out, ":{}", config.verifier.keys().len());
     }
     out.extend_from_slice(b"}}\n");
     out

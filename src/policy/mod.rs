@@ -208,6 +208,17 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The position of `rule`, one of this policy's rules, in constant time
+    /// (metrics count per rule position; scanning would repeat routing's work).
+    pub fn rule_index(&self, rule: &Rule) -> Option<usize> {
+        let offset = (rule as *const Rule as usize).checked_sub(self.rules.as_ptr() as usize)?;
+        let index = offset / std::mem::size_of::<Rule>().max(1);
+        self.rules
+            .get(index)
+            .filter(|candidate| std::ptr::eq(*candidate, rule))
+            .map(|_| index)
+    }
+
     /// Whether forwarded headers from `peer` may be believed.
     pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
         self.trusted_proxies.is_empty() || self.trusted_proxies.iter().any(|net| net.contains(peer))
@@ -301,6 +312,17 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_index_is_its_position_and_only_its_own_policy_knows_it() {
+        let text = "default_action = \"deny\"\n[[token_config]]\nname = \"p\"\n@JWKS@\n[[rule]]\nname = \"a\"\ntoken_configs = [\"p\"]\n[[rule]]\nname = \"b\"\ntoken_configs = [\"p\"]\n[[rule]]\nname = \"c\"\ntoken_configs = [\"p\"]\n";
+        let policy = crate::config::tests::policy_with_demo_keys(text);
+        let other = crate::config::tests::policy_with_demo_keys(text);
+        for (index, rule) in policy.rules.iter().enumerate() {
+            assert_eq!(policy.rule_index(rule), Some(index));
+            assert_eq!(other.rule_index(rule), None);
+        }
+    }
 
     fn rule(
         name: &str,
