@@ -12,7 +12,7 @@ use std::path::Path;
 
 use criterion::Criterion;
 use jwtgate::http::OriginalRequest;
-use jwtgate::policy::{Policy, Route, path};
+use jwtgate::policy::{PathBuffers, Policy, Route};
 
 fn policy() -> Policy {
     let jwks = std::fs::read_to_string(format!(
@@ -37,7 +37,7 @@ fn policy() -> Policy {
 
 fn route_once(
     policy: &Policy,
-    canonical: &mut Vec<u8>,
+    buffers: &mut PathBuffers,
     method: &str,
     host: &str,
     target: &str,
@@ -47,17 +47,16 @@ fn route_once(
         host: host.as_bytes(),
         path: target.as_bytes(),
     };
-    let c = path::canonicalize(request.path, canonical);
     matches!(
-        policy.route(&request, canonical, c.rewritten, false),
-        Route::Check(_)
+        policy.route_target(&request, false, buffers),
+        Ok(Route::Check(_))
     )
 }
 
 fn main() {
     let policy = policy();
     let mut criterion = Criterion::default().configure_from_args();
-    let mut canonical = Vec::with_capacity(256);
+    let mut buffers = PathBuffers::with_capacity(256);
     let cases = [
         ("first rule", "GET", "svc0.example.com", "/svc0/orders/7"),
         (
@@ -81,7 +80,7 @@ fn main() {
             b.iter(|| {
                 route_once(
                     &policy,
-                    &mut canonical,
+                    &mut buffers,
                     black_box(method),
                     black_box(host),
                     black_box(target),

@@ -1483,3 +1483,265 @@ fn a_refused_reload_keeps_refreshing_the_running_sources() {
     assert_eq!(check(&server, &k2), refused("unknown_kid"));
     wait_for_answer(&server, &k2, &ok(), &[refused("unknown_kid")]);
 }
+
+// ---------------------------------------------------------------------------
+// Where fetches may go: redirects and a discovered jwks_uri
+// ---------------------------------------------------------------------------
+
+/// The test server's `path` under another host name, `localhost` (its
+/// certificate names both `127.0.0.1` and `localhost`; both reach it).
+fn other_host_url(env: &Env, path: &str) -> String {
+    format!("https://localhost:{}{path}", env.https.addr().port())
+}
+
+/// Why a request to `localhost` was not sent, as the log says it.
+fn off_host(env: &Env) -> String {
+    let port = env.https.addr().port();
+    format!(
+        "host localhost:{port} is neither the configured host 127.0.0.1:{port} nor listed in jwks_allowed_hosts"
+    )
+}
+
+/// Writes a configuration fetching the `users` keys from `url`, with `settings`.
+fn url_config(env: &Env, url: &str, settings: &str) -> PathBuf {
+    let source = format!("jwks_url = \"{url}\"\nissuer = \"{ISS}\"");
+    env.dir.write("jwtgate.toml", config(&source, settings))
+}
+
+/// A redirect to another host is not followed: start-up fails naming the
+/// redirect, the host and the setting, also when the host is listed without
+/// its port (which then means 443). Listed with its port, it is followed.
+#[test]
+fn a_redirect_to_another_host_is_refused_unless_listed() {
+    let env = Env::new("redirect-host");
+    env.publish(&[rsa("k1")]);
+    let port = env.https.addr().port();
+    let elsewhere = other_host_url(&env, JWKS);
+    env.https
+        .set("/moved", Reply::status(302).header("location", &elsewhere));
+    let moved = env.https.url("/moved");
+    for listed in ["", "jwks_allowed_hosts = [\"localhost\", \"127.0.0.2\"]\n"] {
+        let path = url_config(&env, &moved, &format!("{FAST}{listed}"));
+        let out = run_serve_to_exit(&path);
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+        let expected = format!(
+            "jwtgate: token_config \"users\": no key set from {moved} within 2s: \
+             {moved}: redirect to {elsewhere} refused: {}\n",
+            off_host(&env)
+        );
+        assert!(
+            stderr.contains(&expected),
+            "want {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(env.https.hits("/moved") >= 2);
+    assert_eq!(env.https.hits(JWKS), 0, "a refused redirect was followed");
+
+    let listed = format!("{FAST}jwks_allowed_hosts = [\"localhost:{port}\"]\n");
+    let path = url_config(&env, &moved, &listed);
+    let server = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
+    assert_eq!(check(&server, &env.rs256("k1")), ok());
+    assert_eq!(env.https.hits(JWKS), 1);
+}
+
+/// A key set URL that starts redirecting to another host fails like any
+/// failed fetch: logged with the host and the setting, counted, `/readyz`
+/// degraded, and the last good keys stay in force. Nothing is asked of the
+/// other host.
+#[test]
+fn a_refused_redirect_keeps_the_last_good_keys() {
+    let env = Env::new("redirect-stale");
+    env.publish(&[rsa("k1")]);
+    let server = env.serve(FAST);
+    assert_eq!(check(&server, &env.rs256("k1")), ok());
+    let elsewhere = other_host_url(&env, "/keys");
+    env.https.set("/keys", Reply::json(jwks(&[rsa("k2")])));
+    env.https
+        .set(JWKS, Reply::status(307).header("location", &elsewhere));
+    // An unknown kid asks for a refetch, which is refused.
+    assert_eq!(check(&server, &env.rs256("k2")), refused("unknown_kid"));
+    let url = env.url();
+    wait_for_stderr(
+        &server,
+        &audit(&format!(
+            "fetch failed (keeping the last good key set): {url}: redirect to {elsewhere} refused: {}\n",
+            off_host(&env)
+        )),
+    );
+    assert_eq!(check(&server, &env.rs256("k1")), ok());
+    assert_eq!(check(&server, &env.rs256("k2")), refused("unknown_kid"));
+    assert_degraded(&server);
+    assert!(metric(&server, FAILURES) >= 1.0);
+    assert_eq!(env.https.hits("/keys"), 0);
+}
+
+/// Redirects on the configured host and port are followed, relative or
+/// absolute, up to three in a row; a loop is a failed fetch.
+#[test]
+fn same_host_redirects_are_followed() {
+    let env = Env::new("redirect-same");
+    env.publish(&[rsa("k1")]);
+    env.https
+        .set("/old/a", Reply::status(301).header("location", "b"));
+    env.https
+        .set("/old/b", Reply::status(308).header("location", "/moved"));
+    env.https
+        .set("/moved", Reply::status(302).header("location", &env.url()));
+    let path = url_config(&env, &env.https.url("/old/a"), FAST);
+    let server = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
+    assert_eq!(check(&server, &env.rs256("k1")), ok());
+    let hits = ["/old/a", "/old/b", "/moved", JWKS].map(|path| env.https.hits(path));
+    assert_eq!(hits, [1, 1, 1, 1]);
+    drop(server);
+
+    env.https
+        .set("/loop", Reply::status(302).header("location", "/loop"));
+    let looping = env.https.url("/loop");
+    let out = run_serve_to_exit(&url_config(&env, &looping, FAST));
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let expected = format!(
+        "jwtgate: token_config \"users\": no key set from {looping} within 2s: {looping}: more than 3 redirects\n"
+    );
+    assert!(
+        stderr.contains(&expected),
+        "want {expected:?} in:\n{stderr}"
+    );
+}
+
+/// A discovery document whose `jwks_uri` is on another host than the
+/// issuer's is refused (nothing is fetched there) unless the host is listed.
+#[test]
+fn a_discovered_jwks_uri_on_another_host_is_refused_unless_listed() {
+    let env = Env::new("discovery-host");
+    let issuer = env.https.url("");
+    let port = env.https.addr().port();
+    let elsewhere = other_host_url(&env, "/keys");
+    env.https
+        .set(DISCOVERY, discovery_document(&issuer, &elsewhere));
+    env.https.set("/keys", Reply::json(jwks(&[rsa("k1")])));
+    let out = run_serve_to_exit(&discovery_config(&env));
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let expected = format!(
+        "jwtgate: token_config \"users\": no key set from discovery of {issuer} within 2s: \
+         discovery {issuer}{DISCOVERY}: jwks_uri {elsewhere} refused: {}\n",
+        off_host(&env)
+    );
+    assert!(
+        stderr.contains(&expected),
+        "want {expected:?} in:\n{stderr}"
+    );
+    assert_eq!(env.https.hits("/keys"), 0, "a refused jwks_uri was fetched");
+
+    let source = format!("issuer_discovery = true\nissuer = \"{issuer}\"");
+    let listed = format!("{FAST}jwks_allowed_hosts = [\"localhost:{port}\"]\n");
+    let path = env.dir.write("jwtgate.toml", config(&source, &listed));
+    let server = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
+    let token = env.token_for("k1", &issuer, &format!(r#""{AUD}""#));
+    assert_eq!(check(&server, &token), ok());
+    assert_eq!(env.https.hits("/keys"), 1);
+}
+
+/// `jwks_allowed_hosts` is refused when malformed or without fetched keys,
+/// naming file, line and key; `check-config` says where fetches may go. An
+/// empty allow-list is refused for fetched keys as for local ones.
+#[test]
+fn jwks_allowed_hosts_is_checked_and_reported() {
+    let dir = TempDir::new("jwks-hosts-config");
+    dir.write("keys.jwks.json", jwks(&[rsa("k1")]));
+    let block = |lines: &str| {
+        format!(
+            "default_action = \"deny\"\n\n[[token_config]]\nname = \"users\"\nissuer = \"{ISS}\"\n{lines}\n"
+        )
+    };
+    let url = "jwks_url = \"https://127.0.0.1:9/jwks.json\"";
+    let cases = [
+        (
+            block(&format!(
+                "{url}\nalgorithms = [\"RS256\"]\njwks_allowed_hosts = [\"https://keys.example.com\"]"
+            )),
+            "8:23: token_config[0].jwks_allowed_hosts[0]: expected a host such as \"keys.example.com\" or \"keys.example.com:8443\": a host, not a URL: no scheme (the configured one applies)\n",
+        ),
+        (
+            block(&format!(
+                "{url}\nalgorithms = [\"RS256\"]\njwks_allowed_hosts = [\"keys.example.com:https\"]"
+            )),
+            "8:23: token_config[0].jwks_allowed_hosts[0]: expected a host such as \"keys.example.com\" or \"keys.example.com:8443\": the port is not a number from 1 to 65535\n",
+        ),
+        (
+            block("jwks_file = \"keys.jwks.json\"\njwks_allowed_hosts = [\"keys.example.com\"]"),
+            "7:22: token_config[0].jwks_allowed_hosts: applies to fetched keys only: set jwks_url or issuer_discovery = true\n",
+        ),
+        (
+            block(&format!("{url}\nalgorithms = []")),
+            "7:14: token_config[0].algorithms: the algorithm allow-list is empty: a fetched key set needs at least one algorithm, such as [\"RS256\"]\n",
+        ),
+    ];
+    for (text, expected) in &cases {
+        let path = dir.write("jwtgate.toml", text);
+        let out = run_jwtgate(&["check-config", path.to_str().unwrap()], b"");
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}\nstderr: {stderr}");
+        let want = format!("jwtgate: {}:{expected}", path.display());
+        assert_eq!(stderr, want, "{text}");
+    }
+
+    let path = dir.write(
+        "jwtgate.toml",
+        block(&format!(
+            "{url}\nalgorithms = [\"RS256\"]\njwks_allowed_hosts = [\"Keys.Example.com\", \"localhost:8443\"]"
+        )),
+    );
+    let out = run_jwtgate(&["check-config", path.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr_of(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let line = "\n  redirects and jwks_uri may lead to: https://127.0.0.1:9 (configured), \
+                https://keys.example.com:443 (jwks_allowed_hosts), https://localhost:8443 (jwks_allowed_hosts)\n";
+    assert!(report.contains(line), "{report}");
+}
+
+/// A discovery document that later names a `jwks_uri` on another host makes
+/// the refresh fail (logged, degraded, last good keys kept), and the
+/// `jwks_uri` it gave before is not used instead, not even by a refetch.
+#[test]
+fn a_discovery_document_that_moves_its_keys_off_host_keeps_the_last_good_keys() {
+    let env = Env::new("discovery-moves");
+    let issuer = env.https.url("");
+    env.https.set(
+        DISCOVERY,
+        discovery_document(&issuer, &env.https.url("/keys")),
+    );
+    env.https.set("/keys", Reply::json(jwks(&[rsa("k1")])));
+    let source = format!("issuer_discovery = true\nissuer = \"{issuer}\"");
+    let settings = format!("{FAST}refresh_interval = \"1s\"\n");
+    let path = env.dir.write("jwtgate.toml", config(&source, &settings));
+    let server = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
+    let token = |kid: &str| env.token_for(kid, &issuer, &format!(r#""{AUD}""#));
+    assert_eq!(check(&server, &token("k1")), ok());
+
+    let elsewhere = other_host_url(&env, "/elsewhere");
+    env.https
+        .set(DISCOVERY, discovery_document(&issuer, &elsewhere));
+    wait_for_stderr(
+        &server,
+        &audit(&format!(
+            "fetch failed (keeping the last good key set): discovery {issuer}{DISCOVERY}: \
+             jwks_uri {elsewhere} refused: {}\n",
+            off_host(&env)
+        )),
+    );
+    let old_uri_hits = env.https.hits("/keys");
+    env.https
+        .set("/keys", Reply::json(jwks(&[rsa("k1"), rsa("k2")])));
+    // A refetch asks discovery again, which still points off host.
+    assert_eq!(check(&server, &token("k2")), refused("unknown_kid"));
+    let failures = metric(&server, FAILURES);
+    wait_for_metric(&server, FAILURES, failures + 1.0);
+    assert_eq!(check(&server, &token("k2")), refused("unknown_kid"));
+    assert_eq!(check(&server, &token("k1")), ok());
+    assert_degraded(&server);
+    assert_eq!(env.https.hits("/keys"), old_uri_hits);
+    assert_eq!(env.https.hits("/elsewhere"), 0);
+}

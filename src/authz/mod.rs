@@ -81,8 +81,8 @@ pub struct Authorizer {
     options: AuthzOptions,
     denials: Arc<Denials>,
     scratch: crate::Scratch,
-    /// The canonical path of the request being decided.
-    path: Vec<u8>,
+    /// The readings of the path of the request being decided.
+    paths: policy::PathBuffers,
     /// The first valid token's `iss` and `sub`, to compare the others with.
     identity_key: Vec<u8>,
     /// This shard's counters and histograms (`None` with metrics off).
@@ -157,7 +157,7 @@ impl Authorizer {
             options,
             denials,
             scratch,
-            path: Vec::with_capacity(256),
+            paths: policy::PathBuffers::with_capacity(256),
             identity_key: Vec::with_capacity(256),
             metrics: None,
             log: None,
@@ -288,23 +288,18 @@ impl Authorizer {
                     return Record::blocked(Decision::BadRequest, 400);
                 }
             };
-            let canonical = policy::path::canonicalize(original.path, &mut self.path);
-            if canonical.encoded_separator {
-                response::bad_request(
-                    out,
-                    "the path hides a slash or backslash in %2F or %5C",
-                    framing,
-                );
-                return Record::blocked(Decision::BadRequest, 400);
-            }
             let preflight = is_preflight(head, original.method);
+            let route = match policy.route_target(&original, preflight, &mut self.paths) {
+                Ok(route) => route,
+                Err(error) => {
+                    response::bad_request(out, error.detail(), framing);
+                    return Record::blocked(Decision::BadRequest, 400);
+                }
+            };
             let query = memchr::memchr(b'?', original.path)
                 .and_then(|q| original.path.get(q + 1..))
                 .unwrap_or_default();
-            (
-                policy.route(&original, &self.path, canonical.rewritten, preflight),
-                query,
-            )
+            (route, query)
         } else {
             match policy.rules.first() {
                 Some(rule) => (Route::Check(rule), &b""[..]),

@@ -170,9 +170,16 @@ impl Denials {
     }
 }
 
+/// Whether `byte` goes into a header value as it is: visible ASCII other
+/// than `%` (the escape itself) and `,` (the list separator of HTTP fields,
+/// RFC 9110 §5.6.1, which jwtgate uses to join array claims).
+const fn is_plain(byte: u8) -> bool {
+    byte.is_ascii_graphic() && byte != b'%' && byte != b','
+}
+
 fn push_encoded(out: &mut Vec<u8>, byte: u8) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    if byte.is_ascii_graphic() && byte != b'%' {
+    if is_plain(byte) {
         out.push(byte);
     } else {
         let hex = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
@@ -180,17 +187,15 @@ fn push_encoded(out: &mut Vec<u8>, byte: u8) {
     }
 }
 
-/// Writes a header value so that it can never break the header block: visible
-/// ASCII other than `%` goes as is, every other byte of the UTF-8 text
-/// (space, controls such as an escaped CR or LF, non-ASCII, `%`) as `%XX`.
+/// Writes a header value so that it can never break the header block nor
+/// read as a list: visible ASCII other than `%` and `,` goes as is, every
+/// other byte of the UTF-8 text (space, controls such as an escaped CR or LF,
+/// non-ASCII, `%`, `,`) as `%XX`.
 fn push_value(out: &mut Vec<u8>, value: Option<JsonStr<'_>>) {
     let Some(value) = value else { return };
     // Fast path: most claim values are plain ASCII without escapes.
     let raw = value.raw().as_bytes();
-    if raw
-        .iter()
-        .all(|&b| b.is_ascii_graphic() && b != b'%' && b != b'\\')
-    {
+    if raw.iter().all(|&b| is_plain(b) && b != b'\\') {
         out.extend_from_slice(raw);
         return;
     }
@@ -202,26 +207,29 @@ fn push_value(out: &mut Vec<u8>, value: Option<JsonStr<'_>>) {
     }
 }
 
-/// Rewrites every `,` in `out[from..]` as `%2C`, in place.
-fn escape_commas(out: &mut Vec<u8>, from: usize) {
-    let commas = out
+/// Encodes `out[from..]` once more, in place: every `%` becomes `%25` and
+/// every `,` becomes `%2C`. A nested array is one element of its parent:
+/// its separators must not read as the parent's, and its escapes must
+/// survive the one decoding the parent's element gets.
+fn escape_again(out: &mut Vec<u8>, from: usize) {
+    let special = out
         .get(from..)
-        .map_or(0, |tail| memchr::memchr_iter(b',', tail).count());
-    if commas == 0 {
+        .map_or(0, |tail| memchr::memchr2_iter(b'%', b',', tail).count());
+    if special == 0 {
         return;
     }
     let old_len = out.len();
-    out.resize(old_len + 2 * commas, 0);
+    out.resize(old_len + 2 * special, 0);
     // From the back, so every byte moves once.
     let mut write = out.len();
     let mut read = old_len;
     while read > from {
         read -= 1;
         let byte = out.get(read).copied().unwrap_or(0);
-        let expanded: &[u8] = if byte == b',' {
-            b"%2C"
-        } else {
-            std::slice::from_ref(&byte)
+        let expanded: &[u8] = match byte {
+            b',' => b"%2C",
+            b'%' => b"%25",
+            _ => std::slice::from_ref(&byte),
         };
         write -= expanded.len();
         if let Some(slot) = out.get_mut(write..write + expanded.len()) {
@@ -232,7 +240,12 @@ fn escape_commas(out: &mut Vec<u8>, from: usize) {
 
 /// Writes a forwarded claim of any JSON kind: a string as [`push_value`] does,
 /// an array as its elements joined with commas, anything else as its JSON
-/// text (percent-encoded where needed).
+/// text, percent-encoded like a string (so an object's commas are `%2C`).
+///
+/// Invariant: a `,` in the output only ever separates the elements of a
+/// top-level array, and every element decodes with one percent-decoding. A
+/// string or scalar element is already encoded by the rules above; a nested
+/// array element is encoded once more by [`escape_again`].
 fn push_claim(out: &mut Vec<u8>, value: Option<Value<'_>>) {
     let Some(value) = value else { return };
     match value.kind() {
@@ -247,10 +260,11 @@ fn push_claim(out: &mut Vec<u8>, value: Option<Value<'_>>) {
                 if index > 0 {
                     out.push(b',');
                 }
-                // A comma inside an element must not read as a second element.
                 let from = out.len();
                 push_claim(out, Some(element));
-                escape_commas(out, from);
+                if element.kind() == Kind::Array {
+                    escape_again(out, from);
+                }
             }
         }
         _ => {
@@ -431,6 +445,55 @@ mod tests {
     }
 
     #[test]
+    fn string_claims_escape_commas_and_percent_signs() {
+        // The upstream splits on commas: a string is one value.
+        assert_eq!(encoded(r#""a,b""#), "a%2Cb");
+        assert_eq!(
+            encoded(r#""CN=Alice,OU=Eng,O=Acme""#),
+            "CN=Alice%2COU=Eng%2CO=Acme"
+        );
+        // `%` is escaped too, so an encoded-looking value stays distinct.
+        assert_eq!(encoded(r#""a%2Cb""#), "a%252Cb");
+        assert_ne!(encoded(r#""a,b""#), encoded(r#""a%2Cb""#));
+        // The slow path (an escape in the JSON text) agrees with the fast one.
+        assert_eq!(encoded(r#""a\u002cb""#), "a%2Cb");
+        assert_eq!(encoded(r#""\u0025,""#), "%25%2C");
+        // Through push_claim as well (a forwarded string claim).
+        let text = r#"{"dn":"CN=Alice,O=Acme","pct":"50%,60%"}"#;
+        let mut tape = Tape::with_capacity(8);
+        let object = tape.parse(text.as_bytes(), 8).unwrap();
+        let object = object.as_object().unwrap();
+        for (name, want) in [("dn", "CN=Alice%2CO=Acme"), ("pct", "50%25%2C60%25")] {
+            let mut out = Vec::new();
+            push_claim(&mut out, object.get(name));
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{name}");
+        }
+    }
+
+    /// Splits a rendered claim the way an upstream reads it: on `,`, then
+    /// one percent-decoding per element.
+    fn upstream_reading(header: &str) -> Vec<String> {
+        header
+            .split(',')
+            .map(|element| {
+                let bytes = element.as_bytes();
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < bytes.len() {
+                    if bytes[i] == b'%' {
+                        out.push(u8::from_str_radix(&element[i + 1..i + 3], 16).unwrap());
+                        i += 3;
+                    } else {
+                        out.push(bytes[i]);
+                        i += 1;
+                    }
+                }
+                String::from_utf8(out).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
     fn forwarded_arrays_keep_their_elements_apart() {
         let text =
             r#"{"roles":["admin","viewer,superuser"],"nested":[["a","b"],"c"],"n":[1,true]}"#;
@@ -445,6 +508,29 @@ mod tests {
         assert_eq!(render("roles"), "admin,viewer%2Csuperuser");
         assert_eq!(render("nested"), "a%2Cb,c");
         assert_eq!(render("n"), "1,true");
+    }
+
+    #[test]
+    fn array_elements_escape_percent_signs_consistently() {
+        let text = r#"{"pct":["a%2Cb","a,b","100%"],"deep":[["x,y"],["x","y"]],"obj":[{"a":1,"b":"c,d"}],"top":{"a":1,"b":2}}"#;
+        let mut tape = Tape::with_capacity(32);
+        let value = tape.parse(text.as_bytes(), 8).unwrap();
+        let object = value.as_object().unwrap();
+        let render = |name: &str| {
+            let mut out = Vec::new();
+            push_claim(&mut out, object.get(name));
+            String::from_utf8(out).unwrap()
+        };
+        // An element that looks encoded stays apart from one with a comma.
+        assert_eq!(render("pct"), "a%252Cb,a%2Cb,100%25");
+        assert_eq!(upstream_reading(&render("pct")), ["a%2Cb", "a,b", "100%"]);
+        // A nested array is encoded once more: ["x,y"] and ["x","y"] differ.
+        assert_eq!(render("deep"), "x%252Cy,x%2Cy");
+        assert_eq!(upstream_reading(&render("deep")), ["x%2Cy", "x,y"]);
+        // Objects are one value: their commas are escaped like a string's.
+        assert_eq!(render("obj"), "{\"a\":1%2C\"b\":\"c%2Cd\"}");
+        assert_eq!(upstream_reading(&render("obj")), [r#"{"a":1,"b":"c,d"}"#]);
+        assert_eq!(render("top"), "{\"a\":1%2C\"b\":2}");
     }
 
     #[test]

@@ -39,7 +39,10 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::access_log::{AccessLogOptions, Destination};
-use crate::jwks::{FetchSettings, Location, RemoteKeys, RemoteSettings, Schedule, Startup};
+use crate::jwks::{
+    AllowedHost, FetchError, FetchSettings, Location, Origin, RemoteKeys, RemoteSettings, Schedule,
+    Startup,
+};
 
 pub use error::ConfigError;
 pub use reload::{Reloaded, Reloader, Stamp};
@@ -632,6 +635,18 @@ fn remote_token_config(
     };
     let algorithms = AlgorithmSet::parse_list(&list.get_ref().join(","))
         .map_err(|error| at.at(list.span(), key("algorithms"), error.to_string()))?;
+    // As for local keys (`Verifier::new`), but here nothing would say so
+    // until every fetch failed for want of a usable key.
+    if algorithms.is_empty() {
+        return Err(at.at(
+            list.span(),
+            key("algorithms"),
+            format!(
+                "{}: a fetched key set needs at least one algorithm, such as [\"RS256\"]",
+                crate::VerifierError::NoAlgorithms
+            ),
+        ));
+    }
     if algorithms.has_symmetric() {
         return Err(at.at(
             list.span(),
@@ -651,8 +666,14 @@ fn remote_token_config(
         .ca_file
         .as_ref()
         .map_or_else(|| raw.span(), Spanned::span);
+    // `remote_of` has checked the URL already; a CA file is only read here.
+    let field = match RemoteKeys::new(remote) {
+        Ok(remote) => Ok(remote),
+        Err(error @ FetchError::CaFile { .. }) => Err(("ca_file", span, error)),
+        Err(error) => Err(("jwks_url", raw.span(), error)),
+    };
     let remote =
-        RemoteKeys::new(remote).map_err(|error| at.at(span, key("ca_file"), error.to_string()))?;
+        field.map_err(|(field, span, error)| at.at(span, key(field), error.to_string()))?;
     Ok(TokenConfig {
         name: name.into(),
         sources: sources.into_boxed_slice(),
@@ -777,6 +798,10 @@ fn remote_of(
                     "an https:// URL (http:// only with danger_allow_http = true: anyone on the path could swap the keys)",
                 ));
             }
+            // Its origin is where redirects may lead: it must be one.
+            if let Err(error) = Origin::of_url(text) {
+                return Err(at.at(url.span(), key("jwks_url"), error.to_string()));
+            }
             Location::Url(text.to_owned())
         }
         (None, Some(flag)) => {
@@ -792,6 +817,13 @@ fn remote_of(
                     flag.span(),
                     key("issuer"),
                     "issuer_discovery needs an https:// issuer (http:// only with danger_allow_http = true)",
+                ));
+            }
+            if let Err(error) = Origin::of_url(issuer) {
+                return Err(at.at(
+                    flag.span(),
+                    key("issuer"),
+                    format!("issuer_discovery needs an issuer that is a URL: {error}"),
                 ));
             }
             Location::Discovery {
@@ -842,6 +874,10 @@ fn remote_of(
                     .danger_allow_http
                     .as_ref()
                     .map(|v| ("danger_allow_http", v.span())),
+                config
+                    .jwks_allowed_hosts
+                    .as_ref()
+                    .map(|v| ("jwks_allowed_hosts", v.span())),
             ];
             if let Some((field, span)) = remote_only.into_iter().flatten().next() {
                 return Err(at.at(
@@ -876,6 +912,24 @@ fn remote_of(
     };
     let mut remote = defaults;
     remote.fetch.allow_http = allow_http;
+    for (i, entry) in config
+        .jwks_allowed_hosts
+        .as_ref()
+        .map_or(&[][..], |list| list.get_ref().as_slice())
+        .iter()
+        .enumerate()
+    {
+        let host = AllowedHost::parse(entry.get_ref()).map_err(|error| {
+            at.at(
+                entry.span(),
+                key(&format!("jwks_allowed_hosts[{i}]")),
+                format!(
+                    "expected a host such as \"keys.example.com\" or \"keys.example.com:8443\": {error}"
+                ),
+            )
+        })?;
+        remote.fetch.allowed_hosts.push(host);
+    }
     if let Some(file) = &config.ca_file {
         let path = base.join(file.get_ref());
         if let Err(error) = std::fs::metadata(&path) {

@@ -92,6 +92,7 @@ pub(crate) struct RawTokenConfig {
     pub(crate) max_stale: Option<Spanned<String>>,
     pub(crate) startup_timeout: Option<Spanned<String>>,
     pub(crate) allow_start_without_keys: Option<Spanned<bool>>,
+    pub(crate) jwks_allowed_hosts: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

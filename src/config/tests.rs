@@ -95,18 +95,18 @@ fn a_full_configuration_loads_and_routes() {
     assert_eq!(policy.rules[2].action, Action::Log);
     assert!(policy.rules[2].allow_missing);
     let route = |method: &str, host: &str, path: &str| {
-        let mut canonical = Vec::new();
-        let c = crate::policy::path::canonicalize(path.as_bytes(), &mut canonical);
         let request = OriginalRequest {
             method: method.as_bytes(),
             host: host.as_bytes(),
             path: path.as_bytes(),
         };
-        match policy.route(&request, &canonical, c.rewritten, false) {
-            Route::Check(rule) => format!("check {}", rule.name),
-            Route::Excluded(rule) => format!("excluded {}", rule.name),
-            Route::Preflight(rule) => format!("preflight {}", rule.name),
-            Route::Default(action) => format!("default {action:?}"),
+        let mut buffers = crate::policy::PathBuffers::default();
+        match policy.route_target(&request, false, &mut buffers) {
+            Ok(Route::Check(rule)) => format!("check {}", rule.name),
+            Ok(Route::Excluded(rule)) => format!("excluded {}", rule.name),
+            Ok(Route::Preflight(rule)) => format!("preflight {}", rule.name),
+            Ok(Route::Default(action)) => format!("default {action:?}"),
+            Err(error) => format!("400 {error:?}"),
         }
     };
     assert_eq!(
@@ -488,4 +488,108 @@ fn a_fetched_key_source_starts_without_keys_and_keeps_its_settings() {
     assert!(settings.startup.allow_without_keys);
     assert_eq!(settings.fetch.max_bytes, 4096);
     assert!(!settings.fetch.allow_http);
+}
+
+#[test]
+fn an_empty_allow_list_is_refused_for_fetched_keys_as_for_local_ones() {
+    let local =
+        "default_action = \"deny\"\n[[token_config]]\nname = \"p\"\n@JWKS@\nalgorithms = []\n";
+    assert_eq!(
+        error(local),
+        "jwtgate.toml:5:14: token_config[0].algorithms: the algorithm allow-list is empty"
+    );
+    for source in [
+        "jwks_url = \"https://idp.example/keys\"",
+        "issuer_discovery = true",
+    ] {
+        for list in ["[]", "[\"\"]"] {
+            let text = format!(
+                "default_action = \"deny\"\n[[token_config]]\nname = \"r\"\nissuer = \"https://idp.example/\"\n{source}\nalgorithms = {list}\n"
+            );
+            assert_eq!(
+                error(&text),
+                "jwtgate.toml:6:14: token_config[0].algorithms: the algorithm allow-list is empty: \
+                 a fetched key set needs at least one algorithm, such as [\"RS256\"]",
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn jwks_allowed_hosts_are_hosts_of_a_fetched_key_source() {
+    let remote = |lines: &str| {
+        format!(
+            "default_action = \"deny\"\n[[token_config]]\nname = \"r\"\nissuer = \"https://idp.example/\"\nalgorithms = [\"RS256\"]\n{lines}\n"
+        )
+    };
+    let text = remote(
+        "jwks_url = \"https://idp.example/keys\"\njwks_allowed_hosts = [\"Keys.Example.com\", \"localhost:8443\"]",
+    );
+    let loaded = load_str(&text).unwrap();
+    let keys = loaded.policy.configs[0].remote.as_ref().unwrap();
+    let listed: Vec<String> = keys
+        .settings()
+        .fetch
+        .allowed_hosts
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(listed, ["keys.example.com", "localhost:8443"]);
+    assert_eq!(
+        keys.destinations().describe(),
+        "https://idp.example:443 (configured), https://keys.example.com:443 (jwks_allowed_hosts), \
+         https://localhost:8443 (jwks_allowed_hosts)"
+    );
+    // Discovery: the issuer's origin is the configured one.
+    let loaded = load_str(&remote("issuer_discovery = true")).unwrap();
+    assert_eq!(
+        loaded.policy.configs[0]
+            .remote
+            .as_ref()
+            .unwrap()
+            .destinations()
+            .describe(),
+        "https://idp.example:443 (configured)"
+    );
+    for (text, expected) in [
+        (
+            remote(
+                "jwks_url = \"https://idp.example/keys\"\njwks_allowed_hosts = [\"keys.example.com\", \"https://cdn.example.com\"]",
+            ),
+            "jwtgate.toml:7:43: token_config[0].jwks_allowed_hosts[1]: expected a host such as \"keys.example.com\" or \"keys.example.com:8443\": a host, not a URL: no scheme (the configured one applies)",
+        ),
+        (
+            remote(
+                "jwks_url = \"https://idp.example/keys\"\njwks_allowed_hosts = [\"*.example.com\"]",
+            ),
+            "jwtgate.toml:7:23: token_config[0].jwks_allowed_hosts[0]: expected a host such as \"keys.example.com\" or \"keys.example.com:8443\": no wildcards: list each host",
+        ),
+        (
+            remote(
+                "jwks_url = \"https://idp.example/keys\"\njwks_allowed_hosts = [\"keys.example.com/jwks\"]",
+            ),
+            "token_config[0].jwks_allowed_hosts[0]: expected a host such as \"keys.example.com\" or \"keys.example.com:8443\": a host, not a URL: no path, query or fragment",
+        ),
+        (
+            remote(
+                "jwks_url = \"https://idp.example/keys\"\njwks_allowed_hosts = [\"keys.example.com:0\"]",
+            ),
+            "token_config[0].jwks_allowed_hosts[0]: expected a host such as \"keys.example.com\" or \"keys.example.com:8443\": the port is not a number from 1 to 65535",
+        ),
+        (
+            "default_action = \"deny\"\n[[token_config]]\nname = \"p\"\n@JWKS@\njwks_allowed_hosts = [\"keys.example.com\"]\n".to_owned(),
+            "jwtgate.toml:5:22: token_config[0].jwks_allowed_hosts: applies to fetched keys only: set jwks_url or issuer_discovery = true",
+        ),
+        (
+            remote("jwks_url = \"https://idp example/keys\""),
+            "jwtgate.toml:6:12: token_config[0].jwks_url: not a URL such as \"https://idp.example.com/keys\"",
+        ),
+    ] {
+        let message = error(&text);
+        assert!(
+            message.contains(expected),
+            "for:\n{text}\nexpected: {expected}\n     got: {message}"
+        );
+    }
 }

@@ -148,6 +148,17 @@ impl<'b> RequestHead<'_, 'b> {
             .map(|header| header.value)
     }
 
+    /// Values of every field whose name `same` accepts, in order.
+    pub fn header_values_where<'s>(
+        &'s self,
+        same: impl Fn(&str) -> bool + 's,
+    ) -> impl Iterator<Item = &'b [u8]> + 's {
+        self.headers
+            .iter()
+            .filter(move |header| same(header.name))
+            .map(|header| header.value)
+    }
+
     /// The value of the field `name`, if it appears exactly once.
     pub fn unique_header(&self, name: &str) -> Option<&'b [u8]> {
         let mut values = self.header_values(name);

@@ -1,15 +1,24 @@
 //! Fetching key sets and OIDC discovery documents over HTTPS: ureq on rustls
 //! with the ring provider, Mozilla's roots or a configured CA file, bounded
-//! in time (connect and whole-request timeouts) and in size. Only the
+//! in time (connect and whole-request timeouts) and in size. Redirects are
+//! followed here, not by ureq, so that each hop is checked against the
+//! source's [`Destinations`] before it is sent (see `hosts`). Only the
 //! control side calls this, never a shard: a fetch blocks.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ureq::http::Uri;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
+use super::Location;
+use super::hosts::{AllowedHost, Destinations, Origin, Refusal, UrlError, resolve};
 use crate::jose::json::Tape;
+
+/// Redirects followed for one document, at most (a chain from an old URL
+/// through a CDN is two or three; a loop ends here).
+pub const MAX_REDIRECTS: u32 = 3;
 
 /// How a token configuration's keys are fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +33,9 @@ pub struct FetchSettings {
     pub timeout: Duration,
     /// Longest accepted response body.
     pub max_bytes: u64,
+    /// Hosts that redirects and a discovered `jwks_uri` may lead to besides
+    /// the configured one (`jwks_allowed_hosts`; empty: none).
+    pub allowed_hosts: Vec<AllowedHost>,
 }
 
 impl Default for FetchSettings {
@@ -34,6 +46,7 @@ impl Default for FetchSettings {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
             max_bytes: 1024 * 1024,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -81,6 +94,68 @@ pub enum FetchError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The configured URL (or the issuer, for discovery) cannot be fetched
+    /// from. The configuration is checked for this when it loads.
+    #[error("{location}: {reason}")]
+    Location {
+        /// The `jwks_url` or issuer.
+        location: String,
+        /// What is wrong with it.
+        reason: UrlError,
+    },
+    /// A redirect, or a discovered `jwks_uri`, leads where this source may
+    /// not fetch from: not sent.
+    #[error("{}{url}: {hop} {target} refused: {reason}", .hop.context())]
+    Refused {
+        /// The URL asked (the discovery document's, for a `jwks_uri`).
+        url: String,
+        /// What led there.
+        hop: Hop,
+        /// Where it led.
+        target: String,
+        /// Why it may not go there.
+        reason: Refusal,
+    },
+}
+
+impl FetchError {
+    /// Whether the fetch was refused for where it led (rather than failed on
+    /// the way): an answer of the server, not an outage to ride out.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, FetchError::Refused { .. })
+    }
+}
+
+/// What named a URL that was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// A `Location` header.
+    Redirect,
+    /// A discovery document's `jwks_uri`.
+    JwksUri,
+    /// The URL asked for itself: a `jwks_uri` found before, when a reload
+    /// has changed the allowed hosts since.
+    Request,
+}
+
+impl Hop {
+    /// What the log line starts with, as [`FetchError::Discovery`] does.
+    const fn context(self) -> &'static str {
+        match self {
+            Hop::Redirect | Hop::Request => "",
+            Hop::JwksUri => "discovery ",
+        }
+    }
+}
+
+impl std::fmt::Display for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Hop::Redirect => "redirect to",
+            Hop::JwksUri => "jwks_uri",
+            Hop::Request => "request to",
+        })
+    }
 }
 
 /// A fetched document.
@@ -98,6 +173,8 @@ pub struct Fetched {
 pub struct Fetcher {
     agent: ureq::Agent,
     settings: FetchSettings,
+    /// Where requests may go: checked before each one, redirects included.
+    destinations: Destinations,
 }
 
 fn ca_roots(path: &Path) -> Result<RootCerts, FetchError> {
@@ -121,8 +198,17 @@ fn ca_roots(path: &Path) -> Result<RootCerts, FetchError> {
 }
 
 impl Fetcher {
-    /// A client with these settings (reads the CA file now).
-    pub fn new(settings: &FetchSettings) -> Result<Fetcher, FetchError> {
+    /// A client with these settings for the source at `location` (reads
+    /// the CA file now).
+    pub fn new(settings: &FetchSettings, location: &Location) -> Result<Fetcher, FetchError> {
+        let configured = match location {
+            Location::Url(url) => url,
+            Location::Discovery { issuer } => issuer,
+        };
+        let home = Origin::of_url(configured).map_err(|reason| FetchError::Location {
+            location: configured.clone(),
+            reason,
+        })?;
         let roots = match &settings.ca_file {
             Some(path) => ca_roots(path)?,
             None => RootCerts::WebPki,
@@ -140,38 +226,94 @@ impl Fetcher {
             .https_only(!settings.allow_http)
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global(Some(settings.timeout))
-            .max_redirects(3)
+            // Followed in `get`, each hop checked against the destinations.
+            .max_redirects(0)
             .max_idle_connections(0)
             .user_agent(concat!("jwtgate/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(Fetcher {
             agent: ureq::Agent::new_with_config(config),
             settings: settings.clone(),
+            destinations: Destinations::new(home, &settings.allowed_hosts),
         })
     }
 
-    /// GETs `url` and returns its body and freshness.
+    /// Where this client's requests may go.
+    pub fn destinations(&self) -> &Destinations {
+        &self.destinations
+    }
+
+    /// GETs `url` and returns its body and freshness, following up to
+    /// [`MAX_REDIRECTS`] redirects that stay within the destinations; the
+    /// whole chain and the body share one `timeout`.
     pub fn get(&self, url: &str) -> Result<Fetched, FetchError> {
-        let transport = |error: ureq::Error| match error {
-            ureq::Error::StatusCode(status) => FetchError::Status {
-                url: url.to_owned(),
-                status,
-            },
-            ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge {
-                url: url.to_owned(),
-                limit: self.settings.max_bytes,
-            },
-            other => FetchError::Transport {
-                url: url.to_owned(),
-                reason: other.to_string(),
-            },
+        let failed = |reason: String| FetchError::Transport {
+            url: url.to_owned(),
+            reason,
         };
-        let mut response = self
-            .agent
-            .get(url)
-            .header("accept", "application/json")
-            .call()
-            .map_err(transport)?;
+        let refused = |hop: Hop, target: &Uri, reason: Refusal| FetchError::Refused {
+            url: url.to_owned(),
+            hop,
+            target: target.to_string(),
+            reason,
+        };
+        let mut target: Uri = url
+            .parse()
+            .map_err(|error| failed(format!("not a URL: {error}")))?;
+        self.destinations
+            .check(&target)
+            .map_err(|reason| refused(Hop::Request, &target, reason))?;
+        let started = Instant::now();
+        let mut redirects = 0;
+        let mut response = loop {
+            // One budget for the chain: each request gets what is left.
+            let left = self.settings.timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(failed(format!(
+                    "timed out after {:?}, following redirects",
+                    self.settings.timeout
+                )));
+            }
+            let response = self
+                .agent
+                .get(target.clone())
+                .config()
+                .timeout_global(Some(left))
+                .build()
+                .header("accept", "application/json")
+                .call()
+                .map_err(|error| self.failure(url, error))?;
+            let status = response.status().as_u16();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                break response;
+            }
+            if redirects == MAX_REDIRECTS {
+                return Err(failed(format!("more than {MAX_REDIRECTS} redirects")));
+            }
+            redirects += 1;
+            let location =
+                response
+                    .headers()
+                    .get("location")
+                    .ok_or_else(|| FetchError::Status {
+                        url: url.to_owned(),
+                        status,
+                    })?;
+            let next = location
+                .to_str()
+                .ok()
+                .and_then(|location| resolve(&target, location))
+                .ok_or_else(|| {
+                    failed(format!(
+                        "HTTP {status} with a Location that is not a URL: {:?}",
+                        String::from_utf8_lossy(location.as_bytes())
+                    ))
+                })?;
+            self.destinations
+                .check(&next)
+                .map_err(|reason| refused(Hop::Redirect, &next, reason))?;
+            target = next;
+        };
         let status = response.status().as_u16();
         if status != 200 {
             return Err(FetchError::Status {
@@ -198,8 +340,26 @@ impl Fetcher {
             .with_config()
             .limit(self.settings.max_bytes)
             .read_to_vec()
-            .map_err(transport)?;
+            .map_err(|error| self.failure(url, error))?;
         Ok(Fetched { body, max_age })
+    }
+
+    /// A ureq error while fetching `url`, as a fetch error.
+    fn failure(&self, url: &str, error: ureq::Error) -> FetchError {
+        match error {
+            ureq::Error::StatusCode(status) => FetchError::Status {
+                url: url.to_owned(),
+                status,
+            },
+            ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge {
+                url: url.to_owned(),
+                limit: self.settings.max_bytes,
+            },
+            other => FetchError::Transport {
+                url: url.to_owned(),
+                reason: other.to_string(),
+            },
+        }
     }
 
     /// OIDC discovery: fetches `<issuer>/.well-known/openid-configuration`,
@@ -238,6 +398,18 @@ impl Fetcher {
         if !self.settings.allow_http && !jwks_uri.starts_with("https://") {
             return Err(failure("jwks_uri is not https"));
         }
+        let parsed: Uri = jwks_uri
+            .parse()
+            .map_err(|_| failure("jwks_uri is not a URL"))?;
+        // Checked here as well as by `get`, so the refusal names discovery.
+        self.destinations
+            .check(&parsed)
+            .map_err(|reason| FetchError::Refused {
+                url: url.clone(),
+                hop: Hop::JwksUri,
+                target: jwks_uri.clone(),
+                reason,
+            })?;
         Ok(jwks_uri)
     }
 }
@@ -293,7 +465,8 @@ mod tests {
             ca_file: Some(path.clone()),
             ..FetchSettings::default()
         };
-        let error = Fetcher::new(&settings).unwrap_err();
+        let location = Location::Url("https://idp.example/keys".into());
+        let error = Fetcher::new(&settings, &location).unwrap_err();
         assert!(
             matches!(&error, FetchError::CaFile { reason, .. } if reason.contains("no PEM")),
             "{error}"
@@ -303,7 +476,7 @@ mod tests {
             ..FetchSettings::default()
         };
         assert!(matches!(
-            Fetcher::new(&missing).unwrap_err(),
+            Fetcher::new(&missing, &location).unwrap_err(),
             FetchError::CaFile { .. }
         ));
         std::fs::remove_dir_all(&dir).unwrap();

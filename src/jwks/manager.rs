@@ -90,6 +90,9 @@ impl Source {
 struct Fetch {
     result: Result<(Vec<u8>, Option<Duration>), String>,
     jwks_uri: Option<String>,
+    /// Discovery now names a `jwks_uri` this source may not fetch from: the
+    /// one found before is no longer what the issuer says, and is dropped.
+    forget_jwks_uri: bool,
 }
 
 /// Remote key sets of the policy in force.
@@ -427,7 +430,7 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
     let name = &*config.name;
     let schedule = remote.settings.schedule;
     source.next_refetch = after(now, schedule.min_refetch_interval);
-    if outcome.jwks_uri.is_some() {
+    if outcome.jwks_uri.is_some() || outcome.forget_jwks_uri {
         source.jwks_uri = outcome.jwks_uri;
     }
     let built = outcome.result.and_then(|(body, max_age)| {
@@ -540,9 +543,12 @@ fn fetch(remote: &RemoteKeys, known_uri: Option<String>, refetch: bool) -> Fetch
             None => match (fetcher.discover(issuer), known_uri_again) {
                 (Ok(uri), _) => (uri.clone(), Some(uri)),
                 // Discovery is down but its last answer still points somewhere.
-                (Err(_), Some(uri)) => (uri, None),
-                (Err(error), None) => {
+                (Err(error), Some(uri)) if !error.is_refusal() => (uri, None),
+                // Down with no answer before, or up and pointing off the
+                // allowed hosts: a failed fetch (the last good keys stay).
+                (Err(error), _) => {
                     return Fetch {
+                        forget_jwks_uri: error.is_refusal(),
                         result: Err(error.to_string()),
                         jwks_uri: None,
                     };
@@ -556,5 +562,6 @@ fn fetch(remote: &RemoteKeys, known_uri: Option<String>, refetch: bool) -> Fetch
             .map(|fetched| (fetched.body, fetched.max_age))
             .map_err(|error| error.to_string()),
         jwks_uri: discovered,
+        forget_jwks_uri: false,
     }
 }

@@ -18,17 +18,24 @@
 //! logged and counted (kids added and removed, algorithm changes, keys
 //! without `alg`, keys dropped as unusable).
 //!
-//! Files: `fetch` (HTTPS, discovery, Cache-Control), `audit` (what changed
-//! between two key sets), `manager` (the thread and publishing).
+//! A redirect, or a discovered `jwks_uri`, may only lead to the configured
+//! origin (scheme, host and port of the `jwks_url`, or of the issuer) or to
+//! a host `jwks_allowed_hosts` lists; anything else is a failed fetch.
+//!
+//! Files: `fetch` (HTTPS, redirects, discovery, Cache-Control), `hosts`
+//! (where a source's requests may go), `audit` (what changed between two
+//! key sets), `manager` (the thread and publishing).
 
 mod audit;
 pub mod fetch;
+pub mod hosts;
 mod manager;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use fetch::{FetchError, FetchSettings, Fetcher};
+pub use hosts::{AllowedHost, Destinations, HostError, Origin, UrlError};
 pub use manager::{Manager, StartupError};
 
 /// Where a remote key set is found.
@@ -134,7 +141,7 @@ impl RemoteKeys {
     /// A source with these settings, never fetched yet (reads the CA file now).
     pub fn new(settings: RemoteSettings) -> Result<RemoteKeys, FetchError> {
         Ok(RemoteKeys {
-            fetcher: Fetcher::new(&settings.fetch)?,
+            fetcher: Fetcher::new(&settings.fetch, &settings.location)?,
             settings,
             wanted: AtomicBool::new(false),
             fetches: AtomicU64::new(0),
@@ -148,6 +155,11 @@ impl RemoteKeys {
     /// Its settings.
     pub fn settings(&self) -> &RemoteSettings {
         &self.settings
+    }
+
+    /// Where its requests (redirects and a discovered `jwks_uri` included) may go.
+    pub fn destinations(&self) -> &Destinations {
+        self.fetcher.destinations()
     }
 
     /// Called by a shard when a token names a `kid` the key set lacks: the

@@ -25,7 +25,7 @@ use crate::jwks::RemoteKeys;
 
 pub use claims::{ClaimRequirement, ClaimTest, ForwardClaim};
 pub use host::HostPattern;
-pub use path::PathPattern;
+pub use path::{PathError, PathPattern};
 pub use peers::IpNet;
 pub use source::{Found, TokenSource};
 
@@ -144,10 +144,7 @@ impl Rule {
                     .iter()
                     .any(|method| method.as_bytes().eq_ignore_ascii_case(request.method)))
             && (self.paths.is_empty()
-                || self
-                    .paths
-                    .iter()
-                    .any(|pattern| pattern.matches_ignoring_case(path)))
+                || self.paths.iter().any(|pattern| pattern.matches_rule(path)))
     }
 }
 
@@ -162,6 +159,58 @@ pub enum Route<'p> {
     Preflight(&'p Rule),
     /// No rule applies.
     Default(DefaultAction),
+}
+
+impl<'p> Route<'p> {
+    /// The rule that applies, if any.
+    pub fn rule(&self) -> Option<&'p Rule> {
+        match *self {
+            Route::Check(rule) | Route::Excluded(rule) | Route::Preflight(rule) => Some(rule),
+            Route::Default(_) => None,
+        }
+    }
+
+    /// Whether two routings of one request lead to the same place.
+    fn same_as(&self, other: &Route<'_>) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && match (self.rule(), other.rule()) {
+                (Some(a), Some(b)) => std::ptr::eq(a, b),
+                (None, None) => matches!(
+                    (self, other),
+                    (Route::Default(a), Route::Default(b)) if a == b
+                ),
+                _ => false,
+            }
+    }
+}
+
+/// The buffers [`Policy::route_target`] reads a path into, kept per shard so
+/// that routing allocates nothing once they have grown to the longest path.
+#[derive(Debug, Default)]
+pub struct PathBuffers {
+    /// The reading with path parameters stripped.
+    stripped: Vec<u8>,
+    /// The reading with `;` kept as a letter (filled only for paths with `;`).
+    literal: Vec<u8>,
+    /// Whether the last path read had to be changed to be canonical.
+    rewritten: bool,
+}
+
+impl PathBuffers {
+    /// Buffers ready for paths of up to `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> PathBuffers {
+        PathBuffers {
+            stripped: Vec::with_capacity(capacity),
+            literal: Vec::with_capacity(capacity),
+            rewritten: false,
+        }
+    }
+
+    /// The canonical path the last [`Policy::route_target`] routed on, and
+    /// whether it differs from the path as sent.
+    pub fn read_as(&self) -> (&[u8], bool) {
+        (&self.stripped, self.rewritten)
+    }
 }
 
 /// Which headers carry the original request: an owned [`ForwardedStyle`].
@@ -274,9 +323,33 @@ impl Policy {
         }
     }
 
-    /// Routes a request: `path` is its canonical path, `rewritten` whether
-    /// canonicalising changed it (see [`path::canonicalize`]), `preflight`
-    /// whether it is a CORS preflight.
+    /// Routes a request by the one reading of its path ([`path`]): the
+    /// request gets 400 with the error when its path has no single reading,
+    /// including when the readings with and without `;` parameters meet
+    /// different rules. `preflight` says whether it is a CORS preflight.
+    pub fn route_target(
+        &self,
+        request: &OriginalRequest<'_>,
+        preflight: bool,
+        buffers: &mut PathBuffers,
+    ) -> Result<Route<'_>, PathError> {
+        let stripped =
+            path::canonicalize(request.path, path::Params::Strip, &mut buffers.stripped)?;
+        buffers.rewritten = stripped.rewritten;
+        let route = self.route(request, &buffers.stripped, stripped.rewritten, preflight);
+        if stripped.has_params {
+            path::canonicalize(request.path, path::Params::Literal, &mut buffers.literal)?;
+            let literal = self.route(request, &buffers.literal, true, preflight);
+            if !route.same_as(&literal) {
+                return Err(PathError::AmbiguousParameters);
+            }
+        }
+        Ok(route)
+    }
+
+    /// Routes a request by one reading of its path: `path` is canonical,
+    /// `rewritten` whether canonicalising changed it (see
+    /// [`path::canonicalize`]), `preflight` whether it is a CORS preflight.
     pub fn route(
         &self,
         request: &OriginalRequest<'_>,
@@ -387,19 +460,19 @@ mod tests {
     }
 
     fn route(policy: &Policy, method: &str, host: &str, target: &str) -> String {
-        let mut canonical = Vec::new();
-        let c = path::canonicalize(target.as_bytes(), &mut canonical);
         let request = OriginalRequest {
             method: method.as_bytes(),
             host: host.as_bytes(),
             path: target.as_bytes(),
         };
-        match policy.route(&request, &canonical, c.rewritten, method == "OPTIONS") {
-            Route::Check(rule) => format!("check {}", rule.name),
-            Route::Excluded(rule) => format!("excluded {}", rule.name),
-            Route::Preflight(rule) => format!("preflight {}", rule.name),
-            Route::Default(DefaultAction::Allow) => "default allow".into(),
-            Route::Default(DefaultAction::Deny) => "default deny".into(),
+        let mut buffers = PathBuffers::default();
+        match policy.route_target(&request, method == "OPTIONS", &mut buffers) {
+            Ok(Route::Check(rule)) => format!("check {}", rule.name),
+            Ok(Route::Excluded(rule)) => format!("excluded {}", rule.name),
+            Ok(Route::Preflight(rule)) => format!("preflight {}", rule.name),
+            Ok(Route::Default(DefaultAction::Allow)) => "default allow".into(),
+            Ok(Route::Default(DefaultAction::Deny)) => "default deny".into(),
+            Err(error) => format!("400 {error:?}"),
         }
     }
 
@@ -451,6 +524,44 @@ mod tests {
             ("POST", "other.example.com", "/v2/orders", "check writes"),
             ("GET", "other.example.com", "/v2/orders", "default deny"),
             ("POST", "api.example.com", "/v1/../v2/x", "check writes"),
+            // One trailing slash meets the rule, never the exclusion.
+            ("GET", "api.example.com", "/v1/health/", "check api"),
+            ("GET", "api.example.com", "/V1/Health", "check api"),
+            // Path parameters: both readings meet the same rule...
+            ("GET", "api.example.com", "/v1/orders;v=2", "check api"),
+            (
+                "GET",
+                "api.example.com",
+                "/v1/public/..;/orders",
+                "check api",
+            ),
+            // ...or the request has no single reading.
+            (
+                "GET",
+                "api.example.com",
+                "/v2/..;/v1/orders",
+                "400 AmbiguousParameters",
+            ),
+            ("POST", "x.example.com", "/v2/x;v=1", "check writes"),
+            (
+                "POST",
+                "x.example.com",
+                "/v2;v=1/x",
+                "400 AmbiguousParameters",
+            ),
+            (
+                "POST",
+                "x.example.com",
+                "/v1/..;/v2/x",
+                "400 AmbiguousParameters",
+            ),
+            ("GET", "api.example.com", "/v1/health#", "400 Fragment"),
+            (
+                "GET",
+                "api.example.com",
+                "/v1%2Fhealth",
+                "400 EncodedSeparator",
+            ),
         ];
         for (method, host, target, expected) in cases {
             assert_eq!(

@@ -1,22 +1,46 @@
-//! Request paths: the canonical form rules are matched against, and the
-//! compiled path patterns of rules and exclusions.
+//! Request paths: the one canonical reading that rules and exclusions are
+//! matched against, and the compiled path patterns of rules and exclusions.
 //!
-//! Patterns, compiled once at load time:
+//! Patterns, compiled once at load time and stored in the same canonical form:
 //! - `/v1/health`: exactly this path;
 //! - `/users/{id}`: `{name}` is exactly one non-empty segment;
 //! - `/v1/**`: `/v1` itself and anything below it (`**` only as the last segment).
 //!
-//! A proxy and the origin may normalise a path differently from the client's
-//! spelling (`/v1/public/../admin`, `/v1//admin`, `/%61dmin`), so a path is
-//! matched in canonical form: query cut off, percent-encoded unreserved
-//! characters decoded, repeated slashes merged, dot-segments resolved. A path
-//! that needed any of that, or that hides a slash or backslash in `%2F`/`%5C`,
-//! is marked `rewritten`: it still meets every rule (so it cannot dodge one),
-//! but it never matches an exclusion, which would let it pass without a token.
+//! # The reading
+//! A request must meet the rule that the origin will route it to, whatever
+//! the proxy in front and the application behind do with its spelling. So a
+//! request target is read the way origins route (nginx's `$uri`, Go, Spring,
+//! WSGI/ASGI, Express), and where two plausible readings differ, the request
+//! is refused (400) rather than given the laxer one:
+//!
+//! 1. An absolute-form target (`http://host/p`) is reduced to its path; the
+//!    path ends at `?`.
+//! 2. Refused: a raw `#` anywhere (never sent by a conforming client; nginx
+//!    forwards it in `$request_uri` while routers cut the path there), a raw
+//!    `\` (a separator to IIS and ASP.NET, a letter to everyone else),
+//!    `%2F`/`%5C` (a slash to some origins, a letter to others), `%3F`/`%23`
+//!    (a query or fragment once decoded and forwarded), `%25` before two hex
+//!    digits (double encoding: a second decoding changes the path again), a
+//!    malformed escape, a control character raw or escaped, and a path that is
+//!    not UTF-8 once decoded.
+//! 3. Every other escape is decoded (`/v1/users%3AbatchDelete` is
+//!    `/v1/users:batchDelete`); repeated slashes are merged and dot-segments
+//!    resolved after decoding (`%2e%2e` is `..`).
+//! 4. Path parameters (`;jsessionid=1`, the `..;` of Tomcat and Spring) are
+//!    stripped by some stacks and kept by others, so a path with `;` is read
+//!    both ways ([`Params`]); [`crate::policy::Policy::route_target`] refuses
+//!    it when the two readings meet different rules.
+//! 5. Rules ignore ASCII case and one trailing slash (Express and older Spring
+//!    route `/users/7/` as `/users/7`); exclusions match only the exact
+//!    spelling, and never a path the reading had to change (an escape that
+//!    had a plain spelling, `//`, a dot-segment, a parameter): the origin may
+//!    read such a path differently, and exclusions let requests pass unchecked.
 
 /// One compiled path pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathPattern {
+    /// Canonical segments; a pattern written with a trailing slash ends in an
+    /// empty literal.
     segments: Box<[Segment]>,
     /// `**` at the end: any further segments, or none.
     open_ended: bool,
@@ -25,10 +49,66 @@ pub struct PathPattern {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
+    /// Decoded bytes, compared with the request's decoded segment.
     Literal(Box<[u8]>),
     /// `{name}`: one non-empty segment.
     Any,
 }
+
+/// Why a request path has no single reading. Each is answered 400 with
+/// [`PathError::detail`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// A raw `#`.
+    Fragment,
+    /// A raw `\`.
+    Backslash,
+    /// `%2F` or `%5C`.
+    EncodedSeparator,
+    /// `%3F` or `%23`.
+    EncodedDelimiter,
+    /// `%25` followed by two hex digits.
+    DoubleEncoded,
+    /// `%` not followed by two hex digits.
+    BadEscape,
+    /// A byte below 0x20 or 0x7F, raw or escaped.
+    ControlCharacter,
+    /// The decoded path is not UTF-8.
+    NotUtf8,
+    /// Read with and without its `;` parameters, the path meets different rules.
+    AmbiguousParameters,
+}
+
+impl PathError {
+    /// A human explanation for the 400 answer (it never quotes request bytes).
+    pub const fn detail(self) -> &'static str {
+        match self {
+            PathError::Fragment => "the request target holds a raw '#' (a fragment is never sent)",
+            PathError::Backslash => {
+                "the path holds a backslash, which some origins read as a slash"
+            }
+            PathError::EncodedSeparator => "the path hides a slash or backslash in %2F or %5C",
+            PathError::EncodedDelimiter => "the path hides a '?' or '#' in %3F or %23",
+            PathError::DoubleEncoded => {
+                "the path is percent-encoded twice (%25 before two hex digits)"
+            }
+            PathError::BadEscape => "the path holds a malformed percent escape",
+            PathError::ControlCharacter => "the path holds a control character",
+            PathError::NotUtf8 => "the path is not UTF-8 once decoded",
+            PathError::AmbiguousParameters => {
+                "the path meets different rules with and without its ';' parameters"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.detail())
+    }
+}
+
+impl std::error::Error for PathError {}
 
 /// Why a path pattern is refused at load time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -42,18 +122,22 @@ pub enum PathPatternError {
     /// A `{` without a whole `{name}` segment, or `*` inside a segment.
     #[error("a template segment is written {{name}}, alone between slashes")]
     BadTemplate,
-    /// A query, fragment, dot-segment or percent sign: patterns are canonical paths.
-    #[error("a path pattern is a canonical path: no '?', '#', '%', '.' or '..' segments")]
+    /// A query, path parameter, empty segment or dot-segment: patterns are canonical paths.
+    #[error("a path pattern is a canonical path: no '?', ';', '//', '.' or '..' segments")]
     NotCanonical,
+    /// Something no request path can hold once read ([`PathError`]).
+    #[error("no request can have this path: {0}")]
+    Unreadable(PathError),
 }
 
 impl PathPattern {
-    /// Compiles `pattern`.
+    /// Compiles `pattern`; literal segments are decoded as request paths are,
+    /// so `/v1/users%3AbatchDelete` and `/v1/users:batchDelete` are one pattern.
     pub fn parse(pattern: &str) -> Result<PathPattern, PathPatternError> {
         let rest = pattern
             .strip_prefix('/')
             .ok_or(PathPatternError::NotAbsolute)?;
-        if pattern.contains(['?', '#', '%']) {
+        if pattern.contains(['?', ';']) {
             return Err(PathPatternError::NotCanonical);
         }
         let parts: Vec<&str> = if rest.is_empty() {
@@ -64,13 +148,12 @@ impl PathPattern {
         let mut segments = Vec::with_capacity(parts.len());
         let mut open_ended = false;
         for (index, part) in parts.iter().enumerate() {
+            let last = index + 1 == parts.len();
             if *part == "**" {
-                if index + 1 != parts.len() {
+                if !last {
                     return Err(PathPatternError::InnerDoubleStar);
                 }
                 open_ended = true;
-            } else if *part == "." || *part == ".." {
-                return Err(PathPatternError::NotCanonical);
             } else if part.starts_with('{') && part.ends_with('}') && part.len() > 2 {
                 let name = part.get(1..part.len() - 1).unwrap_or_default();
                 if name.contains(['{', '}', '*']) {
@@ -80,7 +163,13 @@ impl PathPattern {
             } else if part.contains(['{', '}', '*']) {
                 return Err(PathPatternError::BadTemplate);
             } else {
-                segments.push(Segment::Literal(part.as_bytes().into()));
+                let literal = decode_segment(part.as_bytes())?;
+                let dot_segment = matches!(&*literal, b"." | b"..");
+                // Only the last segment may be empty (a trailing slash).
+                if dot_segment || (literal.is_empty() && !last) {
+                    return Err(PathPatternError::NotCanonical);
+                }
+                segments.push(Segment::Literal(literal.into()));
             }
         }
         Ok(PathPattern {
@@ -95,26 +184,40 @@ impl PathPattern {
         &self.text
     }
 
-    /// Whether the canonical `path` (from [`canonicalize`]) matches exactly.
-    /// Exclusions use this: only the exact spelling is left open.
+    /// Whether the canonical `path` matches exactly, trailing slash and case
+    /// included. Exclusions use this: only the exact spelling is left open.
     pub fn matches(&self, path: &[u8]) -> bool {
-        self.matches_with(path, |part, literal| part == literal)
+        self.matches_with(&self.segments, path, |part, literal| part == literal)
     }
 
-    /// Whether `path` matches ignoring ASCII case. Rules use this: an origin
-    /// that ignores case must not let `/Admin` dodge the rule for `/admin`.
-    pub fn matches_ignoring_case(&self, path: &[u8]) -> bool {
-        self.matches_with(path, <[u8]>::eq_ignore_ascii_case)
+    /// Whether the canonical `path` meets this pattern as a rule: ignoring
+    /// ASCII case (an origin that ignores case must not let `/Admin` dodge the
+    /// rule for `/admin`) and one trailing slash on either side.
+    pub fn matches_rule(&self, path: &[u8]) -> bool {
+        let path = match path.strip_suffix(b"/") {
+            Some(shorter) if !shorter.is_empty() => shorter,
+            _ => path,
+        };
+        let segments = match self.segments.split_last() {
+            Some((Segment::Literal(last), rest)) if last.is_empty() => rest,
+            _ => &self.segments,
+        };
+        self.matches_with(segments, path, <[u8]>::eq_ignore_ascii_case)
     }
 
-    fn matches_with(&self, path: &[u8], same: impl Fn(&[u8], &[u8]) -> bool) -> bool {
+    fn matches_with(
+        &self,
+        segments: &[Segment],
+        path: &[u8],
+        same: impl Fn(&[u8], &[u8]) -> bool,
+    ) -> bool {
         let body = path.strip_prefix(b"/").unwrap_or(path);
         // "/" has no segments at all; "/a/" has "a" and an empty last one.
         let mut parts = (!body.is_empty())
             .then(|| body.split(|&b| b == b'/'))
             .into_iter()
             .flatten();
-        for segment in &self.segments {
+        for segment in segments {
             let Some(part) = parts.next() else {
                 return false;
             };
@@ -130,14 +233,22 @@ impl PathPattern {
     }
 }
 
+/// What to do with path parameters (`;name=value` up to the end of a segment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Params {
+    /// Remove them, as Tomcat, Spring and Jetty do (`/a/..;/b` is `/b`).
+    Strip,
+    /// Keep `;` as an ordinary character, as nginx, Go and Node do.
+    Literal,
+}
+
 /// What [`canonicalize`] made of a request target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Canonical {
-    /// The canonical path was not the path as sent (so it never matches an exclusion).
+    /// The canonical path is not the path as sent (so it never matches an exclusion).
     pub rewritten: bool,
-    /// The path hides a separator in `%2F` or `%5C`: origins disagree on
-    /// whether that is a slash, so no rule can be chosen safely (answered 400).
-    pub encoded_separator: bool,
+    /// The path holds `;`: it must also be read with the other [`Params`].
+    pub has_params: bool,
 }
 
 fn hex(byte: u8) -> Option<u8> {
@@ -149,15 +260,82 @@ fn hex(byte: u8) -> Option<u8> {
     }
 }
 
-fn upper_hex(nibble: u8) -> u8 {
-    b"0123456789ABCDEF"
-        .get(usize::from(nibble))
-        .copied()
-        .unwrap_or(b'0')
+/// Whether `byte` may stand unescaped in a path (RFC 3986 `pchar` less
+/// `pct-encoded`): escaping it is a second spelling of the same path.
+fn plain_in_path(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(
+            byte,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+        )
 }
 
-fn unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+/// One byte of a path as read: the byte, how many input bytes spelled it,
+/// and whether it was escaped.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    byte: u8,
+    len: usize,
+    escaped: bool,
+}
+
+/// Reads the byte of `path` at `i`, decoding an escape, refusing what has no
+/// single reading (rule 2 of the module doc, but for UTF-8, which needs the
+/// whole path).
+fn read_at(path: &[u8], i: usize) -> Result<Option<Read>, PathError> {
+    let Some(&byte) = path.get(i) else {
+        return Ok(None);
+    };
+    let read = if byte == b'%' {
+        let digit = |at: usize| path.get(at).copied().and_then(hex);
+        let (Some(high), Some(low)) = (digit(i + 1), digit(i + 2)) else {
+            return Err(PathError::BadEscape);
+        };
+        let decoded = high << 4 | low;
+        match decoded {
+            b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+            b'?' | b'#' => return Err(PathError::EncodedDelimiter),
+            b'%' if digit(i + 3).is_some() && digit(i + 4).is_some() => {
+                return Err(PathError::DoubleEncoded);
+            }
+            _ => {}
+        }
+        Read {
+            byte: decoded,
+            len: 3,
+            escaped: true,
+        }
+    } else {
+        match byte {
+            b'#' => return Err(PathError::Fragment),
+            b'\\' => return Err(PathError::Backslash),
+            _ => {}
+        }
+        Read {
+            byte,
+            len: 1,
+            escaped: false,
+        }
+    };
+    if read.byte < 0x20 || read.byte == 0x7f {
+        return Err(PathError::ControlCharacter);
+    }
+    Ok(Some(read))
 }
 
 /// The path of an absolute-form target (`http://host/path`), if it is one.
@@ -174,19 +352,22 @@ fn strip_absolute_form(target: &[u8]) -> Option<&[u8]> {
     })
 }
 
-/// Writes the canonical form of the path of `target` (an origin-form or
-/// absolute-form request target, query allowed) into `out`, reusing its capacity.
-///
-/// Besides the rewrites in the module doc, path parameters (`;jsessionid=1`,
-/// the `..;` of Tomcat and Spring) are removed from every segment, and a `#`
-/// (never sent by a conforming client) stays a path byte: both, like control
-/// characters in escapes, mark the path rewritten.
-pub fn canonicalize(target: &[u8], out: &mut Vec<u8>) -> Canonical {
+/// Writes the canonical path of `target` (an origin-form or absolute-form
+/// request target, query allowed) into `out`, reusing its capacity, as the
+/// module doc describes; `params` says how this reading treats `;`.
+pub fn canonicalize(
+    target: &[u8],
+    params: Params,
+    out: &mut Vec<u8>,
+) -> Result<Canonical, PathError> {
     out.clear();
+    if memchr::memchr(b'#', target).is_some() {
+        return Err(PathError::Fragment);
+    }
     let end = memchr::memchr(b'?', target).unwrap_or(target.len());
     let mut path = target.get(..end).unwrap_or_default();
     let mut rewritten = false;
-    let mut encoded_separator = false;
+    let mut has_params = false;
     if path.first() != Some(&b'/') {
         rewritten = true;
         match strip_absolute_form(path) {
@@ -195,54 +376,52 @@ pub fn canonicalize(target: &[u8], out: &mut Vec<u8>) -> Canonical {
             None => out.push(b'/'),
         }
     }
+    // Inside a parameter being stripped: its bytes are read (and refused as
+    // any other) but not kept.
+    let mut in_parameter = false;
     let mut i = 0;
-    while let Some(&byte) = path.get(i) {
-        match byte {
-            b'%' => {
-                let decoded = match (
-                    path.get(i + 1).copied().and_then(hex),
-                    path.get(i + 2).copied().and_then(hex),
-                ) {
-                    (Some(high), Some(low)) => Some(high << 4 | low),
-                    _ => None,
-                };
-                match decoded {
-                    Some(byte) if unreserved(byte) => {
-                        out.push(byte);
-                        rewritten = true;
-                    }
-                    Some(byte) => {
-                        encoded_separator |= matches!(byte, b'/' | b'\\');
-                        rewritten |= byte < 0x20 || byte == 0x7f || byte == b';';
-                        out.extend_from_slice(&[b'%', upper_hex(byte >> 4), upper_hex(byte & 15)]);
-                    }
-                    None => {
-                        out.push(b'%');
-                        rewritten = true;
-                    }
-                }
-                i += if decoded.is_some() { 3 } else { 1 };
-            }
+    while let Some(read) = read_at(path, i)? {
+        i += read.len;
+        rewritten |= read.escaped && plain_in_path(read.byte);
+        match read.byte {
+            // Only a raw slash gets here: an escaped one was refused.
+            b'/' => in_parameter = false,
             b';' => {
-                // A path parameter runs to the end of its segment.
+                has_params = true;
                 rewritten = true;
-                i = path
-                    .get(i..)
-                    .and_then(|rest| memchr::memchr(b'/', rest))
-                    .map_or(path.len(), |slash| i + slash);
+                in_parameter |= params == Params::Strip;
             }
-            _ => {
-                rewritten |= byte == b'\\' || byte == b'#';
-                out.push(byte);
-                i += 1;
-            }
+            _ => {}
+        }
+        if !in_parameter {
+            out.push(read.byte);
         }
     }
-    rewritten |= resolve_segments(out);
-    Canonical {
-        rewritten,
-        encoded_separator,
+    if std::str::from_utf8(out).is_err() {
+        return Err(PathError::NotUtf8);
     }
+    rewritten |= resolve_segments(out);
+    Ok(Canonical {
+        rewritten,
+        has_params,
+    })
+}
+
+/// Decodes one literal segment of a pattern as [`canonicalize`] decodes a path.
+fn decode_segment(raw: &[u8]) -> Result<Vec<u8>, PathPatternError> {
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(read) = read_at(raw, i).map_err(PathPatternError::Unreadable)? {
+        i += read.len;
+        if read.byte == b';' {
+            return Err(PathPatternError::NotCanonical);
+        }
+        decoded.push(read.byte);
+    }
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err(PathPatternError::Unreadable(PathError::NotUtf8));
+    }
+    Ok(decoded)
 }
 
 /// Merges repeated slashes and resolves `.` and `..` in place; true if anything changed.
@@ -306,10 +485,10 @@ fn push_byte(path: &mut [u8], write: &mut usize, byte: u8) {
 mod tests {
     use super::*;
 
-    fn canon(target: &str) -> (String, bool) {
+    fn canon(target: &str, params: Params) -> Result<(String, bool), PathError> {
         let mut out = Vec::new();
-        let c = canonicalize(target.as_bytes(), &mut out);
-        (String::from_utf8(out).unwrap(), c.rewritten)
+        let c = canonicalize(target.as_bytes(), params, &mut out)?;
+        Ok((String::from_utf8(out).unwrap(), c.rewritten))
     }
 
     #[test]
@@ -324,38 +503,120 @@ mod tests {
             ("/../../etc", "/etc", true),
             ("/v1/..", "/", true),
             ("/%61dmin", "/admin", true),
-            ("/a%2Fb", "/a%2Fb", false),
-            ("/a%2fb", "/a%2Fb", false),
-            ("/a%20b", "/a%20b", false),
-            ("/a\\b", "/a\\b", true),
-            ("/bad%zz", "/bad%zz", true),
+            ("/v1/public/%2e%2e/admin", "/v1/admin", true),
+            ("/v1/users%3AbatchDelete", "/v1/users:batchDelete", true),
+            ("/a%20b", "/a b", false),
+            ("/caf%C3%A9", "/café", false),
+            ("/café", "/café", false),
+            ("/100%25", "/100%", false),
+            ("/100%25z", "/100%z", false),
             ("*", "/*", true),
             ("/v1/public/..;/orders", "/v1/orders", true),
             ("/v1/public/x/..;/..;/admin", "/v1/admin", true),
             ("/a;jsessionid=1/b", "/a/b", true),
-            ("/v1/public/..%00/x", "/v1/public/..%00/x", true),
-            ("/v1/public/x#/../../orders", "/v1/orders", true),
+            ("/a%3Bx/b", "/a/b", true),
             ("http://api.example.com/admin/users?x", "/admin/users", true),
             ("HTTPS://api.example.com", "/", true),
+            ("/a?b#c", "", false),
         ];
         for (target, path, rewritten) in cases {
-            assert_eq!(canon(target), (path.to_owned(), rewritten), "{target}");
+            let expected = if path.is_empty() {
+                Err(PathError::Fragment)
+            } else {
+                Ok((path.to_owned(), rewritten))
+            };
+            assert_eq!(canon(target, Params::Strip), expected, "{target}");
         }
     }
 
     #[test]
-    fn encoded_separators_are_flagged() {
+    fn parameters_kept_as_letters() {
+        let cases = [
+            ("/v1/public/..;/orders", "/v1/public/..;/orders"),
+            ("/a;jsessionid=1/b", "/a;jsessionid=1/b"),
+            ("/a%3Bx/../b", "/b"),
+        ];
+        for (target, path) in cases {
+            assert_eq!(
+                canon(target, Params::Literal),
+                Ok((path.to_owned(), true)),
+                "{target}"
+            );
+        }
         let mut out = Vec::new();
-        assert!(canonicalize(b"/admin%2Fusers", &mut out).encoded_separator);
-        assert!(canonicalize(b"/admin%5cusers", &mut out).encoded_separator);
-        assert!(!canonicalize(b"/admin/users", &mut out).encoded_separator);
+        let plain = canonicalize(b"/a/b", Params::Strip, &mut out).unwrap();
+        assert!(!plain.has_params);
+        let with = canonicalize(b"/a;b", Params::Strip, &mut out).unwrap();
+        assert!(with.has_params);
     }
 
     #[test]
-    fn rules_ignore_case_exclusions_do_not() {
-        let pattern = PathPattern::parse("/admin/**").unwrap();
-        assert!(pattern.matches_ignoring_case(b"/Admin/users"));
-        assert!(!pattern.matches(b"/Admin/users"));
+    fn paths_without_one_reading_are_refused() {
+        let cases = [
+            ("/admin#/users", PathError::Fragment),
+            ("/admin/users#/../../x", PathError::Fragment),
+            ("/a\\b", PathError::Backslash),
+            ("/public\\..\\admin", PathError::Backslash),
+            ("/admin%2Fusers", PathError::EncodedSeparator),
+            ("/admin%2fusers", PathError::EncodedSeparator),
+            ("/admin%5cusers", PathError::EncodedSeparator),
+            ("/admin%3F/users", PathError::EncodedDelimiter),
+            ("/admin%23/users", PathError::EncodedDelimiter),
+            ("/%2561dmin", PathError::DoubleEncoded),
+            ("/bad%zz", PathError::BadEscape),
+            ("/bad%4", PathError::BadEscape),
+            ("/bad%", PathError::BadEscape),
+            ("/admin%00/users", PathError::ControlCharacter),
+            ("/admin%0a", PathError::ControlCharacter),
+            ("/admin%7F", PathError::ControlCharacter),
+            ("/admin\t/x", PathError::ControlCharacter),
+            ("/v1/public/..%00/x", PathError::ControlCharacter),
+            ("/%C3", PathError::NotUtf8),
+            ("/%FF%FE", PathError::NotUtf8),
+            // Refused inside a parameter too, though that reading drops it.
+            ("/a;%00/b", PathError::ControlCharacter),
+        ];
+        for (target, error) in cases {
+            for params in [Params::Strip, Params::Literal] {
+                assert_eq!(canon(target, params), Err(error), "{target}");
+            }
+        }
+    }
+
+    #[test]
+    fn rules_ignore_case_and_one_trailing_slash_exclusions_do_not() {
+        let admin = PathPattern::parse("/admin/**").unwrap();
+        assert!(admin.matches_rule(b"/Admin/users"));
+        assert!(!admin.matches(b"/Admin/users"));
+        let export = PathPattern::parse("/v1/export").unwrap();
+        assert!(export.matches_rule(b"/v1/export/"));
+        assert!(export.matches_rule(b"/V1/Export"));
+        assert!(!export.matches(b"/v1/export/"));
+        assert!(!export.matches_rule(b"/v1/export//"));
+        let user = PathPattern::parse("/users/{id}").unwrap();
+        assert!(user.matches_rule(b"/users/7/"));
+        assert!(!user.matches(b"/users/7/"));
+        assert!(!user.matches_rule(b"/users/"));
+        let slashed = PathPattern::parse("/v1/export/").unwrap();
+        assert!(slashed.matches_rule(b"/v1/export"));
+        assert!(slashed.matches(b"/v1/export/"));
+        assert!(!slashed.matches(b"/v1/export"));
+        let root = PathPattern::parse("/").unwrap();
+        assert!(root.matches_rule(b"/"));
+        assert!(!root.matches_rule(b"/a"));
+    }
+
+    #[test]
+    fn patterns_are_stored_decoded() {
+        let written = PathPattern::parse("/v1/users%3abatchDelete").unwrap();
+        let plain = PathPattern::parse("/v1/users:batchDelete").unwrap();
+        for pattern in [&written, &plain] {
+            assert!(pattern.matches(b"/v1/users:batchDelete"));
+        }
+        assert_eq!(written.as_str(), "/v1/users%3abatchDelete");
+        let mut out = Vec::new();
+        canonicalize(b"/caf%c3%a9/x", Params::Strip, &mut out).unwrap();
+        assert!(PathPattern::parse("/café/**").unwrap().matches(&out));
     }
 
     #[test]
@@ -390,26 +651,32 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_refused() {
-        assert_eq!(PathPattern::parse("v1"), Err(PathPatternError::NotAbsolute));
-        assert_eq!(
-            PathPattern::parse("/**/x"),
-            Err(PathPatternError::InnerDoubleStar)
-        );
-        assert_eq!(
-            PathPattern::parse("/a{id}"),
-            Err(PathPatternError::BadTemplate)
-        );
-        assert_eq!(
-            PathPattern::parse("/a/*"),
-            Err(PathPatternError::BadTemplate)
-        );
-        assert_eq!(
-            PathPattern::parse("/a/../b"),
-            Err(PathPatternError::NotCanonical)
-        );
-        assert_eq!(
-            PathPattern::parse("/a?b"),
-            Err(PathPatternError::NotCanonical)
-        );
+        let cases = [
+            ("v1", PathPatternError::NotAbsolute),
+            ("/**/x", PathPatternError::InnerDoubleStar),
+            ("/a{id}", PathPatternError::BadTemplate),
+            ("/a/*", PathPatternError::BadTemplate),
+            ("/a/../b", PathPatternError::NotCanonical),
+            ("/a/%2e%2e/b", PathPatternError::NotCanonical),
+            ("/a//b", PathPatternError::NotCanonical),
+            ("/a?b", PathPatternError::NotCanonical),
+            ("/a;b", PathPatternError::NotCanonical),
+            ("/a%3Bb", PathPatternError::NotCanonical),
+            ("/a#b", PathPatternError::Unreadable(PathError::Fragment)),
+            (
+                "/a%2Fb",
+                PathPatternError::Unreadable(PathError::EncodedSeparator),
+            ),
+            ("/a\\b", PathPatternError::Unreadable(PathError::Backslash)),
+            ("/a%zz", PathPatternError::Unreadable(PathError::BadEscape)),
+            (
+                "/a%00",
+                PathPatternError::Unreadable(PathError::ControlCharacter),
+            ),
+            ("/%FF", PathPatternError::Unreadable(PathError::NotUtf8)),
+        ];
+        for (pattern, error) in cases {
+            assert_eq!(PathPattern::parse(pattern), Err(error), "{pattern}");
+        }
     }
 }

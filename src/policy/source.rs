@@ -1,6 +1,16 @@
 //! Where a token configuration looks for its token: a header (raw, or after a
 //! scheme such as `Bearer`), a cookie, or a query parameter (off unless
 //! listed: query strings end up in logs). Every lookup borrows the request.
+//!
+//! A source is found by meaning, not by bytes: whatever an application
+//! behind the proxy could read as the configured source counts as it, so a
+//! second spelling can neither hide a garbage token (it is verified, not
+//! `missing`) nor stand beside a valid one unseen (two tokens are refused).
+//! Header names match ignoring case and with `_` for `-` (CGI, WSGI, Rack and
+//! PHP turn both into `_`). Query and cookie names are percent-decoded (`+`
+//! is a space) and match ignoring ASCII case (ASP.NET) and with `.` or a
+//! space for `_` (PHP); query parameters are separated by `&` or `;` (Rack
+//! before 3, Python before 3.9.2), cookies by `;` or `,` (RFC 2965 parsers).
 
 use crate::http::RequestHead;
 
@@ -18,12 +28,12 @@ pub enum TokenSource {
     },
     /// A cookie of this name.
     Cookie {
-        /// Cookie name (case-sensitive).
+        /// Cookie name (matched as the module doc says).
         name: Box<str>,
     },
     /// A query parameter of the original request.
     Query {
-        /// Parameter name (case-sensitive).
+        /// Parameter name (matched as the module doc says).
         name: Box<str>,
     },
 }
@@ -53,7 +63,7 @@ impl TokenSource {
     pub fn find<'b>(&self, head: &RequestHead<'_, 'b>, query: &'b [u8]) -> Found<'b> {
         match self {
             TokenSource::Header { name, scheme } => {
-                let mut values = head.header_values(name);
+                let mut values = head.header_values_where(|field| same_header_name(field, name));
                 let Some(value) = values.next() else {
                     return Found::Absent;
                 };
@@ -65,8 +75,8 @@ impl TokenSource {
             TokenSource::Cookie { name } => {
                 let mut found = Found::Absent;
                 for value in head.header_values("cookie") {
-                    for (cookie, token) in pairs(value, b';') {
-                        if cookie == name.as_bytes() {
+                    for (cookie, token) in pairs(value, b";,") {
+                        if same_decoded_name(cookie, name) {
                             if found != Found::Absent {
                                 return Found::Malformed("the token cookie is set more than once");
                             }
@@ -86,8 +96,8 @@ impl TokenSource {
             }
             TokenSource::Query { name } => {
                 let mut found = Found::Absent;
-                for (parameter, token) in pairs(query, b'&') {
-                    if parameter == name.as_bytes() {
+                for (parameter, token) in pairs(query, b"&;") {
+                    if same_decoded_name(parameter, name) {
                         if found != Found::Absent {
                             return Found::Malformed("the token parameter appears more than once");
                         }
@@ -104,16 +114,68 @@ impl TokenSource {
     }
 }
 
-/// `name=value` pairs separated by `separator`, names and values trimmed.
-fn pairs(text: &[u8], separator: u8) -> impl Iterator<Item = (&[u8], &[u8])> {
-    text.split(move |&b| b == separator).filter_map(|pair| {
-        let pair = pair.trim_ascii();
-        let equals = memchr::memchr(b'=', pair)?;
-        Some((
-            pair.get(..equals)?.trim_ascii(),
-            pair.get(equals + 1..)?.trim_ascii(),
-        ))
-    })
+/// `name=value` pairs separated by any of `separators`, names and values trimmed.
+fn pairs<'t>(
+    text: &'t [u8],
+    separators: &'static [u8],
+) -> impl Iterator<Item = (&'t [u8], &'t [u8])> {
+    text.split(move |b| separators.contains(b))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let equals = memchr::memchr(b'=', pair)?;
+            Some((
+                pair.get(..equals)?.trim_ascii(),
+                pair.get(equals + 1..)?.trim_ascii(),
+            ))
+        })
+}
+
+/// Header names as applications see them: case and `_`/`-` folded.
+fn same_header_name(field: &str, name: &str) -> bool {
+    let fold = |byte: u8| match byte {
+        b'_' => b'-',
+        _ => byte.to_ascii_lowercase(),
+    };
+    field.len() == name.len()
+        && field
+            .bytes()
+            .zip(name.bytes())
+            .all(|(a, b)| fold(a) == fold(b))
+}
+
+/// A query or cookie name byte as PHP and ASP.NET compare it.
+fn fold_name_byte(byte: u8) -> u8 {
+    match byte {
+        b'.' | b' ' => b'_',
+        _ => byte.to_ascii_lowercase(),
+    }
+}
+
+/// Whether the raw (percent-encoded) `raw` name reads as `name`; a malformed
+/// escape stays as written, as most decoders leave it.
+fn same_decoded_name(raw: &[u8], name: &str) -> bool {
+    let mut wanted = name.bytes();
+    let mut i = 0;
+    while let Some(&byte) = raw.get(i) {
+        let escaped = (byte == b'%')
+            .then(|| {
+                let digit = |at: usize| raw.get(at).and_then(|&d| (d as char).to_digit(16));
+                Some(digit(i + 1)? << 4 | digit(i + 2)?)
+            })
+            .flatten();
+        let (decoded, len) = match (escaped, byte) {
+            // Two hex digits make at most 0xFF.
+            (Some(value), _) => (u8::try_from(value).unwrap_or(0), 3),
+            (None, b'+') => (b' ', 1),
+            (None, _) => (byte, 1),
+        };
+        i += len;
+        match wanted.next() {
+            Some(expected) if fold_name_byte(expected) == fold_name_byte(decoded) => {}
+            _ => return false,
+        }
+    }
+    wanted.next().is_none()
 }
 
 fn is_space(byte: &u8) -> bool {
@@ -250,6 +312,77 @@ mod tests {
                 b""
             )
             .starts_with("malformed")
+        );
+    }
+
+    #[test]
+    fn spellings_an_application_reads_as_the_source_count_as_it() {
+        let req = |fields: &str| format!("GET / HTTP/1.1\r\nHost: h\r\n{fields}\r\n").into_bytes();
+        let query = TokenSource::Query {
+            name: "access_token".into(),
+        };
+        for spelling in [
+            "access%5Ftoken=x.y.z",
+            "ACCESS_TOKEN=x.y.z",
+            "a=1;access_token=x.y.z",
+            "Access.Token=x.y.z",
+            "access+token=x.y.z",
+            "access%20token=x.y.z",
+            "%61ccess_token=x.y.z",
+        ] {
+            assert_eq!(
+                find(&query, &req(""), spelling.as_bytes()),
+                "x.y.z",
+                "{spelling}"
+            );
+        }
+        for twice in [
+            "access_token=a&access%5ftoken=b",
+            "access_token=a;ACCESS_TOKEN=b",
+        ] {
+            assert!(
+                find(&query, &req(""), twice.as_bytes()).starts_with("malformed"),
+                "{twice}"
+            );
+        }
+        for other in [
+            "access_tokens=1",
+            "access%5Ftoken%00=1",
+            "access%zztoken=1",
+            "%=1",
+        ] {
+            assert_eq!(
+                find(&query, &req(""), other.as_bytes()),
+                "absent",
+                "{other}"
+            );
+        }
+        let cookie = TokenSource::Cookie {
+            name: "session".into(),
+        };
+        for spelling in [
+            "Cookie: Session=x.y.z\r\n",
+            "Cookie: SESSION=x.y.z\r\n",
+            "Cookie: a=1, session=x.y.z\r\n",
+            "Cookie: %73ession=x.y.z\r\n",
+        ] {
+            assert_eq!(find(&cookie, &req(spelling), b""), "x.y.z", "{spelling}");
+        }
+        assert!(
+            find(&cookie, &req("Cookie: session=a; Session=b\r\n"), b"").starts_with("malformed")
+        );
+        let header = TokenSource::Header {
+            name: "x-api-token".into(),
+            scheme: None,
+        };
+        assert_eq!(find(&header, &req("X_Api_Token: x.y.z\r\n"), b""), "x.y.z");
+        assert!(
+            find(&header, &req("X-Api-Token: a\r\nx_api_token: b\r\n"), b"")
+                .starts_with("malformed")
+        );
+        assert_eq!(
+            find(&header, &req("X-Api-Tokens: x.y.z\r\n"), b""),
+            "absent"
         );
     }
 }

@@ -9,7 +9,7 @@ use crate::access_log::Destination;
 use crate::config::Loaded;
 use crate::http::OriginalRequest;
 use crate::policy::{
-    Action, DefaultAction, Forwarded, Mode, Policy, Route, Rule, TokenSource, path,
+    Action, DefaultAction, Forwarded, Mode, PathBuffers, Policy, Route, Rule, TokenSource,
 };
 use crate::server::{IoMode, ServeOptions};
 
@@ -102,8 +102,7 @@ fn route_text(policy: &Policy, request: &str) -> String {
         },
         None => ("", target),
     };
-    let mut canonical = Vec::new();
-    let c = path::canonicalize(path.as_bytes(), &mut canonical);
+    let mut buffers = PathBuffers::default();
     let original = OriginalRequest {
         method: method.as_bytes(),
         host: host.as_bytes(),
@@ -116,7 +115,11 @@ fn route_text(policy: &Policy, request: &str) -> String {
             .position(|r| std::ptr::eq(r, rule))
             .map_or(0, |i| i + 1)
     };
-    let verdict = match policy.route(&original, &canonical, c.rewritten, false) {
+    let route = match policy.route_target(&original, false, &mut buffers) {
+        Ok(route) => route,
+        Err(error) => return format!("{method} {target} -> 400: {error}"),
+    };
+    let verdict = match route {
         Route::Check(rule) => format!(
             "rule {} (#{}): token checked, {}",
             rule.name,
@@ -139,8 +142,8 @@ fn route_text(policy: &Policy, request: &str) -> String {
         Route::Default(DefaultAction::Allow) => "no rule: default_action allow".to_owned(),
         Route::Default(DefaultAction::Deny) => "no rule: default_action deny (403)".to_owned(),
     };
-    let rewritten = if c.rewritten {
-        format!(" [path read as {}]", String::from_utf8_lossy(&canonical))
+    let rewritten = if let (canonical, true) = buffers.read_as() {
+        format!(" [path read as {}]", String::from_utf8_lossy(canonical))
     } else {
         String::new()
     };
@@ -286,6 +289,11 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
                 } else {
                     ""
                 }
+            );
+            let _ = writeln!(
+                out,
+                "  redirects and jwks_uri may lead to: {}",
+                remote.destinations().describe()
             );
         }
         for line in config.verifier.validation().describe().lines() {
