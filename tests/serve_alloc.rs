@@ -128,6 +128,33 @@ fn flags_only() -> (Policy, Vec<u8>, &'static [&'static str]) {
     )
 }
 
+/// The flags-only policy, with chunked request bodies (extensions, a
+/// trailer) read and thrown away: a valid token, then none.
+fn flags_only_chunked() -> (Policy, Vec<u8>, &'static [&'static str]) {
+    let (policy, _, _) = flags_only();
+    let key = signing_key("rsa2048-a", Algorithm::Rs256);
+    let valid = mint(
+        r#"{"alg":"RS256"}"#,
+        r#"{"sub":"alice","iss":"https://idp/","exp":1700003600}"#,
+        &key,
+        Algorithm::Rs256,
+    );
+    let body =
+        b"5;ext=1\r\nhello\r\n19\r\n{\"items\":[1,2,3],\"n\":\"x\"}\r\n0\r\nX-Sum: 1\r\n\r\n";
+    let mut requests = Vec::new();
+    for token in [Some(&valid), None] {
+        requests.extend_from_slice(
+            b"POST /api/orders HTTP/1.1\r\nHost: api.example\r\nTransfer-Encoding: chunked\r\n",
+        );
+        if let Some(token) = token {
+            requests.extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes());
+        }
+        requests.extend_from_slice(b"\r\n");
+        requests.extend_from_slice(body);
+    }
+    (policy, requests, &["200", "401"])
+}
+
 /// A configured policy: rules by host and path, a cookie source, an
 /// exclusion, claim requirements and forwarded claims, read from nginx-style
 /// forwarded headers.
@@ -268,6 +295,7 @@ fn serving_allocates_nothing_per_request_once_warm() {
         let log = dir.path("access.log");
         for (name, scenario, access_log) in [
             ("flags-only", flags_only as fn() -> _, None),
+            ("flags-only, chunked bodies", flags_only_chunked, None),
             ("configured", configured, None),
             ("configured, access log", configured, Some(log.as_path())),
         ] {

@@ -1,18 +1,20 @@
 //! HTTP/1.1 as the server speaks it, with no I/O: a request head parsed
-//! zero-copy out of the connection's read buffer, the limits that guard it, the
-//! protocol errors and their wire form, the [`Service`] seam, and the original
-//! request an ext_authz proxy forwards.
+//! zero-copy out of the connection's read buffer, a chunked body decoded in
+//! place, the limits that guard both, the protocol errors and their wire form,
+//! the [`Service`] seam, and the original request an ext_authz proxy forwards.
 //!
 //! Neighbours: [`crate::server`] owns sockets and buffers and calls
-//! [`request::parse_head`]; [`crate::authz`] and [`crate::admin`] implement
-//! [`Service`] and write responses with [`response`].
+//! [`request::HeadScan`] and [`chunked::ChunkedDecoder`] after each read;
+//! [`crate::authz`] and [`crate::admin`] implement [`Service`] and write
+//! responses with [`response`].
 
+pub mod chunked;
 pub mod forwarded;
 pub mod request;
 pub mod response;
 pub mod service;
 
 pub use forwarded::{ForwardedStyle, OriginalRequest};
-pub use request::{HeadStatus, Limits, ProtocolError, RequestHead, Version};
+pub use request::{BodyFraming, HeadStatus, Limits, ProtocolError, RequestHead, Version};
 pub use response::Framing;
 pub use service::{BodyPolicy, Service};

@@ -1,9 +1,12 @@
-//! The request head, parsed in place: method, path and header values are
-//! borrowed slices of the connection's read buffer, never copies.
+//! A request's head, parsed in place: method, path and header values are
+//! borrowed slices of the connection's read buffer, never copies, and the end
+//! of the head is found across reads by [`HeadScan`]. A chunked body is
+//! decoded by [`super::chunked`].
 //!
-//! "Need more bytes" is a state ([`HeadStatus::Partial`]), not an error. Every
-//! limit is checked before the bytes are trusted, and every way the framing can
-//! be lost is a [`ProtocolError`] after which the connection must close.
+//! "Need more bytes" is a state ([`HeadStatus::Partial`]), not an error. Every limit is checked before the bytes are trusted, and every
+//! way the framing can be lost is a [`ProtocolError`] after which the connection
+//! must close. Nothing here allocates or does I/O: [`crate::server`] owns the
+//! buffer and calls in after each read.
 
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -53,8 +56,12 @@ pub enum ProtocolError {
     HeadersTooLarge,
     /// The declared body is longer than the route accepts (413).
     BodyTooLarge,
-    /// A `Transfer-Encoding` header: jwtgate reads only `Content-Length` bodies (501).
-    TransferEncoding,
+    /// A `Transfer-Encoding` other than a single `chunked`, or one on an
+    /// HTTP/1.0 request (400). RFC 9112 §6.1 suggests 501 for a coding the
+    /// server does not know, but a 5xx lets the request through a proxy that
+    /// fails open (Envoy's `failure_mode_allow`): input from a client never
+    /// earns a 5xx here.
+    BadTransferEncoding(&'static str),
     /// The head or body did not arrive within the header timeout (408).
     Timeout,
     /// jwtgate failed on its own account (500).
@@ -71,13 +78,12 @@ impl ProtocolError {
     /// The status code sent for this error.
     pub const fn status(self) -> u16 {
         match self {
-            ProtocolError::BadRequest(_) => 400,
+            ProtocolError::BadRequest(_) | ProtocolError::BadTransferEncoding(_) => 400,
             ProtocolError::Timeout => 408,
             ProtocolError::BodyTooLarge => 413,
             ProtocolError::RequestLineTooLong => 414,
             ProtocolError::HeadersTooLarge => 431,
             ProtocolError::Internal => 500,
-            ProtocolError::TransferEncoding => 501,
         }
     }
 
@@ -90,22 +96,21 @@ impl ProtocolError {
             ProtocolError::RequestLineTooLong => "request_line_too_long",
             ProtocolError::HeadersTooLarge => "headers_too_large",
             ProtocolError::Internal => "internal_error",
-            ProtocolError::TransferEncoding => "transfer_encoding_not_supported",
+            ProtocolError::BadTransferEncoding(_) => "bad_transfer_encoding",
         }
     }
 
     /// A human explanation, safe to send and to log (it never quotes request bytes).
     pub const fn detail(self) -> &'static str {
         match self {
-            ProtocolError::BadRequest(detail) => detail,
+            ProtocolError::BadRequest(detail) | ProtocolError::BadTransferEncoding(detail) => {
+                detail
+            }
             ProtocolError::Timeout => "the request did not arrive in time",
             ProtocolError::BodyTooLarge => "the request body is longer than this endpoint accepts",
             ProtocolError::RequestLineTooLong => "the request line is too long",
             ProtocolError::HeadersTooLarge => "the request header block is too large",
             ProtocolError::Internal => "jwtgate failed to answer this request",
-            ProtocolError::TransferEncoding => {
-                "Transfer-Encoding is not supported; send the body with Content-Length"
-            }
         }
     }
 }
@@ -121,6 +126,16 @@ impl Default for HeaderSlots<'_> {
     }
 }
 
+/// How a request's body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// This many bytes follow the head: the `Content-Length`, or 0 without one.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: chunks follow the head, up to a zero-size
+    /// one and the trailer section; [`super::chunked::ChunkedDecoder`] finds the end.
+    Chunked,
+}
+
 /// A complete request head, borrowing the read buffer (`'b`) and the header slots (`'h`).
 #[derive(Debug, Clone, Copy)]
 pub struct RequestHead<'h, 'b> {
@@ -132,8 +147,8 @@ pub struct RequestHead<'h, 'b> {
     pub version: Version,
     /// Whether the connection may carry another request after this one.
     pub keep_alive: bool,
-    /// Body length from `Content-Length` (0 without one).
-    pub content_length: u64,
+    /// How the body that follows the head is delimited.
+    pub body: BodyFraming,
     /// Bytes of the head, including the blank line; the body starts here.
     pub head_len: usize,
     headers: &'h [httparse::Header<'b>],
@@ -203,6 +218,38 @@ fn content_length(value: &[u8]) -> Result<u64, ProtocolError> {
         .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
+/// Checks that the `Transfer-Encoding` fields, read as one list, name exactly
+/// one coding, `chunked`. jwtgate decodes no other coding (gzip, deflate,
+/// compress), so a body with one could not be handed on decoded; `chunked`
+/// twice is refused by RFC 9112 §6.1; and any coding after `chunked` makes
+/// the body length unknowable (§6.3), which is 400 by the RFC. Empty list
+/// elements are ignored (RFC 9110 §5.6.1).
+fn transfer_codings(head: &RequestHead<'_, '_>) -> Result<(), ProtocolError> {
+    let mut chunked = 0usize;
+    for value in head.header_values("transfer-encoding") {
+        for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if coding.is_empty() {
+                continue;
+            }
+            if !coding.eq_ignore_ascii_case(b"chunked") {
+                return Err(ProtocolError::BadTransferEncoding(
+                    "the only transfer coding accepted is chunked",
+                ));
+            }
+            chunked += 1;
+        }
+    }
+    match chunked {
+        1 => Ok(()),
+        0 => Err(ProtocolError::BadTransferEncoding(
+            "Transfer-Encoding names no coding",
+        )),
+        _ => Err(ProtocolError::BadTransferEncoding(
+            "chunked is applied more than once",
+        )),
+    }
+}
+
 /// Whether a `Connection` header value lists `token` (comma-separated, case-insensitive).
 fn lists_token(value: &[u8], token: &str) -> bool {
     value
@@ -266,7 +313,7 @@ pub fn parse_head<'h, 'b>(
         path,
         version,
         keep_alive: version == Version::Http11,
-        content_length: 0,
+        body: BodyFraming::Length(0),
         head_len,
         headers,
     };
@@ -275,7 +322,15 @@ pub fn parse_head<'h, 'b>(
         if head.header_values("content-length").next().is_some() {
             return Err(bad("both Content-Length and Transfer-Encoding"));
         }
-        return Err(ProtocolError::TransferEncoding);
+        // An HTTP/1.0 peer may not know chunked: RFC 9112 §6.1 has the framing
+        // treated as faulty.
+        if version == Version::Http10 {
+            return Err(ProtocolError::BadTransferEncoding(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
+        }
+        transfer_codings(&head)?;
+        head.body = BodyFraming::Chunked;
     }
     let mut length = None;
     for value in head.header_values("content-length") {
@@ -286,7 +341,9 @@ pub fn parse_head<'h, 'b>(
         }
         length = Some(this);
     }
-    head.content_length = length.unwrap_or(0);
+    if let Some(length) = length {
+        head.body = BodyFraming::Length(length);
+    }
     if version == Version::Http11 && head.unique_header("host").is_none() {
         return Err(bad("an HTTP/1.1 request needs exactly one Host header"));
     }
@@ -299,11 +356,97 @@ pub fn parse_head<'h, 'b>(
     Ok(HeadStatus::Complete(head))
 }
 
+/// Finds the end of a head as its bytes arrive, looking at each byte a
+/// bounded number of times, and parses the head once its end is in.
+///
+/// Calling [`parse_head`] on everything received after every read costs
+/// quadratic time for a head that arrives a few bytes at a time: httparse
+/// starts from the first byte each time. This keeps how far the search got
+/// and runs httparse once more only when the blank line that ends the head
+/// has arrived. A scan is for one request: start a fresh one (`default()`)
+/// for the next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeadScan {
+    /// Bytes of the request searched for the end of the head without
+    /// finding it, less the last two (a terminator may have begun there);
+    /// `None` before the first look.
+    searched: Option<usize>,
+    /// Where the request line ends (its LF), once seen: the 414 check.
+    line_end: Option<usize>,
+}
+
+impl HeadScan {
+    /// Looks at `buf`, every byte received for this request so far (as
+    /// [`parse_head`] takes it), and parses the head once it is complete.
+    ///
+    /// The first look parses straight away, so a request that arrives whole
+    /// costs one httparse pass, as before, and garbage such as a TLS
+    /// ClientHello is refused at once. After that, only new bytes are
+    /// searched; the request line and head limits are enforced on every call,
+    /// as [`parse_head`] enforces them. A malformed head that is still
+    /// incomplete is refused once its end arrives or a limit is passed.
+    pub fn poll<'h, 'b>(
+        &mut self,
+        buf: &'b [u8],
+        slots: &'h mut HeaderSlots<'b>,
+        limits: Limits,
+    ) -> Result<HeadStatus<'h, 'b>, ProtocolError> {
+        if self.searched.is_some() && !self.search(buf) {
+            return self.partial(buf.len(), limits);
+        }
+        let status = parse_head(buf, slots, limits);
+        if let Ok(HeadStatus::Partial) = status {
+            // The first look, or an end not whole yet (`\n\r` last): search
+            // on from the last two bytes. httparse saw no end before them.
+            if self.line_end.is_none() {
+                self.line_end = memchr::memchr(b'\n', buf);
+            }
+            self.searched = Some(buf.len().saturating_sub(2));
+            return self.partial(buf.len(), limits);
+        }
+        status
+    }
+
+    /// Searches the bytes not searched yet for the end of the head: true if
+    /// it may be there (httparse decides).
+    ///
+    /// httparse ends a line at LF (with or without CR before it) and ends the
+    /// head at the first empty line: `\n\n` or `\n\r\n`. An LF followed by a
+    /// CR and anything but LF is an error httparse reports, so it counts too.
+    fn search(&mut self, buf: &[u8]) -> bool {
+        let from = self.searched.unwrap_or(0).min(buf.len());
+        let rest = buf.get(from..).unwrap_or_default();
+        for lf in memchr::memchr_iter(b'\n', rest).map(|at| at + from) {
+            self.line_end.get_or_insert(lf);
+            if matches!(buf.get(lf + 1), Some(b'\n' | b'\r')) {
+                return true;
+            }
+        }
+        // A terminator may have begun in the last two bytes ("\n" or "\n\r").
+        self.searched = Some(buf.len().saturating_sub(2));
+        false
+    }
+
+    /// The limits on a head still incomplete, as [`parse_head`] checks them.
+    fn partial<'h, 'b>(
+        &self,
+        len: usize,
+        limits: Limits,
+    ) -> Result<HeadStatus<'h, 'b>, ProtocolError> {
+        match self.line_end {
+            Some(end) if end > limits.max_request_line => Err(ProtocolError::RequestLineTooLong),
+            None if len > limits.max_request_line => Err(ProtocolError::RequestLineTooLong),
+            _ if len > limits.max_header_bytes => Err(ProtocolError::HeadersTooLarge),
+            _ => Ok(HeadStatus::Partial),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    type Parsed = (String, String, Version, bool, u64, usize);
+    type Parsed = (String, String, Version, bool, BodyFraming, usize);
 
     fn parse(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
         let mut slots = HeaderSlots::default();
@@ -314,7 +457,7 @@ mod tests {
                 head.path.to_owned(),
                 head.version,
                 head.keep_alive,
-                head.content_length,
+                head.body,
                 head.head_len,
             )),
         })
@@ -326,7 +469,10 @@ mod tests {
         let (method, path, version, keep_alive, length, head_len) =
             parse(request).unwrap().unwrap();
         assert_eq!((method.as_str(), path.as_str()), ("GET", "/api/x?y=1"));
-        assert_eq!((version, keep_alive, length), (Version::Http11, true, 3));
+        assert_eq!(
+            (version, keep_alive, length),
+            (Version::Http11, true, BodyFraming::Length(3))
+        );
         assert_eq!(&request[head_len..head_len + 3], b"abc");
     }
 
@@ -353,12 +499,8 @@ mod tests {
 
     #[test]
     fn framing_errors_are_refused() {
-        let cases: [(&[u8], u16); 9] = [
+        let cases: [(&[u8], u16); 8] = [
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-            (
-                b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
-                501,
-            ),
             (
                 b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
                 400,
@@ -387,7 +529,10 @@ mod tests {
         }
         let same_twice =
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n";
-        assert_eq!(parse(same_twice).unwrap().unwrap().4, 2);
+        assert_eq!(
+            parse(same_twice).unwrap().unwrap().4,
+            BodyFraming::Length(2)
+        );
     }
 
     #[test]
@@ -435,5 +580,102 @@ mod tests {
         assert_eq!(head.unique_header("authorization"), None);
         assert_eq!(head.header_values("AUTHORIZATION").count(), 2);
         assert_eq!(head.unique_header("host"), Some(&b"a"[..]));
+    }
+
+    #[test]
+    fn transfer_encoding_is_chunked_alone_or_refused_with_400() {
+        let chunked = [
+            &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED \r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked,\r\n\r\n",
+        ];
+        for request in chunked {
+            assert_eq!(parse(request).unwrap().unwrap().4, BodyFraming::Chunked);
+        }
+        let refused = [
+            (&b"gzip"[..], "bad_transfer_encoding"),
+            (b"gzip, chunked", "bad_transfer_encoding"),
+            (b"chunked, gzip", "bad_transfer_encoding"),
+            (b"chunked, chunked", "bad_transfer_encoding"),
+            (
+                b"chunked\r\nTransfer-Encoding: chunked",
+                "bad_transfer_encoding",
+            ),
+            (b"identity", "bad_transfer_encoding"),
+            (b"chunked;q=1", "bad_transfer_encoding"),
+            (b"", "bad_transfer_encoding"),
+            (b"chunked\r\nContent-Length: 0", "bad_request"),
+        ];
+        for (value, name) in refused {
+            let mut request = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ".to_vec();
+            request.extend_from_slice(value);
+            request.extend_from_slice(b"\r\n\r\n");
+            let error = parse(&request).unwrap_err();
+            assert_eq!((error.status(), error.name()), (400, name), "{value:?}");
+        }
+        let old = parse(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err();
+        assert_eq!((old.status(), old.name()), (400, "bad_transfer_encoding"));
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn head_scan_agrees_with_parsing_everything_after_every_read(
+            lines in proptest::collection::vec(
+                prop_oneof![
+                    Just(&b"GET /a HTTP/1.1"[..]), Just(&b"Host: h"[..]), Just(&b"X: 1"[..]),
+                    Just(&b""[..]), Just(&b"\r"[..]), Just(&b"bad line"[..]),
+                    Just(&b"Transfer-Encoding: chunked"[..]), Just(&b"Content-Length: 2"[..]),
+                    Just(&b"X-Long: vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"[..]),
+                ],
+                1..12),
+            endings in proptest::collection::vec(prop_oneof![Just(&b"\r\n"[..]), Just(&b"\n"[..])], 12),
+            cuts in proptest::collection::vec(1usize..400, 0..30),
+            tight in any::<bool>(),
+        ) {
+            let mut input = b"GET /x HTTP/1.1\r\n".to_vec();
+            for (line, ending) in lines.iter().zip(&endings) {
+                input.extend_from_slice(line);
+                input.extend_from_slice(ending);
+            }
+            input.extend_from_slice(b"\r\nnext");
+            let limits = if tight {
+                Limits { max_request_line: 40, max_header_bytes: 120 }
+            } else {
+                Limits::default()
+            };
+            let mut ends: Vec<usize> = cuts.iter().map(|&cut| cut.min(input.len())).collect();
+            ends.push(input.len());
+            ends.sort_unstable();
+            ends.dedup();
+            let mut scan = HeadScan::default();
+            let mut last_partial = true;
+            for end in ends {
+                let prefix = &input[..end];
+                let mut slots = HeaderSlots::default();
+                let scanned = scan.poll(prefix, &mut slots, limits);
+                let mut slots = HeaderSlots::default();
+                let whole = parse_head(prefix, &mut slots, limits);
+                match (&scanned, &whole) {
+                    (Ok(HeadStatus::Complete(a)), Ok(HeadStatus::Complete(b))) => {
+                        prop_assert_eq!(
+                            (a.method, a.path, a.head_len, a.body, a.keep_alive),
+                            (b.method, b.path, b.head_len, b.body, b.keep_alive)
+                        );
+                    }
+                    (Ok(HeadStatus::Partial), Ok(HeadStatus::Partial) | Err(_)) => {}
+                    (Err(_), Err(_)) => {}
+                    _ => prop_assert!(false, "at {}: scan {:?}, whole {:?}", end, scanned, whole),
+                }
+                if !matches!(scanned, Ok(HeadStatus::Partial)) {
+                    last_partial = false;
+                    break;
+                }
+            }
+            // An error still pending is found once the end of the head is in.
+            let has_end = input.windows(2).any(|w| w[0] == b'\n' && matches!(w[1], b'\n' | b'\r'));
+            prop_assert!(!(last_partial && has_end));
+        }
     }
 }

@@ -22,7 +22,6 @@ pub const fn status_line(status: u16) -> &'static str {
         413 => "HTTP/1.1 413 Content Too Large\r\n",
         414 => "HTTP/1.1 414 URI Too Long\r\n",
         431 => "HTTP/1.1 431 Request Header Fields Too Large\r\n",
-        501 => "HTTP/1.1 501 Not Implemented\r\n",
         503 => "HTTP/1.1 503 Service Unavailable\r\n",
         _ => "HTTP/1.1 500 Internal Server Error\r\n",
     }
@@ -122,7 +121,7 @@ mod tests {
             ProtocolError::RequestLineTooLong,
             ProtocolError::HeadersTooLarge,
             ProtocolError::BodyTooLarge,
-            ProtocolError::TransferEncoding,
+            ProtocolError::BadTransferEncoding("the only transfer coding accepted is chunked"),
             ProtocolError::Timeout,
             ProtocolError::Internal,
         ];

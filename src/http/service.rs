@@ -5,16 +5,20 @@
 use super::RequestHead;
 use super::response::Framing;
 
-/// What to do with a request's `Content-Length` body.
+/// What to do with a request's body, `Content-Length` or chunked alike: the
+/// limit is on the decoded length of a chunked body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyPolicy {
     /// Read it and throw it away (an ext_authz proxy may forward the client's
-    /// body); a longer body is answered 413.
+    /// body); a longer body is answered 413. A `Content-Length` body is read
+    /// after the answer; a chunked one before it, since its length is known
+    /// only at its end.
     Discard {
         /// Longest accepted body, in bytes.
         max: u64,
     },
-    /// Buffer it whole and pass it to [`Service::respond`]; longer is 413.
+    /// Buffer it whole and pass it to [`Service::respond`] (a chunked body
+    /// decoded, contiguous); longer is 413.
     Buffer {
         /// Longest accepted body, in bytes.
         max: u64,

@@ -141,7 +141,10 @@ pub struct Place {
 }
 
 /// The HTTP statuses of requests the connection loop refused before any
-/// service saw them, in label order.
+/// service saw them, in label order. Nothing is answered 501 any more (a
+/// `Transfer-Encoding` jwtgate cannot decode is 400, so that no client input
+/// earns a 5xx); its series stays, always 0, so that dashboards and alerts
+/// written against it keep finding it.
 pub const PROTOCOL_STATUSES: [u16; 7] = [400, 408, 413, 414, 431, 500, 501];
 
 /// A shard's counters and histograms, owned by its check service and touched

@@ -5,6 +5,11 @@
 //! The read buffer holds at most one request head plus whatever of the next
 //! requests arrived with it; it grows on demand up to the head limit (or, for a
 //! buffered body, the body limit) and is reused for the connection's life.
+//!
+//! Each read is looked at once: the end of a head is searched for only in the
+//! bytes that arrived since the last search ([`HeadScan`]), and a chunked body
+//! is decoded in place as it arrives ([`ChunkedDecoder`]), with only a partial
+//! chunk-size line held back.
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Shutdown};
@@ -15,8 +20,11 @@ use std::time::{Duration, Instant};
 use super::shard::Shard;
 use super::tracking::{Phase, Tracked};
 use super::transport::Stream;
-use crate::http::request::{HeadStatus, HeaderSlots, leading_empty_lines, parse_head};
-use crate::http::{BodyPolicy, Framing, Limits, ProtocolError, Service, response};
+use crate::http::chunked::{ChunkedDecoder, MAX_CHUNK_LINE};
+use crate::http::request::{HeadScan, HeadStatus, HeaderSlots, leading_empty_lines, parse_head};
+use crate::http::{
+    BodyFraming, BodyPolicy, Framing, Limits, ProtocolError, RequestHead, Service, response,
+};
 
 /// Per-connection limits and timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +68,58 @@ enum Next {
     Flush,
     /// Read more bytes.
     Read,
-    /// Read more bytes: a buffered body needs `total` bytes from the buffer start.
+    /// Read more bytes of a body, the buffer growing (once full) to `total`
+    /// bytes from the start of the unanswered ones: a buffered body's whole
+    /// length, or a chunked body's next step.
     ReadBody { total: usize },
     /// Write what is answered, then close.
     Close,
+}
+
+/// A chunked request whose body is being read. It is answered when the body
+/// is complete, because only then is its length known to be within the limit
+/// (a `Content-Length` request is answered from its head). Its head stays at
+/// the front of the unanswered bytes and is parsed again then; the decoded
+/// body (kept only when buffered) follows it, then the bytes not decoded yet,
+/// at most a partial chunk-size line plus the latest read.
+#[derive(Debug, Clone, Copy)]
+struct Dechunking {
+    decoder: ChunkedDecoder,
+    /// Length of the head, from the start of the unanswered bytes.
+    head_len: usize,
+    /// End of the decoded body kept after the head (`head_len` when the body
+    /// is thrown away), where the bytes not decoded yet start.
+    kept: usize,
+    /// Whether the body is buffered for the service or thrown away.
+    buffered: bool,
+    /// The body limit.
+    max: u64,
+}
+
+impl Dechunking {
+    fn new(head_len: usize, max: u64, buffered: bool) -> Dechunking {
+        Dechunking {
+            decoder: ChunkedDecoder::new(max),
+            head_len,
+            kept: head_len,
+            buffered,
+            max,
+        }
+    }
+
+    /// How far the buffer may grow for the next read, from the start of the
+    /// unanswered bytes: room for a size line and a read after what is kept,
+    /// doubling for a buffered body up to its limit.
+    fn room(&self, capacity: usize) -> usize {
+        let next_read = self.kept + MAX_CHUNK_LINE + BUFFER_FLOOR;
+        if !self.buffered {
+            return next_read;
+        }
+        let limit = usize::try_from(self.max)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.head_len + MAX_CHUNK_LINE + BUFFER_FLOOR);
+        capacity.saturating_mul(2).max(next_read).min(limit)
+    }
 }
 
 struct Connection<'s, S: Stream, V: Service> {
@@ -79,6 +135,10 @@ struct Connection<'s, S: Stream, V: Service> {
     consumed: usize,
     /// Body bytes still to read and throw away.
     discard: u64,
+    /// How far the search for the end of the next head got.
+    head_scan: HeadScan,
+    /// The chunked request whose body is being read, if any.
+    chunked: Option<Dechunking>,
     /// When the first byte of the request being read arrived.
     request_started: Option<Instant>,
     /// Whether the service records metrics (request latencies are then timed).
@@ -90,6 +150,25 @@ struct Connection<'s, S: Stream, V: Service> {
     received: [Instant; MAX_PIPELINED],
     /// Answers not yet written (at most MAX_PIPELINED, timed or not).
     unwritten: usize,
+}
+
+/// Has the service answer one request into `output`; false if it panicked,
+/// its partial answer then removed.
+fn respond<V: Service>(
+    service: &RefCell<V>,
+    head: &RequestHead<'_, '_>,
+    body: &[u8],
+    framing: Framing,
+    output: &mut Vec<u8>,
+) -> bool {
+    let before = output.len();
+    let answered = catch_unwind(AssertUnwindSafe(|| {
+        service.borrow_mut().respond(head, body, framing, output);
+    }));
+    if answered.is_err() {
+        output.truncate(before);
+    }
+    answered.is_ok()
 }
 
 /// Serves one accepted connection to its end.
@@ -110,6 +189,8 @@ pub(crate) async fn serve<S: Stream, V: Service>(
         output: shard.buffers.take(),
         consumed: 0,
         discard: 0,
+        head_scan: HeadScan::default(),
+        chunked: None,
         request_started: None,
         timing: service.borrow_mut().metrics().is_some(),
         last_read: Instant::now(),
@@ -163,6 +244,12 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             if self.output.len() >= OUTPUT_HIGH_WATER || self.unwritten >= MAX_PIPELINED {
                 return Next::Flush;
             }
+            if let Some(chunked) = self.chunked.take() {
+                match self.answer_chunked(chunked) {
+                    Some(next) => return next,
+                    None => continue,
+                }
+            }
             let pending = self.input.get(self.consumed..).unwrap_or_default();
             let blank = leading_empty_lines(pending);
             self.consumed += blank;
@@ -171,66 +258,135 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                 return Next::Read;
             }
             let mut slots = HeaderSlots::default();
-            let head = match parse_head(pending, &mut slots, self.limits.head) {
+            let head = match self.head_scan.poll(pending, &mut slots, self.limits.head) {
                 Ok(HeadStatus::Complete(head)) => head,
                 Ok(HeadStatus::Partial) => return Next::Read,
                 Err(error) => return self.refuse(error),
             };
+            self.head_scan = HeadScan::default();
 
             let policy = self.service.borrow().body_policy(&head);
             let (max, buffered) = match policy {
                 BodyPolicy::Discard { max } => (max, false),
                 BodyPolicy::Buffer { max } => (max, true),
             };
-            if head.content_length > max {
-                return self.refuse(ProtocolError::BodyTooLarge);
-            }
-            let framing = Framing {
-                close: !head.keep_alive || self.shard.is_draining(),
-                head_only: head.method == "HEAD",
-                peer: self.peer,
-            };
-            let mut used = head.head_len;
-            let body: &[u8] = if buffered {
-                // The policy bounded the length, and buffers are sized to it.
-                let length = usize::try_from(head.content_length).unwrap_or(usize::MAX);
-                let total = head.head_len.saturating_add(length);
-                match pending.get(head.head_len..total) {
-                    Some(body) => {
-                        used = total;
-                        body
-                    }
-                    None => {
+            let (body, used, discard): (&[u8], usize, u64) = match head.body {
+                BodyFraming::Length(length) if length > max => {
+                    return self.refuse(ProtocolError::BodyTooLarge);
+                }
+                BodyFraming::Length(length) if buffered => {
+                    // The policy bounded the length, and buffers are sized to it.
+                    let length = usize::try_from(length).unwrap_or(usize::MAX);
+                    let total = head.head_len.saturating_add(length);
+                    match pending.get(head.head_len..total) {
+                        Some(body) => (body, total, 0),
                         // Relative to `pending`, which `compact` moves to the front.
-                        return Next::ReadBody { total };
+                        None => return Next::ReadBody { total },
                     }
                 }
-            } else {
-                &[]
+                BodyFraming::Length(length) => (&[], head.head_len, length),
+                BodyFraming::Chunked if !buffered => {
+                    // The usual case: the whole body came with the head, and is
+                    // answered without a second parse of the head.
+                    let mut decoder = ChunkedDecoder::new(max);
+                    match decoder.skip(pending.get(head.head_len..).unwrap_or_default()) {
+                        Ok((read, true)) => (&[], head.head_len + read, 0),
+                        Ok((_, false)) => {
+                            self.chunked = Some(Dechunking::new(head.head_len, max, false));
+                            continue;
+                        }
+                        Err(error) => return self.refuse(error),
+                    }
+                }
+                BodyFraming::Chunked => {
+                    self.chunked = Some(Dechunking::new(head.head_len, max, true));
+                    continue;
+                }
             };
-            let before = self.output.len();
-            let service = self.service;
-            let output = &mut self.output;
-            let answered = catch_unwind(AssertUnwindSafe(|| {
-                service.borrow_mut().respond(&head, body, framing, output);
-            }));
-            if answered.is_err() {
-                self.output.truncate(before);
+            let framing = self.framing(&head);
+            if !respond(self.service, &head, body, framing, &mut self.output) {
                 return self.refuse(ProtocolError::Internal);
             }
-            if let Some(slot) = self.received.get_mut(self.unwritten) {
-                *slot = self.last_read;
-            }
-            self.unwritten += 1;
-            if !buffered {
-                self.discard = head.content_length;
-            }
-            self.consumed += used;
-            self.request_started = None;
-            if framing.close {
-                return Next::Close;
+            if let Some(next) = self.answered(used, discard, framing) {
+                return next;
             }
         }
+    }
+
+    /// Decodes what arrived of a chunked body; once it is complete, answers
+    /// its request (`None`: go on with what follows it).
+    fn answer_chunked(&mut self, mut chunked: Dechunking) -> Option<Next> {
+        let unanswered = self.input.get_mut(self.consumed..).unwrap_or_default();
+        let progress = match chunked.decoder.decode_in_place(
+            unanswered,
+            chunked.kept,
+            chunked.kept,
+            chunked.buffered,
+        ) {
+            Ok(progress) => progress,
+            Err(error) => return Some(self.refuse(error)),
+        };
+        if !progress.done {
+            // Drop the framing and any data not kept: the bytes not decoded
+            // yet (a partial size line) move down to follow what is kept.
+            let end = unanswered.len();
+            unanswered.copy_within(progress.read..end, progress.write);
+            self.input
+                .truncate(self.consumed + progress.write + (end - progress.read));
+            chunked.kept = progress.write;
+            self.chunked = Some(chunked);
+            return Some(Next::ReadBody {
+                total: chunked.room(self.input.capacity()),
+            });
+        }
+        let pending = self.input.get(self.consumed..).unwrap_or_default();
+        let mut slots = HeaderSlots::default();
+        let head = match parse_head(
+            pending.get(..chunked.head_len).unwrap_or_default(),
+            &mut slots,
+            self.limits.head,
+        ) {
+            Ok(HeadStatus::Complete(head)) => head,
+            // The same bytes were a complete head before; refused as a
+            // client's error all the same, never as a 5xx.
+            Ok(HeadStatus::Partial) | Err(_) => {
+                return Some(self.refuse(ProtocolError::BadRequest("malformed request head")));
+            }
+        };
+        let body = if chunked.buffered {
+            pending
+                .get(chunked.head_len..progress.write)
+                .unwrap_or_default()
+        } else {
+            &[]
+        };
+        let framing = self.framing(&head);
+        if !respond(self.service, &head, body, framing, &mut self.output) {
+            return Some(self.refuse(ProtocolError::Internal));
+        }
+        self.answered(progress.read, 0, framing)
+    }
+
+    /// How the answer to `head` ends its exchange.
+    fn framing(&self, head: &RequestHead<'_, '_>) -> Framing {
+        Framing {
+            close: !head.keep_alive || self.shard.is_draining(),
+            head_only: head.method == "HEAD",
+            peer: self.peer,
+        }
+    }
+
+    /// Books an answered request that took `used` bytes of the buffer and
+    /// has `discard` body bytes still to come; `Some` if the connection closes.
+    fn answered(&mut self, used: usize, discard: u64, framing: Framing) -> Option<Next> {
+        if let Some(slot) = self.received.get_mut(self.unwritten) {
+            *slot = self.last_read;
+        }
+        self.unwritten += 1;
+        self.discard = discard;
+        self.consumed += used;
+        self.request_started = None;
+        framing.close.then_some(Next::Close)
     }
 
     /// Answers a request the connection cannot serve, counts it, and closes.
