@@ -19,10 +19,12 @@
 //!    forwards it in `$request_uri` while routers cut the path there), a raw
 //!    `\` (a separator to IIS and ASP.NET, a letter to everyone else),
 //!    `%2F`/`%5C` (a slash to some origins, a letter to others), `%3F`/`%23`
-//!    (a query or fragment once decoded and forwarded), `%25` before two hex
-//!    digits (double encoding: a second decoding changes the path again), a
-//!    malformed escape, a control character raw or escaped, and a path that is
-//!    not UTF-8 once decoded.
+//!    (a query or fragment once decoded and forwarded), a `%` (from `%25`)
+//!    before two hex digits, escaped or not (double encoding: a second decoding
+//!    changes the path again), a malformed escape, a control character raw or
+//!    escaped, a path that is not UTF-8 once decoded, and fullwidth or
+//!    look-alike forms of ASCII characters (`／`, `ａ`, `‥`), which some
+//!    origins fold into ASCII.
 //! 3. Every other escape is decoded (`/v1/users%3AbatchDelete` is
 //!    `/v1/users:batchDelete`); repeated slashes are merged and dot-segments
 //!    resolved after decoding (`%2e%2e` is `..`).
@@ -67,7 +69,7 @@ pub enum PathError {
     EncodedSeparator,
     /// `%3F` or `%23`.
     EncodedDelimiter,
-    /// `%25` followed by two hex digits.
+    /// A `%` from `%25` followed by two hex digits, escaped or not.
     DoubleEncoded,
     /// `%` not followed by two hex digits.
     BadEscape,
@@ -75,6 +77,8 @@ pub enum PathError {
     ControlCharacter,
     /// The decoded path is not UTF-8.
     NotUtf8,
+    /// A character some origins fold into ASCII ([`lookalike`]).
+    Lookalike,
     /// Read with and without its `;` parameters, the path meets different rules.
     AmbiguousParameters,
 }
@@ -90,11 +94,14 @@ impl PathError {
             PathError::EncodedSeparator => "the path hides a slash or backslash in %2F or %5C",
             PathError::EncodedDelimiter => "the path hides a '?' or '#' in %3F or %23",
             PathError::DoubleEncoded => {
-                "the path is percent-encoded twice (%25 before two hex digits)"
+                "the path is percent-encoded twice (%25 before two hex digits, escaped or not)"
             }
             PathError::BadEscape => "the path holds a malformed percent escape",
             PathError::ControlCharacter => "the path holds a control character",
             PathError::NotUtf8 => "the path is not UTF-8 once decoded",
+            PathError::Lookalike => {
+                "the path holds a fullwidth or look-alike form of an ASCII character"
+            }
             PathError::AmbiguousParameters => {
                 "the path meets different rules with and without its ';' parameters"
             }
@@ -310,9 +317,6 @@ fn read_at(path: &[u8], i: usize) -> Result<Option<Read>, PathError> {
         match decoded {
             b'/' | b'\\' => return Err(PathError::EncodedSeparator),
             b'?' | b'#' => return Err(PathError::EncodedDelimiter),
-            b'%' if digit(i + 3).is_some() && digit(i + 4).is_some() => {
-                return Err(PathError::DoubleEncoded);
-            }
             _ => {}
         }
         Read {
@@ -397,14 +401,57 @@ pub fn canonicalize(
             out.push(read.byte);
         }
     }
-    if std::str::from_utf8(out).is_err() {
-        return Err(PathError::NotUtf8);
-    }
+    check_decoded(out)?;
     rewritten |= resolve_segments(out);
     Ok(Canonical {
         rewritten,
         has_params,
     })
+}
+
+/// Whether some origin folds `c` into ASCII: the fullwidth forms of ASCII
+/// (IIS and ASP.NET "best fit" them, NFKC normalises them: `／ａdmin` is
+/// `/admin` there) and the look-alikes of the separators and the dot.
+fn lookalike(c: char) -> bool {
+    matches!(
+        c,
+        '\u{FF01}'
+            ..='\u{FF5E}'
+            | '\u{2024}' // one dot leader
+            | '\u{2025}' // two dot leader
+            | '\u{2044}' // fraction slash
+            | '\u{2215}' // division slash
+            | '\u{2216}' // set minus
+            | '\u{29F5}' // reverse solidus operator
+            | '\u{29F8}' // big solidus
+            | '\u{FE52}' // small full stop
+            | '\u{FE54}' // small semicolon
+            | '\u{FE56}' // small question mark
+            | '\u{FE5F}' // small number sign
+            | '\u{FE68}' // small reverse solidus
+            | '\u{FE6A}' // small percent sign
+    )
+}
+
+/// Checks a decoded path as a whole (rule 2 of the module doc, the parts
+/// that need more than one byte): a `%` that could be decoded once more, then
+/// UTF-8, then look-alikes.
+fn check_decoded(decoded: &[u8]) -> Result<(), PathError> {
+    // Every '%' here came from %25: a raw one always starts an escape.
+    let twice = memchr::memchr_iter(b'%', decoded).any(|at| {
+        let hex_at = |i: usize| decoded.get(i).copied().and_then(hex).is_some();
+        hex_at(at + 1) && hex_at(at + 2)
+    });
+    if twice {
+        return Err(PathError::DoubleEncoded);
+    }
+    if !decoded.is_ascii() {
+        let text = std::str::from_utf8(decoded).map_err(|_| PathError::NotUtf8)?;
+        if text.chars().any(lookalike) {
+            return Err(PathError::Lookalike);
+        }
+    }
+    Ok(())
 }
 
 /// Decodes one literal segment of a pattern as [`canonicalize`] decodes a path.
@@ -418,9 +465,7 @@ fn decode_segment(raw: &[u8]) -> Result<Vec<u8>, PathPatternError> {
         }
         decoded.push(read.byte);
     }
-    if std::str::from_utf8(&decoded).is_err() {
-        return Err(PathPatternError::Unreadable(PathError::NotUtf8));
-    }
+    check_decoded(&decoded).map_err(PathPatternError::Unreadable)?;
     Ok(decoded)
 }
 
@@ -571,7 +616,14 @@ mod tests {
             ("/admin%7F", PathError::ControlCharacter),
             ("/admin\t/x", PathError::ControlCharacter),
             ("/v1/public/..%00/x", PathError::ControlCharacter),
+            ("/%25%32%65%25%32%65/admin", PathError::DoubleEncoded),
+            ("/%2541", PathError::DoubleEncoded),
+            ("/%25%34%31", PathError::DoubleEncoded),
             ("/%C3", PathError::NotUtf8),
+            ("/%C0%AF", PathError::NotUtf8),
+            ("/%EF%BC%8Fadmin", PathError::Lookalike),
+            ("/\u{FF41}dmin", PathError::Lookalike),
+            ("/a%E2%80%A5/admin", PathError::Lookalike),
             ("/%FF%FE", PathError::NotUtf8),
             // Refused inside a parameter too, though that reading drops it.
             ("/a;%00/b", PathError::ControlCharacter),
