@@ -12,7 +12,7 @@ use std::path::Path;
 
 use criterion::Criterion;
 use jwtgate::http::OriginalRequest;
-use jwtgate::policy::{PathBuffers, Policy, Route};
+use jwtgate::policy::{PathBuffers, Policy, Route, Routed};
 
 fn policy() -> Policy {
     let jwks = std::fs::read_to_string(format!(
@@ -48,8 +48,11 @@ fn route_once(
         path: target.as_bytes(),
     };
     matches!(
-        policy.route_target(&request, false, buffers),
-        Ok(Route::Check(_))
+        policy.route_target(&request, None, false, buffers),
+        Ok(Routed {
+            route: Route::Check(_),
+            ..
+        })
     )
 }
 

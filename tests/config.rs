@@ -878,6 +878,130 @@ fn default_action_allow_answers_no_rule() {
 }
 
 #[test]
+fn methods_hosts_and_folded_spellings_are_read_as_origins_read_them() {
+    let env = Env::new();
+    let rules = r#"
+[[rule]]
+name = "login"
+paths = ["/account/login"]
+token_configs = ["users"]
+on_missing = "allow"
+
+[[rule]]
+name = "account"
+paths = ["/account/**"]
+token_configs = ["users"]
+
+[[rule]]
+name = "reports"
+paths = ["/reports/**"]
+methods = ["GET"]
+token_configs = ["users"]
+
+[[rule]]
+name = "deletes"
+paths = ["/v1/**"]
+methods = ["DELETE"]
+token_configs = ["users"]
+require_claims = [ { claim = "scope", contains = "admin" } ]
+
+[[rule]]
+name = "v1"
+paths = ["/v1/**"]
+token_configs = ["users"]
+exclude = ["POST /v1/signup"]
+"#;
+    let gate = Gate {
+        server: env.serve(&x_original("allow", rules), &[]),
+        forwarded: &[],
+    };
+    let alice = bearer(&env.keys.user("alice", ""));
+    let auth = [("Authorization", alice.as_str())];
+    let h = "api.example.com";
+    let overridden =
+        Expect::BadRequest("the method override meets a different rule than the method sent");
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        Expect<'a>,
+    );
+    let cases: &[Case<'_>] = &[
+        ("GET", h, "/account/login", &[], open("missing")),
+        // Folded, these meet the lax rule before the strict one they meet as
+        // spelled: the strict one applies too.
+        ("GET", h, "/account/login/", &[], Expect::Denied("missing")),
+        (
+            "GET",
+            h,
+            "/account/login.json",
+            &[],
+            Expect::Denied("missing"),
+        ),
+        ("GET", h, "/account/login/", &auth, valid("alice")),
+        (
+            "GET",
+            h,
+            "/account/settings/",
+            &[],
+            Expect::Denied("missing"),
+        ),
+        // HEAD runs the GET handler, so it meets the GET rule.
+        ("HEAD", h, "/reports/q3", &[], Expect::Denied("missing")),
+        ("GET", h, "/reports.csv", &[], Expect::Denied("missing")),
+        // A POST that asks to run as DELETE meets the rule for DELETE...
+        (
+            "POST",
+            h,
+            "/v1/orders/7",
+            &[
+                ("Authorization", alice.as_str()),
+                ("X-HTTP-Method-Override", "DELETE"),
+            ],
+            overridden,
+        ),
+        ("POST", h, "/v1/orders/7?_method=DELETE", &auth, overridden),
+        ("POST", h, "/v1/orders/7", &auth, valid("alice")),
+        // ...and one that asks to run as GET does not reach an exclusion for POST.
+        ("POST", h, "/v1/signup", &[], open("excluded")),
+        (
+            "POST",
+            h,
+            "/v1/signup",
+            &[("X-Method-Override", "GET")],
+            overridden,
+        ),
+        ("POST", h, "/v1/signup?_method=get", &[], overridden),
+        (
+            "POST",
+            h,
+            "/v1/signup",
+            &[("X-HTTP-Method-Override", "GET"), ("X-HTTP-Method", "PUT")],
+            Expect::BadRequest("the method overrides disagree or do not name a method"),
+        ),
+        // A host with no single reading.
+        (
+            "GET",
+            "api.example.com:x:y",
+            "/v1/orders",
+            &[],
+            Expect::BadRequest("the host is not a host name or address with an optional port"),
+        ),
+        (
+            "GET",
+            "user@api.example.com",
+            "/v1/orders",
+            &[],
+            Expect::BadRequest("the host is not a host name or address with an optional port"),
+        ),
+    ];
+    for &(method, host, uri, headers, expect) in cases {
+        gate.check(method, host, uri, headers, expect);
+    }
+}
+
+#[test]
 fn exclusions_and_spellings_that_do_not_reach_them() {
     let env = Env::new();
     let rules = r#"

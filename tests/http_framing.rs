@@ -8,7 +8,7 @@
 //!
 //! Harness: `common/server.rs`. Unit and property tests of the decoder itself
 //! (against a naive reference, under random reads) live in
-//! `src/http/request.rs`.
+//! `src/http/chunked.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -169,7 +169,74 @@ for_each_io!(
     chunked_batch_post_is_decoded,
     chunked_body_that_never_ends_is_408,
     head_sent_byte_by_byte_is_answered,
+    a_client_that_expects_100_continue_gets_it_before_sending_a_body_that_is_read,
 );
+
+fn a_client_that_expects_100_continue_gets_it_before_sending_a_body_that_is_read(io: &str) {
+    use std::io::Read as _;
+    let f = serve(
+        io,
+        &["--verify-listen", "127.0.0.1:0", "--max-body-bytes", "100"],
+    );
+    let bearer = f.bearer();
+    let auth = [
+        ("Authorization", bearer.as_str()),
+        ("Expect", "100-continue"),
+    ];
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let read_interim = |conn: &mut Conn| {
+        let mut got = [0_u8; 25];
+        conn.stream().read_exact(&mut got).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(interim)
+        );
+    };
+    // A chunked check request is answered after its body: the client is
+    // told to go on, once, then gets the answer.
+    let mut conn = f.conn();
+    conn.send(&chunked("POST", "/orders", &auth, b""));
+    read_interim(&mut conn);
+    conn.send(b"3\r\nabc\r\n");
+    conn.send(b"0\r\n\r\n");
+    let answer = raw(&conn.read_response());
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // A Content-Length body is thrown away and its request answered from the
+    // head: the final answer comes at once, no interim one.
+    let head = format!(
+        "POST /orders HTTP/1.1\r\nHost: jwtgate.test\r\nAuthorization: {bearer}\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"
+    );
+    let head = head.into_bytes();
+    conn.send(&head);
+    let answer = raw(&conn.read_response());
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    conn.send(b"abc");
+    // The batch endpoint buffers its body, so it says 100 Continue too.
+    let mut batch = Conn::open(f.server.verify_addr().unwrap());
+    let body = format!("{}\n", f.token);
+    let head = format!(
+        "POST /v1/verify HTTP/1.1\r\nHost: jwtgate.test\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    batch.send(&head);
+    read_interim(&mut batch);
+    batch.send(body.as_bytes());
+    let answer = raw(&batch.read_response());
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
 
 fn chunked_check_is_answered_and_the_pipelined_next_one_too(io: &str) {
     let f = serve(io, &["--max-body-bytes", "100"]);

@@ -97,7 +97,7 @@ fn reference(target: &[u8], params: Params) -> Result<(Vec<u8>, bool), PathError
         return Err(PathError::NotUtf8);
     };
     let folds = |c: char| {
-        ('\u{FF01}'..='\u{FF5E}').contains(&c) || "\u{2024}\u{2025}\u{2044}\u{2215}\u{2216}\u{29F5}\u{29F8}\u{FE52}\u{FE54}\u{FE56}\u{FE5F}\u{FE68}\u{FE6A}".contains(c)
+        ('\u{FF01}'..='\u{FF5E}').contains(&c) || "\u{2024}\u{2025}\u{2044}\u{2215}\u{2216}\u{29F5}\u{29F8}\u{FE52}\u{FE54}\u{FE56}\u{FE5F}\u{FE68}\u{FE6A}ıſª".contains(c)
     };
     if text.chars().any(folds) {
         return Err(PathError::Lookalike);
@@ -171,6 +171,10 @@ fn piece() -> impl Strategy<Value = &'static str> {
         "／",
         "ａ",
         "%E2%80%A5",
+        "ı",
+        "ſ",
+        "%C2%AA",
+        "ß",
         "%32",
         "%65",
         "4",

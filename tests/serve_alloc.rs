@@ -1,8 +1,10 @@
 //! Proves the server allocates nothing per request in steady state: the whole
 //! path (read, parse, route, extract, verify, render, write) on warm keep-alive
 //! connections, in both runtimes, for the flags-only policy and for a
-//! configured one (rules by host and path, canonical paths, a cookie source,
-//! an exclusion, claim requirements, forwarded claims), and the configured one
+//! configured one (rules by host and path, canonical paths in both readings of
+//! `;`, folded spellings, a cookie source spelled
+//! otherwise, an exclusion, claim requirements, forwarded claims), and the
+//! configured one
 //! with every request written to the access log, watched by a counting global
 //! allocator. Metrics (counters, latency histograms) are on throughout.
 //!
@@ -215,11 +217,20 @@ forward_claims = {{ sub = "x-jwt-sub", scope = "x-jwt-scope", "realm.roles" = "x
         &format!("Authorization: Bearer {valid}\r\n"),
     );
     request("www.example.com", "/", "");
+    // The reading at work: both readings of ';', decoded escapes, a folded
+    // format suffix and trailing slash, a cookie name spelled otherwise. (A
+    // refused spelling closes the connection, so it has no steady state.)
+    request(
+        "api.example.com",
+        "/v1/orders;v=2/x%3Aa/caf%C3%A9.json/",
+        &format!("Cookie: SESSION={valid}\r\n"),
+    );
+    // The last answer is the `missing` denial, which ends the batch.
     request("api.example.com", "/v1/public/../orders", "");
     (
         loaded.policy,
         requests,
-        &["200", "200", "200", "403", "403", "401"],
+        &["200", "200", "200", "403", "403", "200", "401"],
     )
 }
 

@@ -20,7 +20,7 @@ use crate::metrics::{Decision, Place, ShardMetrics, Taken};
 
 use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, OriginalRequest, RequestHead, Service};
-use crate::policy::{self, Action, DefaultAction, Policy, Route};
+use crate::policy::{self, Action, DefaultAction, Policy, Route, Routed};
 use crate::{Outcome, UnixTime};
 
 pub use response::{Denials, Identity};
@@ -289,23 +289,53 @@ impl Authorizer {
                 }
             };
             let preflight = is_preflight(head, original.method);
-            let route = match policy.route_target(&original, preflight, &mut self.paths) {
-                Ok(route) => route,
+            let query = memchr::memchr(b'?', original.path)
+                .and_then(|q| original.path.get(q + 1..))
+                .unwrap_or_default();
+            let routed = policy::method::overriding_method(original.method, head, query).and_then(
+                |method_override| {
+                    policy.route_target(&original, method_override, preflight, &mut self.paths)
+                },
+            );
+            match routed {
+                Ok(routed) => (routed, query),
                 Err(error) => {
                     response::bad_request(out, error.detail(), framing);
                     return Record::blocked(Decision::BadRequest, 400);
                 }
-            };
-            let query = memchr::memchr(b'?', original.path)
-                .and_then(|q| original.path.get(q + 1..))
-                .unwrap_or_default();
-            (route, query)
-        } else {
-            match policy.rules.first() {
-                Some(rule) => (Route::Check(rule), &b""[..]),
-                None => (Route::Default(policy.default_action), &b""[..]),
             }
+        } else {
+            let route = match policy.rules.first() {
+                Some(rule) => Route::Check(rule),
+                None => Route::Default(policy.default_action),
+            };
+            (Routed { route, also: None }, &b""[..])
         };
+        // The stricter of two readings applies: a request the path as spelled
+        // routes elsewhere must pass there first, and its denial is the answer.
+        if let Some(also) = route.also {
+            let start = out.len();
+            let record = self.answer(policy, also, head, query, framing, out, observe);
+            if record.taken == Taken::Block {
+                return record;
+            }
+            out.truncate(start);
+        }
+        self.answer(policy, route.route, head, query, framing, out, observe)
+    }
+
+    /// Answers a request routed to `route`: checks its rule's tokens.
+    #[allow(clippy::too_many_arguments)] // one call site's locals, passed on
+    fn answer(
+        &mut self,
+        policy: &Policy,
+        route: Route<'_>,
+        head: &RequestHead<'_, '_>,
+        query: &[u8],
+        framing: Framing,
+        out: &mut Vec<u8>,
+        observe: Option<bool>,
+    ) -> Record {
         let all_headers = &policy.forwarded_headers;
         let index_of = |rule: &policy::Rule| policy.rule_index(rule);
         let rule = match route {

@@ -101,7 +101,10 @@ fn a_full_configuration_loads_and_routes() {
             path: path.as_bytes(),
         };
         let mut buffers = crate::policy::PathBuffers::default();
-        match policy.route_target(&request, false, &mut buffers) {
+        match policy
+            .route_target(&request, None, false, &mut buffers)
+            .map(|routed| routed.route)
+        {
             Ok(Route::Check(rule)) => format!("check {}", rule.name),
             Ok(Route::Excluded(rule)) => format!("excluded {}", rule.name),
             Ok(Route::Preflight(rule)) => format!("preflight {}", rule.name),

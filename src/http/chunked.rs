@@ -195,11 +195,13 @@ impl ChunkedDecoder {
             Ok(httparse::Status::Complete((used, size))) if used == len => size,
             _ => return Err(malformed),
         };
-        if let Some(semicolon) = memchr::memchr(b';', line) {
-            self.extensions += len - semicolon;
-            if self.extensions > MAX_CHUNK_EXTENSIONS {
-                return Err(bad("chunk extensions too long"));
-            }
+        // Everything past the digits but the CRLF counts, whitespace padding
+        // included: httparse accepts spaces after a size, and without them
+        // in the budget a one-byte chunk could carry a 1 KiB size line.
+        let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        self.extensions += len.saturating_sub(digits + 2);
+        if self.extensions > MAX_CHUNK_EXTENSIONS {
+            return Err(bad("chunk extensions too long"));
         }
         self.decoded = self
             .decoded
@@ -427,8 +429,12 @@ mod tests {
     fn malformed_chunking_is_refused() {
         let too_long_line = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(MAX_CHUNK_LINE));
         let many_extensions = format!("{}0\r\n\r\n", "1;abcdefghijklmnop\r\nx\r\n".repeat(1100));
+        let padded_sizes = format!(
+            "{}0\r\n\r\n",
+            format!("1{}\r\nx\r\n", " ".repeat(100)).repeat(200)
+        );
         let big_trailer = format!("0\r\nX: {}\r\n\r\n", "v".repeat(MAX_TRAILER_BYTES));
-        let cases: [(&[u8], u16); 20] = [
+        let cases: [(&[u8], u16); 21] = [
             (b"\r\n\r\n", 400),               // no size digits
             (b";ext\r\nx\r\n0\r\n\r\n", 400), // no size digits before an extension
             (b"-1\r\nx\r\n0\r\n\r\n", 400),
@@ -448,6 +454,7 @@ mod tests {
             (b"0\r\n\n", 400),
             (too_long_line.as_bytes(), 400),
             (many_extensions.as_bytes(), 400),
+            (padded_sizes.as_bytes(), 400),
             (big_trailer.as_bytes(), 431),
         ];
         for (encoded, status) in cases {

@@ -48,9 +48,9 @@ impl HostPattern {
         }
     }
 
-    /// Whether the `Host` value `host` matches.
+    /// Whether the `Host` value `host` is well formed and matches.
     pub fn matches(&self, host: &[u8]) -> bool {
-        self.matches_name(host_name(host))
+        host_name(host).is_some_and(|name| self.matches_name(name))
     }
 
     /// Whether `name`, a host already reduced by [`host_name`], matches.
@@ -67,22 +67,51 @@ impl HostPattern {
     }
 }
 
-/// The name part of a `Host` value: no port, no trailing dot.
-pub fn host_name(host: &[u8]) -> &[u8] {
+/// The name part of a `Host` value (no port, no trailing dot), or `None`
+/// when the value is not `host[:port]`.
+///
+/// Strict, because proxies and origins disagree on everything else: nginx
+/// cuts `api.example.com:x:y` at the first colon and others at the last, and
+/// `user@host`, `a.example.com, b.example.com`, `host/x` or `%2E` have no
+/// agreed host at all. A name is letters, digits, `-`, `_` and `.` (no empty
+/// label but one trailing dot); an IPv6 literal is bracketed; a port is 1 to
+/// 5 digits.
+pub fn host_name(host: &[u8]) -> Option<&[u8]> {
     let host = host.trim_ascii();
-    let name = if host.first() == Some(&b'[') {
-        // An IPv6 literal: up to the closing bracket.
-        match memchr::memchr(b']', host) {
-            Some(end) => host.get(..=end).unwrap_or(host),
-            None => host,
+    let (name, port) = if host.first() == Some(&b'[') {
+        let end = memchr::memchr(b']', host)?;
+        let literal = host.get(1..end)?;
+        let valid = !literal.is_empty()
+            && literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        if !valid {
+            return None;
         }
+        (host.get(..=end)?, host.get(end + 1..)?)
     } else {
-        match memchr::memrchr(b':', host) {
-            Some(colon) => host.get(..colon).unwrap_or(host),
-            None => host,
+        let colon = memchr::memchr(b':', host).unwrap_or(host.len());
+        let name = host.get(..colon)?;
+        let name = name.strip_suffix(b".").unwrap_or(name);
+        let valid = !name.is_empty()
+            && name.split(|&b| b == b'.').all(|label| !label.is_empty())
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            return None;
         }
+        (name, host.get(colon..)?)
     };
-    name.strip_suffix(b".").unwrap_or(name)
+    match port.strip_prefix(b":") {
+        None if port.is_empty() => Some(name),
+        Some(digits)
+            if (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) =>
+        {
+            Some(name)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +140,45 @@ mod tests {
         );
         for bad in ["", "*.", "a/b", "https://a", "a:80", ".a"] {
             assert!(HostPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_host_is_read_one_way_or_not_at_all() {
+        for (host, name) in [
+            ("api.example.com", "api.example.com"),
+            (" Api.Example.com:8443 ", "Api.Example.com"),
+            ("api.example.com.", "api.example.com"),
+            ("api.example.com.:443", "api.example.com"),
+            ("my_host", "my_host"),
+            ("127.0.0.1:80", "127.0.0.1"),
+            ("[::1]", "[::1]"),
+            ("[2001:db8::1]:443", "[2001:db8::1]"),
+        ] {
+            assert_eq!(host_name(host.as_bytes()), Some(name.as_bytes()), "{host}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "api.example.com:443:80",
+            "api.example.com:x",
+            "api.example.com:",
+            "api.example.com:123456",
+            "api.example.com..",
+            "api..example.com",
+            ".api.example.com",
+            "user@api.example.com",
+            "api.example.com, evil.com",
+            "api.example.com/x",
+            "api.example.com;",
+            "api%2Eexample.com",
+            "api\u{3002}example\u{3002}com",
+            "[api.example.com]",
+            "[::1",
+            "[]",
+            "[::1]x",
+        ] {
+            assert_eq!(host_name(bad.as_bytes()), None, "{bad}");
         }
     }
 }

@@ -8,14 +8,16 @@
 //! first match wins; a request that matches none gets the explicit default.
 //!
 //! Neighbours: [`crate::config`] builds a [`Policy`] from a file;
-//! [`crate::authz`] routes each request with [`Policy::route`], verifies the
+//! [`crate::authz`] routes each request with [`Policy::route_target`], verifies the
 //! tokens and renders the answer.
 
 pub mod claims;
 pub mod host;
+pub mod method;
 pub mod path;
 pub mod peers;
 pub mod source;
+pub mod unicode;
 
 use std::sync::Arc;
 
@@ -135,16 +137,32 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// `host` is the request's host reduced by [`host::host_name`] once per request.
-    fn applies(&self, request: &OriginalRequest<'_>, host: &[u8], path: &[u8]) -> bool {
+    /// `host` is the request's host reduced by [`host::host_name`] once per
+    /// request. A rule for `GET` applies to `HEAD` too: every common stack
+    /// (Express, Go, Rails, Spring, Werkzeug) runs the GET handler for it.
+    /// `folded` chooses [`PathPattern::matches_folded`] over [`PathPattern::matches`].
+    fn applies(
+        &self,
+        request: &OriginalRequest<'_>,
+        host: &[u8],
+        path: &[u8],
+        folded: bool,
+    ) -> bool {
+        let head = request.method.eq_ignore_ascii_case(b"HEAD");
         (self.hosts.is_empty() || self.hosts.iter().any(|pattern| pattern.matches_name(host)))
             && (self.methods.is_empty()
-                || self
-                    .methods
-                    .iter()
-                    .any(|method| method.as_bytes().eq_ignore_ascii_case(request.method)))
+                || self.methods.iter().any(|method| {
+                    method.as_bytes().eq_ignore_ascii_case(request.method)
+                        || (head && &**method == "GET")
+                }))
             && (self.paths.is_empty()
-                || self.paths.iter().any(|pattern| pattern.matches_rule(path)))
+                || self.paths.iter().any(|pattern| {
+                    if folded {
+                        pattern.matches_folded(path)
+                    } else {
+                        pattern.matches(path)
+                    }
+                }))
     }
 }
 
@@ -181,6 +199,67 @@ impl<'p> Route<'p> {
                 ),
                 _ => false,
             }
+    }
+}
+
+/// Where a request goes, read every way an origin may read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Routed<'p> {
+    /// The route of the path folded ([`PathPattern::matches_folded`]).
+    pub route: Route<'p>,
+    /// The route of the path as spelled, when folding made the path meet an
+    /// earlier rule than this one: an origin that reads the spelling as it is
+    /// routes it here, so the request must pass this route too (the stricter
+    /// of the two readings applies).
+    pub also: Option<Route<'p>>,
+}
+
+impl Routed<'_> {
+    fn same_as(&self, other: &Routed<'_>) -> bool {
+        self.route.same_as(&other.route)
+            && match (&self.also, &other.also) {
+                (Some(a), Some(b)) => a.same_as(b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+/// Why a request has no single reading (answered 400 with [`Unreadable::detail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The path ([`path`]).
+    Path(PathError),
+    /// The host is not `host[:port]` ([`host::host_name`]).
+    Host,
+    /// Read with and without its `;` parameters, the path meets different rules.
+    AmbiguousParameters,
+    /// Method overrides ([`method`]) that disagree or are not a method.
+    MethodOverride,
+    /// The method a POST asks for in an override meets a different rule.
+    AmbiguousMethod,
+}
+
+impl Unreadable {
+    /// A human explanation for the 400 answer (it never quotes request bytes).
+    pub const fn detail(self) -> &'static str {
+        match self {
+            Unreadable::Path(error) => error.detail(),
+            Unreadable::Host => "the host is not a host name or address with an optional port",
+            Unreadable::AmbiguousParameters => {
+                "the path meets different rules with and without its ';' parameters"
+            }
+            Unreadable::MethodOverride => "the method overrides disagree or do not name a method",
+            Unreadable::AmbiguousMethod => {
+                "the method override meets a different rule than the method sent"
+            }
+        }
+    }
+}
+
+impl From<PathError> for Unreadable {
+    fn from(error: PathError) -> Unreadable {
+        Unreadable::Path(error)
     }
 }
 
@@ -323,25 +402,41 @@ impl Policy {
         }
     }
 
-    /// Routes a request by the one reading of its path ([`path`]): the
-    /// request gets 400 with the error when its path has no single reading,
-    /// including when the readings with and without `;` parameters meet
-    /// different rules. `preflight` says whether it is a CORS preflight.
+    /// Routes a request by the one reading of it ([`path`], [`host`],
+    /// [`method`]): the request gets 400 with the reason when its host or
+    /// path has no single reading, or when its readings meet different rules:
+    /// with and without `;` parameters, and with the method sent and the one
+    /// a POST asks for in `method_override`. `preflight` says whether it is a
+    /// CORS preflight.
     pub fn route_target(
         &self,
         request: &OriginalRequest<'_>,
+        method_override: Option<&[u8]>,
         preflight: bool,
         buffers: &mut PathBuffers,
-    ) -> Result<Route<'_>, PathError> {
+    ) -> Result<Routed<'_>, Unreadable> {
+        host::host_name(request.host).ok_or(Unreadable::Host)?;
         let stripped =
             path::canonicalize(request.path, path::Params::Strip, &mut buffers.stripped)?;
         buffers.rewritten = stripped.rewritten;
         let route = self.route(request, &buffers.stripped, stripped.rewritten, preflight);
         if stripped.has_params {
             path::canonicalize(request.path, path::Params::Literal, &mut buffers.literal)?;
-            let literal = self.route(request, &buffers.literal, true, preflight);
-            if !route.same_as(&literal) {
-                return Err(PathError::AmbiguousParameters);
+            if !route.same_as(&self.route(request, &buffers.literal, true, preflight)) {
+                return Err(Unreadable::AmbiguousParameters);
+            }
+        }
+        if let Some(method) = method_override {
+            let overridden = OriginalRequest { method, ..*request };
+            let same = route.same_as(&self.route(
+                &overridden,
+                &buffers.stripped,
+                stripped.rewritten,
+                preflight,
+            )) && (!stripped.has_params
+                || route.same_as(&self.route(&overridden, &buffers.literal, true, preflight)));
+            if !same {
+                return Err(Unreadable::AmbiguousMethod);
             }
         }
         Ok(route)
@@ -350,27 +445,63 @@ impl Policy {
     /// Routes a request by one reading of its path: `path` is canonical,
     /// `rewritten` whether canonicalising changed it (see
     /// [`path::canonicalize`]), `preflight` whether it is a CORS preflight.
-    pub fn route(
+    ///
+    /// Rules match the path folded ([`PathPattern::matches_folded`]), so that
+    /// `/V1/Export/` meets the rule for `/v1/export`; but a fold must not let
+    /// an earlier, laxer rule capture a spelling that an origin reading it as
+    /// spelled routes to a later one (`/account/login/` under a rule for
+    /// `/account/login` before one for `/account/**`): then the later rule is
+    /// [`Routed::also`], and the request must pass both.
+    fn route(
         &self,
         request: &OriginalRequest<'_>,
         path: &[u8],
         rewritten: bool,
         preflight: bool,
-    ) -> Route<'_> {
-        let host = host::host_name(request.host);
-        let Some(rule) = self
-            .rules
-            .iter()
-            .find(|rule| rule.applies(request, host, path))
-        else {
-            return Route::Default(self.default_action);
+    ) -> Routed<'_> {
+        let host = host::host_name(request.host).unwrap_or_default();
+        let applies = |rule: &Rule, folded| rule.applies(request, host, path, folded);
+        let default = Routed {
+            route: Route::Default(self.default_action),
+            also: None,
         };
+        let Some(index) = self.rules.iter().position(|rule| applies(rule, true)) else {
+            return default;
+        };
+        let (Some(rule), Some(later)) = (self.rules.get(index), self.rules.get(index + 1..)) else {
+            return default;
+        };
+        let exclusions_apply = !rewritten;
+        let route = |rule| self.route_to(rule, request, path, exclusions_apply, preflight);
+        // Matching as spelled is matching folded, less some paths: the first
+        // rule it meets is this one, a later one, or none (then only the
+        // folded reading names a rule, and it applies).
+        let also = if applies(rule, false) {
+            None
+        } else {
+            later.iter().find(|rule| applies(rule, false)).map(route)
+        };
+        Routed {
+            route: route(rule),
+            also,
+        }
+    }
+
+    /// The route to `rule`, which the request meets.
+    fn route_to<'p>(
+        &self,
+        rule: &'p Rule,
+        request: &OriginalRequest<'_>,
+        path: &[u8],
+        exclusions_apply: bool,
+        preflight: bool,
+    ) -> Route<'p> {
         if preflight && rule.bypass_cors_preflight {
             return Route::Preflight(rule);
         }
         // A path that needed rewriting never matches an exclusion: the origin
         // may read it differently, and exclusions let requests pass unchecked.
-        if !rewritten
+        if exclusions_apply
             && rule
                 .exclude
                 .iter()
@@ -466,7 +597,8 @@ mod tests {
             path: target.as_bytes(),
         };
         let mut buffers = PathBuffers::default();
-        match policy.route_target(&request, method == "OPTIONS", &mut buffers) {
+        let routed = policy.route_target(&request, None, method == "OPTIONS", &mut buffers);
+        match routed.map(|routed| routed.route) {
             Ok(Route::Check(rule)) => format!("check {}", rule.name),
             Ok(Route::Excluded(rule)) => format!("excluded {}", rule.name),
             Ok(Route::Preflight(rule)) => format!("preflight {}", rule.name),
@@ -555,12 +687,17 @@ mod tests {
                 "/v1/..;/v2/x",
                 "400 AmbiguousParameters",
             ),
-            ("GET", "api.example.com", "/v1/health#", "400 Fragment"),
+            (
+                "GET",
+                "api.example.com",
+                "/v1/health#",
+                "400 Path(Fragment)",
+            ),
             (
                 "GET",
                 "api.example.com",
                 "/v1%2Fhealth",
-                "400 EncodedSeparator",
+                "400 Path(EncodedSeparator)",
             ),
         ];
         for (method, host, target, expected) in cases {
@@ -572,5 +709,89 @@ mod tests {
         }
         let open = policy(DefaultAction::Allow);
         assert_eq!(route(&open, "GET", "x", "/"), "default allow");
+    }
+
+    #[test]
+    fn folds_overrides_head_and_hosts() {
+        let p = Policy {
+            rules: Box::new([
+                rule("login", &[], &["/account/login"], &[], &[]),
+                rule("account", &[], &["/account/**"], &[], &[]),
+                rule("reports", &[], &["/reports/**"], &["GET"], &[]),
+                rule("deletes", &[], &["/v1/**"], &["DELETE"], &[]),
+                rule("v1", &[], &["/v1/**"], &[], &[]),
+            ]),
+            ..policy(DefaultAction::Allow)
+        };
+        let route_as = |method: &str, host: &str, target: &str, method_override: Option<&str>| {
+            let request = OriginalRequest {
+                method: method.as_bytes(),
+                host: host.as_bytes(),
+                path: target.as_bytes(),
+            };
+            let mut buffers = PathBuffers::default();
+            match p.route_target(
+                &request,
+                method_override.map(str::as_bytes),
+                false,
+                &mut buffers,
+            ) {
+                Ok(routed) => {
+                    let name = |route: Route<'_>| {
+                        route
+                            .rule()
+                            .map_or("default".to_owned(), |r| r.name.to_string())
+                    };
+                    match routed.also {
+                        Some(also) => format!("{} and {}", name(routed.route), name(also)),
+                        None => name(routed.route),
+                    }
+                }
+                Err(error) => format!("400 {error:?}"),
+            }
+        };
+        let cases = [
+            ("GET", "h", "/account/login", None, "login"),
+            // Folded, the slash meets the earlier, laxer rule; as spelled, the
+            // later one: both apply.
+            ("GET", "h", "/account/login/", None, "login and account"),
+            ("GET", "h", "/account/login.json", None, "login and account"),
+            ("GET", "h", "/account/settings/", None, "account"),
+            // No rule as spelled: the folded reading's rule applies.
+            ("GET", "h", "/Account/Login", None, "login"),
+            ("GET", "h", "/ACCOUNT/x", None, "account"),
+            ("GET", "h", "/reports.csv", None, "reports"),
+            // HEAD runs the GET handler.
+            ("HEAD", "h", "/reports/q3", None, "reports"),
+            ("head", "h", "/reports/q3", None, "reports"),
+            ("POST", "h", "/reports/q3", None, "default"),
+            ("DELETE", "h", "/v1/orders/7", None, "deletes"),
+            ("POST", "h", "/v1/orders/7", None, "v1"),
+            (
+                "POST",
+                "h",
+                "/v1/orders/7",
+                Some("DELETE"),
+                "400 AmbiguousMethod",
+            ),
+            ("POST", "h", "/v1/orders/7", Some("PATCH"), "v1"),
+            (
+                "POST",
+                "h",
+                "/v1/orders;x/7",
+                Some("DELETE"),
+                "400 AmbiguousMethod",
+            ),
+            ("GET", "api.example.com:443", "/v1/x", None, "v1"),
+            ("GET", "api.example.com:x:y", "/v1/x", None, "400 Host"),
+            ("GET", "user@api.example.com", "/v1/x", None, "400 Host"),
+        ];
+        for (method, host, target, method_override, expected) in cases {
+            assert_eq!(
+                route_as(method, host, target, method_override),
+                expected,
+                "{method} {host}{target} {method_override:?}"
+            );
+        }
     }
 }

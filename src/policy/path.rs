@@ -22,9 +22,9 @@
 //!    (a query or fragment once decoded and forwarded), a `%` (from `%25`)
 //!    before two hex digits, escaped or not (double encoding: a second decoding
 //!    changes the path again), a malformed escape, a control character raw or
-//!    escaped, a path that is not UTF-8 once decoded, and fullwidth or
-//!    look-alike forms of ASCII characters (`／`, `ａ`, `‥`), which some
-//!    origins fold into ASCII.
+//!    escaped, a path that is not UTF-8 once decoded, and characters that
+//!    some origins read as ASCII ([`super::unicode`]: `／`, `ａ`, `‥`, `ı`,
+//!    `ſ`, `ª`).
 //! 3. Every other escape is decoded (`/v1/users%3AbatchDelete` is
 //!    `/v1/users:batchDelete`); repeated slashes are merged and dot-segments
 //!    resolved after decoding (`%2e%2e` is `..`).
@@ -77,10 +77,8 @@ pub enum PathError {
     ControlCharacter,
     /// The decoded path is not UTF-8.
     NotUtf8,
-    /// A character some origins fold into ASCII ([`lookalike`]).
+    /// A character some origins read as ASCII ([`super::unicode`]).
     Lookalike,
-    /// Read with and without its `;` parameters, the path meets different rules.
-    AmbiguousParameters,
 }
 
 impl PathError {
@@ -100,10 +98,7 @@ impl PathError {
             PathError::ControlCharacter => "the path holds a control character",
             PathError::NotUtf8 => "the path is not UTF-8 once decoded",
             PathError::Lookalike => {
-                "the path holds a fullwidth or look-alike form of an ASCII character"
-            }
-            PathError::AmbiguousParameters => {
-                "the path meets different rules with and without its ';' parameters"
+                "the path holds a character that some origins read as ASCII (a fullwidth, compatibility or case form)"
             }
         }
     }
@@ -191,16 +186,18 @@ impl PathPattern {
         &self.text
     }
 
-    /// Whether the canonical `path` matches exactly, trailing slash and case
-    /// included. Exclusions use this: only the exact spelling is left open.
+    /// Whether the canonical `path` matches as spelled: case, trailing slash
+    /// and all. Exclusions use only this; rules use it and [`Self::matches_folded`].
     pub fn matches(&self, path: &[u8]) -> bool {
         self.matches_with(&self.segments, path, |part, literal| part == literal)
     }
 
-    /// Whether the canonical `path` meets this pattern as a rule: ignoring
-    /// ASCII case (an origin that ignores case must not let `/Admin` dodge the
-    /// rule for `/admin`) and one trailing slash on either side.
-    pub fn matches_rule(&self, path: &[u8]) -> bool {
+    /// Whether the canonical `path` meets this pattern as some origin routes
+    /// it: ignoring ASCII case (ASP.NET, Spring with a lower-casing matcher),
+    /// one trailing slash on either side (Express, older Spring) and a format
+    /// suffix on the last segment (Rails' `(.:format)`, Spring's suffix
+    /// patterns before 5.3: `/v1/export.csv` is `/v1/export`).
+    pub fn matches_folded(&self, path: &[u8]) -> bool {
         let path = match path.strip_suffix(b"/") {
             Some(shorter) if !shorter.is_empty() => shorter,
             _ => path,
@@ -209,7 +206,8 @@ impl PathPattern {
             Some((Segment::Literal(last), rest)) if last.is_empty() => rest,
             _ => &self.segments,
         };
-        self.matches_with(segments, path, <[u8]>::eq_ignore_ascii_case)
+        let folded = |path: &[u8]| self.matches_with(segments, path, <[u8]>::eq_ignore_ascii_case);
+        folded(path) || without_format_suffix(path).is_some_and(folded)
     }
 
     fn matches_with(
@@ -238,6 +236,14 @@ impl PathPattern {
         }
         self.open_ended || parts.next().is_none()
     }
+}
+
+/// `path` with its last segment cut at its first `.` (not a leading one), if
+/// that changes it.
+fn without_format_suffix(path: &[u8]) -> Option<&[u8]> {
+    let last = memchr::memrchr(b'/', path).map_or(0, |slash| slash + 1);
+    let dot = memchr::memchr(b'.', path.get(last..)?)?;
+    (dot > 0).then(|| path.get(..last + dot)).flatten()
 }
 
 /// What to do with path parameters (`;name=value` up to the end of a segment).
@@ -390,6 +396,10 @@ pub fn canonicalize(
         match read.byte {
             // Only a raw slash gets here: an escaped one was refused.
             b'/' => in_parameter = false,
+            // An escaped `%3B` starts a parameter here too, though Tomcat and
+            // Spring strip parameters before decoding (to them it is a letter):
+            // stacks that decode first exist, and the literal reading covers
+            // the others, so reading it both ways is the stricter choice.
             b';' => {
                 has_params = true;
                 rewritten = true;
@@ -409,30 +419,6 @@ pub fn canonicalize(
     })
 }
 
-/// Whether some origin folds `c` into ASCII: the fullwidth forms of ASCII
-/// (IIS and ASP.NET "best fit" them, NFKC normalises them: `／ａdmin` is
-/// `/admin` there) and the look-alikes of the separators and the dot.
-fn lookalike(c: char) -> bool {
-    matches!(
-        c,
-        '\u{FF01}'
-            ..='\u{FF5E}'
-            | '\u{2024}' // one dot leader
-            | '\u{2025}' // two dot leader
-            | '\u{2044}' // fraction slash
-            | '\u{2215}' // division slash
-            | '\u{2216}' // set minus
-            | '\u{29F5}' // reverse solidus operator
-            | '\u{29F8}' // big solidus
-            | '\u{FE52}' // small full stop
-            | '\u{FE54}' // small semicolon
-            | '\u{FE56}' // small question mark
-            | '\u{FE5F}' // small number sign
-            | '\u{FE68}' // small reverse solidus
-            | '\u{FE6A}' // small percent sign
-    )
-}
-
 /// Checks a decoded path as a whole (rule 2 of the module doc, the parts
 /// that need more than one byte): a `%` that could be decoded once more, then
 /// UTF-8, then look-alikes.
@@ -447,7 +433,7 @@ fn check_decoded(decoded: &[u8]) -> Result<(), PathError> {
     }
     if !decoded.is_ascii() {
         let text = std::str::from_utf8(decoded).map_err(|_| PathError::NotUtf8)?;
-        if text.chars().any(lookalike) {
+        if text.chars().any(super::unicode::reads_as_ascii) {
             return Err(PathError::Lookalike);
         }
     }
@@ -624,6 +610,11 @@ mod tests {
             ("/%EF%BC%8Fadmin", PathError::Lookalike),
             ("/\u{FF41}dmin", PathError::Lookalike),
             ("/a%E2%80%A5/admin", PathError::Lookalike),
+            ("/adm%C4%B1n/users", PathError::Lookalike),
+            ("/%C5%BFecret", PathError::Lookalike),
+            ("/%E2%84%AAey", PathError::Lookalike),
+            ("/%C2%AAdmin", PathError::Lookalike),
+            ("/%F0%9D%90%9Admin", PathError::Lookalike),
             ("/%FF%FE", PathError::NotUtf8),
             // Refused inside a parameter too, though that reading drops it.
             ("/a;%00/b", PathError::ControlCharacter),
@@ -636,26 +627,39 @@ mod tests {
     }
 
     #[test]
-    fn rules_ignore_case_and_one_trailing_slash_exclusions_do_not() {
+    fn folded_matching_ignores_case_one_trailing_slash_and_a_format_suffix() {
         let admin = PathPattern::parse("/admin/**").unwrap();
-        assert!(admin.matches_rule(b"/Admin/users"));
+        assert!(admin.matches_folded(b"/Admin/users"));
         assert!(!admin.matches(b"/Admin/users"));
+        assert!(admin.matches_folded(b"/admin.json"));
+        assert!(!admin.matches(b"/admin.json"));
+        assert!(!admin.matches_folded(b"/administrator"));
         let export = PathPattern::parse("/v1/export").unwrap();
-        assert!(export.matches_rule(b"/v1/export/"));
-        assert!(export.matches_rule(b"/V1/Export"));
-        assert!(!export.matches(b"/v1/export/"));
-        assert!(!export.matches_rule(b"/v1/export//"));
-        let user = PathPattern::parse("/users/{id}").unwrap();
-        assert!(user.matches_rule(b"/users/7/"));
-        assert!(!user.matches(b"/users/7/"));
-        assert!(!user.matches_rule(b"/users/"));
+        for folded in [
+            "/v1/export/",
+            "/V1/Export",
+            "/v1/export.csv",
+            "/v1/export.tar.gz",
+            "/v1/export.csv/",
+        ] {
+            assert!(export.matches_folded(folded.as_bytes()), "{folded}");
+            assert!(!export.matches(folded.as_bytes()), "{folded}");
+        }
+        for other in ["/v1/export//", "/v1/exports", "/v1/.export", "/v1/export/x"] {
+            assert!(!export.matches_folded(other.as_bytes()), "{other}");
+        }
+        let user = PathPattern::parse("/users/{id}/keys").unwrap();
+        assert!(user.matches_folded(b"/users/7/keys/"));
+        assert!(user.matches_folded(b"/users/7/keys.json"));
+        assert!(!user.matches(b"/users/7/keys/"));
         let slashed = PathPattern::parse("/v1/export/").unwrap();
-        assert!(slashed.matches_rule(b"/v1/export"));
+        assert!(slashed.matches_folded(b"/v1/export"));
         assert!(slashed.matches(b"/v1/export/"));
         assert!(!slashed.matches(b"/v1/export"));
         let root = PathPattern::parse("/").unwrap();
-        assert!(root.matches_rule(b"/"));
-        assert!(!root.matches_rule(b"/a"));
+        assert!(root.matches_folded(b"/"));
+        assert!(!root.matches_folded(b"/a"));
+        assert!(!root.matches_folded(b"/.env"));
     }
 
     #[test]

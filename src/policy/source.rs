@@ -14,6 +14,8 @@
 
 use crate::http::RequestHead;
 
+use super::unicode;
+
 /// One place a token may be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
@@ -115,7 +117,7 @@ impl TokenSource {
 }
 
 /// `name=value` pairs separated by any of `separators`, names and values trimmed.
-fn pairs<'t>(
+pub(crate) fn pairs<'t>(
     text: &'t [u8],
     separators: &'static [u8],
 ) -> impl Iterator<Item = (&'t [u8], &'t [u8])> {
@@ -131,7 +133,7 @@ fn pairs<'t>(
 }
 
 /// Header names as applications see them: case and `_`/`-` folded.
-fn same_header_name(field: &str, name: &str) -> bool {
+pub(crate) fn same_header_name(field: &str, name: &str) -> bool {
     let fold = |byte: u8| match byte {
         b'_' => b'-',
         _ => byte.to_ascii_lowercase(),
@@ -146,15 +148,23 @@ fn same_header_name(field: &str, name: &str) -> bool {
 /// A query or cookie name byte as PHP and ASP.NET compare it.
 fn fold_name_byte(byte: u8) -> u8 {
     match byte {
-        b'.' | b' ' => b'_',
+        b'.' | b' ' | b'[' => b'_',
         _ => byte.to_ascii_lowercase(),
     }
 }
 
-/// Whether the raw (percent-encoded) `raw` name reads as `name`; a malformed
-/// escape stays as written, as most decoders leave it.
-fn same_decoded_name(raw: &[u8], name: &str) -> bool {
-    let mut wanted = name.bytes();
+/// Longest decoded name compared; a longer one is no configured name.
+const MAX_NAME: usize = 256;
+
+/// Whether the raw (percent-encoded) name `raw` is read as `name` by some
+/// application: decoded (`+` is a space; a malformed escape stays as
+/// written, as most decoders leave it); with PHP, leading spaces dropped, cut
+/// at a NUL, `.`, a space and an unclosed `[` read as `_`, and `name[...]`
+/// an array of `name`; letters compared ignoring case (ASP.NET), by simple
+/// case mapping or compatibility form where not ASCII ([`unicode`]).
+pub(crate) fn same_decoded_name(raw: &[u8], name: &str) -> bool {
+    let mut decoded = [0_u8; MAX_NAME];
+    let mut len = 0;
     let mut i = 0;
     while let Some(&byte) = raw.get(i) {
         let escaped = (byte == b'%')
@@ -163,19 +173,46 @@ fn same_decoded_name(raw: &[u8], name: &str) -> bool {
                 Some(digit(i + 1)? << 4 | digit(i + 2)?)
             })
             .flatten();
-        let (decoded, len) = match (escaped, byte) {
+        let (byte, spelled) = match (escaped, byte) {
             // Two hex digits make at most 0xFF.
             (Some(value), _) => (u8::try_from(value).unwrap_or(0), 3),
             (None, b'+') => (b' ', 1),
             (None, _) => (byte, 1),
         };
-        i += len;
+        i += spelled;
+        if byte == 0 {
+            break;
+        }
+        let Some(slot) = decoded.get_mut(len) else {
+            return false;
+        };
+        *slot = byte;
+        len += 1;
+    }
+    let Ok(text) = std::str::from_utf8(decoded.get(..len).unwrap_or_default()) else {
+        return false;
+    };
+    let mut wanted = name.bytes();
+    for c in text.trim_start_matches(' ').chars() {
+        let Some(letter) = unicode::ascii_letter(c) else {
+            return false;
+        };
         match wanted.next() {
-            Some(expected) if fold_name_byte(expected) == fold_name_byte(decoded) => {}
+            Some(expected) if fold_name_byte(expected) == fold_name_byte(letter) => {}
+            // `name[...]`: PHP's array of `name`.
+            None => return letter == b'[',
             _ => return false,
         }
     }
     wanted.next().is_none()
+}
+
+/// Whether `text` has the shape of a compact JWS: three base64url segments.
+fn looks_like_a_jws(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'.', text).count() == 2
+        && text
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn is_space(byte: &u8) -> bool {
@@ -204,8 +241,17 @@ pub fn header_value<'b>(value: &'b [u8], scheme: Option<&str>) -> Found<'b> {
                 Found::Token(token)
             }
         }
-        // Another scheme (`Basic ...`) is not a bearer token.
-        Some(_) => Found::Absent,
+        // Another scheme (`Basic ...`) is not a bearer token, unless what it
+        // carries is shaped like one (`JWT <jwt>`, `Token <jwt>`): an
+        // application that reads it would get a token nobody verified.
+        Some(_) => {
+            let credential = rest.trim_ascii();
+            if looks_like_a_jws(credential) {
+                Found::Token(credential)
+            } else {
+                Found::Absent
+            }
+        }
         None => Found::Malformed("the token contains whitespace"),
     }
 }
@@ -217,13 +263,14 @@ mod tests {
 
     #[test]
     fn header_values_with_and_without_a_scheme() {
-        let cases: [(&[u8], Option<&str>, Found<'_>); 12] = [
+        let cases: [(&[u8], Option<&str>, Found<'_>); 13] = [
             (b"Bearer a.b.c", Some("Bearer"), Found::Token(b"a.b.c")),
             (b"bearer a.b.c", Some("Bearer"), Found::Token(b"a.b.c")),
             (b"BEARER    a.b.c  ", Some("Bearer"), Found::Token(b"a.b.c")),
             (b"Bearer\ta.b.c", Some("Bearer"), Found::Token(b"a.b.c")),
             (b"a.b.c", Some("Bearer"), Found::Token(b"a.b.c")),
             (b"Basic dXNlcjpwYXNz", Some("Bearer"), Found::Absent),
+            (b"JWT a.b.c", Some("Bearer"), Found::Token(b"a.b.c")),
             (b"", Some("Bearer"), Found::Absent),
             (
                 b"Bearer",
@@ -329,6 +376,14 @@ mod tests {
             "access+token=x.y.z",
             "access%20token=x.y.z",
             "%61ccess_token=x.y.z",
+            "+access_token=x.y.z",
+            "%20access_token=x.y.z",
+            "access_token%00=x.y.z",
+            "access_token%00x=x.y.z",
+            "access[token=x.y.z",
+            "access_token[]=x.y.z",
+            "acce%C5%BFs_token=x.y.z",
+            "%EF%BD%81ccess_token=x.y.z",
         ] {
             assert_eq!(
                 find(&query, &req(""), spelling.as_bytes()),
@@ -347,9 +402,10 @@ mod tests {
         }
         for other in [
             "access_tokens=1",
-            "access%5Ftoken%00=1",
             "access%zztoken=1",
             "%=1",
+            "access%FFtoken=1",
+            "access_toke%00n=1",
         ] {
             assert_eq!(
                 find(&query, &req(""), other.as_bytes()),
@@ -365,6 +421,8 @@ mod tests {
             "Cookie: SESSION=x.y.z\r\n",
             "Cookie: a=1, session=x.y.z\r\n",
             "Cookie: %73ession=x.y.z\r\n",
+            "Cookie: %20session=x.y.z\r\n",
+            "Cookie: session[x]=x.y.z\r\n",
         ] {
             assert_eq!(find(&cookie, &req(spelling), b""), "x.y.z", "{spelling}");
         }

@@ -23,7 +23,8 @@ use super::transport::Stream;
 use crate::http::chunked::{ChunkedDecoder, MAX_CHUNK_LINE};
 use crate::http::request::{HeadScan, HeadStatus, HeaderSlots, leading_empty_lines, parse_head};
 use crate::http::{
-    BodyFraming, BodyPolicy, Framing, Limits, ProtocolError, RequestHead, Service, response,
+    BodyFraming, BodyPolicy, Framing, Limits, ProtocolError, RequestHead, Service, Version,
+    response,
 };
 
 /// Per-connection limits and timeouts.
@@ -139,6 +140,8 @@ struct Connection<'s, S: Stream, V: Service> {
     head_scan: HeadScan,
     /// The chunked request whose body is being read, if any.
     chunked: Option<Dechunking>,
+    /// Whether `100 Continue` went out for the request whose body is being read.
+    continued: bool,
     /// When the first byte of the request being read arrived.
     request_started: Option<Instant>,
     /// Whether the service records metrics (request latencies are then timed).
@@ -171,6 +174,21 @@ fn respond<V: Service>(
     answered.is_ok()
 }
 
+/// Sends `100 Continue` once (`continued`) to a client that waits for it
+/// before sending a body that must be read before the answer (RFC 9110
+/// §10.1.1); without it a strict client stalls until the header timeout. A
+/// body that is only thrown away needs none: its request is answered at once.
+fn continue_if_expected(head: &RequestHead<'_, '_>, continued: &mut bool, output: &mut Vec<u8>) {
+    let expects = head.version == Version::Http11
+        && head
+            .header_values("expect")
+            .any(|value| value.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
+    if expects && !*continued {
+        output.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        *continued = true;
+    }
+}
+
 /// Serves one accepted connection to its end.
 pub(crate) async fn serve<S: Stream, V: Service>(
     tracked: Rc<Tracked<S>>,
@@ -191,6 +209,7 @@ pub(crate) async fn serve<S: Stream, V: Service>(
         discard: 0,
         head_scan: HeadScan::default(),
         chunked: None,
+        continued: false,
         request_started: None,
         timing: service.borrow_mut().metrics().is_some(),
         last_read: Instant::now(),
@@ -281,7 +300,10 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                     match pending.get(head.head_len..total) {
                         Some(body) => (body, total, 0),
                         // Relative to `pending`, which `compact` moves to the front.
-                        None => return Next::ReadBody { total },
+                        None => {
+                            continue_if_expected(&head, &mut self.continued, &mut self.output);
+                            return Next::ReadBody { total };
+                        }
                     }
                 }
                 BodyFraming::Length(length) => (&[], head.head_len, length),
@@ -292,6 +314,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                     match decoder.skip(pending.get(head.head_len..).unwrap_or_default()) {
                         Ok((read, true)) => (&[], head.head_len + read, 0),
                         Ok((_, false)) => {
+                            continue_if_expected(&head, &mut self.continued, &mut self.output);
                             self.chunked = Some(Dechunking::new(head.head_len, max, false));
                             continue;
                         }
@@ -299,6 +322,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
                     }
                 }
                 BodyFraming::Chunked => {
+                    continue_if_expected(&head, &mut self.continued, &mut self.output);
                     self.chunked = Some(Dechunking::new(head.head_len, max, true));
                     continue;
                 }
@@ -330,6 +354,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             // Drop the framing and any data not kept: the bytes not decoded
             // yet (a partial size line) move down to follow what is kept.
             let end = unanswered.len();
+            // write <= read <= end: decode_in_place only ever moves data down.
             unanswered.copy_within(progress.read..end, progress.write);
             self.input
                 .truncate(self.consumed + progress.write + (end - progress.read));
@@ -383,6 +408,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
             *slot = self.last_read;
         }
         self.unwritten += 1;
+        self.continued = false;
         self.discard = discard;
         self.consumed += used;
         self.request_started = None;

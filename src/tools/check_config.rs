@@ -115,11 +115,11 @@ fn route_text(policy: &Policy, request: &str) -> String {
             .position(|r| std::ptr::eq(r, rule))
             .map_or(0, |i| i + 1)
     };
-    let route = match policy.route_target(&original, false, &mut buffers) {
-        Ok(route) => route,
-        Err(error) => return format!("{method} {target} -> 400: {error}"),
+    let routed = match policy.route_target(&original, None, false, &mut buffers) {
+        Ok(routed) => routed,
+        Err(error) => return format!("{method} {target} -> 400: {}", error.detail()),
     };
-    let verdict = match route {
+    let describe = |route: Route<'_>| match route {
         Route::Check(rule) => format!(
             "rule {} (#{}): token checked, {}",
             rule.name,
@@ -142,6 +142,10 @@ fn route_text(policy: &Policy, request: &str) -> String {
         Route::Default(DefaultAction::Allow) => "no rule: default_action allow".to_owned(),
         Route::Default(DefaultAction::Deny) => "no rule: default_action deny (403)".to_owned(),
     };
+    let mut verdict = describe(routed.route);
+    if let Some(also) = routed.also {
+        let _ = write!(verdict, "; as spelled, also {}", describe(also));
+    }
     let rewritten = if let (canonical, true) = buffers.read_as() {
         format!(" [path read as {}]", String::from_utf8_lossy(canonical))
     } else {
