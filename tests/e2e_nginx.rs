@@ -18,13 +18,10 @@ mod common;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use common::TempDir;
+use common::nginx::{Nginx, READY_LOCATION, nginx_binary};
 use common::server::{Conn, IO_TIMEOUT, Response, Server, find, request_bytes};
 use common::{data_path, mint, signing_key};
 use jwtgate::Algorithm;
@@ -33,118 +30,14 @@ const NOW: &str = "1700000000";
 const T: i64 = 1_700_000_000;
 const ISS: &str = "https://idp.test/";
 const AUD: &str = "api";
-/// How long nginx may take to answer its readiness probe.
-const NGINX_START: Duration = Duration::from_secs(30);
-/// Attempts at starting nginx on a fresh port.
-const NGINX_ATTEMPTS: usize = 5;
 
-// ---------------------------------------------------------------------------
-// Finding and running nginx
-// ---------------------------------------------------------------------------
-
-/// The nginx binary, or `None` when the test is to be skipped; panics when
-/// nginx is missing and skipping was not asked for.
-#[allow(clippy::print_stderr)]
-fn nginx_binary() -> Option<PathBuf> {
-    let skip = std::env::var("JWTGATE_SKIP_E2E").is_ok_and(|v| v == "1");
-    let candidates = std::iter::once(PathBuf::from("/usr/sbin/nginx")).chain(
-        std::env::var_os("PATH")
-            .map(|path| {
-                std::env::split_paths(&path)
-                    .map(|dir| dir.join("nginx"))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default(),
-    );
-    for candidate in candidates {
-        if candidate.is_file() {
-            return Some(candidate);
-        }
-    }
-    if skip {
-        eprintln!("e2e_nginx: nginx not found; skipped because JWTGATE_SKIP_E2E=1");
-        return None;
-    }
-    panic!(
-        "e2e_nginx: nginx not found (looked for /usr/sbin/nginx and nginx on PATH). \
-         Install it (Debian: apt-get install nginx-light or nginx) or set JWTGATE_SKIP_E2E=1 \
-         to skip the end-to-end tests."
-    );
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-/// A running nginx (master and one worker) in its own temp prefix.
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    /// Dropped after the process is gone (fields drop after `Drop::drop`).
-    _dir: TempDir,
-}
-
-impl Nginx {
-    /// Starts nginx in front of `jwtgate` and `upstream`. nginx cannot listen
-    /// on an ephemeral port and report it, so a free port is found by binding
-    /// 127.0.0.1:0 and dropping the listener; another process may take it in
-    /// between, hence up to [`NGINX_ATTEMPTS`] tries on fresh ports.
-    fn start(binary: &PathBuf, jwtgate: SocketAddr, upstream: SocketAddr) -> Nginx {
-        let mut failures = Vec::new();
-        for attempt in 1..=NGINX_ATTEMPTS {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            match Nginx::try_start(binary, port, jwtgate, upstream) {
-                Ok(nginx) => return nginx,
-                Err(why) => failures.push(format!("attempt {attempt} (port {port}): {why}")),
-            }
-        }
-        panic!("nginx did not start:\n{}", failures.join("\n"));
-    }
-
-    fn try_start(
-        binary: &PathBuf,
-        port: u16,
-        jwtgate: SocketAddr,
-        upstream: SocketAddr,
-    ) -> Result<Nginx, String> {
-        let dir = TempDir::new("e2e-nginx");
-        let root = dir.root().display().to_string();
-        let user = if running_as_root() {
-            // The workers would otherwise drop to `nobody`; keeping root keeps
-            // the temp prefix writable for them.
-            "user root;\n"
-        } else {
-            ""
-        };
-        let conf = format!(
-            r#"{user}daemon off;
-master_process on;
-worker_processes 1;
-error_log stderr;
-pid {root}/nginx.pid;
-events {{
-    worker_connections 64;
-}}
-http {{
-    access_log off;
-    client_body_temp_path {root}/client_body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    server {{
+/// The front: the README's recipe (`examples/nginx/jwtgate.conf`) in front
+/// of the echoing upstream, on `port`.
+fn front_server(port: u16, jwtgate: SocketAddr, upstream: SocketAddr) -> String {
+    format!(
+        r#"    server {{
         listen 127.0.0.1:{port};
-        location = /_ready {{
-            return 204;
-        }}
+        {READY_LOCATION}
         location / {{
             auth_request /_jwtgate;
             auth_request_set $jwt_sub $upstream_http_x_jwt_sub;
@@ -159,102 +52,8 @@ http {{
             proxy_set_header X-Original-URI $request_uri;
             proxy_set_header X-Original-Method $request_method;
         }}
-    }}
-}}
-"#
-        );
-        let conf_path = dir.write("nginx.conf", conf);
-        let mut child = Command::new(binary)
-            .arg("-p")
-            .arg(dir.root())
-            .arg("-c")
-            .arg(&conf_path)
-            .args(["-e", "stderr"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut chunk = [0_u8; 4096];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-        let mut nginx = Nginx {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            stderr,
-            _dir: dir,
-        };
-        nginx.wait_ready()?;
-        Ok(nginx)
-    }
-
-    /// Ready when `GET /_ready` on the port is answered `204` by nginx itself
-    /// (a `Server: nginx` header: not some other process that took the port).
-    /// Fails early when nginx exits (a port taken in between, typically).
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + NGINX_START;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the stderr thread catch the last words.
-                std::thread::sleep(Duration::from_millis(50));
-                return Err(format!("nginx exited ({status}): {}", self.stderr_text()));
-            }
-            if let Ok(mut stream) = TcpStream::connect(self.addr) {
-                stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                stream
-                    .write_all(b"GET /_ready HTTP/1.1\r\nHost: ready\r\nConnection: close\r\n\r\n")
-                    .map_err(|e| format!("probe write: {e}"))?;
-                let mut answer = Vec::new();
-                let _ = stream.read_to_end(&mut answer);
-                let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
-                if text.starts_with("http/1.1 204") && text.contains("\r\nserver: nginx") {
-                    return Ok(());
-                }
-                return Err(format!("the port answered, but not as our nginx: {text:?}"));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "no answer within {NGINX_START:?}; stderr: {}",
-                    self.stderr_text()
-                ));
-            }
-            // Poll interval of the readiness probe (nginx cannot say when it
-            // listens); the probe's answer, not the time, decides.
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM makes the master stop its workers and exit; a SIGKILL to
-        // the master alone would leave the worker orphaned on the port.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    }}"#
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -321,7 +120,7 @@ struct Stack {
 
 impl Stack {
     fn start() -> Option<Stack> {
-        let binary = nginx_binary()?;
+        let binary = nginx_binary("e2e_nginx")?;
         let (upstream, upstream_hits) = start_upstream();
         let jwks = data_path("rsa2048-a.spki.pem");
         let jwtgate = Server::start(&[
@@ -336,7 +135,9 @@ impl Stack {
             "--shards",
             "1",
         ]);
-        let nginx = Nginx::start(&binary, jwtgate.addr(), upstream);
+        let nginx = Nginx::start(&binary, 1, &[0], |ports| {
+            front_server(ports[0], jwtgate.addr(), upstream)
+        });
         Some(Stack {
             nginx,
             _jwtgate: jwtgate,
@@ -348,7 +149,7 @@ impl Stack {
     fn get(&self, headers: &[(&str, &str)]) -> Response {
         let mut all = vec![("Connection", "close")];
         all.extend_from_slice(headers);
-        let mut conn = Conn::open(self.nginx.addr);
+        let mut conn = Conn::open(self.nginx.addr(0));
         conn.send(&request_bytes("GET", "/api/orders?id=7", &all, b""));
         conn.try_read_response().unwrap_or_else(|e| {
             panic!(

@@ -71,15 +71,11 @@ mod common;
 mod spellings;
 
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
 use common::TempDir;
-use common::server::{Conn, IO_TIMEOUT, Response, Server};
+use common::nginx::{Nginx, READY_LOCATION, nginx_binary};
+use common::server::{Conn, Response, Server};
 use common::{mint, signing_key};
 use jwtgate::Algorithm;
 use spellings::{Spelling, spellings};
@@ -89,55 +85,14 @@ const T: i64 = 1_700_000_000;
 const ISS: &str = "https://idp.test/";
 const AUD: &str = "api";
 const KID: &str = "rsa-a";
-/// How long nginx may take to answer its readiness probe.
-const NGINX_START: Duration = Duration::from_secs(30);
-/// Attempts at starting nginx on fresh ports.
-const NGINX_ATTEMPTS: usize = 5;
 /// What the origin answers on its admin location.
 const ADMIN_BODY: &[u8] = b"admin\n";
 /// What the origin answers on its `users:batchDelete` location.
 const BATCH_BODY: &[u8] = b"batch\n";
 
 // ---------------------------------------------------------------------------
-// Finding and running nginx (as in tests/e2e_nginx.rs)
+// The nginx in front, and the origin behind it
 // ---------------------------------------------------------------------------
-
-/// The nginx binary, or `None` when the test is to be skipped; panics when
-/// nginx is missing and skipping was not asked for.
-#[allow(clippy::print_stderr)]
-fn nginx_binary() -> Option<PathBuf> {
-    let skip = std::env::var("JWTGATE_SKIP_E2E").is_ok_and(|v| v == "1");
-    let candidates = std::iter::once(PathBuf::from("/usr/sbin/nginx")).chain(
-        std::env::var_os("PATH")
-            .map(|path| {
-                std::env::split_paths(&path)
-                    .map(|dir| dir.join("nginx"))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default(),
-    );
-    for candidate in candidates {
-        if candidate.is_file() {
-            return Some(candidate);
-        }
-    }
-    if skip {
-        eprintln!("e2e_origin: nginx not found; skipped because JWTGATE_SKIP_E2E=1");
-        return None;
-    }
-    panic!(
-        "e2e_origin: nginx not found (looked for /usr/sbin/nginx and nginx on PATH). \
-         Install it (Debian: apt-get install nginx-light or nginx) or set JWTGATE_SKIP_E2E=1 \
-         to skip the end-to-end tests."
-    );
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
 
 /// How a front passes the request on to the origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,58 +112,22 @@ impl Front {
     }
 }
 
-/// A running nginx (master and one worker) in its own temp prefix: the
-/// origin and the two fronts.
-struct Nginx {
-    child: Child,
-    raw_front: SocketAddr,
-    normalized_front: SocketAddr,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    /// Dropped after the process is gone (fields drop after `Drop::drop`).
-    _dir: TempDir,
-}
-
-/// Three distinct free ports. nginx cannot listen on an ephemeral port and
-/// report it, so ports are found by binding 127.0.0.1:0 and dropping the
-/// listeners; another process may take one in between, hence retries.
-fn free_ports() -> [u16; 3] {
-    let listeners: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let ports: Vec<u16> = listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect();
-    [ports[0], ports[1], ports[2]]
-}
-
-impl Nginx {
-    fn start(binary: &PathBuf, jwtgate: SocketAddr) -> Nginx {
-        let mut failures = Vec::new();
-        for attempt in 1..=NGINX_ATTEMPTS {
-            let ports = free_ports();
-            match Nginx::try_start(binary, ports, jwtgate) {
-                Ok(nginx) => return nginx,
-                Err(why) => failures.push(format!("attempt {attempt} (ports {ports:?}): {why}")),
-            }
+impl Front {
+    /// Which of the nginx ports this front listens on.
+    fn port_index(self) -> usize {
+        match self {
+            Front::RawUri => 1,
+            Front::NormalizedUri => 2,
         }
-        panic!("nginx did not start:\n{}", failures.join("\n"));
     }
+}
 
-    fn try_start(binary: &PathBuf, ports: [u16; 3], jwtgate: SocketAddr) -> Result<Nginx, String> {
-        let [origin, raw_front, normalized_front] = ports;
-        let dir = TempDir::new("e2e-origin");
-        let root = dir.root().display().to_string();
-        let user = if running_as_root() {
-            // The workers would otherwise drop to `nobody`; keeping root keeps
-            // the temp prefix writable for them.
-            "user root;\n"
-        } else {
-            ""
-        };
-        // The check location of the README recipe, shared by both fronts.
-        let check = format!(
-            r#"location = /_jwtgate {{
+/// The origin (port 0) and the two fronts (ports 1 and 2), in one nginx.
+fn servers(ports: &[u16], jwtgate: SocketAddr) -> String {
+    let [origin, raw_front, normalized_front] = [ports[0], ports[1], ports[2]];
+    // The check location of the README recipe, shared by both fronts.
+    let check = format!(
+        r#"location = /_jwtgate {{
             internal;
             proxy_pass http://{jwtgate};
             proxy_pass_request_body off;
@@ -217,25 +136,9 @@ impl Nginx {
             proxy_set_header X-Original-URI $request_uri;
             proxy_set_header X-Original-Method $request_method;
         }}"#
-        );
-        let conf = format!(
-            r#"{user}daemon off;
-master_process on;
-worker_processes 1;
-error_log stderr;
-pid {root}/nginx.pid;
-events {{
-    worker_connections 256;
-}}
-http {{
-    access_log off;
-    default_type text/plain;
-    client_body_temp_path {root}/client_body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    # The origin: routes on its own normalised $uri.
+    );
+    format!(
+        r#"    # The origin: routes on its own normalised $uri.
     server {{
         listen 127.0.0.1:{origin};
         location /admin/ {{
@@ -257,9 +160,7 @@ http {{
     # Front 1: the raw request URI goes on to the origin.
     server {{
         listen 127.0.0.1:{raw_front};
-        location = /_ready {{
-            return 204;
-        }}
+        {READY_LOCATION}
         location / {{
             auth_request /_jwtgate;
             proxy_pass http://127.0.0.1:{origin};
@@ -269,119 +170,15 @@ http {{
     # Front 2: nginx's normalised URI, re-encoded, goes on to the origin.
     server {{
         listen 127.0.0.1:{normalized_front};
-        location = /_ready {{
-            return 204;
-        }}
+        {READY_LOCATION}
         location / {{
             auth_request /_jwtgate;
             proxy_pass http://127.0.0.1:{origin}/;
         }}
         {check}
     }}
-}}
 "#
-        );
-        let conf_path = dir.write("nginx.conf", conf);
-        let mut child = Command::new(binary)
-            .arg("-p")
-            .arg(dir.root())
-            .arg("-c")
-            .arg(&conf_path)
-            .args(["-e", "stderr"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut chunk = [0_u8; 4096];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-        let mut nginx = Nginx {
-            child,
-            raw_front: SocketAddr::from(([127, 0, 0, 1], raw_front)),
-            normalized_front: SocketAddr::from(([127, 0, 0, 1], normalized_front)),
-            stderr,
-            _dir: dir,
-        };
-        nginx.wait_ready(nginx.raw_front)?;
-        nginx.wait_ready(nginx.normalized_front)?;
-        Ok(nginx)
-    }
-
-    /// Ready when `GET /_ready` on `addr` is answered `204` by nginx itself
-    /// (a `Server: nginx` header: not some other process that took the port).
-    /// Fails early when nginx exits (a port taken in between, typically).
-    fn wait_ready(&mut self, addr: SocketAddr) -> Result<(), String> {
-        let deadline = Instant::now() + NGINX_START;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the stderr thread catch the last words.
-                std::thread::sleep(Duration::from_millis(50));
-                return Err(format!("nginx exited ({status}): {}", self.stderr_text()));
-            }
-            if let Ok(mut stream) = TcpStream::connect(addr) {
-                stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                stream
-                    .write_all(b"GET /_ready HTTP/1.1\r\nHost: ready\r\nConnection: close\r\n\r\n")
-                    .map_err(|e| format!("probe write: {e}"))?;
-                let mut answer = Vec::new();
-                let _ = stream.read_to_end(&mut answer);
-                let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
-                if text.starts_with("http/1.1 204") && text.contains("\r\nserver: nginx") {
-                    return Ok(());
-                }
-                return Err(format!("the port answered, but not as our nginx: {text:?}"));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "no answer within {NGINX_START:?}; stderr: {}",
-                    self.stderr_text()
-                ));
-            }
-            // Poll interval of the readiness probe (nginx cannot say when it
-            // listens); the probe's answer, not the time, decides.
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn front(&self, front: Front) -> SocketAddr {
-        match front {
-            Front::RawUri => self.raw_front,
-            Front::NormalizedUri => self.normalized_front,
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM makes the master stop its workers and exit; a SIGKILL to
-        // the master alone would leave the worker orphaned on the port.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -452,7 +249,7 @@ struct Stack {
 
 impl Stack {
     fn start(fallback: Fallback) -> Option<Stack> {
-        let binary = nginx_binary()?;
+        let binary = nginx_binary("e2e_origin")?;
         let dir = TempDir::new("e2e-origin-jwtgate");
         dir.write(
             "keys.jwks.json",
@@ -460,7 +257,7 @@ impl Stack {
         );
         let path = dir.write("jwtgate.toml", config_text(fallback));
         let jwtgate = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
-        let nginx = Nginx::start(&binary, jwtgate.addr());
+        let nginx = Nginx::start(&binary, 3, &[1, 2], |ports| servers(ports, jwtgate.addr()));
         Some(Stack {
             nginx,
             jwtgate,
@@ -478,7 +275,7 @@ impl Stack {
             bytes.extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes());
         }
         bytes.extend_from_slice(b"\r\n");
-        let mut conn = Conn::open(self.nginx.front(front));
+        let mut conn = Conn::open(self.nginx.addr(front.port_index()));
         conn.send(&bytes);
         conn.try_read_response()
     }

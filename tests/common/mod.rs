@@ -10,6 +10,7 @@
 )]
 
 pub mod https;
+pub mod nginx;
 pub mod server;
 
 use std::path::{Path, PathBuf};
