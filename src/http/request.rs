@@ -373,6 +373,10 @@ pub struct HeadScan {
     searched: Option<usize>,
     /// Where the request line ends (its LF), once seen: the 414 check.
     line_end: Option<usize>,
+    /// Line ends among the first `counted` bytes: more lines than a head may
+    /// have fields is 431 before the head ends, as httparse finds it.
+    lines: usize,
+    counted: usize,
 }
 
 impl HeadScan {
@@ -392,7 +396,7 @@ impl HeadScan {
         limits: Limits,
     ) -> Result<HeadStatus<'h, 'b>, ProtocolError> {
         if self.searched.is_some() && !self.search(buf) {
-            return self.partial(buf.len(), limits);
+            return self.partial(buf, limits);
         }
         let status = parse_head(buf, slots, limits);
         if let Ok(HeadStatus::Partial) = status {
@@ -402,7 +406,7 @@ impl HeadScan {
                 self.line_end = memchr::memchr(b'\n', buf);
             }
             self.searched = Some(buf.len().saturating_sub(2));
-            return self.partial(buf.len(), limits);
+            return self.partial(buf, limits);
         }
         status
     }
@@ -429,10 +433,18 @@ impl HeadScan {
 
     /// The limits on a head still incomplete, as [`parse_head`] checks them.
     fn partial<'h, 'b>(
-        &self,
-        len: usize,
+        &mut self,
+        buf: &[u8],
         limits: Limits,
     ) -> Result<HeadStatus<'h, 'b>, ProtocolError> {
+        let len = buf.len();
+        let new = buf.get(self.counted..).unwrap_or_default();
+        self.lines += memchr::memchr_iter(b'\n', new).count();
+        self.counted = len;
+        // The request line, then at most MAX_HEADERS fields.
+        if self.lines > MAX_HEADERS + 1 {
+            return Err(ProtocolError::HeadersTooLarge);
+        }
         match self.line_end {
             Some(end) if end > limits.max_request_line => Err(ProtocolError::RequestLineTooLong),
             None if len > limits.max_request_line => Err(ProtocolError::RequestLineTooLong),
