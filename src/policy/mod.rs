@@ -140,13 +140,14 @@ impl Rule {
     /// `host` is the request's host reduced by [`host::host_name`] once per
     /// request. A rule for `GET` applies to `HEAD` too: every common stack
     /// (Express, Go, Rails, Spring, Werkzeug) runs the GET handler for it.
-    /// `folded` chooses [`PathPattern::matches_folded`] over [`PathPattern::matches`].
+    /// With `folded`, paths match by [`PathPattern::matches_folded`], else by
+    /// [`PathPattern::matches`].
     fn applies(
         &self,
         request: &OriginalRequest<'_>,
         host: &[u8],
         path: &[u8],
-        folded: bool,
+        folded: Option<&path::Folded<'_>>,
     ) -> bool {
         let head = request.method.eq_ignore_ascii_case(b"HEAD");
         (self.hosts.is_empty() || self.hosts.iter().any(|pattern| pattern.matches_name(host)))
@@ -156,12 +157,9 @@ impl Rule {
                         || (head && &**method == "GET")
                 }))
             && (self.paths.is_empty()
-                || self.paths.iter().any(|pattern| {
-                    if folded {
-                        pattern.matches_folded(path)
-                    } else {
-                        pattern.matches(path)
-                    }
+                || self.paths.iter().any(|pattern| match folded {
+                    Some(folded) => pattern.matches_folded(folded),
+                    None => pattern.matches(path),
                 }))
     }
 }
@@ -415,14 +413,20 @@ impl Policy {
         preflight: bool,
         buffers: &mut PathBuffers,
     ) -> Result<Routed<'_>, Unreadable> {
-        host::host_name(request.host).ok_or(Unreadable::Host)?;
+        let host = host::host_name(request.host).ok_or(Unreadable::Host)?;
         let stripped =
             path::canonicalize(request.path, path::Params::Strip, &mut buffers.stripped)?;
         buffers.rewritten = stripped.rewritten;
-        let route = self.route(request, &buffers.stripped, stripped.rewritten, preflight);
+        let route = self.route(
+            request,
+            host,
+            &buffers.stripped,
+            stripped.rewritten,
+            preflight,
+        );
         if stripped.has_params {
             path::canonicalize(request.path, path::Params::Literal, &mut buffers.literal)?;
-            if !route.same_as(&self.route(request, &buffers.literal, true, preflight)) {
+            if !route.same_as(&self.route(request, host, &buffers.literal, true, preflight)) {
                 return Err(Unreadable::AmbiguousParameters);
             }
         }
@@ -430,11 +434,18 @@ impl Policy {
             let overridden = OriginalRequest { method, ..*request };
             let same = route.same_as(&self.route(
                 &overridden,
+                host,
                 &buffers.stripped,
                 stripped.rewritten,
                 preflight,
             )) && (!stripped.has_params
-                || route.same_as(&self.route(&overridden, &buffers.literal, true, preflight)));
+                || route.same_as(&self.route(
+                    &overridden,
+                    host,
+                    &buffers.literal,
+                    true,
+                    preflight,
+                )));
             if !same {
                 return Err(Unreadable::AmbiguousMethod);
             }
@@ -452,20 +463,26 @@ impl Policy {
     /// spelled routes to a later one (`/account/login/` under a rule for
     /// `/account/login` before one for `/account/**`): then the later rule is
     /// [`Routed::also`], and the request must pass both.
+    /// `host` is the request's host read by [`host::host_name`].
     fn route(
         &self,
         request: &OriginalRequest<'_>,
+        host: &[u8],
         path: &[u8],
         rewritten: bool,
         preflight: bool,
     ) -> Routed<'_> {
-        let host = host::host_name(request.host).unwrap_or_default();
+        let folded = path::Folded::new(path);
         let applies = |rule: &Rule, folded| rule.applies(request, host, path, folded);
         let default = Routed {
             route: Route::Default(self.default_action),
             also: None,
         };
-        let Some(index) = self.rules.iter().position(|rule| applies(rule, true)) else {
+        let Some(index) = self
+            .rules
+            .iter()
+            .position(|rule| applies(rule, Some(&folded)))
+        else {
             return default;
         };
         let (Some(rule), Some(later)) = (self.rules.get(index), self.rules.get(index + 1..)) else {
@@ -476,10 +493,10 @@ impl Policy {
         // Matching as spelled is matching folded, less some paths: the first
         // rule it meets is this one, a later one, or none (then only the
         // folded reading names a rule, and it applies).
-        let also = if applies(rule, false) {
+        let also = if applies(rule, None) {
             None
         } else {
-            later.iter().find(|rule| applies(rule, false)).map(route)
+            later.iter().find(|rule| applies(rule, None)).map(route)
         };
         Routed {
             route: route(rule),

@@ -197,17 +197,13 @@ impl PathPattern {
     /// one trailing slash on either side (Express, older Spring) and a format
     /// suffix on the last segment (Rails' `(.:format)`, Spring's suffix
     /// patterns before 5.3: `/v1/export.csv` is `/v1/export`).
-    pub fn matches_folded(&self, path: &[u8]) -> bool {
-        let path = match path.strip_suffix(b"/") {
-            Some(shorter) if !shorter.is_empty() => shorter,
-            _ => path,
-        };
+    pub fn matches_folded(&self, path: &Folded<'_>) -> bool {
         let segments = match self.segments.split_last() {
             Some((Segment::Literal(last), rest)) if last.is_empty() => rest,
             _ => &self.segments,
         };
         let folded = |path: &[u8]| self.matches_with(segments, path, <[u8]>::eq_ignore_ascii_case);
-        folded(path) || without_format_suffix(path).is_some_and(folded)
+        folded(path.trimmed) || path.without_suffix.is_some_and(folded)
     }
 
     fn matches_with(
@@ -235,6 +231,30 @@ impl PathPattern {
             }
         }
         self.open_ended || parts.next().is_none()
+    }
+}
+
+/// A canonical path prepared once per request for
+/// [`PathPattern::matches_folded`], which every rule's patterns then share.
+#[derive(Debug, Clone, Copy)]
+pub struct Folded<'p> {
+    /// Without one trailing slash (the root stays `/`).
+    trimmed: &'p [u8],
+    /// And without a format suffix, when it has one.
+    without_suffix: Option<&'p [u8]>,
+}
+
+impl<'p> Folded<'p> {
+    /// Prepares the canonical `path`.
+    pub fn new(path: &'p [u8]) -> Folded<'p> {
+        let trimmed = match path.strip_suffix(b"/") {
+            Some(shorter) if !shorter.is_empty() => shorter,
+            _ => path,
+        };
+        Folded {
+            trimmed,
+            without_suffix: without_format_suffix(trimmed),
+        }
     }
 }
 
@@ -385,6 +405,19 @@ pub fn canonicalize(
             // `*` (OPTIONS) or garbage: read as a path below the root.
             None => out.push(b'/'),
         }
+    }
+    // The usual path has nothing to decode, strip or refuse: printable
+    // ASCII without '%', ';', '\\' or '#' reads as it is.
+    if path
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && !matches!(b, b'%' | b';' | b'\\' | b'#'))
+    {
+        out.extend_from_slice(path);
+        rewritten |= resolve_segments(out);
+        return Ok(Canonical {
+            rewritten,
+            has_params: false,
+        });
     }
     // Inside a parameter being stripped: its bytes are read (and refused as
     // any other) but not kept.
@@ -629,11 +662,11 @@ mod tests {
     #[test]
     fn folded_matching_ignores_case_one_trailing_slash_and_a_format_suffix() {
         let admin = PathPattern::parse("/admin/**").unwrap();
-        assert!(admin.matches_folded(b"/Admin/users"));
+        assert!(admin.matches_folded(&Folded::new(b"/Admin/users")));
         assert!(!admin.matches(b"/Admin/users"));
-        assert!(admin.matches_folded(b"/admin.json"));
+        assert!(admin.matches_folded(&Folded::new(b"/admin.json")));
         assert!(!admin.matches(b"/admin.json"));
-        assert!(!admin.matches_folded(b"/administrator"));
+        assert!(!admin.matches_folded(&Folded::new(b"/administrator")));
         let export = PathPattern::parse("/v1/export").unwrap();
         for folded in [
             "/v1/export/",
@@ -642,24 +675,30 @@ mod tests {
             "/v1/export.tar.gz",
             "/v1/export.csv/",
         ] {
-            assert!(export.matches_folded(folded.as_bytes()), "{folded}");
+            assert!(
+                export.matches_folded(&Folded::new(folded.as_bytes())),
+                "{folded}"
+            );
             assert!(!export.matches(folded.as_bytes()), "{folded}");
         }
         for other in ["/v1/export//", "/v1/exports", "/v1/.export", "/v1/export/x"] {
-            assert!(!export.matches_folded(other.as_bytes()), "{other}");
+            assert!(
+                !export.matches_folded(&Folded::new(other.as_bytes())),
+                "{other}"
+            );
         }
         let user = PathPattern::parse("/users/{id}/keys").unwrap();
-        assert!(user.matches_folded(b"/users/7/keys/"));
-        assert!(user.matches_folded(b"/users/7/keys.json"));
+        assert!(user.matches_folded(&Folded::new(b"/users/7/keys/")));
+        assert!(user.matches_folded(&Folded::new(b"/users/7/keys.json")));
         assert!(!user.matches(b"/users/7/keys/"));
         let slashed = PathPattern::parse("/v1/export/").unwrap();
-        assert!(slashed.matches_folded(b"/v1/export"));
+        assert!(slashed.matches_folded(&Folded::new(b"/v1/export")));
         assert!(slashed.matches(b"/v1/export/"));
         assert!(!slashed.matches(b"/v1/export"));
         let root = PathPattern::parse("/").unwrap();
-        assert!(root.matches_folded(b"/"));
-        assert!(!root.matches_folded(b"/a"));
-        assert!(!root.matches_folded(b"/.env"));
+        assert!(root.matches_folded(&Folded::new(b"/")));
+        assert!(!root.matches_folded(&Folded::new(b"/a")));
+        assert!(!root.matches_folded(&Folded::new(b"/.env")));
     }
 
     #[test]
