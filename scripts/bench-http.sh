@@ -12,6 +12,8 @@
 #            whose matching rule comes after 29 others (the cost of routing)
 #   nometrics jwtgate --io uring --no-metrics: as uring without per-request
 #            counters and latency histograms (the cost of recording metrics)
+#   baseline another jwtgate binary (BENCH_BASELINE_BIN, e.g. a release build of
+#            the commit before a change) run as uring: a change's cost side by side
 # Keys: tests/data/rsa2048-a (RS256) and p256 (ES256); tokens carry kid "bench",
 # jwtgate reads the public key as a JWKS made by bench/http/spki2jwks.py, HAProxy as PEM.
 # Rounds are interleaved (the order rotates each round) so that drift in machine
@@ -21,7 +23,9 @@
 # the ratios with their targets. Any response other than 200 aborts the run.
 #   scripts/bench-http.sh [SECONDS] [ROUNDS] [ALGS]     (defaults: 10 3 RS256,ES256)
 #   environment: BENCH_WARMUP=SECONDS (warm-up before each measured run, default 2)
-#                BENCH_VARIANTS=uring,nometrics (a subset of the servers, default all)
+#                BENCH_VARIANTS=uring,nometrics (a subset of the servers, default all;
+#                  baseline is in it when BENCH_BASELINE_BIN is set)
+#                BENCH_BASELINE_BIN=PATH (the baseline server's binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -126,7 +130,9 @@ start_jwtgate() { # $1 = name, $2 = --io mode, then extra flags (--config FILE i
   [ "${1:-}" = --config ] && token_flags=()
   mkfifo "$fifo"
   exec {fd}<>"$fifo" # read-write: the open does not wait for the server
-  taskset -c "$server_cpu" "$bin" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+  local binary="$bin"
+  [[ "$name" == baseline-* ]] && binary="$baseline_bin"
+  taskset -c "$server_cpu" "$binary" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
     --shards 1 --io "$io" "${token_flags[@]}" "$@" \
     >"$fifo" 2>"$work/$name.err" &
   pid=$!
@@ -242,12 +248,23 @@ mint() { # signs with $key and $alg, kid "bench"; further flags in the arguments
 
 # ---------------------------------------------------------------- the run
 
-all_variants=(ceiling uring epoll haproxy config nometrics)
-IFS=, read -r -a variants <<<"${BENCH_VARIANTS:-$(IFS=,; echo "${all_variants[*]}")}"
+all_variants=(ceiling uring epoll haproxy config nometrics baseline)
+baseline_bin="${BENCH_BASELINE_BIN:-}"
+default_variants=(ceiling uring epoll haproxy config nometrics)
+if [ -n "$baseline_bin" ]; then
+  [ -x "$baseline_bin" ] || die "BENCH_BASELINE_BIN: $baseline_bin is not an executable"
+  default_variants+=(baseline)
+  versions="$versions, baseline $baseline_bin"
+fi
+IFS=, read -r -a variants <<<"${BENCH_VARIANTS:-$(IFS=,; echo "${default_variants[*]}")}"
+
 for v in "${variants[@]}"; do
   [[ " ${all_variants[*]} " == *" $v "* ]] || die "BENCH_VARIANTS: no server '$v' (${all_variants[*]})"
 done
 has() { [[ " ${variants[*]} " == *" $1 "* ]]; }
+if has baseline && [ -z "$baseline_bin" ]; then
+  die "BENCH_VARIANTS names baseline: set BENCH_BASELINE_BIN to the baseline binary"
+fi
 
 write_config() { # the same token checks as a configuration file behind 29 other rules; prints its path
   local file="$work/$alg.toml" i
@@ -322,6 +339,10 @@ for alg in ${algs//,/ }; do
     start_jwtgate "nometrics-$alg" uring --no-metrics
     addrs[nometrics]="$addr" spids[nometrics]="$pid"
   fi
+  if has baseline; then
+    start_jwtgate "baseline-$alg" uring
+    addrs[baseline]="$addr" spids[baseline]="$pid"
+  fi
 
   # Correctness first: every verifying server accepts the valid tokens and refuses the others.
   for v in "${variants[@]}"; do
@@ -374,7 +395,8 @@ for line in open(path):
         "other": max(int(other0), int(other1)) / hz / secs_run, "round": int(rnd)})
 labels = {"ceiling": "jwtgate no-verify (ceiling)", "uring": "jwtgate --io uring",
           "epoll": "jwtgate --io epoll", "haproxy": "haproxy 2.6 jwt_verify",
-          "config": "jwtgate --config, 30 rules", "nometrics": "jwtgate --io uring --no-metrics"}
+          "config": "jwtgate --config, 30 rules", "nometrics": "jwtgate --io uring --no-metrics",
+          "baseline": "baseline jwtgate --io uring"}
 targets = {"RS256": 1.5, "ES256": 1.45}
 def us(v):
     return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} us"
@@ -384,7 +406,7 @@ for alg, by in rows.items():
           f"(server on CPU 0, wrk on CPU 1)")
     print(f"| server | requests/s | p50 | p99 | server CPU/req | runs (req/s) |")
     print(f"|---|---|---|---|---|---|")
-    for v in ("ceiling", "uring", "epoll", "haproxy", "config", "nometrics"):
+    for v in ("ceiling", "uring", "epoll", "haproxy", "config", "nometrics", "baseline"):
         if v not in m:
             continue
         runs = " ".join(f"{r['rps']:.0f}" for r in by[v])
@@ -400,6 +422,8 @@ for alg, by in rows.items():
         ("config (30 rules) / flags-only, CPU per request", "config", "uring", "cpu", None),
         ("metrics on / --no-metrics, requests/s", "uring", "nometrics", "rps", None),
         ("metrics on / --no-metrics, CPU per request", "uring", "nometrics", "cpu", ("<=", 1.03)),
+        ("jwtgate-uring / baseline, requests/s", "uring", "baseline", "rps", None),
+        ("jwtgate-uring / baseline, CPU per request", "uring", "baseline", "cpu", None),
     ]
     ratios = [(name, m[a][k] / m[b][k], target) for name, a, b, k, target in wanted
               if a in m and b in m]

@@ -101,6 +101,34 @@ pub fn tampered_token(token: &str, now: UnixTime) -> Result<String, DemoError> {
     ))
 }
 
+/// Single quotes for a POSIX shell; demo tokens are base64url, so this is a formality.
+fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `serve --demo`'s ready-to-paste curl lines against the service at `addr`,
+/// with tokens minted at `now`.
+pub fn curl_lines(addr: std::net::SocketAddr, now: UnixTime) -> Result<String, DemoError> {
+    let token = demo_token(now, 3600, "alice")?;
+    let tampered = tampered_token(&token, now)?;
+    let url = format!("http://{addr}/");
+    Ok(format!(
+        "\nDemo mode: built-in demo keys (public in the repository; never trust them outside a laptop).\n\
+         Issuer {iss}, audience {aud}.\n\n\
+         Allowed, 200 with x-jwt-sub: alice (the token is valid for an hour):\n  \
+         curl -i -H {valid} {url}\n\n\
+         Denied, 401 bad_signature (the payload was swapped for one naming admin):\n  \
+         curl -i -H {forged} {url}\n\n\
+         Missing token, 401 with a bare Bearer challenge:\n  \
+         curl -i {url}\n\n\
+         Stop with Ctrl-C.",
+        iss = DEMO_ISSUER,
+        aud = DEMO_AUDIENCE,
+        valid = shell_quoted(&format!("Authorization: Bearer {token}")),
+        forged = shell_quoted(&format!("Authorization: Bearer {tampered}")),
+    ))
+}
+
 /// Runs the demo at `now` and renders its report.
 pub fn run(now: UnixTime) -> Result<String, DemoError> {
     let verifier = demo_verifier()?;

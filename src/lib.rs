@@ -43,6 +43,8 @@
 //! | [`tools`] | `keygen`, `mint`, `inspect` |
 //! | [`http`] | zero-copy request head parsing, limits, protocol errors, the `Service` seam, original-request headers |
 //! | [`jwks`] | fetched key sets: HTTPS and OIDC discovery, the key manager thread (refresh, refetch on unknown `kid`, stale-if-error), audit of changes |
+//! | [`control`] | the control plane: runs the service from a `Launch` (start-up, key wait, signals, reload, summaries, drain) and reports through `Report` |
+//! | [`settings`] | server settings described once (types, defaults, layers merged defaults → file → flags) and every cap checked in one place |
 //! | [`config`] | the TOML configuration file → validated `Policy` and server settings; errors with file, line, column, key; hot reload |
 //! | [`policy`] | token configurations, sources (header, cookie, query), rules, canonical paths, claim requirements |
 //! | [`authz`] | the ext_authz decision (route → tokens → verify → 200/401/403) and the `POST /v1/verify` batch face |
@@ -68,6 +70,7 @@ pub mod admin;
 pub mod authz;
 pub mod batch;
 pub mod config;
+pub mod control;
 pub mod crypto;
 pub mod demo;
 pub mod http;
@@ -79,6 +82,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod policy;
 pub mod server;
+pub mod settings;
 pub mod status;
 pub mod tools;
 pub mod verify;

@@ -250,7 +250,7 @@ fn steady_state_allocations(
         io,
         authz: AuthzOptions {
             clock: Clock::Fixed(NOW),
-            ..AuthzOptions::default()
+            ..ServeOptions::default().authz
         },
         ..ServeOptions::default()
     };

@@ -47,27 +47,15 @@ impl Clock {
 /// Settings of the ext_authz answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthzOptions {
-    /// Put the verified payload segment in `x-jwt-payload` (default off: it can
-    /// be large, and not every upstream should see every claim).
+    /// Put the verified payload segment in `x-jwt-payload`.
     pub forward_payload: bool,
-    /// Longest check-request body, read and discarded (default 64 KiB).
+    /// Longest check-request body, read and discarded.
     pub max_body: u64,
     /// Answer 200 without looking at the token: only to measure the HTTP
     /// ceiling in benchmarks. Never in production.
     pub danger_skip_verification: bool,
     /// The verification clock.
     pub clock: Clock,
-}
-
-impl Default for AuthzOptions {
-    fn default() -> AuthzOptions {
-        AuthzOptions {
-            forward_payload: false,
-            max_body: 64 * 1024,
-            danger_skip_verification: false,
-            clock: Clock::System,
-        }
-    }
 }
 
 /// The policy every shard reads, swapped whole on reload: one atomic load per
@@ -490,21 +478,12 @@ pub const VERIFY_PATH: &str = "/v1/verify";
 /// Bounds of one `POST /v1/verify`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// Longest body, in bytes (default 1 MiB).
+    /// Longest body, in bytes.
     pub max_body: u64,
-    /// Most lines (default 10,000). Every line gets a result of up to a few
+    /// Most lines. Every line gets a result of up to a few
     /// hundred bytes, blank ones included, so without this a body of newlines
     /// would be answered with some 70 times its size.
     pub max_lines: usize,
-}
-
-impl Default for BatchLimits {
-    fn default() -> BatchLimits {
-        BatchLimits {
-            max_body: 1024 * 1024,
-            max_lines: 10_000,
-        }
-    }
 }
 
 impl BatchVerifier {

@@ -83,6 +83,27 @@ pub struct Progress {
     pub elapsed: Duration,
 }
 
+impl Progress {
+    /// The live progress line for a terminal: it returns the cursor to the
+    /// line's start and clears it first, so each line replaces the last.
+    pub fn line(&self) -> String {
+        let seconds = self.elapsed.as_secs_f64().max(1e-9);
+        let outcomes: Vec<String> = Outcome::ALL
+            .iter()
+            .filter_map(|outcome| {
+                let count = self.counts.get(outcome.index()).copied().unwrap_or(0);
+                (count > 0).then(|| format!("{} {count}", outcome.name()))
+            })
+            .collect();
+        format!(
+            "\r\x1b[2K{} tokens, {:.0}/s, {}",
+            self.done,
+            self.done as f64 / seconds,
+            outcomes.join(", ")
+        )
+    }
+}
+
 /// The result of a completed run.
 #[derive(Debug, Clone)]
 pub struct Summary {

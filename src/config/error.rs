@@ -74,6 +74,16 @@ impl Located<'_> {
         }
     }
 
+    /// A setting at `span` whose value [`crate::settings`] refused.
+    pub(crate) fn refused(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        error: crate::settings::SettingError,
+    ) -> ConfigError {
+        self.at(span, key, error.to_string())
+    }
+
     /// An error about the whole file.
     pub(crate) fn whole(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError {

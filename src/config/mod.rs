@@ -25,7 +25,8 @@
 //! ```
 //!
 //! Neighbours: [`crate::policy`] is what this builds; [`crate::keys`] parses
-//! the key files; `main.rs` applies [`ServerSettings`] and reloads.
+//! the key files; the control plane ([`crate::control`]) merges the `[server]`
+//! layer ([`crate::settings`]) and reloads.
 
 mod error;
 mod reload;
@@ -38,7 +39,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::access_log::{AccessLogOptions, Destination};
+use crate::access_log::Destination;
 use crate::jwks::{
     AllowedHost, FetchError, FetchSettings, Location, Origin, RemoteKeys, RemoteSettings, Schedule,
     Startup,
@@ -47,12 +48,12 @@ use crate::jwks::{
 pub use error::ConfigError;
 pub use reload::{Reloaded, Reloader, Stamp};
 
-use crate::http::request::Limits;
 use crate::policy::{
     Action, ClaimRequirement, ClaimTest, DefaultAction, Endpoint, ForwardClaim, Forwarded,
     HostPattern, IpNet, Mode, PathPattern, Policy, Rule, TokenConfig, TokenSource,
 };
-use crate::server::{IoMode, ServeOptions};
+use crate::server::IoMode;
+use crate::settings::{self, AdminListen, ServerLayer};
 use crate::{AlgorithmSet, ClaimName, KeySet, SubjectMatch, Validation, Verifier};
 use error::Located;
 use schema::{RawFile, RawRule, RawServer, RawSource, RawTokenConfig};
@@ -85,116 +86,12 @@ const RESERVED_HEADERS: [&str; 4] = ["x-jwt-sub", "x-jwt-iss", "x-jwt-kid", "x-j
 pub struct Loaded {
     /// Token configurations and rules.
     pub policy: Policy,
-    /// The `[server]` table.
-    pub server: ServerSettings,
+    /// The `[server]` table: the settings it names.
+    pub server: ServerLayer,
     /// Every key file read, for reload-on-change.
     pub key_files: Vec<PathBuf>,
     /// Keys skipped with a warning, as `token_config name: warning`.
     pub warnings: Vec<String>,
-}
-
-/// Where the admin listener goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminListen {
-    /// No admin listener.
-    Off,
-    /// This address.
-    At(SocketAddr),
-}
-
-/// The `[server]` table; `None` leaves the command line's default.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServerSettings {
-    /// Data port.
-    pub listen: Option<SocketAddr>,
-    /// Admin port, or "off".
-    pub admin_listen: Option<AdminListen>,
-    /// Batch port.
-    pub verify_listen: Option<SocketAddr>,
-    /// Shards (0: one per core).
-    pub shards: Option<usize>,
-    /// I/O runtime.
-    pub io: Option<IoMode>,
-    /// `x-jwt-payload`.
-    pub forward_payload: Option<bool>,
-    /// Head limit.
-    pub max_header_bytes: Option<usize>,
-    /// Request-line limit.
-    pub max_request_line_bytes: Option<usize>,
-    /// Check-request body limit.
-    pub max_body_bytes: Option<u64>,
-    /// Batch body limit.
-    pub max_verify_body_bytes: Option<u64>,
-    /// Batch line limit.
-    pub max_verify_lines: Option<usize>,
-    /// Connections per shard.
-    pub max_connections: Option<usize>,
-    /// Header timeout.
-    pub header_timeout: Option<Duration>,
-    /// Idle timeout.
-    pub idle_timeout: Option<Duration>,
-    /// Drain timeout.
-    pub drain_timeout: Option<Duration>,
-    /// Drain delay.
-    pub drain_delay: Option<Duration>,
-    /// Per-request metrics on or off.
-    pub metrics: Option<bool>,
-    /// Access-log destination (a relative path is relative to the file's folder).
-    pub access_log: Option<Destination>,
-    /// Fraction of requests logged.
-    pub access_log_sample: Option<f64>,
-    /// Time between stderr summaries (zero: none).
-    pub summary_interval: Option<Duration>,
-}
-
-impl ServerSettings {
-    /// Applies every setting present over `options`.
-    pub fn apply(&self, options: &mut ServeOptions) {
-        if let Some(listen) = self.listen {
-            options.listen = listen;
-        }
-        match self.admin_listen {
-            Some(AdminListen::Off) => options.admin_listen = None,
-            Some(AdminListen::At(addr)) => options.admin_listen = Some(addr),
-            None => {}
-        }
-        if self.verify_listen.is_some() {
-            options.verify_listen = self.verify_listen;
-        }
-        if let Some(shards) = self.shards {
-            options.shards = shards;
-        }
-        if let Some(io) = self.io {
-            options.io = io;
-        }
-        if let Some(forward) = self.forward_payload {
-            options.authz.forward_payload = forward;
-        }
-        let head = &mut options.limits.head;
-        head.max_header_bytes = self.max_header_bytes.unwrap_or(head.max_header_bytes);
-        head.max_request_line = self.max_request_line_bytes.unwrap_or(head.max_request_line);
-        let limits = &mut options.limits;
-        limits.header_timeout = self.header_timeout.unwrap_or(limits.header_timeout);
-        limits.idle_timeout = self.idle_timeout.unwrap_or(limits.idle_timeout);
-        options.authz.max_body = self.max_body_bytes.unwrap_or(options.authz.max_body);
-        options.batch.max_body = self.max_verify_body_bytes.unwrap_or(options.batch.max_body);
-        options.batch.max_lines = self.max_verify_lines.unwrap_or(options.batch.max_lines);
-        options.max_connections = self.max_connections.unwrap_or(options.max_connections);
-        options.drain_timeout = self.drain_timeout.unwrap_or(options.drain_timeout);
-        options.drain_delay = self.drain_delay.unwrap_or(options.drain_delay);
-        options.metrics = self.metrics.unwrap_or(options.metrics);
-        if let Some(destination) = &self.access_log {
-            let sample = options.access_log.as_ref().map_or(1.0, |log| log.sample);
-            options.access_log = Some(AccessLogOptions {
-                destination: destination.clone(),
-                sample,
-            });
-        }
-        if let (Some(sample), Some(log)) = (self.access_log_sample, &mut options.access_log) {
-            log.sample = sample;
-        }
-        options.summary_interval = self.summary_interval.or(options.summary_interval);
-    }
 }
 
 /// Reads and validates the configuration at `path`.
@@ -346,10 +243,9 @@ fn positive_duration(
 ) -> Result<Option<Duration>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
     let parsed = duration(value, key, at)?;
-    if parsed.is_zero() {
-        return Err(at.at(value.span(), key, "must be longer than zero"));
-    }
-    Ok(Some(parsed))
+    settings::positive(parsed)
+        .map(Some)
+        .map_err(|error| at.refused(value.span(), key, error))
 }
 
 fn address(
@@ -371,7 +267,7 @@ fn address(
         .transpose()
 }
 
-fn server_settings(raw: &RawServer, at: Located<'_>) -> Result<ServerSettings, ConfigError> {
+fn server_settings(raw: &RawServer, at: Located<'_>) -> Result<ServerLayer, ConfigError> {
     let admin_listen = match &raw.admin_listen {
         Some(value) if value.get_ref() == "off" => Some(AdminListen::Off),
         Some(_) => address(&raw.admin_listen, "server.admin_listen", at)?.map(AdminListen::At),
@@ -392,7 +288,7 @@ fn server_settings(raw: &RawServer, at: Located<'_>) -> Result<ServerSettings, C
             }
         }),
     };
-    let settings = ServerSettings {
+    let settings = ServerLayer {
         listen: address(&raw.listen, "server.listen", at)?,
         admin_listen,
         verify_listen: address(&raw.verify_listen, "server.verify_listen", at)?,
@@ -422,34 +318,31 @@ fn server_settings(raw: &RawServer, at: Located<'_>) -> Result<ServerSettings, C
                 destination => destination,
             }
         }),
-        access_log_sample: match &raw.access_log_sample {
-            Some(sample) if !(*sample.get_ref() > 0.0 && *sample.get_ref() <= 1.0) => {
-                return Err(at.at(
-                    sample.span(),
-                    "server.access_log_sample",
-                    "expected a fraction of requests above 0 and at most 1, such as 0.01",
-                ));
-            }
-            sample => sample.as_ref().map(|sample| *sample.get_ref()),
-        },
+        access_log_sample: raw
+            .access_log_sample
+            .as_ref()
+            .map(|sample| {
+                settings::sample_rate(*sample.get_ref())
+                    .map_err(|error| at.refused(sample.span(), "server.access_log_sample", error))
+            })
+            .transpose()?,
         summary_interval: raw
             .summary_interval
             .as_ref()
             .map(|value| duration(value, "server.summary_interval", at))
             .transpose()?,
     };
-    let defaults = Limits::default();
+    // Checked against the defaults here, to point at the file; the command
+    // line's flags can still change either, so the merged settings are
+    // checked again by the same function when they are resolved.
+    let defaults = ServerLayer::defaults();
     let line = settings
         .max_request_line_bytes
-        .unwrap_or(defaults.max_request_line);
-    let head = settings
-        .max_header_bytes
-        .unwrap_or(defaults.max_header_bytes);
-    if line > head {
-        return Err(at.whole(
-            "server.max_request_line_bytes",
-            "cannot exceed server.max_header_bytes",
-        ));
+        .or(defaults.max_request_line_bytes);
+    let head = settings.max_header_bytes.or(defaults.max_header_bytes);
+    if let (Some(line), Some(head)) = (line, head) {
+        settings::head_limits(line, head)
+            .map_err(|error| at.whole("server.max_request_line_bytes", error.to_string()))?;
     }
     Ok(settings)
 }
@@ -692,14 +585,8 @@ fn validation_of(
 ) -> Result<Validation, ConfigError> {
     let mut validation = Validation::new(algorithms);
     if let Some(leeway) = &config.leeway {
-        let leeway_value = duration(leeway, &key("leeway"), at)?;
-        if leeway_value > Duration::from_secs(86_400) {
-            return Err(at.at(
-                leeway.span(),
-                key("leeway"),
-                "at most a day: past that, clock skew is not what is being forgiven",
-            ));
-        }
+        let leeway_value = settings::leeway(duration(leeway, &key("leeway"), at)?)
+            .map_err(|error| at.refused(leeway.span(), key("leeway"), error))?;
         validation = validation.leeway(leeway_value);
     }
     if let Some(issuer) = &config.issuer {
@@ -738,14 +625,9 @@ fn validation_of(
         (None, None) => {}
     }
     if let Some(limit) = &config.max_token_len {
-        if *limit.get_ref() > crate::verify::MAX_TOKEN_LEN_CAP || *limit.get_ref() == 0 {
-            return Err(at.at(
-                limit.span(),
-                key("max_token_len"),
-                format!("between 1 and {} bytes", crate::verify::MAX_TOKEN_LEN_CAP),
-            ));
-        }
-        validation = validation.max_token_len(*limit.get_ref());
+        let bytes = settings::token_length(*limit.get_ref())
+            .map_err(|error| at.refused(limit.span(), key("max_token_len"), error))?;
+        validation = validation.max_token_len(bytes);
     }
     Ok(validation)
 }

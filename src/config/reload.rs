@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{ConfigError, ServerSettings, load};
+use super::{ConfigError, load};
 use crate::authz::SharedPolicy;
+use crate::settings::ServerLayer;
 
 /// What one file looked like: modification time and size (`None`: unreadable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub struct Reloaded {
 pub struct Reloader {
     path: PathBuf,
     shared: SharedPolicy,
-    server: ServerSettings,
+    server: ServerLayer,
     files: Vec<PathBuf>,
     loaded: Fingerprint,
     last_seen: Fingerprint,
@@ -80,7 +81,7 @@ impl Reloader {
     pub fn new(
         path: &Path,
         stamp: Stamp,
-        server: ServerSettings,
+        server: ServerLayer,
         key_files: Vec<PathBuf>,
         shared: SharedPolicy,
     ) -> Reloader {

@@ -38,16 +38,6 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
 }
 
-impl Default for ConnectionLimits {
-    fn default() -> ConnectionLimits {
-        ConnectionLimits {
-            head: Limits::default(),
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
 /// Spare room a read always has.
 const BUFFER_FLOOR: usize = 4096;
 

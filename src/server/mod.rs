@@ -77,30 +77,31 @@ impl fmt::Display for ActiveIo {
     }
 }
 
-/// Everything `serve` needs besides the verifier. Defaults are documented per field.
+/// Everything `serve` needs besides the policy: server settings resolved by
+/// [`crate::settings::ServerLayer::resolve`], which declares every default.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// The data port (check requests).
     pub listen: SocketAddr,
-    /// The batch port (`POST /v1/verify`); off by default. It is a port of its
+    /// The batch port (`POST /v1/verify`), if any. It is a port of its
     /// own because on the data port every path is a check request (Envoy sends
     /// the client's own path), so a client could otherwise reach it.
     pub verify_listen: Option<SocketAddr>,
-    /// The admin port (`/healthz`); default 127.0.0.1:9901, `None` for none.
+    /// The admin port (`/healthz`), if any.
     pub admin_listen: Option<SocketAddr>,
-    /// Shard threads; 0 (the default) means one per available core.
+    /// Shard threads; 0 means one per available core.
     pub shards: usize,
-    /// Runtime choice; default [`IoMode::Auto`].
+    /// Runtime choice.
     pub io: IoMode,
     /// Head limits and timeouts.
     pub limits: ConnectionLimits,
-    /// Open connections per shard before accepting pauses; default 10,000.
+    /// Open connections per shard before accepting pauses.
     pub max_connections: usize,
-    /// How long a drain waits for in-flight requests; default 10 s.
+    /// How long a drain waits for in-flight requests.
     pub drain_timeout: Duration,
     /// How long, after a shutdown begins, health checks answer 503 while
     /// requests are still served, so a load balancer can stop sending before the
-    /// listeners close; default 0.
+    /// listeners close.
     pub drain_delay: Duration,
     /// The ext_authz answer.
     pub authz: AuthzOptions,
@@ -109,32 +110,11 @@ pub struct ServeOptions {
     /// Count and time every check request (default on; `--no-metrics` turns
     /// it off, leaving the gauges and connection counts).
     pub metrics: bool,
-    /// The JSON-lines access log; off by default.
+    /// The JSON-lines access log, if any.
     pub access_log: Option<AccessLogOptions>,
     /// How often the serving command prints a one-line summary to stderr
     /// (`None` or zero: never; a summary is always printed at shutdown).
     pub summary_interval: Option<Duration>,
-}
-
-impl Default for ServeOptions {
-    fn default() -> ServeOptions {
-        ServeOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            verify_listen: None,
-            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
-            shards: 0,
-            io: IoMode::Auto,
-            limits: ConnectionLimits::default(),
-            max_connections: 10_000,
-            drain_timeout: Duration::from_secs(10),
-            drain_delay: Duration::ZERO,
-            authz: AuthzOptions::default(),
-            batch: BatchLimits::default(),
-            metrics: true,
-            access_log: None,
-            summary_interval: None,
-        }
-    }
 }
 
 /// Why the server could not start.

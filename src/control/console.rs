@@ -1,0 +1,92 @@
+//! The command line's report: one line per event, on stderr, and the
+//! readiness line on stdout, which tests and scripts parse.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a console prints
+
+use std::io::Write as _;
+use std::path::Path;
+
+use super::{Report, Stop, Trigger};
+use crate::UnixTime;
+use crate::config::{ConfigError, Reloaded};
+use crate::server::Server;
+
+/// Writes what the control plane reports as `jwtgate serve` does.
+#[derive(Debug, Default)]
+pub struct Console {
+    /// After the readiness line, print the demo's ready-to-paste curl lines.
+    pub demo: bool,
+}
+
+impl Report for Console {
+    fn file_warning(&mut self, file: &Path, warning: &str) {
+        eprintln!("jwtgate: {}: {warning}", file.display());
+    }
+
+    fn warning(&mut self, warning: &str) {
+        eprintln!("jwtgate: warning: {warning}");
+    }
+
+    fn ready(&mut self, server: &Server) {
+        let admin = server
+            .admin_addr()
+            .map_or_else(|| "off".to_owned(), |addr| addr.to_string());
+        let verify = server
+            .verify_addr()
+            .map(|addr| format!(", verify on {addr}"))
+            .unwrap_or_default();
+        // One line, parsed by tests and scripts: the admin address stays last.
+        println!(
+            "jwtgate serve: listening on {} (shards {}, io {}){verify}, admin on {admin}",
+            server.local_addr(),
+            server.shard_count(),
+            server.io()
+        );
+        if self.demo {
+            match crate::demo::curl_lines(server.local_addr(), UnixTime::now()) {
+                Ok(lines) => println!("{lines}"),
+                Err(error) => eprintln!("jwtgate: warning: no demo lines: {error}"),
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    fn reloaded(&mut self, file: &Path, trigger: Trigger, result: &Result<Reloaded, ConfigError>) {
+        let why = trigger.describe();
+        match result {
+            Ok(reloaded) => {
+                for warning in &reloaded.warnings {
+                    self.file_warning(file, warning);
+                }
+                eprintln!(
+                    "jwtgate: reloaded {} ({why}): {} token configurations, {} rules",
+                    file.display(),
+                    reloaded.token_configs,
+                    reloaded.rules
+                );
+                if reloaded.server_changed {
+                    self.warning("[server] settings changed; they take effect on restart");
+                }
+            }
+            Err(error) => eprintln!(
+                "jwtgate: reload failed ({why}), keeping the running configuration: {error}"
+            ),
+        }
+    }
+
+    fn summary(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+
+    fn stopping(&mut self, stop: Stop) {
+        eprintln!("jwtgate serve: {}, draining", stop.name());
+    }
+
+    fn stopped_during_startup(&mut self) {
+        eprintln!("jwtgate serve: stopped during start-up, before any key set arrived");
+    }
+
+    fn stopped(&mut self, summary: &str) {
+        eprintln!("{summary}");
+        eprintln!("jwtgate serve: stopped");
+    }
+}
