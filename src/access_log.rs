@@ -110,7 +110,7 @@ impl AccessLog {
                     if writer_reopen.swap(false, Ordering::AcqRel) {
                         match open(&destination) {
                             Ok(reopened) => output = reopened,
-                            Err(error) => crate::server::warn(format_args!(
+                            Err(error) => crate::diagnostics::warn(format_args!(
                                 "access log: cannot reopen, still writing to the old file: {error}"
                             )),
                         }
@@ -120,7 +120,7 @@ impl AccessLog {
                         Err(error) => {
                             writer_dropped.fetch_add(lines, Ordering::Relaxed);
                             if !failing {
-                                crate::server::warn(format_args!(
+                                crate::diagnostics::warn(format_args!(
                                     "access log: cannot write: {error}"
                                 ));
                             }

@@ -18,11 +18,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::authz::SharedPolicy;
 use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, RequestHead, Service};
 use crate::metrics::exposition::{self, Context};
 use crate::metrics::{COLLECT_WAIT, Hub};
+use crate::policy::SharedPolicy;
 use crate::status::Status;
 
 /// What the admin endpoints report on.

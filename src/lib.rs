@@ -53,6 +53,7 @@
 //! | [`access_log`] | the JSON-lines access log: per-shard buffers, sampling, a writer thread |
 //! | [`status`] | readiness, draining, configuration generation and reload results |
 //! | [`server`] | `jwtgate serve`: per-core shards on io_uring or epoll, connections, timeouts, drain |
+//! | `diagnostics` | one-line operational warnings on stderr, usable from any layer |
 //! | [`demo`] | `jwtgate demo`: the engine on the bundled demo keys |
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -73,6 +74,7 @@ pub mod config;
 pub mod control;
 pub mod crypto;
 pub mod demo;
+mod diagnostics;
 pub mod http;
 pub mod jose;
 pub mod jwks;

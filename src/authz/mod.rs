@@ -13,8 +13,6 @@ mod tokens;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
-
 use crate::access_log::{Entry, ShardLog};
 use crate::metrics::{Decision, Place, ShardMetrics, Taken};
 
@@ -58,9 +56,7 @@ pub struct AuthzOptions {
     pub clock: Clock,
 }
 
-/// The policy every shard reads, swapped whole on reload: one atomic load per
-/// request, no lock.
-pub type SharedPolicy = Arc<ArcSwap<Policy>>;
+pub use crate::policy::SharedPolicy;
 
 /// The ext_authz check service of one shard.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{ConfigError, load};
-use crate::authz::SharedPolicy;
+use crate::policy::SharedPolicy;
 use crate::settings::ServerLayer;
 
 /// What one file looked like: modification time and size (`None`: unreadable).

@@ -21,10 +21,10 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::Verifier;
-use crate::authz::SharedPolicy;
 use crate::config::{ConfigError, Loaded, Reloaded, Reloader, Stamp};
 use crate::jwks::{Manager, StartupError};
 use crate::policy::Policy;
+use crate::policy::SharedPolicy;
 use crate::server::{ServeError, ServeOptions, Server};
 use crate::settings::{Refused, Runtime, ServerLayer};
 

@@ -10,10 +10,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Location, RemoteKeys, audit, unix_now};
-use crate::authz::SharedPolicy;
+use crate::Verifier;
+use crate::diagnostics::warn;
 use crate::keys::KeySet;
+use crate::policy::SharedPolicy;
 use crate::policy::{Policy, TokenConfig};
-use crate::{Verifier, server};
 
 /// A source due for a fetch.
 struct Due {
@@ -409,7 +410,7 @@ impl Manager {
             let max_stale = source.remote.settings.schedule.max_stale;
             if source.available && now > source.expires {
                 source.available = false;
-                server::warn(format_args!(
+                warn(format_args!(
                     "keys of token_config {:?}: the last good key set is older than max_stale ({max_stale:?}); answering keys_unavailable until a fetch succeeds",
                     source.name
                 ));
@@ -450,12 +451,12 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
             if !changes.is_empty() {
                 remote.changes.fetch_add(1, Ordering::Relaxed);
                 for change in &changes {
-                    server::warn(format_args!("keys of token_config {name:?}: {change}"));
+                    warn(format_args!("keys of token_config {name:?}: {change}"));
                 }
             }
             if source.last_error.take().is_some() || !source.available {
                 let count = verifier.keys().keys().len();
-                server::warn(format_args!(
+                warn(format_args!(
                     "keys of token_config {name:?}: {count} key{} from {} in force",
                     if count == 1 { "" } else { "s" },
                     remote.settings.location.describe()
@@ -494,7 +495,7 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
                 } else {
                     "no keys yet"
                 };
-                server::warn(format_args!(
+                warn(format_args!(
                     "keys of token_config {name:?}: fetch failed ({kept}): {reason}"
                 ));
             }

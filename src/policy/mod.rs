@@ -315,6 +315,10 @@ impl Forwarded {
     }
 }
 
+/// The policy every shard reads, swapped whole on reload: one atomic load per
+/// request, no lock.
+pub type SharedPolicy = Arc<arc_swap::ArcSwap<Policy>>;
+
 /// Token configurations, rules and the default, as loaded.
 #[derive(Debug, Clone)]
 pub struct Policy {

@@ -37,10 +37,12 @@ pub use conn::ConnectionLimits;
 
 use crate::access_log::{AccessLog, AccessLogOptions, ShardLog};
 use crate::admin::{Admin, Observed};
-use crate::authz::{Authorizer, AuthzOptions, BatchLimits, BatchVerifier, Denials, SharedPolicy};
+use crate::authz::{Authorizer, AuthzOptions, BatchLimits, BatchVerifier, Denials};
+use crate::diagnostics::warn;
 use crate::http::Service;
 use crate::metrics::exposition::summary_line;
 use crate::metrics::{COLLECT_WAIT, Hub};
+use crate::policy::SharedPolicy;
 use crate::status::Status;
 use shard::{Endpoint, ShardSettings};
 
@@ -145,13 +147,6 @@ pub enum ServeError {
     /// The access log's destination could not be opened.
     #[error("cannot open the access log: {0}")]
     AccessLog(io::Error),
-}
-
-/// Writes a server warning to stderr. (Structured logging arrives with the
-/// observability work; until then one line per event.)
-#[allow(clippy::print_stderr)]
-pub(crate) fn warn(message: fmt::Arguments<'_>) {
-    eprintln!("jwtgate: warning: {message}");
 }
 
 /// A running server.

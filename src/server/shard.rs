@@ -266,7 +266,7 @@ async fn accept_loop<L: Listener, V: Service + 'static>(
             Ok(accepted) => accepted,
             Err(_) if shard.is_draining() => return,
             Err(error) => {
-                super::warn(format_args!("accept failed: {error}"));
+                crate::diagnostics::warn(format_args!("accept failed: {error}"));
                 // Out of file descriptors or memory: give closing connections a moment.
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
