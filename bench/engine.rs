@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use criterion::Criterion;
-use jwtgate::crypto::SigningKey;
 use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::{Algorithm, AlgorithmSet, KeySet, UnixTime, Validation, Verifier};
 use ring::signature::{self, KeyPair as _};
 

@@ -12,18 +12,18 @@
 //!   key and re-decodes points inside every verification. Measured one after the
 //!   other on one pinned core: RS256 25.5 µs against ring's 34.8, ES384 248 against
 //!   1004, EdDSA 53.5 against 76.7, ES256 78.8 against 79.4.
-//! - **ring** for HMAC, where it was faster (0.26 against 0.39 µs), and for
-//!   signing (`SigningKey`, used by the token tools and tests).
+//! - **ring** for HMAC, where it was faster (0.26 against 0.39 µs).
+//!
+//! Signing and key generation are not here: verification never needs them, so
+//! they live with the token tools (the service crate's `signing` module).
 //!
 //! Every length, size and exponent rule is checked here before either backend
 //! sees a key, so both enforce the same policy.
 
 use aws_lc_rs::signature::{self as lc, ParsedPublicKey};
-use ring::signature;
-use ring::{hmac, rand};
+use ring::hmac;
 
 use crate::jose::alg::{Algorithm, KeyFamily};
-use crate::jose::jwk::JwkMaterial;
 
 /// The backend refused key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -408,200 +408,10 @@ impl VerifyingKey {
     }
 }
 
-/// Fresh key material from [`generate`]: the private key (PKCS#8 DER; for HMAC,
-/// no private key exists beside the secret) and the public half as a JWK.
-pub struct GeneratedKey {
-    /// The private key, PKCS#8 DER; `None` for HMAC, whose secret is in `public`.
-    pub pkcs8_der: Option<Vec<u8>>,
-    /// The material a verifier needs (for HMAC, the secret itself).
-    pub public: JwkMaterial,
-}
-
-/// Generates a key for `algorithm`: RSA 2048 bits (or `rsa_bits`), P-256, P-384,
-/// Ed25519, or a random HMAC secret as long as the hash.
-pub fn generate(algorithm: Algorithm, rsa_bits: usize) -> Result<GeneratedKey, KeyRejected> {
-    use ring::rand::SecureRandom as _;
-    use signature::KeyPair as _;
-    let rng = rand::SystemRandom::new();
-    let failed = |what: &str| KeyRejected(format!("could not generate {what}"));
-    match algorithm.family() {
-        KeyFamily::Rsa => {
-            use rsa::pkcs8::EncodePrivateKey as _;
-            let private = rsa::PrivateKey::new(&mut getrandom::SysRng, rsa_bits)
-                .map_err(|e| KeyRejected(format!("RSA key generation failed: {e}")))?;
-            let der = private
-                .to_pkcs8_der()
-                .map_err(|e| KeyRejected(format!("RSA key encoding failed: {e}")))?
-                .as_bytes()
-                .to_vec();
-            // Read it back through ring: proves the signer accepts it and yields n, e.
-            let pair =
-                signature::RsaKeyPair::from_pkcs8(&der).map_err(|e| KeyRejected(e.to_string()))?;
-            let components = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
-            Ok(GeneratedKey {
-                pkcs8_der: Some(der),
-                public: JwkMaterial::Rsa {
-                    n: components.n,
-                    e: components.e,
-                },
-            })
-        }
-        family @ (KeyFamily::P256 | KeyFamily::P384) => {
-            let signing = if family == KeyFamily::P256 {
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING
-            } else {
-                &signature::ECDSA_P384_SHA384_FIXED_SIGNING
-            };
-            let der = signature::EcdsaKeyPair::generate_pkcs8(signing, &rng)
-                .map_err(|_| failed("an EC key"))?;
-            let pair = signature::EcdsaKeyPair::from_pkcs8(signing, der.as_ref(), &rng)
-                .map_err(|e| KeyRejected(e.to_string()))?;
-            let point = pair.public_key().as_ref();
-            let coordinates = point.get(1..).unwrap_or_default();
-            let (x, y) = coordinates.split_at(coordinates.len() / 2);
-            Ok(GeneratedKey {
-                pkcs8_der: Some(der.as_ref().to_vec()),
-                public: JwkMaterial::Ec {
-                    curve: family,
-                    x: x.to_vec(),
-                    y: y.to_vec(),
-                },
-            })
-        }
-        KeyFamily::Ed25519 => {
-            let der = signature::Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(|_| failed("an Ed25519 key"))?;
-            let pair = signature::Ed25519KeyPair::from_pkcs8(der.as_ref())
-                .map_err(|e| KeyRejected(e.to_string()))?;
-            let x = <[u8; 32]>::try_from(pair.public_key().as_ref())
-                .map_err(|_| failed("an Ed25519 key"))?;
-            Ok(GeneratedKey {
-                pkcs8_der: Some(der.as_ref().to_vec()),
-                public: JwkMaterial::Ed25519 { x },
-            })
-        }
-        KeyFamily::Hmac => {
-            let mut k = vec![0u8; algorithm.hash_len()];
-            rng.fill(&mut k).map_err(|_| failed("an HMAC secret"))?;
-            Ok(GeneratedKey {
-                pkcs8_der: None,
-                public: JwkMaterial::Symmetric { k },
-            })
-        }
-    }
-}
-
-/// Fills `bytes` from the operating system's secure random generator.
-pub fn random_bytes(bytes: &mut [u8]) -> Result<(), KeyRejected> {
-    use ring::rand::SecureRandom as _;
-    rand::SystemRandom::new()
-        .fill(bytes)
-        .map_err(|_| KeyRejected("the system random generator failed".into()))
-}
-
-/// A private key for signing tokens (tools, tests, benchmarks).
-pub struct SigningKey {
-    inner: SigningInner,
-}
-
-enum SigningInner {
-    Rsa(signature::RsaKeyPair),
-    Ecdsa(signature::EcdsaKeyPair, KeyFamily),
-    Ed25519(signature::Ed25519KeyPair),
-    Hmac(Vec<u8>),
-}
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SigningKey(..)")
-    }
-}
-
-impl SigningKey {
-    /// A private key from PKCS#8 DER, for the family `algorithm` needs.
-    pub fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<SigningKey, KeyRejected> {
-        let rejected =
-            |e: ring::error::KeyRejected| KeyRejected(format!("private key rejected: {e}"));
-        let rng = rand::SystemRandom::new();
-        let inner = match algorithm.family() {
-            KeyFamily::Rsa => {
-                SigningInner::Rsa(signature::RsaKeyPair::from_pkcs8(der).map_err(rejected)?)
-            }
-            KeyFamily::P256 => SigningInner::Ecdsa(
-                signature::EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    der,
-                    &rng,
-                )
-                .map_err(rejected)?,
-                KeyFamily::P256,
-            ),
-            KeyFamily::P384 => SigningInner::Ecdsa(
-                signature::EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-                    der,
-                    &rng,
-                )
-                .map_err(rejected)?,
-                KeyFamily::P384,
-            ),
-            KeyFamily::Ed25519 => SigningInner::Ed25519(
-                signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?,
-            ),
-            KeyFamily::Hmac => return Err(KeyRejected("HMAC secrets are not PKCS#8 keys".into())),
-        };
-        Ok(SigningKey { inner })
-    }
-
-    /// An HMAC secret for signing.
-    pub fn hmac(secret: &[u8]) -> SigningKey {
-        SigningKey {
-            inner: SigningInner::Hmac(secret.to_vec()),
-        }
-    }
-
-    /// Signs `message` with `algorithm`, producing the JWS signature bytes.
-    pub fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Vec<u8>, KeyRejected> {
-        let failed = |_| KeyRejected(format!("signing with {algorithm} failed"));
-        let rng = rand::SystemRandom::new();
-        match (&self.inner, algorithm) {
-            (SigningInner::Rsa(pair), _) if algorithm.family() == KeyFamily::Rsa => {
-                let padding: &'static dyn signature::RsaEncoding = match algorithm {
-                    Algorithm::Rs256 => &signature::RSA_PKCS1_SHA256,
-                    Algorithm::Rs384 => &signature::RSA_PKCS1_SHA384,
-                    Algorithm::Rs512 => &signature::RSA_PKCS1_SHA512,
-                    Algorithm::Ps256 => &signature::RSA_PSS_SHA256,
-                    Algorithm::Ps384 => &signature::RSA_PSS_SHA384,
-                    _ => &signature::RSA_PSS_SHA512,
-                };
-                let mut out = vec![0; pair.public().modulus_len()];
-                pair.sign(padding, &rng, message, &mut out)
-                    .map_err(failed)?;
-                Ok(out)
-            }
-            (SigningInner::Ecdsa(pair, family), _) if algorithm.family() == *family => {
-                Ok(pair.sign(&rng, message).map_err(failed)?.as_ref().to_vec())
-            }
-            (SigningInner::Ed25519(pair), Algorithm::EdDsa) => {
-                Ok(pair.sign(message).as_ref().to_vec())
-            }
-            (SigningInner::Hmac(secret), _) if algorithm.is_symmetric() => {
-                let hash = match algorithm {
-                    Algorithm::Hs256 => hmac::HMAC_SHA256,
-                    Algorithm::Hs384 => hmac::HMAC_SHA384,
-                    _ => hmac::HMAC_SHA512,
-                };
-                Ok(hmac::sign(&hmac::Key::new(hash, secret), message)
-                    .as_ref()
-                    .to_vec())
-            }
-            _ => Err(KeyRejected(format!("this key cannot sign {algorithm}"))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use ring::{rand, signature};
+
     use super::*;
 
     #[test]
@@ -677,11 +487,14 @@ mod tests {
         let Ok(key) = VerifyingKey::hmac(&secret) else {
             unreachable!("64-byte secret")
         };
-        let signer = SigningKey::hmac(&secret);
-        for algorithm in [Algorithm::Hs256, Algorithm::Hs384, Algorithm::Hs512] {
-            let Ok(mut tag) = signer.sign(algorithm, b"msg") else {
-                unreachable!("hmac signs")
-            };
+        for (algorithm, hash) in [
+            (Algorithm::Hs256, hmac::HMAC_SHA256),
+            (Algorithm::Hs384, hmac::HMAC_SHA384),
+            (Algorithm::Hs512, hmac::HMAC_SHA512),
+        ] {
+            let mut tag = hmac::sign(&hmac::Key::new(hash, &secret), b"msg")
+                .as_ref()
+                .to_vec();
             assert_eq!(key.verify(algorithm, b"msg", &tag), Ok(()));
             assert_eq!(key.verify(algorithm, b"msh", &tag), Err(BadSignature));
             tag.pop();
@@ -705,9 +518,6 @@ mod tests {
             let Ok(pkcs8) = signature::EcdsaKeyPair::generate_pkcs8(signing, &rng) else {
                 unreachable!()
             };
-            let Ok(signer) = SigningKey::from_pkcs8(algorithm, pkcs8.as_ref()) else {
-                unreachable!()
-            };
             let Ok(pair) = signature::EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref(), &rng)
             else {
                 unreachable!()
@@ -717,11 +527,12 @@ mod tests {
             else {
                 unreachable!()
             };
-            let Ok(sig) = signer.sign(algorithm, b"m") else {
+            let Ok(sig) = pair.sign(&rng, b"m") else {
                 unreachable!()
             };
-            assert_eq!(key.verify(algorithm, b"m", &sig), Ok(()));
-            assert_eq!(key.verify(algorithm, b"n", &sig), Err(BadSignature));
+            let sig = sig.as_ref();
+            assert_eq!(key.verify(algorithm, b"m", sig), Ok(()));
+            assert_eq!(key.verify(algorithm, b"n", sig), Err(BadSignature));
         }
         let Ok(pkcs8) = signature::Ed25519KeyPair::generate_pkcs8(&rng) else {
             unreachable!()
@@ -736,13 +547,11 @@ mod tests {
         let Ok(key) = VerifyingKey::ed25519(public) else {
             unreachable!()
         };
-        let Ok(signer) = SigningKey::from_pkcs8(Algorithm::EdDsa, pkcs8.as_ref()) else {
-            unreachable!()
-        };
-        let Ok(sig) = signer.sign(Algorithm::EdDsa, b"m") else {
-            unreachable!()
-        };
-        assert_eq!(key.verify(Algorithm::EdDsa, b"m", &sig), Ok(()));
-        assert_eq!(key.verify(Algorithm::Es256, b"m", &sig), Err(BadSignature));
+        let sig = pair.sign(b"m");
+        assert_eq!(key.verify(Algorithm::EdDsa, b"m", sig.as_ref()), Ok(()));
+        assert_eq!(
+            key.verify(Algorithm::Es256, b"m", sig.as_ref()),
+            Err(BadSignature)
+        );
     }
 }

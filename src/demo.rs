@@ -7,8 +7,8 @@
 
 use std::fmt::Write as _;
 
-use crate::crypto::SigningKey;
 use crate::jose::base64url;
+use crate::signing::SigningKey;
 use crate::{Algorithm, AlgorithmSet, KeySet, UnixTime, Validation, Verifier};
 
 /// The demo JWKS (RS256, ES256 and EdDSA keys), as in `examples/keys/demo.jwks.json`.

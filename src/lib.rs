@@ -36,10 +36,11 @@
 //! | [`outcome`] | the `Outcome` vocabulary and `Rejection` (outcome + static reason) |
 //! | [`jose`] | base64url, strict JSON tape, compact split, header, claims, algorithms, JWK |
 //! | [`keys`] | `KeySet`: JWKS/JWK/PEM parsed once into handles, `kid` index, key rules |
-//! | [`crypto`] | the only module that imports a crypto library (aws-lc-rs, ring): verifying and signing keys |
+//! | [`crypto`] | the engine's crypto seam (aws-lc-rs, ring): verifying keys |
 //! | [`verify`] | `Validation` and `Verifier`: the engine's phases |
 //! | [`batch`] | `jwtgate verify`: reader, pinned workers and ordered writer over a bounded batch pool |
 //! | [`latency`] | hdrhistogram latency recording, percentile summaries, `.hgrm` output |
+//! | [`signing`] | signing and key generation for the tools (ring, rsa) |
 //! | [`tools`] | `keygen`, `mint`, `inspect` |
 //! | [`http`] | zero-copy request head parsing, limits, protocol errors, the `Service` seam, original-request headers |
 //! | [`jwks`] | fetched key sets: HTTPS and OIDC discovery, the key manager thread (refresh, refetch on unknown `kid`, stale-if-error), audit of changes |
@@ -79,6 +80,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod policy;
 pub mod server;
+pub mod signing;
 pub mod status;
 pub mod tools;
 pub mod verify;

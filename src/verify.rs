@@ -632,7 +632,7 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::SigningKey;
+    use crate::signing::SigningKey;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const NOW: UnixTime = UnixTime(1_700_000_000);

@@ -19,8 +19,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
-use jwtgate::crypto::SigningKey;
 use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::{
     Algorithm, AlgorithmSet, ClaimName, KeySet, KeySetError, Outcome, RegisteredClaim, Rejection,
     UnixTime, Validation, Verifier, VerifierError,

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{NOW, TempDir, data_path, mint, signing_key};
-use jwtgate::crypto::SigningKey;
 use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::{Algorithm, Outcome};
 use serde_json::{Value, json};
 

@@ -16,8 +16,8 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use jwtgate::crypto::SigningKey;
 use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::{
     Algorithm, AlgorithmSet, KeySet, KeySetError, Outcome, Rejection, UnixTime, Validation,
     Verifier,

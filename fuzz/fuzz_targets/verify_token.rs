@@ -12,8 +12,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use jwtgate::crypto::SigningKey;
 use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::verify::claimed_kid;
 use jwtgate::{
     Algorithm, AlgorithmSet, ClaimName, KeySet, RegisteredClaim, Scratch, SubjectMatch, UnixTime,

@@ -96,18 +96,6 @@ pub fn decode_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
     Ok(blocks)
 }
 
-/// Encodes DER as a PEM block with 64-character lines.
-pub fn encode(label: &str, der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let mut pem = format!("-----BEGIN {label}-----\n");
-    for chunk in body.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str(&format!("-----END {label}-----\n"));
-    pem
-}
-
 /// Reads the public keys of a PEM file.
 pub(crate) fn parse_pem(text: &str) -> Result<Vec<PemKey>, String> {
     decode_blocks(text)?
@@ -263,17 +251,6 @@ mod tests {
         assert!(parse_pem(certificate).is_err_and(|e| e.contains("certificates")));
         assert!(parse_pem("").is_err());
         assert!(parse_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n").is_err_and(|e| e.contains("END")));
-    }
-
-    #[test]
-    fn encode_and_decode_round_trip() {
-        let der: Vec<u8> = (0..=255).collect();
-        let pem = encode("PRIVATE KEY", &der);
-        assert!(pem.lines().all(|line| line.len() <= 64));
-        let blocks = decode_blocks(&pem).unwrap();
-        assert_eq!(blocks.len(), 1);
-        assert_eq!(blocks[0].der, der);
-        assert_eq!(blocks[0].label, "PRIVATE KEY");
     }
 
     #[test]

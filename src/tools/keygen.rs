@@ -9,9 +9,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::Algorithm;
-use crate::crypto;
 use crate::jose::jwk::Jwk;
-use crate::keys::pem;
+use crate::signing;
 use crate::tools::ToolError;
 
 /// What to generate.
@@ -69,7 +68,7 @@ pub fn keygen(options: &KeygenOptions) -> Result<KeygenReport, ToolError> {
         Some(kid) => kid.clone(),
         None => {
             let mut random = [0u8; 4];
-            crypto::random_bytes(&mut random).map_err(|e| ToolError::Usage(e.0))?;
+            signing::random_bytes(&mut random).map_err(|e| ToolError::Usage(e.to_string()))?;
             let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
             format!("{}-{suffix}", algorithm.name().to_ascii_lowercase())
         }
@@ -81,8 +80,8 @@ pub fn keygen(options: &KeygenOptions) -> Result<KeygenReport, ToolError> {
         path: options.out_dir.clone(),
         source,
     })?;
-    let generated =
-        crypto::generate(algorithm, options.rsa_bits).map_err(|e| ToolError::Usage(e.0))?;
+    let generated = signing::generate(algorithm, options.rsa_bits)
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
     let jwk = Jwk {
         kid: Some(kid.clone()),
         alg: Some(algorithm),
@@ -93,7 +92,11 @@ pub fn keygen(options: &KeygenOptions) -> Result<KeygenReport, ToolError> {
     let private_key = match &generated.pkcs8_der {
         Some(der) => {
             let path = options.out_dir.join(format!("{kid}.pk8.pem"));
-            write_new(&path, pem::encode("PRIVATE KEY", der).as_bytes(), true)?;
+            write_new(
+                &path,
+                signing::pem_encode("PRIVATE KEY", der).as_bytes(),
+                true,
+            )?;
             Some(path)
         }
         None => None,

@@ -16,8 +16,8 @@ pub mod server;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use jwtgate::crypto::SigningKey;
 use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::{Algorithm, AlgorithmSet, KeySet, Outcome, UnixTime, Validation, Verifier};
 
 /// The clock every test verifies at, unless it says otherwise.
