@@ -7,7 +7,9 @@
 
 use std::fmt::Write as _;
 
-use crate::jose::base64url;
+use jwtgate_engine::base64url;
+use jwtgate_engine::internals::pem;
+
 use crate::signing::SigningKey;
 use crate::{Algorithm, AlgorithmSet, KeySet, UnixTime, Validation, Verifier};
 
@@ -27,7 +29,7 @@ pub const DEMO_AUDIENCE: &str = "demo-api";
 pub struct DemoError(String);
 
 fn pkcs8_der(pem: &str) -> Result<Vec<u8>, DemoError> {
-    crate::keys::pem::decode_blocks(pem)
+    pem::decode_blocks(pem)
         .map_err(DemoError)?
         .into_iter()
         .next()

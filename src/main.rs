@@ -83,7 +83,7 @@ struct Settings {
     #[arg(long, value_name = "PREFIX")]
     subject_prefix: Option<String>,
     /// Longest accepted token, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = jwtgate::verify::DEFAULT_MAX_TOKEN_LEN)]
+    #[arg(long, value_name = "BYTES", default_value_t = jwtgate::Validation::DEFAULT_MAX_TOKEN_LEN)]
     max_token_len: usize,
 }
 
@@ -301,10 +301,10 @@ const MAX_LEEWAY_SECONDS: u64 = 86_400;
 
 fn build_verifier(settings: &Settings) -> Result<Verifier, Failure> {
     let path = settings.jwks.as_deref().ok_or("--jwks FILE is required")?;
-    if settings.max_token_len > jwtgate::verify::MAX_TOKEN_LEN_CAP {
+    if settings.max_token_len > jwtgate::Validation::MAX_TOKEN_LEN_CAP {
         return Err(format!(
             "--max-token-len: at most {} bytes",
-            jwtgate::verify::MAX_TOKEN_LEN_CAP
+            jwtgate::Validation::MAX_TOKEN_LEN_CAP
         )
         .into());
     }
@@ -423,7 +423,8 @@ fn open_input(path: &Path) -> Result<Input, Failure> {
 fn progress_line(progress: &Progress) -> String {
     let seconds = progress.elapsed.as_secs_f64().max(1e-9);
     let outcomes: Vec<String> = Outcome::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter_map(|outcome| {
             let count = progress.counts.get(outcome.index()).copied().unwrap_or(0);
             (count > 0).then(|| format!("{} {count}", outcome.name()))

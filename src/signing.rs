@@ -13,9 +13,10 @@ use base64::engine::general_purpose::STANDARD;
 use ring::signature::{self, KeyPair as _};
 use ring::{hmac, rand};
 
+use jwtgate_engine::KeyFamily;
+use jwtgate_engine::internals::jwk::JwkMaterial;
+
 use crate::Algorithm;
-use crate::jose::alg::KeyFamily;
-use crate::jose::jwk::JwkMaterial;
 
 /// Why a key could not be generated or used for signing.
 #[derive(Debug, thiserror::Error)]
@@ -253,8 +254,8 @@ impl SigningKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jose::base64url;
     use crate::{AlgorithmSet, KeySet, Outcome, UnixTime, Validation, Verifier};
+    use jwtgate_engine::base64url;
 
     /// A token signed by `key`, judged by a verifier over `jwk`.
     fn outcome(jwk: &str, key: &SigningKey, algorithm: Algorithm) -> Outcome {
@@ -366,7 +367,7 @@ mod tests {
         let der: Vec<u8> = (0..=255).collect();
         let pem = pem_encode("PRIVATE KEY", &der);
         assert!(pem.lines().all(|line| line.len() <= 64));
-        let blocks = crate::keys::pem::decode_blocks(&pem).unwrap();
+        let blocks = jwtgate_engine::internals::pem::decode_blocks(&pem).unwrap();
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].der, der);
         assert_eq!(blocks[0].label, "PRIVATE KEY");

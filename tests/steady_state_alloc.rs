@@ -79,7 +79,7 @@ fn mixed_tokens(
     tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
     let none = format!(
         "{}.{}.",
-        jwtgate::jose::base64url::encode(br#"{"alg":"none"}"#),
+        jwtgate_engine::base64url::encode(br#"{"alg":"none"}"#),
         "e30"
     );
     vec![
@@ -172,7 +172,7 @@ fn verification_never_allocates_once_warm() {
             tokens[1].1 = Outcome::UnknownKid;
             tokens[3].1 = Outcome::UnknownKid;
         }
-        let rounds = if algorithm.family() == jwtgate::jose::alg::KeyFamily::P384 {
+        let rounds = if algorithm.family() == jwtgate_engine::KeyFamily::P384 {
             20
         } else {
             100

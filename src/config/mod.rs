@@ -24,8 +24,8 @@
 //! exclude = ["GET /v1/health"]
 //! ```
 //!
-//! Neighbours: [`crate::policy`] is what this builds; [`crate::keys`] parses
-//! the key files; `main.rs` applies [`ServerSettings`] and reloads.
+//! Neighbours: [`crate::policy`] is what this builds; [`KeySet`] (the engine)
+//! parses the key files; `main.rs` applies [`ServerSettings`] and reloads.
 
 mod error;
 mod reload;
@@ -738,11 +738,11 @@ fn validation_of(
         (None, None) => {}
     }
     if let Some(limit) = &config.max_token_len {
-        if *limit.get_ref() > crate::verify::MAX_TOKEN_LEN_CAP || *limit.get_ref() == 0 {
+        if *limit.get_ref() > Validation::MAX_TOKEN_LEN_CAP || *limit.get_ref() == 0 {
             return Err(at.at(
                 limit.span(),
                 key("max_token_len"),
-                format!("between 1 and {} bytes", crate::verify::MAX_TOKEN_LEN_CAP),
+                format!("between 1 and {} bytes", Validation::MAX_TOKEN_LEN_CAP),
             ));
         }
         validation = validation.max_token_len(*limit.get_ref());

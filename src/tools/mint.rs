@@ -7,11 +7,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::jose::alg::KeyFamily;
-use crate::jose::base64url;
-use crate::jose::json::{Tape, quote_into};
-use crate::jose::jwk::{Jwk, JwkMaterial};
-use crate::keys::pem;
+use jwtgate_engine::internals::json::Tape;
+use jwtgate_engine::internals::jwk::{Jwk, JwkMaterial};
+use jwtgate_engine::internals::pem;
+use jwtgate_engine::{KeyFamily, base64url};
+
+use crate::json_string::quote_into;
 use crate::signing::{self, SigningKey};
 use crate::tools::{ToolError, read_file};
 use crate::{Algorithm, UnixTime};

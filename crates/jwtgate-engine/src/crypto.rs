@@ -25,23 +25,58 @@ use ring::hmac;
 
 use crate::jose::alg::{Algorithm, KeyFamily};
 
-/// The backend refused key material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct KeyRejected(pub String);
+/// Why key material was refused. The texts reach users inside
+/// [`crate::KeySetError::InvalidKey`], so they are worded for someone fixing a
+/// key set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum KeyRejected {
+    #[error("RSA modulus has {0} bits; at least {RSA_MIN_BITS} are required")]
+    RsaTooSmall(usize),
+    #[error("RSA modulus has {0} bits; at most {RSA_MAX_BITS} are supported")]
+    RsaTooLarge(usize),
+    #[error("RSA modulus is even")]
+    RsaEvenModulus,
+    #[error("RSA exponent {0} is not an odd number above 1")]
+    RsaExponent(u64),
+    #[error("RSA exponent is larger than 2^33 - 1")]
+    RsaExponentTooLarge,
+    /// Checked by [`crate::keys`], which knows the fingerprint.
+    #[error(
+        "RSA modulus has the ROCA fingerprint (CVE-2017-15361): its private key can be recovered"
+    )]
+    RsaRoca,
+    /// aws-lc-rs's own reason, a static string.
+    #[error("RSA key rejected by the crypto backend: {0}")]
+    RsaBackend(&'static str),
+    /// A family other than P-256 or P-384 was passed where a curve was expected.
+    #[error("not an EC curve")]
+    NotEcCurve,
+    #[error("EC coordinates must be {0} bytes each")]
+    EcCoordinateLength(usize),
+    #[error("EC point is not on the curve")]
+    EcNotOnCurve,
+    #[error("EC point is not an uncompressed point of the curve")]
+    EcNotUncompressed,
+    #[error("Ed25519 key is a point of small order")]
+    Ed25519SmallOrder,
+    #[error("Ed25519 key rejected by the crypto backend")]
+    Ed25519Backend,
+    #[error("HMAC secret has {0} bytes; at least 32 are required")]
+    HmacTooShort(usize),
+}
 
 /// A signature did not verify. Carries nothing, so rejecting costs nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadSignature;
+pub(crate) struct BadSignature;
 
 /// Smallest RSA modulus accepted, in bits (RFC 7518 §3.3 requires 2048).
-pub const RSA_MIN_BITS: usize = 2048;
+pub(crate) const RSA_MIN_BITS: usize = 2048;
 /// Largest RSA modulus the backend verifies, in bits.
-pub const RSA_MAX_BITS: usize = 8192;
+pub(crate) const RSA_MAX_BITS: usize = 8192;
 
 /// A public key (or HMAC secret) ready to verify signatures: decoded, validated,
 /// and in the backend's preferred form.
-pub struct VerifyingKey {
+pub(crate) struct VerifyingKey {
     inner: Inner,
 }
 
@@ -172,24 +207,20 @@ impl VerifyingKey {
     /// An RSA public key from its big-endian modulus and exponent, checked as the
     /// backend will check it at verification time (so a key that loads, verifies):
     /// 2048 to 8192 bits, an odd modulus, and an odd exponent from 3 to 2^33 - 1.
-    pub fn rsa(n: &[u8], e: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+    pub(crate) fn rsa(n: &[u8], e: &[u8]) -> Result<VerifyingKey, KeyRejected> {
         let zeros = n.iter().take_while(|&&b| b == 0).count();
         let n = n.get(zeros..).unwrap_or_default();
         let e_zeros = e.iter().take_while(|&&b| b == 0).count();
         let e = e.get(e_zeros..).unwrap_or_default();
         let bits = bit_length(n);
         if bits < RSA_MIN_BITS {
-            return Err(KeyRejected(format!(
-                "RSA modulus has {bits} bits; at least {RSA_MIN_BITS} are required"
-            )));
+            return Err(KeyRejected::RsaTooSmall(bits));
         }
         if bits > RSA_MAX_BITS {
-            return Err(KeyRejected(format!(
-                "RSA modulus has {bits} bits; at most {RSA_MAX_BITS} are supported"
-            )));
+            return Err(KeyRejected::RsaTooLarge(bits));
         }
         if n.last().is_none_or(|b| b & 1 == 0) {
-            return Err(KeyRejected("RSA modulus is even".into()));
+            return Err(KeyRejected::RsaEvenModulus);
         }
         let exponent = if e.len() <= 8 {
             e.iter().fold(0u64, |value, &b| value << 8 | u64::from(b))
@@ -197,18 +228,15 @@ impl VerifyingKey {
             u64::MAX
         };
         if exponent == 1 || exponent & 1 == 0 {
-            return Err(KeyRejected(format!(
-                "RSA exponent {exponent} is not an odd number above 1"
-            )));
+            return Err(KeyRejected::RsaExponent(exponent));
         }
         if !(3..=(1 << 33) - 1).contains(&exponent) {
-            return Err(KeyRejected("RSA exponent is larger than 2^33 - 1".into()));
+            return Err(KeyRejected::RsaExponentTooLarge);
         }
         let der = rsa_public_key_der(n, e);
         let parse = |parameters: &'static lc::RsaParameters| {
-            ParsedPublicKey::new(parameters, &der).map_err(|error| {
-                KeyRejected(format!("RSA key rejected by the crypto backend: {error}"))
-            })
+            ParsedPublicKey::new(parameters, &der)
+                .map_err(|error| KeyRejected::RsaBackend(error.description_()))
         };
         let [rs256, rs384, rs512, ps256, ps384, ps512] =
             RSA_ALGORITHMS.map(|(_, parameters)| parse(parameters));
@@ -222,16 +250,14 @@ impl VerifyingKey {
     }
 
     /// An EC public key from its affine coordinates; the point must lie on the curve.
-    pub fn ec(curve: KeyFamily, x: &[u8], y: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+    pub(crate) fn ec(curve: KeyFamily, x: &[u8], y: &[u8]) -> Result<VerifyingKey, KeyRejected> {
         let (length, algorithm): (usize, &'static lc::EcdsaVerificationAlgorithm) = match curve {
             KeyFamily::P256 => (32, &lc::ECDSA_P256_SHA256_FIXED),
             KeyFamily::P384 => (48, &lc::ECDSA_P384_SHA384_FIXED),
-            _ => return Err(KeyRejected("not an EC curve".into())),
+            _ => return Err(KeyRejected::NotEcCurve),
         };
         if x.len() != length || y.len() != length {
-            return Err(KeyRejected(format!(
-                "EC coordinates must be {length} bytes each"
-            )));
+            return Err(KeyRejected::EcCoordinateLength(length));
         }
         let mut point = Vec::with_capacity(1 + 2 * length);
         point.push(0x04);
@@ -239,8 +265,8 @@ impl VerifyingKey {
         point.extend_from_slice(y);
         // Parsing decodes the point and refuses one that is not on the curve,
         // which is what stops invalid-curve attacks.
-        let parsed = ParsedPublicKey::new(algorithm, &point)
-            .map_err(|_| KeyRejected("EC point is not on the curve".into()))?;
+        let parsed =
+            ParsedPublicKey::new(algorithm, &point).map_err(|_| KeyRejected::EcNotOnCurve)?;
         Ok(VerifyingKey {
             inner: if curve == KeyFamily::P256 {
                 Inner::P256(parsed)
@@ -251,36 +277,34 @@ impl VerifyingKey {
     }
 
     /// An EC public key from an uncompressed SEC1 point (`04 || x || y`).
-    pub fn ec_point(curve: KeyFamily, point: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+    pub(crate) fn ec_point(curve: KeyFamily, point: &[u8]) -> Result<VerifyingKey, KeyRejected> {
         let length = match curve {
             KeyFamily::P256 => 32,
             KeyFamily::P384 => 48,
-            _ => return Err(KeyRejected("not an EC curve".into())),
+            _ => return Err(KeyRejected::NotEcCurve),
         };
         match point.split_first() {
             Some((0x04, coordinates)) if coordinates.len() == 2 * length => {
                 let (x, y) = coordinates.split_at(length);
                 VerifyingKey::ec(curve, x, y)
             }
-            _ => Err(KeyRejected(
-                "EC point is not an uncompressed point of the curve".into(),
-            )),
+            _ => Err(KeyRejected::EcNotUncompressed),
         }
     }
 
     /// An Ed25519 public key. Points of small order are refused: with such a key
     /// (the identity, say) a signature with `R` = identity and `S` = 0 verifies for
     /// every message, and the backend does not refuse them by itself.
-    pub fn ed25519(x: [u8; 32]) -> Result<VerifyingKey, KeyRejected> {
+    pub(crate) fn ed25519(x: [u8; 32]) -> Result<VerifyingKey, KeyRejected> {
         let mut y = x;
         if let Some(last) = y.last_mut() {
             *last &= 0x7f; // the sign of x does not change the order
         }
         if ED25519_SMALL_ORDER.contains(&y) {
-            return Err(KeyRejected("Ed25519 key is a point of small order".into()));
+            return Err(KeyRejected::Ed25519SmallOrder);
         }
-        let parsed = ParsedPublicKey::new(&lc::ED25519, x)
-            .map_err(|_| KeyRejected("Ed25519 key rejected by the crypto backend".into()))?;
+        let parsed =
+            ParsedPublicKey::new(&lc::ED25519, x).map_err(|_| KeyRejected::Ed25519Backend)?;
         Ok(VerifyingKey {
             inner: Inner::Ed25519(parsed),
         })
@@ -288,15 +312,12 @@ impl VerifyingKey {
 
     /// An HMAC secret, keyed for every SHA-2 size it is at least as long as
     /// (RFC 7518 §3.2); shorter secrets are refused.
-    pub fn hmac(secret: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+    pub(crate) fn hmac(secret: &[u8]) -> Result<VerifyingKey, KeyRejected> {
         let keyed = |algorithm, min_len: usize| {
             (secret.len() >= min_len).then(|| hmac::Key::new(algorithm, secret))
         };
         if secret.len() < 32 {
-            return Err(KeyRejected(format!(
-                "HMAC secret has {} bytes; at least 32 are required",
-                secret.len()
-            )));
+            return Err(KeyRejected::HmacTooShort(secret.len()));
         }
         Ok(VerifyingKey {
             inner: Inner::Hmac(Box::new(HmacKeys {
@@ -308,7 +329,7 @@ impl VerifyingKey {
     }
 
     /// The family of the key.
-    pub fn family(&self) -> KeyFamily {
+    pub(crate) fn family(&self) -> KeyFamily {
         match self.inner {
             Inner::Rsa(_) => KeyFamily::Rsa,
             Inner::P256(_) => KeyFamily::P256,
@@ -319,7 +340,7 @@ impl VerifyingKey {
     }
 
     /// Can this key verify `algorithm` at all (family and, for HMAC, secret length)?
-    pub fn supports(&self, algorithm: Algorithm) -> bool {
+    pub(crate) fn supports(&self, algorithm: Algorithm) -> bool {
         match (&self.inner, algorithm) {
             (Inner::Hmac(keys), Algorithm::Hs256) => keys.sha256.is_some(),
             (Inner::Hmac(keys), Algorithm::Hs384) => keys.sha384.is_some(),
@@ -328,16 +349,8 @@ impl VerifyingKey {
         }
     }
 
-    /// RSA modulus size in bits, for audits and summaries.
-    pub fn rsa_bits(&self) -> Option<usize> {
-        match &self.inner {
-            Inner::Rsa(keys) => Some(keys.bits),
-            _ => None,
-        }
-    }
-
     /// A short description without secret bytes, such as `RSA-2048` or `EC P-256`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.inner {
             Inner::Rsa(keys) => format!("RSA-{}", keys.bits),
             Inner::P256(_) => "EC P-256".into(),
@@ -361,7 +374,7 @@ impl VerifyingKey {
     /// Verifies `signature` over `message` with `algorithm`, which the caller has
     /// already matched to this key. ECDSA signatures must be JOSE's fixed-width
     /// `r || s` (RFC 7518 §3.4); DER is refused by length.
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         algorithm: Algorithm,
         message: &[u8],
