@@ -30,7 +30,7 @@ pub struct DemoError(String);
 
 fn pkcs8_der(pem: &str) -> Result<Vec<u8>, DemoError> {
     pem::decode_blocks(pem)
-        .map_err(DemoError)?
+        .map_err(|error| DemoError(error.to_string()))?
         .into_iter()
         .next()
         .map(|block| block.der)

@@ -61,7 +61,7 @@ pub fn load_signing_key(
         };
     }
     let text = std::str::from_utf8(&bytes).map_err(|_| content("not a PEM file".into()))?;
-    let blocks = pem::decode_blocks(text).map_err(content)?;
+    let blocks = pem::decode_blocks(text).map_err(|e| content(e.to_string()))?;
     let block = blocks
         .into_iter()
         .next()

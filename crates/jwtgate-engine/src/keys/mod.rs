@@ -224,7 +224,7 @@ impl KeySet {
 
     /// Loads one or more PEM public keys (SPKI or PKCS#1); they have no `kid`.
     pub fn from_pem(text: &str) -> Result<KeySet, KeySetError> {
-        let keys = pem::parse_pem(text).map_err(KeySetError::Format)?;
+        let keys = pem::parse_pem(text).map_err(|error| KeySetError::Format(error.to_string()))?;
         let mut builder = Builder::default();
         for (index, key) in keys.into_iter().enumerate() {
             let invalid = |reason: KeyRejected| KeySetError::InvalidKey {

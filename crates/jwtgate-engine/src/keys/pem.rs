@@ -4,6 +4,9 @@
 //!
 //! Private keys and certificates are refused by name, so a misplaced secret is
 //! never loaded as if it were a public key.
+//!
+//! [`decode_blocks`] is also how jwtgate's service crate reads PKCS#8 private
+//! keys for signing (the engine itself never holds one).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -33,6 +36,122 @@ const TAG_NULL: u8 = 0x05;
 const TAG_OID: u8 = 0x06;
 const TAG_SEQUENCE: u8 = 0x30;
 
+/// Why a PEM file could not be read. The texts reach users (key files in the
+/// configuration, `jwtgate mint --key`), so they name the block and its line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    /// Something other than blank lines stands between two blocks.
+    #[error("line {line}: text outside a PEM block")]
+    TextOutsideBlock {
+        /// The offending line, 1-based.
+        line: usize,
+    },
+    /// Headers such as `Proc-Type:` (encrypted PEM) are not read.
+    #[error("{label}: encrypted or annotated PEM is not supported")]
+    Annotated {
+        /// The block's label.
+        label: String,
+    },
+    /// A `BEGIN` line without its `END` line.
+    #[error("line {line}: {label} block has no END line")]
+    NoEndLine {
+        /// The block's label.
+        label: String,
+        /// The `BEGIN` line, 1-based.
+        line: usize,
+    },
+    /// The body is not base64.
+    #[error("{label} at line {line}: invalid base64: {error}")]
+    Base64 {
+        /// The block's label.
+        label: String,
+        /// The `BEGIN` line, 1-based.
+        line: usize,
+        /// What the decoder said.
+        error: base64::DecodeError,
+    },
+    /// The text holds no block at all.
+    #[error("no PEM block found")]
+    NoBlock,
+    /// A block is not a public key jwtgate can use.
+    #[error("{label} at line {line}: {problem}")]
+    Key {
+        /// The block's label.
+        label: String,
+        /// The `BEGIN` line, 1-based.
+        line: usize,
+        /// What is wrong with it.
+        problem: KeyProblem,
+    },
+}
+
+/// Why one PEM block is not a usable public key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyProblem {
+    /// An X.509 certificate instead of its public key.
+    #[error("certificates are not accepted; extract the public key (openssl x509 -pubkey -noout)")]
+    Certificate,
+    /// A private key (the label, e.g. `EC PRIVATE KEY`).
+    #[error("{0}: this is a private key; give jwtgate only the public key")]
+    PrivateKey(String),
+    /// Any other label.
+    #[error("unsupported PEM block {0:?}")]
+    UnsupportedBlock(String),
+    /// The DER inside is not a key jwtgate reads.
+    #[error(transparent)]
+    Der(#[from] DerError),
+}
+
+/// Why the DER of a public key was refused: the reader is strict (definite,
+/// minimal lengths) and knows only RSA, EC P-256/P-384 and Ed25519.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DerError {
+    /// The input ends before a tag.
+    #[error("truncated DER")]
+    Truncated,
+    /// Another tag than the structure requires.
+    #[error("expected DER tag {expected:#04x}, found {found:#04x}")]
+    UnexpectedTag {
+        /// The tag the structure requires.
+        expected: u8,
+        /// The tag found.
+        found: u8,
+    },
+    /// The input ends inside a length.
+    #[error("truncated DER length")]
+    TruncatedLength,
+    /// Indefinite, or longer than four bytes.
+    #[error("unsupported DER length")]
+    UnsupportedLength,
+    /// A long form where the short one fits, or leading zeros.
+    #[error("non-minimal DER length")]
+    NonMinimalLength,
+    /// The input ends inside a value.
+    #[error("truncated DER value")]
+    TruncatedValue,
+    /// Bytes after the outermost value.
+    #[error("trailing bytes after DER value")]
+    TrailingBytes,
+    /// An RSA modulus or exponent that is empty or has its sign bit set.
+    #[error("RSA integer is empty or negative")]
+    NegativeInteger,
+    /// The key's BIT STRING does not start with zero unused bits.
+    #[error("public key BIT STRING has unused bits")]
+    UnusedBits,
+    /// `rsaEncryption` with parameters other than NULL.
+    #[error("rsaEncryption parameters must be NULL")]
+    RsaParameters,
+    /// An EC key on another curve.
+    #[error("EC curve is not P-256 or P-384")]
+    UnsupportedCurve,
+    /// An Ed25519 key of the wrong length.
+    #[error("Ed25519 public key must be 32 bytes")]
+    Ed25519Length,
+    /// Another algorithm than RSA, EC or Ed25519.
+    #[error("public key algorithm is not RSA, EC or Ed25519")]
+    UnsupportedAlgorithm,
+}
+
 /// One decoded PEM block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PemBlock {
@@ -47,7 +166,7 @@ pub struct PemBlock {
 /// Splits a PEM file into its blocks (RFC 7468) and decodes each; text before
 /// the first block is ignored (OpenSSL writes explanations there), text between
 /// blocks is refused.
-pub fn decode_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
+pub fn decode_blocks(text: &str) -> Result<Vec<PemBlock>, PemError> {
     let mut blocks = Vec::new();
     let mut lines = text.lines().map(str::trim).enumerate();
     while let Some((number, line)) = lines.next() {
@@ -58,7 +177,7 @@ pub fn decode_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
             if line.is_empty() || blocks.is_empty() {
                 continue;
             }
-            return Err(format!("line {}: text outside a PEM block", number + 1));
+            return Err(PemError::TextOutsideBlock { line: number + 1 });
         };
         let end = format!("-----END {label}-----");
         let mut body = String::new();
@@ -69,21 +188,25 @@ pub fn decode_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
                 break;
             }
             if line.contains(':') {
-                return Err(format!(
-                    "{label}: encrypted or annotated PEM is not supported"
-                ));
+                return Err(PemError::Annotated {
+                    label: label.to_owned(),
+                });
             }
             body.push_str(line);
         }
         if !closed {
-            return Err(format!(
-                "line {}: {label} block has no END line",
-                number + 1
-            ));
+            return Err(PemError::NoEndLine {
+                label: label.to_owned(),
+                line: number + 1,
+            });
         }
         let der = STANDARD
             .decode(body.as_bytes())
-            .map_err(|error| format!("{label} at line {}: invalid base64: {error}", number + 1))?;
+            .map_err(|error| PemError::Base64 {
+                label: label.to_owned(),
+                line: number + 1,
+                error,
+            })?;
         blocks.push(PemBlock {
             label: label.to_owned(),
             line: number + 1,
@@ -91,29 +214,30 @@ pub fn decode_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
         });
     }
     if blocks.is_empty() {
-        return Err("no PEM block found".into());
+        return Err(PemError::NoBlock);
     }
     Ok(blocks)
 }
 
 /// Reads the public keys of a PEM file.
-pub(crate) fn parse_pem(text: &str) -> Result<Vec<PemKey>, String> {
+pub(crate) fn parse_pem(text: &str) -> Result<Vec<PemKey>, PemError> {
     decode_blocks(text)?
         .into_iter()
         .map(|block| {
-            let label = block.label.as_str();
-            match label {
-                "PUBLIC KEY" => parse_spki(&block.der),
-                "RSA PUBLIC KEY" => parse_pkcs1(&block.der),
-                "CERTIFICATE" => Err("certificates are not accepted; extract the public key \
-                                     (openssl x509 -pubkey -noout)"
-                    .to_owned()),
-                other if other.contains("PRIVATE KEY") => Err(format!(
-                    "{other}: this is a private key; give jwtgate only the public key"
-                )),
-                other => Err(format!("unsupported PEM block {other:?}")),
-            }
-            .map_err(|error| format!("{label} at line {}: {error}", block.line))
+            let key = match block.label.as_str() {
+                "PUBLIC KEY" => parse_spki(&block.der).map_err(KeyProblem::Der),
+                "RSA PUBLIC KEY" => parse_pkcs1(&block.der).map_err(KeyProblem::Der),
+                "CERTIFICATE" => Err(KeyProblem::Certificate),
+                other if other.contains("PRIVATE KEY") => {
+                    Err(KeyProblem::PrivateKey(other.to_owned()))
+                }
+                other => Err(KeyProblem::UnsupportedBlock(other.to_owned())),
+            };
+            key.map_err(|problem| PemError::Key {
+                label: block.label,
+                line: block.line,
+                problem,
+            })
         })
         .collect()
 }
@@ -128,53 +252,60 @@ impl<'a> Der<'a> {
         Der { rest: bytes }
     }
 
-    fn read(&mut self, tag: u8) -> Result<&'a [u8], String> {
-        let (&found, rest) = self.rest.split_first().ok_or("truncated DER")?;
+    fn read(&mut self, tag: u8) -> Result<&'a [u8], DerError> {
+        let (&found, rest) = self.rest.split_first().ok_or(DerError::Truncated)?;
         if found != tag {
-            return Err(format!("expected DER tag {tag:#04x}, found {found:#04x}"));
+            return Err(DerError::UnexpectedTag {
+                expected: tag,
+                found,
+            });
         }
-        let (&first, mut rest) = rest.split_first().ok_or("truncated DER length")?;
+        let (&first, mut rest) = rest.split_first().ok_or(DerError::TruncatedLength)?;
         let length = if first < 0x80 {
             usize::from(first)
         } else {
             let count = usize::from(first & 0x7f);
             if count == 0 || count > 4 {
-                return Err("unsupported DER length".into());
+                return Err(DerError::UnsupportedLength);
             }
-            let (bytes, after) = rest.split_at_checked(count).ok_or("truncated DER length")?;
+            let (bytes, after) = rest
+                .split_at_checked(count)
+                .ok_or(DerError::TruncatedLength)?;
             rest = after;
             let length = bytes
                 .iter()
                 .fold(0usize, |value, &b| value << 8 | usize::from(b));
             if length < 0x80 || bytes.first() == Some(&0) {
-                return Err("non-minimal DER length".into());
+                return Err(DerError::NonMinimalLength);
             }
             length
         };
-        let (value, after) = rest.split_at_checked(length).ok_or("truncated DER value")?;
+        let (value, after) = rest
+            .split_at_checked(length)
+            .ok_or(DerError::TruncatedValue)?;
         self.rest = after;
         Ok(value)
     }
 
-    fn finish(&self) -> Result<(), String> {
+    fn finish(&self) -> Result<(), DerError> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err("trailing bytes after DER value".into())
+            Err(DerError::TrailingBytes)
         }
     }
 
-    fn positive_integer(&mut self) -> Result<Vec<u8>, String> {
+    fn positive_integer(&mut self) -> Result<Vec<u8>, DerError> {
         let bytes = self.read(TAG_INTEGER)?;
         if bytes.first().is_none_or(|&b| b & 0x80 != 0) {
-            return Err("RSA integer is empty or negative".into());
+            return Err(DerError::NegativeInteger);
         }
         let zeros = bytes.iter().take_while(|&&b| b == 0).count();
         Ok(bytes.get(zeros..).unwrap_or_default().to_vec())
     }
 }
 
-fn parse_pkcs1(der: &[u8]) -> Result<PemKey, String> {
+fn parse_pkcs1(der: &[u8]) -> Result<PemKey, DerError> {
     let mut outer = Der::new(der);
     let mut sequence = Der::new(outer.read(TAG_SEQUENCE)?);
     outer.finish()?;
@@ -184,7 +315,7 @@ fn parse_pkcs1(der: &[u8]) -> Result<PemKey, String> {
     Ok(PemKey::Rsa { n, e })
 }
 
-fn parse_spki(der: &[u8]) -> Result<PemKey, String> {
+fn parse_spki(der: &[u8]) -> Result<PemKey, DerError> {
     let mut outer = Der::new(der);
     let mut spki = Der::new(outer.read(TAG_SEQUENCE)?);
     outer.finish()?;
@@ -193,13 +324,13 @@ fn parse_spki(der: &[u8]) -> Result<PemKey, String> {
     spki.finish()?;
     let key = match bit_string.split_first() {
         Some((0, key)) => key,
-        _ => return Err("public key BIT STRING has unused bits".into()),
+        _ => return Err(DerError::UnusedBits),
     };
     let oid = algorithm.read(TAG_OID)?;
     if oid == OID_RSA_ENCRYPTION {
         // Parameters must be NULL (RFC 3279 §2.3.1); absent is tolerated.
         if !algorithm.rest.is_empty() && !algorithm.read(TAG_NULL)?.is_empty() {
-            return Err("rsaEncryption parameters must be NULL".into());
+            return Err(DerError::RsaParameters);
         }
         algorithm.finish()?;
         return parse_pkcs1(key);
@@ -210,7 +341,7 @@ fn parse_spki(der: &[u8]) -> Result<PemKey, String> {
         let curve = match curve_oid {
             OID_P256 => KeyFamily::P256,
             OID_P384 => KeyFamily::P384,
-            _ => return Err("EC curve is not P-256 or P-384".into()),
+            _ => return Err(DerError::UnsupportedCurve),
         };
         return Ok(PemKey::Ec {
             curve,
@@ -219,10 +350,10 @@ fn parse_spki(der: &[u8]) -> Result<PemKey, String> {
     }
     if oid == OID_ED25519 {
         algorithm.finish()?;
-        let key = <[u8; 32]>::try_from(key).map_err(|_| "Ed25519 public key must be 32 bytes")?;
+        let key = <[u8; 32]>::try_from(key).map_err(|_| DerError::Ed25519Length)?;
         return Ok(PemKey::Ed25519(key));
     }
-    Err("public key algorithm is not RSA, EC or Ed25519".into())
+    Err(DerError::UnsupportedAlgorithm)
 }
 
 #[cfg(test)]
@@ -246,11 +377,18 @@ mod tests {
     #[test]
     fn refuses_private_keys_and_certificates_by_name() {
         let private = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
-        assert!(parse_pem(private).is_err_and(|e| e.contains("private key")));
+        assert_eq!(
+            parse_pem(private).map_err(|e| e.to_string()),
+            Err("PRIVATE KEY at line 1: PRIVATE KEY: this is a private key; give jwtgate only the public key".to_owned())
+        );
+        assert!(parse_pem(private).is_err_and(|e| e.to_string().contains("private key")));
         let certificate = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        assert!(parse_pem(certificate).is_err_and(|e| e.contains("certificates")));
+        assert!(parse_pem(certificate).is_err_and(|e| e.to_string().contains("certificates")));
         assert!(parse_pem("").is_err());
-        assert!(parse_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n").is_err_and(|e| e.contains("END")));
+        assert_eq!(
+            parse_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n").map_err(|e| e.to_string()),
+            Err("line 1: PUBLIC KEY block has no END line".to_owned())
+        );
     }
 
     #[test]
