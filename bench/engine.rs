@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use criterion::Criterion;
-use jwtgate::crypto::SigningKey;
-use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::{Algorithm, AlgorithmSet, KeySet, UnixTime, Validation, Verifier};
+use jwtgate_engine::base64url;
 use ring::signature::{self, KeyPair as _};
 
 /// Tokens are minted at the real clock so that `jsonwebtoken`, which reads the

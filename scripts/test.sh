@@ -8,7 +8,7 @@ if [ ! -d ../shared/vectors ]; then
   exit 2
 fi
 
-cargo test --locked --all-targets
-cargo test --locked --doc
+cargo test --locked --workspace --all-targets
+cargo test --locked --workspace --doc
 # The latency plotter, on a histogram written by the binary the tests just built.
 JWTGATE="${CARGO_TARGET_DIR:-target}/debug/jwtgate" scripts/test-plot-latency.sh

@@ -7,8 +7,10 @@
 
 use std::fmt::Write as _;
 
-use crate::crypto::SigningKey;
-use crate::jose::base64url;
+use jwtgate_engine::base64url;
+use jwtgate_engine::internals::pem;
+
+use crate::signing::SigningKey;
 use crate::{Algorithm, AlgorithmSet, KeySet, UnixTime, Validation, Verifier};
 
 /// The demo JWKS (RS256, ES256 and EdDSA keys), as in `examples/keys/demo.jwks.json`.
@@ -27,8 +29,8 @@ pub const DEMO_AUDIENCE: &str = "demo-api";
 pub struct DemoError(String);
 
 fn pkcs8_der(pem: &str) -> Result<Vec<u8>, DemoError> {
-    crate::keys::pem::decode_blocks(pem)
-        .map_err(DemoError)?
+    pem::decode_blocks(pem)
+        .map_err(|error| DemoError(error.to_string()))?
         .into_iter()
         .next()
         .map(|block| block.der)

@@ -303,11 +303,11 @@ mod tests {
             ),
             (
                 "leeway",
-                jwtgate::verify::DEFAULT_LEEWAY.as_secs().to_string(),
+                jwtgate::Validation::DEFAULT_LEEWAY.as_secs().to_string(),
             ),
             (
                 "max-token-len",
-                jwtgate::verify::DEFAULT_MAX_TOKEN_LEN.to_string(),
+                jwtgate::Validation::DEFAULT_MAX_TOKEN_LEN.to_string(),
             ),
         ];
         for (flag, default) in expected {

@@ -38,7 +38,7 @@ pub enum SettingError {
     #[error("at most a day: past that, clock skew is not what is being forgiven")]
     LeewayTooLong,
     /// A token length limit of zero or over the cap.
-    #[error("between 1 and {cap} bytes", cap = jwtgate_max_token_len_cap())]
+    #[error("between 1 and {cap} bytes", cap = crate::Validation::MAX_TOKEN_LEN_CAP)]
     TokenLength,
     /// A request line allowed to be longer than the whole head.
     #[error("cannot exceed server.max_header_bytes")]
@@ -46,12 +46,6 @@ pub enum SettingError {
     /// More batch worker threads than the batch verifier runs.
     #[error("at most {cap}", cap = crate::batch::MAX_THREADS)]
     TooManyThreads,
-}
-
-// A function, because `thiserror` format arguments must be expressions
-// evaluated at display time.
-fn jwtgate_max_token_len_cap() -> usize {
-    crate::verify::MAX_TOKEN_LEN_CAP
 }
 
 /// A setting refused once the layers are merged.
@@ -108,7 +102,7 @@ pub fn leeway(leeway: Duration) -> Result<Duration, SettingError> {
 
 /// A token configuration's longest accepted token.
 pub fn token_length(bytes: usize) -> Result<usize, SettingError> {
-    if bytes == 0 || bytes > crate::verify::MAX_TOKEN_LEN_CAP {
+    if bytes == 0 || bytes > crate::Validation::MAX_TOKEN_LEN_CAP {
         return Err(SettingError::TokenLength);
     }
     Ok(bytes)
@@ -401,12 +395,15 @@ mod tests {
         assert_eq!(token_length(0), Err(SettingError::TokenLength));
         assert_eq!(token_length(1), Ok(1));
         assert_eq!(
-            token_length(crate::verify::MAX_TOKEN_LEN_CAP + 1),
+            token_length(crate::Validation::MAX_TOKEN_LEN_CAP + 1),
             Err(SettingError::TokenLength)
         );
         assert_eq!(
             SettingError::TokenLength.to_string(),
-            format!("between 1 and {} bytes", crate::verify::MAX_TOKEN_LEN_CAP)
+            format!(
+                "between 1 and {} bytes",
+                crate::Validation::MAX_TOKEN_LEN_CAP
+            )
         );
     }
 }

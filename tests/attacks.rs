@@ -19,12 +19,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
-use jwtgate::crypto::SigningKey;
-use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::{
     Algorithm, AlgorithmSet, ClaimName, KeySet, KeySetError, Outcome, RegisteredClaim, Rejection,
     UnixTime, Validation, Verifier, VerifierError,
 };
+use jwtgate_engine::base64url;
 use ring::signature::{self, KeyPair as _};
 
 /// Exactly 32 bytes: the shortest secret jwtgate accepts for HS256.

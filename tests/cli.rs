@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{NOW, TempDir, data_path, mint, signing_key};
-use jwtgate::crypto::SigningKey;
-use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::{Algorithm, Outcome};
+use jwtgate_engine::base64url;
 use serde_json::{Value, json};
 
 /// `NOW` as plain seconds.
@@ -137,7 +137,8 @@ fn at_line(value: &Value, line: u64) -> Value {
 /// The summary's outcomes line for these counts, in `Outcome::ALL` order.
 fn outcomes_line(counts: &[(Outcome, u64)]) -> String {
     let parts: Vec<String> = Outcome::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter_map(|outcome| {
             let count: u64 = counts
                 .iter()

@@ -34,7 +34,7 @@ use common::TempDir;
 use common::server::{Conn, Response, Server};
 use common::{mint, signing_key};
 use jwtgate::Algorithm;
-use jwtgate::crypto::SigningKey;
+use jwtgate::signing::SigningKey;
 use spellings::{Spelling, exclusion_escapes, must_refuse, spellings};
 
 /// The pinned clock, as `--now` takes it.

@@ -18,11 +18,11 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use common::*;
-use jwtgate::jose::base64url;
 use jwtgate::{
     Algorithm, AlgorithmSet, ClaimName, KeySet, Outcome, RegisteredClaim, SubjectMatch, Validation,
     Verifier,
 };
+use jwtgate_engine::base64url;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use ring::signature::{self, KeyPair as _};
@@ -699,8 +699,8 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
 }
 
 /// jwtgate's view of a parsed value, rebuilt as a serde_json value for comparison.
-fn to_serde(value: jwtgate::jose::json::Value<'_>) -> Value {
-    use jwtgate::jose::json::Kind;
+fn to_serde(value: jwtgate_engine::json::Value<'_>) -> Value {
+    use jwtgate_engine::json::Kind;
     match value.kind() {
         Kind::Null => Value::Null,
         Kind::Bool => Value::Bool(value.as_bool().unwrap()),
@@ -735,7 +735,7 @@ proptest! {
         } else {
             serde_json::to_string(&document).unwrap()
         };
-        let mut tape = jwtgate::jose::json::Tape::new();
+        let mut tape = jwtgate_engine::internals::json::Tape::new();
         let parsed = tape.parse(text.as_bytes(), 16);
         prop_assert!(parsed.is_ok(), "{text}: {:?}", parsed.err());
         prop_assert_eq!(to_serde(parsed.unwrap()), document);
@@ -756,7 +756,7 @@ proptest! {
                 _ => {}
             }
         }
-        let mut tape = jwtgate::jose::json::Tape::new();
+        let mut tape = jwtgate_engine::internals::json::Tape::new();
         if tape.parse(&text, 64).is_ok() {
             let reference: Result<Value, _> = serde_json::from_slice(&text);
             prop_assert!(reference.is_ok(), "jwtgate accepted {:?}", String::from_utf8_lossy(&text));

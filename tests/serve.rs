@@ -27,7 +27,7 @@ use common::server::{
 };
 use common::{compact, mint, signing_key};
 use jwtgate::Algorithm;
-use jwtgate::crypto::SigningKey;
+use jwtgate::signing::SigningKey;
 
 /// The pinned clock, as `--now` takes it.
 const NOW: &str = "1700000000";

@@ -56,7 +56,7 @@ fn allocations() -> u64 {
 
 /// Tokens that end in every phase of the engine, so each early exit is covered.
 fn mixed_tokens(
-    key: &jwtgate::crypto::SigningKey,
+    key: &jwtgate::signing::SigningKey,
     algorithm: Algorithm,
     kid: &str,
 ) -> Vec<(String, Outcome)> {
@@ -79,7 +79,7 @@ fn mixed_tokens(
     tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
     let none = format!(
         "{}.{}.",
-        jwtgate::jose::base64url::encode(br#"{"alg":"none"}"#),
+        jwtgate_engine::base64url::encode(br#"{"alg":"none"}"#),
         "e30"
     );
     vec![
@@ -128,7 +128,7 @@ fn verification_never_allocates_once_warm() {
     let cases = [
         (
             KeySet::from_hmac_secret(secret, Some("k")).unwrap(),
-            jwtgate::crypto::SigningKey::hmac(secret),
+            jwtgate::signing::SigningKey::hmac(secret),
             Algorithm::Hs256,
         ),
         (
@@ -172,7 +172,7 @@ fn verification_never_allocates_once_warm() {
             tokens[1].1 = Outcome::UnknownKid;
             tokens[3].1 = Outcome::UnknownKid;
         }
-        let rounds = if algorithm.family() == jwtgate::jose::alg::KeyFamily::P384 {
+        let rounds = if algorithm.family() == jwtgate_engine::KeyFamily::P384 {
             20
         } else {
             100

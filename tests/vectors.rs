@@ -16,12 +16,12 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use jwtgate::crypto::SigningKey;
-use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::{
     Algorithm, AlgorithmSet, KeySet, KeySetError, Outcome, Rejection, UnixTime, Validation,
     Verifier,
 };
+use jwtgate_engine::base64url;
 use serde_json::Value;
 
 const NOT_JSON: &str = "payload is not JSON, so the token is not a JWT";

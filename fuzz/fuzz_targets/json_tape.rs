@@ -1,10 +1,10 @@
-//! The strict JSON parser (`jose::json::Tape`) over arbitrary bytes. Every
+//! The engine's strict JSON parser (`Tape`) over arbitrary bytes. Every
 //! value of an accepted document is walked through the public views, and a
 //! document it accepts must also be JSON to a lenient parser (serde_json):
 //! strict may refuse more, never less.
 #![no_main]
 
-use jwtgate::jose::json::{MAX_DEPTH_CAP, Tape, Value};
+use jwtgate_engine::internals::json::{MAX_DEPTH_CAP, Tape, Value};
 use libfuzzer_sys::fuzz_target;
 
 fn walk(value: Value<'_>, depth: usize) -> usize {

@@ -12,13 +12,13 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use jwtgate::crypto::SigningKey;
-use jwtgate::jose::base64url;
-use jwtgate::verify::claimed_kid;
+use jwtgate::signing::SigningKey;
 use jwtgate::{
     Algorithm, AlgorithmSet, ClaimName, KeySet, RegisteredClaim, Scratch, SubjectMatch, UnixTime,
     Validation, Verifier,
 };
+use jwtgate_engine::base64url;
+use jwtgate_engine::claimed_kid;
 use libfuzzer_sys::fuzz_target;
 
 /// RFC 7515 A.1 (and the A.1 token's lifetime: it expires at 1300819380).

@@ -3,7 +3,7 @@
 //! challenge, or 403. Also the network batch face, `POST /v1/verify`.
 //!
 //! Neighbours: [`crate::http`] supplies the parsed head and the [`Service`]
-//! seam; [`crate::verify`] is the engine; [`crate::batch`] renders batch lines.
+//! seam; [`Verifier`](crate::Verifier) is the engine; [`crate::batch`] renders batch lines.
 //! One [`Authorizer`] lives in each shard and owns that shard's scratch space,
 //! so verifying allocates nothing.
 

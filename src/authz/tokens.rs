@@ -21,6 +21,8 @@
 
 use crate::http::RequestHead;
 use crate::policy::{Found, Mode, Rule, TokenConfig};
+use jwtgate_engine::json::JsonStr;
+
 use crate::{Outcome, Rejection, Scratch, UnixTime};
 
 use super::response::{self, Identity};
@@ -136,7 +138,7 @@ impl Seen {
         }
     }
 
-    fn note_kid(&mut self, kid: Option<crate::jose::json::JsonStr<'_>>) {
+    fn note_kid(&mut self, kid: Option<JsonStr<'_>>) {
         if let (None, Some(kid)) = (&self.kid, kid) {
             let mut buffer = std::mem::take(&mut self.kid_buffer);
             buffer.clear();
@@ -145,7 +147,7 @@ impl Seen {
         }
     }
 
-    fn note_sub(&mut self, sub: Option<crate::jose::json::JsonStr<'_>>) {
+    fn note_sub(&mut self, sub: Option<JsonStr<'_>>) {
         if let (None, Some(sub)) = (&self.sub, sub) {
             let mut buffer = std::mem::take(&mut self.sub_buffer);
             buffer.clear();
@@ -271,7 +273,7 @@ pub(crate) fn check_rule<'b>(
                         && seen.kid.is_none()
                         && rejection.outcome() != Outcome::TokenTooLarge
                     {
-                        seen.note_kid(crate::verify::claimed_kid(token, work.scratch));
+                        seen.note_kid(jwtgate_engine::claimed_kid(token, work.scratch));
                     }
                     if !matches!(ledger.state(slot), Some(State::Valid)) {
                         ledger.set(slot, State::Refused(rejection), position);

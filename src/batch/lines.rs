@@ -36,7 +36,7 @@ pub(crate) struct Batch {
     pub(crate) data: Vec<u8>,
     pub(crate) lines: Vec<Line>,
     pub(crate) output: Vec<u8>,
-    pub(crate) outcome_counts: [u64; crate::Outcome::ALL.len()],
+    pub(crate) outcome_counts: [u64; crate::Outcome::COUNT],
     /// Set by a worker that could not finish the batch.
     pub(crate) failed: bool,
 }
@@ -46,7 +46,7 @@ impl Batch {
         self.data.clear();
         self.lines.clear();
         self.output.clear();
-        self.outcome_counts = [0; crate::Outcome::ALL.len()];
+        self.outcome_counts = [0; crate::Outcome::COUNT];
         self.failed = false;
     }
 

@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::latency::LatencyHistogram;
-use crate::outcome::{Outcome, Rejection};
-use crate::verify::{UnixTime, Verifier};
+use crate::{Outcome, Rejection, Scratch, UnixTime, Verifier};
 
 use lines::{Batch, BatchLimits, LineKind, LineSplitter};
 
@@ -78,7 +77,7 @@ pub struct Progress {
     /// Results written.
     pub done: u64,
     /// Per-outcome counts, indexed by [`Outcome::index`].
-    pub counts: [u64; Outcome::ALL.len()],
+    pub counts: [u64; Outcome::COUNT],
     /// Time since the run started.
     pub elapsed: Duration,
 }
@@ -108,7 +107,7 @@ impl Progress {
 #[derive(Debug, Clone)]
 pub struct Summary {
     /// Per-outcome counts, indexed by [`Outcome::index`].
-    pub counts: [u64; Outcome::ALL.len()],
+    pub counts: [u64; Outcome::COUNT],
     /// Results written.
     pub total: u64,
     /// Wall time of the run.
@@ -146,7 +145,8 @@ impl Summary {
     /// The human summary printed to stderr at the end of `jwtgate verify`.
     pub fn render(&self) -> String {
         let outcomes: Vec<String> = Outcome::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|&outcome| self.count(outcome) > 0)
             .map(|outcome| format!("{} {}", outcome.name(), self.count(outcome)))
             .collect();
@@ -208,7 +208,7 @@ pub fn verify_buffer(
     refused: Option<Rejection>,
     body: &[u8],
     now: UnixTime,
-    scratch: &mut crate::verify::Scratch,
+    scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> bool {
     let mut unknown_kid = false;
@@ -440,7 +440,7 @@ fn verify_batch(
     verifier: &Verifier,
     batch: &mut Batch,
     lines: &mut Vec<lines::Line>,
-    scratch: &mut crate::verify::Scratch,
+    scratch: &mut Scratch,
     latency: &mut LatencyHistogram,
     now: UnixTime,
     names: Option<&Vec<String>>,
@@ -480,7 +480,7 @@ fn verify_batch(
     std::mem::swap(lines, &mut batch.lines);
 }
 
-type Written = Result<([u64; Outcome::ALL.len()], u64), BatchError>;
+type Written = Result<([u64; Outcome::COUNT], u64), BatchError>;
 
 /// Writer (the caller's thread): restores input order with a window of `pool`
 /// slots, writes, recycles batches, reports progress.
@@ -495,7 +495,7 @@ fn write_in_order(
 ) -> Written {
     let mut window: Vec<Option<Batch>> = (0..pool).map(|_| None).collect();
     let mut next = 0u64;
-    let mut counts = [0u64; Outcome::ALL.len()];
+    let mut counts = [0u64; Outcome::COUNT];
     let mut total = 0u64;
     let mut last_report = Instant::now();
     let slot_of = |sequence: u64| (sequence % pool as u64) as usize;

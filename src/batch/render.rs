@@ -12,10 +12,11 @@
 
 use std::io::Write as _;
 
-use crate::jose::json::JsonStr;
+use jwtgate_engine::json::JsonStr;
+
 use crate::{Rejection, Verified};
 
-use crate::jose::json::quote_into as json_string;
+use crate::json_string::quote_into as json_string;
 
 fn prefix(out: &mut Vec<u8>, input: Option<&str>, line: u64) {
     out.push(b'{');

@@ -24,7 +24,7 @@
 //! exclude = ["GET /v1/health"]
 //! ```
 //!
-//! Neighbours: [`crate::policy`] is what this builds; [`crate::keys`] parses
+//! Neighbours: [`crate::policy`] is what this builds; [`KeySet`] (the engine) parses
 //! the key files; the control plane ([`crate::control`]) merges the `[server]`
 //! layer ([`crate::settings`]) and reloads.
 

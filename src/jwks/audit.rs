@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::jose::json::Tape;
-use crate::keys::KeySet;
+use jwtgate_engine::internals::json::Tape;
+
+use crate::KeySet;
 
 /// One line per change; empty when the sets hold the same keys.
 pub(super) fn changes(old: Option<&KeySet>, new: &KeySet, body: &[u8]) -> Vec<String> {

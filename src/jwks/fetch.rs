@@ -14,7 +14,7 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use super::Location;
 use super::hosts::{AllowedHost, Destinations, Origin, Refusal, UrlError, resolve};
-use crate::jose::json::Tape;
+use jwtgate_engine::internals::json::Tape;
 
 /// Redirects followed for one document, at most (a chain from an old URL
 /// through a CDN is two or three; a loop ends here).

@@ -10,11 +10,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Location, RemoteKeys, audit, unix_now};
-use crate::Verifier;
 use crate::diagnostics::warn;
-use crate::keys::KeySet;
-use crate::policy::SharedPolicy;
-use crate::policy::{Policy, TokenConfig};
+use crate::policy::{Policy, SharedPolicy, TokenConfig};
+use crate::{KeySet, Verifier};
 
 /// A source due for a fetch.
 struct Due {
@@ -133,7 +131,7 @@ fn after(now: Instant, wait: Duration) -> Instant {
 fn verifier_for(config: &TokenConfig, body: &[u8]) -> Result<Verifier, String> {
     // A JWKS only: a URL serving PEM or a bare JWK is not a key set endpoint.
     // (A document that is not JSON at all gets the parser's own words below.)
-    let mut tape = crate::jose::json::Tape::new();
+    let mut tape = jwtgate_engine::internals::json::Tape::new();
     if let Ok(document) = tape.parse(body, 16)
         && document
             .as_object()

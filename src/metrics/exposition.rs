@@ -9,7 +9,7 @@ use std::io::Write as _;
 
 use super::hub::{Recent, Totals};
 use super::{ACTIONS, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
-use crate::jose::json::quote_into;
+use crate::json_string::quote_into;
 use crate::latency::{LatencyHistogram, REPORTED_PERCENTILES};
 use crate::policy::Policy;
 use crate::status::Status;

@@ -51,12 +51,12 @@ pub enum Decision {
 }
 
 /// Number of distinct decisions.
-pub const DECISIONS: usize = Outcome::ALL.len() + 5;
+pub const DECISIONS: usize = Outcome::COUNT + 5;
 
 impl Decision {
     /// Dense index, `0..DECISIONS`.
     pub const fn index(self) -> usize {
-        const TOKENS: usize = Outcome::ALL.len();
+        const TOKENS: usize = Outcome::COUNT;
         match self {
             Decision::Token(outcome) => outcome.index(),
             Decision::Excluded => TOKENS,
@@ -69,7 +69,7 @@ impl Decision {
 
     /// The decision at `index`, if any.
     pub fn from_index(index: usize) -> Option<Decision> {
-        const TOKENS: usize = Outcome::ALL.len();
+        const TOKENS: usize = Outcome::COUNT;
         match index.checked_sub(TOKENS) {
             None => Outcome::ALL.get(index).copied().map(Decision::Token),
             Some(0) => Some(Decision::Excluded),

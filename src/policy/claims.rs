@@ -4,7 +4,7 @@
 //! at load time.
 
 use crate::Claims;
-use crate::jose::json::{JsonStr, Kind, Value};
+use jwtgate_engine::json::{JsonStr, Kind, Value};
 
 /// What a required claim must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub struct ForwardClaim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jose::json::Tape;
+    use jwtgate_engine::internals::json::Tape;
 
     fn holds(claims_json: &str, claim: &str, test: ClaimTest) -> bool {
         let mut tape = Tape::with_capacity(64);

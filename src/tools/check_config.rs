@@ -12,6 +12,7 @@ use crate::policy::{
     Action, DefaultAction, Forwarded, Mode, PathBuffers, Policy, Route, Rule, TokenSource,
 };
 use crate::server::{IoMode, ServeOptions};
+use crate::{SubjectMatch, Validation};
 
 fn source_text(source: &TokenSource) -> String {
     match source {
@@ -23,6 +24,48 @@ fn source_text(source: &TokenSource) -> String {
         TokenSource::Cookie { name } => format!("cookie {name}"),
         TokenSource::Query { name } => format!("query parameter {name}"),
     }
+}
+
+/// Every setting of a validation, one `name: value` per line.
+fn validation_text(validation: &Validation) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "algorithms: {}", validation.algorithms());
+    let _ = writeln!(
+        text,
+        "issuer: {}",
+        validation.expected_issuer().unwrap_or("(any)")
+    );
+    let _ = writeln!(
+        text,
+        "audiences: {}",
+        list(validation.expected_audiences().map(str::to_owned), "(any)")
+    );
+    let _ = writeln!(text, "leeway: {}s", validation.leeway_seconds());
+    let _ = writeln!(
+        text,
+        "require: {}",
+        list(
+            validation.required_claims().iter().map(ToString::to_string),
+            "(nothing)"
+        )
+    );
+    if let Some(lifetime) = validation.max_lifetime_seconds() {
+        let _ = writeln!(text, "max_lifetime: {lifetime}s");
+    }
+    if let Some(typ) = validation.expected_typ() {
+        let _ = writeln!(text, "typ: {typ}");
+    }
+    match validation.expected_subject() {
+        Some(SubjectMatch::Exact(subject)) => {
+            let _ = writeln!(text, "subject: {subject}");
+        }
+        Some(SubjectMatch::Prefix(prefix)) => {
+            let _ = writeln!(text, "subject_prefix: {prefix}");
+        }
+        None => {}
+    }
+    let _ = writeln!(text, "max_token_len: {}", validation.token_limit());
+    text
 }
 
 fn list(items: impl IntoIterator<Item = String>, empty: &str) -> String {
@@ -300,7 +343,7 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
                 remote.destinations().describe()
             );
         }
-        for line in config.verifier.validation().describe().lines() {
+        for line in validation_text(config.verifier.validation()).lines() {
             let _ = writeln!(out, "  {line}");
         }
     }

@@ -4,9 +4,11 @@
 
 use std::fmt::Write as _;
 
-use crate::jose::base64url;
-use crate::jose::json::{Kind, Tape, Value};
-use crate::jose::token::RawToken;
+use jwtgate_engine::base64url;
+use jwtgate_engine::internals::RawToken;
+use jwtgate_engine::internals::json::Tape;
+use jwtgate_engine::json::{Kind, Value};
+
 use crate::tools::time;
 use crate::{Outcome, UnixTime, Verifier};
 

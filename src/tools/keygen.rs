@@ -8,10 +8,12 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use jwtgate_engine::internals::jwk::{Jwk, JwkMaterial};
+use jwtgate_engine::{KeyFamily, base64url};
+
 use crate::Algorithm;
-use crate::crypto;
-use crate::jose::jwk::Jwk;
-use crate::keys::pem;
+use crate::json_string::quote_into;
+use crate::signing;
 use crate::tools::ToolError;
 
 /// What to generate.
@@ -54,12 +56,49 @@ fn write_new(path: &Path, contents: &[u8], private: bool) -> Result<(), ToolErro
     file.write_all(contents).map_err(io)
 }
 
+/// The JWK as compact JSON with `use: sig` (and `alg`, `kid` when set), as
+/// the engine loads it. For a symmetric key this contains the secret.
+fn jwk_json(jwk: &Jwk) -> String {
+    let b64 = |bytes: &[u8]| base64url::encode(bytes);
+    let mut json = match &jwk.material {
+        JwkMaterial::Rsa { n, e } => {
+            format!(r#"{{"kty":"RSA","n":"{}","e":"{}""#, b64(n), b64(e))
+        }
+        JwkMaterial::Ec { curve, x, y } => {
+            let crv = if *curve == KeyFamily::P384 {
+                "P-384"
+            } else {
+                "P-256"
+            };
+            format!(
+                r#"{{"kty":"EC","crv":"{crv}","x":"{}","y":"{}""#,
+                b64(x),
+                b64(y)
+            )
+        }
+        JwkMaterial::Ed25519 { x } => {
+            format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}""#, b64(x))
+        }
+        JwkMaterial::Symmetric { k } => format!(r#"{{"kty":"oct","k":"{}""#, b64(k)),
+    };
+    json.push_str(r#","use":"sig""#);
+    if let Some(alg) = jwk.alg {
+        json.push_str(&format!(r#","alg":"{alg}""#));
+    }
+    if let Some(kid) = &jwk.kid {
+        let mut quoted = Vec::new();
+        quote_into(&mut quoted, kid);
+        json.push_str(r#","kid":"#);
+        json.push_str(&String::from_utf8_lossy(&quoted));
+    }
+    json.push('}');
+    json
+}
+
 /// Generates the key and writes its files.
 pub fn keygen(options: &KeygenOptions) -> Result<KeygenReport, ToolError> {
     let algorithm = options.algorithm;
-    if algorithm.family() == crate::jose::alg::KeyFamily::Rsa
-        && !(2048..=8192).contains(&options.rsa_bits)
-    {
+    if algorithm.family() == KeyFamily::Rsa && !(2048..=8192).contains(&options.rsa_bits) {
         return Err(ToolError::Usage(format!(
             "RSA keys must have 2048 to 8192 bits, not {}",
             options.rsa_bits
@@ -69,7 +108,7 @@ pub fn keygen(options: &KeygenOptions) -> Result<KeygenReport, ToolError> {
         Some(kid) => kid.clone(),
         None => {
             let mut random = [0u8; 4];
-            crypto::random_bytes(&mut random).map_err(|e| ToolError::Usage(e.0))?;
+            signing::random_bytes(&mut random).map_err(|e| ToolError::Usage(e.to_string()))?;
             let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
             format!("{}-{suffix}", algorithm.name().to_ascii_lowercase())
         }
@@ -81,19 +120,23 @@ pub fn keygen(options: &KeygenOptions) -> Result<KeygenReport, ToolError> {
         path: options.out_dir.clone(),
         source,
     })?;
-    let generated =
-        crypto::generate(algorithm, options.rsa_bits).map_err(|e| ToolError::Usage(e.0))?;
+    let generated = signing::generate(algorithm, options.rsa_bits)
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
     let jwk = Jwk {
         kid: Some(kid.clone()),
         alg: Some(algorithm),
         material: generated.public,
     };
-    let jwks = format!("{{\"keys\":[{}]}}\n", jwk.to_json());
+    let jwks = format!("{{\"keys\":[{}]}}\n", jwk_json(&jwk));
     let jwks_path = options.out_dir.join(format!("{kid}.jwks.json"));
     let private_key = match &generated.pkcs8_der {
         Some(der) => {
             let path = options.out_dir.join(format!("{kid}.pk8.pem"));
-            write_new(&path, pem::encode("PRIVATE KEY", der).as_bytes(), true)?;
+            write_new(
+                &path,
+                signing::pem_encode("PRIVATE KEY", der).as_bytes(),
+                true,
+            )?;
             Some(path)
         }
         None => None,

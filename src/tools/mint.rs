@@ -7,12 +7,13 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::crypto::{self, SigningKey};
-use crate::jose::alg::KeyFamily;
-use crate::jose::base64url;
-use crate::jose::json::{Tape, quote_into};
-use crate::jose::jwk::{Jwk, JwkMaterial};
-use crate::keys::pem;
+use jwtgate_engine::internals::json::Tape;
+use jwtgate_engine::internals::jwk::{Jwk, JwkMaterial};
+use jwtgate_engine::internals::pem;
+use jwtgate_engine::{KeyFamily, base64url};
+
+use crate::json_string::quote_into;
+use crate::signing::{self, SigningKey};
 use crate::tools::{ToolError, read_file};
 use crate::{Algorithm, UnixTime};
 
@@ -60,7 +61,7 @@ pub fn load_signing_key(
         };
     }
     let text = std::str::from_utf8(&bytes).map_err(|_| content("not a PEM file".into()))?;
-    let blocks = pem::decode_blocks(text).map_err(content)?;
+    let blocks = pem::decode_blocks(text).map_err(|e| content(e.to_string()))?;
     let block = blocks
         .into_iter()
         .next()
@@ -80,7 +81,7 @@ pub fn load_signing_key(
             )));
         }
     }
-    let key = SigningKey::from_pkcs8(algorithm, &block.der).map_err(|e| content(e.0))?;
+    let key = SigningKey::from_pkcs8(algorithm, &block.der).map_err(|e| content(e.to_string()))?;
     Ok((key, None))
 }
 
@@ -204,7 +205,7 @@ fn mint_one(
     let mut claims = template.claims_head.clone();
     if template.jti {
         let mut random = [0u8; 16];
-        crypto::random_bytes(&mut random).map_err(|e| ToolError::Usage(e.0))?;
+        signing::random_bytes(&mut random).map_err(|e| ToolError::Usage(e.to_string()))?;
         if claims.len() > 1 {
             claims.push(',');
         }
@@ -219,7 +220,7 @@ fn mint_one(
     base64url::encode_into(claims.as_bytes(), &mut token);
     let signature = key
         .sign(algorithm, token.as_bytes())
-        .map_err(|e| ToolError::Usage(e.0))?;
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
     token.push('.');
     base64url::encode_into(&signature, &mut token);
     out.extend_from_slice(token.as_bytes());

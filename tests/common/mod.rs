@@ -16,9 +16,9 @@ pub mod server;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use jwtgate::crypto::SigningKey;
-use jwtgate::jose::base64url;
+use jwtgate::signing::SigningKey;
 use jwtgate::{Algorithm, AlgorithmSet, KeySet, Outcome, UnixTime, Validation, Verifier};
+use jwtgate_engine::base64url;
 
 /// The clock every test verifies at, unless it says otherwise.
 pub const NOW: UnixTime = UnixTime(1_700_000_000);

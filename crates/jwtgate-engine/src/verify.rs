@@ -19,9 +19,10 @@
 //! All decoding goes into a caller-owned [`Scratch`], so a steady stream of
 //! tokens allocates nothing; time is a parameter ([`UnixTime`]), never read here.
 //! Neighbours: [`crate::jose`] (formats), [`crate::keys`] (key selection),
-//! [`crate::crypto`] (signatures), [`crate::outcome`] (results).
+//! [`crate::crypto`] (signatures), [`crate::outcome`] (results), [`crate::time`]
+//! (the clock type).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::jose::alg::{Algorithm, AlgorithmSet};
 use crate::jose::base64url;
@@ -31,30 +32,7 @@ use crate::jose::json::{JsonError, JsonStr, Tape};
 use crate::jose::token::RawToken;
 use crate::keys::{Key, KeySet};
 use crate::outcome::{Outcome, Rejection};
-
-/// Default leeway for `exp`, `nbf` and `iat`: 60 s, as Cloudflare and Envoy use.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
-/// Default maximum token length: 16 KiB, checked before any decoding.
-pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
-/// The largest token limit that can be configured: 1 MiB (no real JWT comes near;
-/// scratch buffers are sized from the limit).
-pub const MAX_TOKEN_LEN_CAP: usize = 1024 * 1024;
-/// Default JSON nesting bound for headers and claims.
-pub const DEFAULT_MAX_JSON_DEPTH: usize = 16;
-
-/// Seconds since the Unix epoch: the clock reading a verification is judged at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct UnixTime(pub i64);
-
-impl UnixTime {
-    /// The system clock now (callers read it once per batch or loop turn).
-    pub fn now() -> UnixTime {
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        UnixTime(i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX))
-    }
-}
+use crate::time::UnixTime;
 
 /// How `sub` must look.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +66,16 @@ fn whole_seconds(duration: Duration) -> i64 {
 }
 
 impl Validation {
+    /// Default leeway for `exp`, `nbf` and `iat`: 60 s, as Cloudflare and Envoy use.
+    pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+    /// Default maximum token length: 16 KiB, checked before any decoding.
+    pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
+    /// The largest token limit that can be configured: 1 MiB (no real JWT comes
+    /// near; scratch buffers are sized from the limit).
+    pub const MAX_TOKEN_LEN_CAP: usize = 1024 * 1024;
+    /// Default JSON nesting bound for headers and claims.
+    pub const DEFAULT_MAX_JSON_DEPTH: usize = 16;
+
     /// Strict defaults: only `algorithms`, `exp` required, 60 s leeway, no
     /// issuer/audience/subject/type constraint, tokens up to 16 KiB.
     pub fn new(algorithms: AlgorithmSet) -> Validation {
@@ -95,13 +83,13 @@ impl Validation {
             algorithms,
             issuer: None,
             audiences: Vec::new(),
-            leeway: whole_seconds(DEFAULT_LEEWAY),
+            leeway: whole_seconds(Validation::DEFAULT_LEEWAY),
             required: vec![ClaimName::Registered(RegisteredClaim::Exp)],
             max_lifetime: None,
             typ: None,
             subject: None,
-            max_token_len: DEFAULT_MAX_TOKEN_LEN,
-            max_json_depth: DEFAULT_MAX_JSON_DEPTH,
+            max_token_len: Validation::DEFAULT_MAX_TOKEN_LEN,
+            max_json_depth: Validation::DEFAULT_MAX_JSON_DEPTH,
         }
     }
 
@@ -150,9 +138,9 @@ impl Validation {
         self
     }
 
-    /// Longest token accepted, in bytes (at most [`MAX_TOKEN_LEN_CAP`]).
+    /// Longest token accepted, in bytes (at most [`Validation::MAX_TOKEN_LEN_CAP`]).
     pub fn max_token_len(mut self, bytes: usize) -> Validation {
-        self.max_token_len = bytes.min(MAX_TOKEN_LEN_CAP);
+        self.max_token_len = bytes.min(Validation::MAX_TOKEN_LEN_CAP);
         self
     }
 
@@ -177,54 +165,34 @@ impl Validation {
         self.max_token_len
     }
 
-    /// Every setting, one `name: value` per line (for `check-config`).
-    pub fn describe(&self) -> String {
-        use std::fmt::Write as _;
-        let mut text = String::new();
-        let _ = writeln!(text, "algorithms: {}", self.algorithms);
-        let _ = writeln!(
-            text,
-            "issuer: {}",
-            self.issuer.as_deref().unwrap_or("(any)")
-        );
-        let audiences: Vec<&str> = self.audiences.iter().map(|a| &**a).collect();
-        let _ = writeln!(
-            text,
-            "audiences: {}",
-            if audiences.is_empty() {
-                "(any)".to_owned()
-            } else {
-                audiences.join(", ")
-            }
-        );
-        let _ = writeln!(text, "leeway: {}s", self.leeway);
-        let required: Vec<String> = self.required.iter().map(ToString::to_string).collect();
-        let _ = writeln!(
-            text,
-            "require: {}",
-            if required.is_empty() {
-                "(nothing)".to_owned()
-            } else {
-                required.join(", ")
-            }
-        );
-        if let Some(lifetime) = self.max_lifetime {
-            let _ = writeln!(text, "max_lifetime: {lifetime}s");
-        }
-        if let Some(typ) = &self.typ {
-            let _ = writeln!(text, "typ: {typ}");
-        }
-        match &self.subject {
-            Some(SubjectMatch::Exact(subject)) => {
-                let _ = writeln!(text, "subject: {subject}");
-            }
-            Some(SubjectMatch::Prefix(prefix)) => {
-                let _ = writeln!(text, "subject_prefix: {prefix}");
-            }
-            None => {}
-        }
-        let _ = writeln!(text, "max_token_len: {}", self.max_token_len);
-        text
+    /// The issuer `iss` must equal, if one is configured.
+    pub fn expected_issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// The accepted audiences, in the order they were added (none: `aud` must be absent).
+    pub fn expected_audiences(&self) -> impl Iterator<Item = &str> {
+        self.audiences.iter().map(|audience| &**audience)
+    }
+
+    /// The claims a token must carry.
+    pub fn required_claims(&self) -> &[ClaimName] {
+        &self.required
+    }
+
+    /// The longest accepted lifetime in seconds, if one is configured.
+    pub fn max_lifetime_seconds(&self) -> Option<i64> {
+        self.max_lifetime
+    }
+
+    /// The header `typ` tokens must carry, if one is configured.
+    pub fn expected_typ(&self) -> Option<&str> {
+        self.typ.as_deref()
+    }
+
+    /// How `sub` must look, if that is configured.
+    pub fn expected_subject(&self) -> Option<&SubjectMatch> {
+        self.subject.as_ref()
     }
 }
 
@@ -441,7 +409,11 @@ impl Verifier {
     /// A verifier without keys, for a remote key set not fetched yet: every
     /// token would be `unknown_kid`; the configuration is marked unavailable
     /// meanwhile, so tokens get `keys_unavailable` instead.
-    pub(crate) fn without_keys(validation: Validation) -> Verifier {
+    ///
+    /// Not a stable API: for jwtgate's service crate, whose key manager swaps
+    /// in the fetched keys.
+    #[doc(hidden)]
+    pub fn without_keys(validation: Validation) -> Verifier {
         Verifier {
             keys: KeySet::empty(),
             validation,
@@ -631,8 +603,9 @@ impl Verifier {
 
 #[cfg(test)]
 mod tests {
+    use ring::hmac;
+
     use super::*;
-    use crate::crypto::SigningKey;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const NOW: UnixTime = UnixTime(1_700_000_000);
@@ -641,9 +614,9 @@ mod tests {
         let mut token = base64url::encode(header.as_bytes());
         token.push('.');
         base64url::encode_into(claims.as_bytes(), &mut token);
-        let signature = SigningKey::hmac(SECRET).sign(Algorithm::Hs256, token.as_bytes());
+        let signature = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, SECRET), token.as_bytes());
         token.push('.');
-        base64url::encode_into(&signature.unwrap_or_default(), &mut token);
+        base64url::encode_into(signature.as_ref(), &mut token);
         token
     }
 

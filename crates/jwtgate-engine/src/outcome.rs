@@ -62,7 +62,10 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in declaration order (for metrics tables and summaries).
-    pub const ALL: [Outcome; 20] = [
+    ///
+    /// A slice rather than an array, so that adding an outcome (the enum is
+    /// `#[non_exhaustive]`) changes no type; [`Outcome::COUNT`] sizes arrays.
+    pub const ALL: &'static [Outcome] = &[
         Outcome::Valid,
         Outcome::Missing,
         Outcome::Malformed,
@@ -84,6 +87,10 @@ impl Outcome {
         Outcome::InsufficientScope,
         Outcome::KeysUnavailable,
     ];
+
+    /// How many outcomes there are: the length of [`Outcome::ALL`], for
+    /// per-outcome counter arrays.
+    pub const COUNT: usize = Outcome::ALL.len();
 
     /// The stable snake_case name used in batch output, HTTP headers and metrics.
     pub const fn name(self) -> &'static str {
@@ -114,7 +121,8 @@ impl Outcome {
     /// The outcome with this stable name, if any.
     pub fn from_name(name: &str) -> Option<Outcome> {
         Outcome::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|outcome| outcome.name() == name)
     }
 
@@ -170,7 +178,7 @@ mod tests {
     #[test]
     fn names_are_unique_snake_case_and_round_trip() {
         let mut seen = std::collections::HashSet::new();
-        for (position, outcome) in Outcome::ALL.into_iter().enumerate() {
+        for (position, &outcome) in Outcome::ALL.iter().enumerate() {
             let name = outcome.name();
             assert!(seen.insert(name), "duplicate name {name}");
             assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));

@@ -12,36 +12,71 @@
 //!   key and re-decodes points inside every verification. Measured one after the
 //!   other on one pinned core: RS256 25.5 µs against ring's 34.8, ES384 248 against
 //!   1004, EdDSA 53.5 against 76.7, ES256 78.8 against 79.4.
-//! - **ring** for HMAC, where it was faster (0.26 against 0.39 µs), and for
-//!   signing (`SigningKey`, used by the token tools and tests).
+//! - **ring** for HMAC, where it was faster (0.26 against 0.39 µs).
+//!
+//! Signing and key generation are not here: verification never needs them, so
+//! they live with the token tools (the service crate's `signing` module).
 //!
 //! Every length, size and exponent rule is checked here before either backend
 //! sees a key, so both enforce the same policy.
 
 use aws_lc_rs::signature::{self as lc, ParsedPublicKey};
-use ring::signature;
-use ring::{hmac, rand};
+use ring::hmac;
 
 use crate::jose::alg::{Algorithm, KeyFamily};
-use crate::jose::jwk::JwkMaterial;
 
-/// The backend refused key material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct KeyRejected(pub String);
+/// Why key material was refused. The texts reach users inside
+/// [`crate::KeySetError::InvalidKey`], so they are worded for someone fixing a
+/// key set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum KeyRejected {
+    #[error("RSA modulus has {0} bits; at least {RSA_MIN_BITS} are required")]
+    RsaTooSmall(usize),
+    #[error("RSA modulus has {0} bits; at most {RSA_MAX_BITS} are supported")]
+    RsaTooLarge(usize),
+    #[error("RSA modulus is even")]
+    RsaEvenModulus,
+    #[error("RSA exponent {0} is not an odd number above 1")]
+    RsaExponent(u64),
+    #[error("RSA exponent is larger than 2^33 - 1")]
+    RsaExponentTooLarge,
+    /// Checked by [`crate::keys`], which knows the fingerprint.
+    #[error(
+        "RSA modulus has the ROCA fingerprint (CVE-2017-15361): its private key can be recovered"
+    )]
+    RsaRoca,
+    /// aws-lc-rs's own reason, a static string.
+    #[error("RSA key rejected by the crypto backend: {0}")]
+    RsaBackend(&'static str),
+    /// A family other than P-256 or P-384 was passed where a curve was expected.
+    #[error("not an EC curve")]
+    NotEcCurve,
+    #[error("EC coordinates must be {0} bytes each")]
+    EcCoordinateLength(usize),
+    #[error("EC point is not on the curve")]
+    EcNotOnCurve,
+    #[error("EC point is not an uncompressed point of the curve")]
+    EcNotUncompressed,
+    #[error("Ed25519 key is a point of small order")]
+    Ed25519SmallOrder,
+    #[error("Ed25519 key rejected by the crypto backend")]
+    Ed25519Backend,
+    #[error("HMAC secret has {0} bytes; at least 32 are required")]
+    HmacTooShort(usize),
+}
 
 /// A signature did not verify. Carries nothing, so rejecting costs nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadSignature;
+pub(crate) struct BadSignature;
 
 /// Smallest RSA modulus accepted, in bits (RFC 7518 §3.3 requires 2048).
-pub const RSA_MIN_BITS: usize = 2048;
+pub(crate) const RSA_MIN_BITS: usize = 2048;
 /// Largest RSA modulus the backend verifies, in bits.
-pub const RSA_MAX_BITS: usize = 8192;
+pub(crate) const RSA_MAX_BITS: usize = 8192;
 
 /// A public key (or HMAC secret) ready to verify signatures: decoded, validated,
 /// and in the backend's preferred form.
-pub struct VerifyingKey {
+pub(crate) struct VerifyingKey {
     inner: Inner,
 }
 
@@ -172,24 +207,20 @@ impl VerifyingKey {
     /// An RSA public key from its big-endian modulus and exponent, checked as the
     /// backend will check it at verification time (so a key that loads, verifies):
     /// 2048 to 8192 bits, an odd modulus, and an odd exponent from 3 to 2^33 - 1.
-    pub fn rsa(n: &[u8], e: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+    pub(crate) fn rsa(n: &[u8], e: &[u8]) -> Result<VerifyingKey, KeyRejected> {
         let zeros = n.iter().take_while(|&&b| b == 0).count();
         let n = n.get(zeros..).unwrap_or_default();
         let e_zeros = e.iter().take_while(|&&b| b == 0).count();
         let e = e.get(e_zeros..).unwrap_or_default();
         let bits = bit_length(n);
         if bits < RSA_MIN_BITS {
-            return Err(KeyRejected(format!(
-                "RSA modulus has {bits} bits; at least {RSA_MIN_BITS} are required"
-            )));
+            return Err(KeyRejected::RsaTooSmall(bits));
         }
         if bits > RSA_MAX_BITS {
-            return Err(KeyRejected(format!(
-                "RSA modulus has {bits} bits; at most {RSA_MAX_BITS} are supported"
-            )));
+            return Err(KeyRejected::RsaTooLarge(bits));
         }
         if n.last().is_none_or(|b| b & 1 == 0) {
-            return Err(KeyRejected("RSA modulus is even".into()));
+            return Err(KeyRejected::RsaEvenModulus);
         }
         let exponent = if e.len() <= 8 {
             e.iter().fold(0u64, |value, &b| value << 8 | u64::from(b))
@@ -197,18 +228,15 @@ impl VerifyingKey {
             u64::MAX
         };
         if exponent == 1 || exponent & 1 == 0 {
-            return Err(KeyRejected(format!(
-                "RSA exponent {exponent} is not an odd number above 1"
-            )));
+            return Err(KeyRejected::RsaExponent(exponent));
         }
         if !(3..=(1 << 33) - 1).contains(&exponent) {
-            return Err(KeyRejected("RSA exponent is larger than 2^33 - 1".into()));
+            return Err(KeyRejected::RsaExponentTooLarge);
         }
         let der = rsa_public_key_der(n, e);
         let parse = |parameters: &'static lc::RsaParameters| {
-            ParsedPublicKey::new(parameters, &der).map_err(|error| {
-                KeyRejected(format!("RSA key rejected by the crypto backend: {error}"))
-            })
+            ParsedPublicKey::new(parameters, &der)
+                .map_err(|error| KeyRejected::RsaBackend(error.description_()))
         };
         let [rs256, rs384, rs512, ps256, ps384, ps512] =
             RSA_ALGORITHMS.map(|(_, parameters)| parse(parameters));
@@ -222,16 +250,14 @@ impl VerifyingKey {
     }
 
     /// An EC public key from its affine coordinates; the point must lie on the curve.
-    pub fn ec(curve: KeyFamily, x: &[u8], y: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+    pub(crate) fn ec(curve: KeyFamily, x: &[u8], y: &[u8]) -> Result<VerifyingKey, KeyRejected> {
         let (length, algorithm): (usize, &'static lc::EcdsaVerificationAlgorithm) = match curve {
             KeyFamily::P256 => (32, &lc::ECDSA_P256_SHA256_FIXED),
             KeyFamily::P384 => (48, &lc::ECDSA_P384_SHA384_FIXED),
-            _ => return Err(KeyRejected("not an EC curve".into())),
+            _ => return Err(KeyRejected::NotEcCurve),
         };
         if x.len() != length || y.len() != length {
-            return Err(KeyRejected(format!(
-                "EC coordinates must be {length} bytes each"
-            )));
+            return Err(KeyRejected::EcCoordinateLength(length));
         }
         let mut point = Vec::with_capacity(1 + 2 * length);
         point.push(0x04);
@@ -239,8 +265,8 @@ impl VerifyingKey {
         point.extend_from_slice(y);
         // Parsing decodes the point and refuses one that is not on the curve,
         // which is what stops invalid-curve attacks.
-        let parsed = ParsedPublicKey::new(algorithm, &point)
-            .map_err(|_| KeyRejected("EC point is not on the curve".into()))?;
+        let parsed =
+            ParsedPublicKey::new(algorithm, &point).map_err(|_| KeyRejected::EcNotOnCurve)?;
         Ok(VerifyingKey {
             inner: if curve == KeyFamily::P256 {
                 Inner::P256(parsed)
@@ -251,36 +277,34 @@ impl VerifyingKey {
     }
 
     /// An EC public key from an uncompressed SEC1 point (`04 || x || y`).
-    pub fn ec_point(curve: KeyFamily, point: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+    pub(crate) fn ec_point(curve: KeyFamily, point: &[u8]) -> Result<VerifyingKey, KeyRejected> {
         let length = match curve {
             KeyFamily::P256 => 32,
             KeyFamily::P384 => 48,
-            _ => return Err(KeyRejected("not an EC curve".into())),
+            _ => return Err(KeyRejected::NotEcCurve),
         };
         match point.split_first() {
             Some((0x04, coordinates)) if coordinates.len() == 2 * length => {
                 let (x, y) = coordinates.split_at(length);
                 VerifyingKey::ec(curve, x, y)
             }
-            _ => Err(KeyRejected(
-                "EC point is not an uncompressed point of the curve".into(),
-            )),
+            _ => Err(KeyRejected::EcNotUncompressed),
         }
     }
 
     /// An Ed25519 public key. Points of small order are refused: with such a key
     /// (the identity, say) a signature with `R` = identity and `S` = 0 verifies for
     /// every message, and the backend does not refuse them by itself.
-    pub fn ed25519(x: [u8; 32]) -> Result<VerifyingKey, KeyRejected> {
+    pub(crate) fn ed25519(x: [u8; 32]) -> Result<VerifyingKey, KeyRejected> {
         let mut y = x;
         if let Some(last) = y.last_mut() {
             *last &= 0x7f; // the sign of x does not change the order
         }
         if ED25519_SMALL_ORDER.contains(&y) {
-            return Err(KeyRejected("Ed25519 key is a point of small order".into()));
+            return Err(KeyRejected::Ed25519SmallOrder);
         }
-        let parsed = ParsedPublicKey::new(&lc::ED25519, x)
-            .map_err(|_| KeyRejected("Ed25519 key rejected by the crypto backend".into()))?;
+        let parsed =
+            ParsedPublicKey::new(&lc::ED25519, x).map_err(|_| KeyRejected::Ed25519Backend)?;
         Ok(VerifyingKey {
             inner: Inner::Ed25519(parsed),
         })
@@ -288,15 +312,12 @@ impl VerifyingKey {
 
     /// An HMAC secret, keyed for every SHA-2 size it is at least as long as
     /// (RFC 7518 §3.2); shorter secrets are refused.
-    pub fn hmac(secret: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+    pub(crate) fn hmac(secret: &[u8]) -> Result<VerifyingKey, KeyRejected> {
         let keyed = |algorithm, min_len: usize| {
             (secret.len() >= min_len).then(|| hmac::Key::new(algorithm, secret))
         };
         if secret.len() < 32 {
-            return Err(KeyRejected(format!(
-                "HMAC secret has {} bytes; at least 32 are required",
-                secret.len()
-            )));
+            return Err(KeyRejected::HmacTooShort(secret.len()));
         }
         Ok(VerifyingKey {
             inner: Inner::Hmac(Box::new(HmacKeys {
@@ -308,7 +329,7 @@ impl VerifyingKey {
     }
 
     /// The family of the key.
-    pub fn family(&self) -> KeyFamily {
+    pub(crate) fn family(&self) -> KeyFamily {
         match self.inner {
             Inner::Rsa(_) => KeyFamily::Rsa,
             Inner::P256(_) => KeyFamily::P256,
@@ -319,7 +340,7 @@ impl VerifyingKey {
     }
 
     /// Can this key verify `algorithm` at all (family and, for HMAC, secret length)?
-    pub fn supports(&self, algorithm: Algorithm) -> bool {
+    pub(crate) fn supports(&self, algorithm: Algorithm) -> bool {
         match (&self.inner, algorithm) {
             (Inner::Hmac(keys), Algorithm::Hs256) => keys.sha256.is_some(),
             (Inner::Hmac(keys), Algorithm::Hs384) => keys.sha384.is_some(),
@@ -328,16 +349,8 @@ impl VerifyingKey {
         }
     }
 
-    /// RSA modulus size in bits, for audits and summaries.
-    pub fn rsa_bits(&self) -> Option<usize> {
-        match &self.inner {
-            Inner::Rsa(keys) => Some(keys.bits),
-            _ => None,
-        }
-    }
-
     /// A short description without secret bytes, such as `RSA-2048` or `EC P-256`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.inner {
             Inner::Rsa(keys) => format!("RSA-{}", keys.bits),
             Inner::P256(_) => "EC P-256".into(),
@@ -361,7 +374,7 @@ impl VerifyingKey {
     /// Verifies `signature` over `message` with `algorithm`, which the caller has
     /// already matched to this key. ECDSA signatures must be JOSE's fixed-width
     /// `r || s` (RFC 7518 §3.4); DER is refused by length.
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         algorithm: Algorithm,
         message: &[u8],
@@ -408,200 +421,10 @@ impl VerifyingKey {
     }
 }
 
-/// Fresh key material from [`generate`]: the private key (PKCS#8 DER; for HMAC,
-/// no private key exists beside the secret) and the public half as a JWK.
-pub struct GeneratedKey {
-    /// The private key, PKCS#8 DER; `None` for HMAC, whose secret is in `public`.
-    pub pkcs8_der: Option<Vec<u8>>,
-    /// The material a verifier needs (for HMAC, the secret itself).
-    pub public: JwkMaterial,
-}
-
-/// Generates a key for `algorithm`: RSA 2048 bits (or `rsa_bits`), P-256, P-384,
-/// Ed25519, or a random HMAC secret as long as the hash.
-pub fn generate(algorithm: Algorithm, rsa_bits: usize) -> Result<GeneratedKey, KeyRejected> {
-    use ring::rand::SecureRandom as _;
-    use signature::KeyPair as _;
-    let rng = rand::SystemRandom::new();
-    let failed = |what: &str| KeyRejected(format!("could not generate {what}"));
-    match algorithm.family() {
-        KeyFamily::Rsa => {
-            use rsa::pkcs8::EncodePrivateKey as _;
-            let private = rsa::PrivateKey::new(&mut getrandom::SysRng, rsa_bits)
-                .map_err(|e| KeyRejected(format!("RSA key generation failed: {e}")))?;
-            let der = private
-                .to_pkcs8_der()
-                .map_err(|e| KeyRejected(format!("RSA key encoding failed: {e}")))?
-                .as_bytes()
-                .to_vec();
-            // Read it back through ring: proves the signer accepts it and yields n, e.
-            let pair =
-                signature::RsaKeyPair::from_pkcs8(&der).map_err(|e| KeyRejected(e.to_string()))?;
-            let components = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
-            Ok(GeneratedKey {
-                pkcs8_der: Some(der),
-                public: JwkMaterial::Rsa {
-                    n: components.n,
-                    e: components.e,
-                },
-            })
-        }
-        family @ (KeyFamily::P256 | KeyFamily::P384) => {
-            let signing = if family == KeyFamily::P256 {
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING
-            } else {
-                &signature::ECDSA_P384_SHA384_FIXED_SIGNING
-            };
-            let der = signature::EcdsaKeyPair::generate_pkcs8(signing, &rng)
-                .map_err(|_| failed("an EC key"))?;
-            let pair = signature::EcdsaKeyPair::from_pkcs8(signing, der.as_ref(), &rng)
-                .map_err(|e| KeyRejected(e.to_string()))?;
-            let point = pair.public_key().as_ref();
-            let coordinates = point.get(1..).unwrap_or_default();
-            let (x, y) = coordinates.split_at(coordinates.len() / 2);
-            Ok(GeneratedKey {
-                pkcs8_der: Some(der.as_ref().to_vec()),
-                public: JwkMaterial::Ec {
-                    curve: family,
-                    x: x.to_vec(),
-                    y: y.to_vec(),
-                },
-            })
-        }
-        KeyFamily::Ed25519 => {
-            let der = signature::Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(|_| failed("an Ed25519 key"))?;
-            let pair = signature::Ed25519KeyPair::from_pkcs8(der.as_ref())
-                .map_err(|e| KeyRejected(e.to_string()))?;
-            let x = <[u8; 32]>::try_from(pair.public_key().as_ref())
-                .map_err(|_| failed("an Ed25519 key"))?;
-            Ok(GeneratedKey {
-                pkcs8_der: Some(der.as_ref().to_vec()),
-                public: JwkMaterial::Ed25519 { x },
-            })
-        }
-        KeyFamily::Hmac => {
-            let mut k = vec![0u8; algorithm.hash_len()];
-            rng.fill(&mut k).map_err(|_| failed("an HMAC secret"))?;
-            Ok(GeneratedKey {
-                pkcs8_der: None,
-                public: JwkMaterial::Symmetric { k },
-            })
-        }
-    }
-}
-
-/// Fills `bytes` from the operating system's secure random generator.
-pub fn random_bytes(bytes: &mut [u8]) -> Result<(), KeyRejected> {
-    use ring::rand::SecureRandom as _;
-    rand::SystemRandom::new()
-        .fill(bytes)
-        .map_err(|_| KeyRejected("the system random generator failed".into()))
-}
-
-/// A private key for signing tokens (tools, tests, benchmarks).
-pub struct SigningKey {
-    inner: SigningInner,
-}
-
-enum SigningInner {
-    Rsa(signature::RsaKeyPair),
-    Ecdsa(signature::EcdsaKeyPair, KeyFamily),
-    Ed25519(signature::Ed25519KeyPair),
-    Hmac(Vec<u8>),
-}
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SigningKey(..)")
-    }
-}
-
-impl SigningKey {
-    /// A private key from PKCS#8 DER, for the family `algorithm` needs.
-    pub fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<SigningKey, KeyRejected> {
-        let rejected =
-            |e: ring::error::KeyRejected| KeyRejected(format!("private key rejected: {e}"));
-        let rng = rand::SystemRandom::new();
-        let inner = match algorithm.family() {
-            KeyFamily::Rsa => {
-                SigningInner::Rsa(signature::RsaKeyPair::from_pkcs8(der).map_err(rejected)?)
-            }
-            KeyFamily::P256 => SigningInner::Ecdsa(
-                signature::EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    der,
-                    &rng,
-                )
-                .map_err(rejected)?,
-                KeyFamily::P256,
-            ),
-            KeyFamily::P384 => SigningInner::Ecdsa(
-                signature::EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-                    der,
-                    &rng,
-                )
-                .map_err(rejected)?,
-                KeyFamily::P384,
-            ),
-            KeyFamily::Ed25519 => SigningInner::Ed25519(
-                signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?,
-            ),
-            KeyFamily::Hmac => return Err(KeyRejected("HMAC secrets are not PKCS#8 keys".into())),
-        };
-        Ok(SigningKey { inner })
-    }
-
-    /// An HMAC secret for signing.
-    pub fn hmac(secret: &[u8]) -> SigningKey {
-        SigningKey {
-            inner: SigningInner::Hmac(secret.to_vec()),
-        }
-    }
-
-    /// Signs `message` with `algorithm`, producing the JWS signature bytes.
-    pub fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Vec<u8>, KeyRejected> {
-        let failed = |_| KeyRejected(format!("signing with {algorithm} failed"));
-        let rng = rand::SystemRandom::new();
-        match (&self.inner, algorithm) {
-            (SigningInner::Rsa(pair), _) if algorithm.family() == KeyFamily::Rsa => {
-                let padding: &'static dyn signature::RsaEncoding = match algorithm {
-                    Algorithm::Rs256 => &signature::RSA_PKCS1_SHA256,
-                    Algorithm::Rs384 => &signature::RSA_PKCS1_SHA384,
-                    Algorithm::Rs512 => &signature::RSA_PKCS1_SHA512,
-                    Algorithm::Ps256 => &signature::RSA_PSS_SHA256,
-                    Algorithm::Ps384 => &signature::RSA_PSS_SHA384,
-                    _ => &signature::RSA_PSS_SHA512,
-                };
-                let mut out = vec![0; pair.public().modulus_len()];
-                pair.sign(padding, &rng, message, &mut out)
-                    .map_err(failed)?;
-                Ok(out)
-            }
-            (SigningInner::Ecdsa(pair, family), _) if algorithm.family() == *family => {
-                Ok(pair.sign(&rng, message).map_err(failed)?.as_ref().to_vec())
-            }
-            (SigningInner::Ed25519(pair), Algorithm::EdDsa) => {
-                Ok(pair.sign(message).as_ref().to_vec())
-            }
-            (SigningInner::Hmac(secret), _) if algorithm.is_symmetric() => {
-                let hash = match algorithm {
-                    Algorithm::Hs256 => hmac::HMAC_SHA256,
-                    Algorithm::Hs384 => hmac::HMAC_SHA384,
-                    _ => hmac::HMAC_SHA512,
-                };
-                Ok(hmac::sign(&hmac::Key::new(hash, secret), message)
-                    .as_ref()
-                    .to_vec())
-            }
-            _ => Err(KeyRejected(format!("this key cannot sign {algorithm}"))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use ring::{rand, signature};
+
     use super::*;
 
     #[test]
@@ -677,11 +500,14 @@ mod tests {
         let Ok(key) = VerifyingKey::hmac(&secret) else {
             unreachable!("64-byte secret")
         };
-        let signer = SigningKey::hmac(&secret);
-        for algorithm in [Algorithm::Hs256, Algorithm::Hs384, Algorithm::Hs512] {
-            let Ok(mut tag) = signer.sign(algorithm, b"msg") else {
-                unreachable!("hmac signs")
-            };
+        for (algorithm, hash) in [
+            (Algorithm::Hs256, hmac::HMAC_SHA256),
+            (Algorithm::Hs384, hmac::HMAC_SHA384),
+            (Algorithm::Hs512, hmac::HMAC_SHA512),
+        ] {
+            let mut tag = hmac::sign(&hmac::Key::new(hash, &secret), b"msg")
+                .as_ref()
+                .to_vec();
             assert_eq!(key.verify(algorithm, b"msg", &tag), Ok(()));
             assert_eq!(key.verify(algorithm, b"msh", &tag), Err(BadSignature));
             tag.pop();
@@ -705,9 +531,6 @@ mod tests {
             let Ok(pkcs8) = signature::EcdsaKeyPair::generate_pkcs8(signing, &rng) else {
                 unreachable!()
             };
-            let Ok(signer) = SigningKey::from_pkcs8(algorithm, pkcs8.as_ref()) else {
-                unreachable!()
-            };
             let Ok(pair) = signature::EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref(), &rng)
             else {
                 unreachable!()
@@ -717,11 +540,12 @@ mod tests {
             else {
                 unreachable!()
             };
-            let Ok(sig) = signer.sign(algorithm, b"m") else {
+            let Ok(sig) = pair.sign(&rng, b"m") else {
                 unreachable!()
             };
-            assert_eq!(key.verify(algorithm, b"m", &sig), Ok(()));
-            assert_eq!(key.verify(algorithm, b"n", &sig), Err(BadSignature));
+            let sig = sig.as_ref();
+            assert_eq!(key.verify(algorithm, b"m", sig), Ok(()));
+            assert_eq!(key.verify(algorithm, b"n", sig), Err(BadSignature));
         }
         let Ok(pkcs8) = signature::Ed25519KeyPair::generate_pkcs8(&rng) else {
             unreachable!()
@@ -736,13 +560,11 @@ mod tests {
         let Ok(key) = VerifyingKey::ed25519(public) else {
             unreachable!()
         };
-        let Ok(signer) = SigningKey::from_pkcs8(Algorithm::EdDsa, pkcs8.as_ref()) else {
-            unreachable!()
-        };
-        let Ok(sig) = signer.sign(Algorithm::EdDsa, b"m") else {
-            unreachable!()
-        };
-        assert_eq!(key.verify(Algorithm::EdDsa, b"m", &sig), Ok(()));
-        assert_eq!(key.verify(Algorithm::Es256, b"m", &sig), Err(BadSignature));
+        let sig = pair.sign(b"m");
+        assert_eq!(key.verify(Algorithm::EdDsa, b"m", sig.as_ref()), Ok(()));
+        assert_eq!(
+            key.verify(Algorithm::Es256, b"m", sig.as_ref()),
+            Err(BadSignature)
+        );
     }
 }

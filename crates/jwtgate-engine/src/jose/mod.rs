@@ -4,10 +4,12 @@
 //!
 //! Nothing here does I/O, checks a signature or knows about HTTP.
 
-pub mod alg;
+// `pub` where a whole module is re-exported from the crate root (`base64url`)
+// or from `internals`; the others' public types are re-exported one by one.
+pub(crate) mod alg;
 pub mod base64url;
-pub mod claims;
-pub mod header;
+pub(crate) mod claims;
+pub(crate) mod header;
 pub mod json;
 pub mod jwk;
-pub mod token;
+pub(crate) mod token;

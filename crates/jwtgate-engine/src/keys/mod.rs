@@ -21,7 +21,7 @@ mod roca;
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::crypto::VerifyingKey;
+use crate::crypto::{KeyRejected, VerifyingKey};
 use crate::jose::alg::{Algorithm, AlgorithmSet, KeyFamily};
 use crate::jose::json::{JsonStr, Tape, Value};
 use crate::jose::jwk::{Jwk, JwkError, JwkMaterial};
@@ -50,7 +50,7 @@ impl Key {
     }
 
     /// The ready-to-use verifier.
-    pub fn verifying_key(&self) -> &VerifyingKey {
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
         &self.verifying
     }
 
@@ -224,21 +224,20 @@ impl KeySet {
 
     /// Loads one or more PEM public keys (SPKI or PKCS#1); they have no `kid`.
     pub fn from_pem(text: &str) -> Result<KeySet, KeySetError> {
-        let keys = pem::parse_pem(text).map_err(KeySetError::Format)?;
+        let keys = pem::parse_pem(text).map_err(|error| KeySetError::Format(error.to_string()))?;
         let mut builder = Builder::default();
         for (index, key) in keys.into_iter().enumerate() {
-            let invalid = |reason: String| KeySetError::InvalidKey {
+            let invalid = |reason: KeyRejected| KeySetError::InvalidKey {
                 index,
                 kid: None,
-                reason,
+                reason: reason.to_string(),
             };
             let verifying = match key {
-                pem::PemKey::Rsa { n, e } => rsa_key(&n, &e).map_err(invalid)?,
-                pem::PemKey::Ec { curve, point } => {
-                    VerifyingKey::ec_point(curve, &point).map_err(|e| invalid(e.0))?
-                }
-                pem::PemKey::Ed25519(x) => VerifyingKey::ed25519(x).map_err(|e| invalid(e.0))?,
-            };
+                pem::PemKey::Rsa { n, e } => rsa_key(&n, &e),
+                pem::PemKey::Ec { curve, point } => VerifyingKey::ec_point(curve, &point),
+                pem::PemKey::Ed25519(x) => VerifyingKey::ed25519(x),
+            }
+            .map_err(invalid)?;
             builder.add(None, None, verifying)?;
         }
         builder.finish()
@@ -249,7 +248,7 @@ impl KeySet {
         let verifying = VerifyingKey::hmac(secret).map_err(|error| KeySetError::InvalidKey {
             index: 0,
             kid: kid.map(str::to_owned),
-            reason: error.0,
+            reason: error.to_string(),
         })?;
         let mut builder = Builder::default();
         builder.add(kid.map(Into::into), None, verifying)?;
@@ -290,6 +289,10 @@ impl KeySet {
     }
 
     /// Selects the key for a token with this `kid` and (already allow-listed) `alg`.
+    ///
+    /// Not a stable API: [`Verifier::verify`](crate::Verifier::verify) selects
+    /// the key itself; this is public for jwtgate's fuzz targets.
+    #[doc(hidden)]
     pub fn select(
         &self,
         kid: Option<JsonStr<'_>>,
@@ -329,10 +332,10 @@ impl KeySet {
     }
 }
 
-fn rsa_key(n: &[u8], e: &[u8]) -> Result<VerifyingKey, String> {
-    let verifying = VerifyingKey::rsa(n, e).map_err(|error| error.0)?;
+fn rsa_key(n: &[u8], e: &[u8]) -> Result<VerifyingKey, KeyRejected> {
+    let verifying = VerifyingKey::rsa(n, e)?;
     if roca::has_fingerprint(n) {
-        return Err("RSA modulus has the ROCA fingerprint (CVE-2017-15361): its private key can be recovered".into());
+        return Err(KeyRejected::RsaRoca);
     }
     Ok(verifying)
 }
@@ -352,13 +355,12 @@ impl Builder {
             reason,
         };
         let verifying = match &jwk.material {
-            JwkMaterial::Rsa { n, e } => rsa_key(n, e).map_err(invalid)?,
-            JwkMaterial::Ec { curve, x, y } => {
-                VerifyingKey::ec(*curve, x, y).map_err(|e| invalid(e.0))?
-            }
-            JwkMaterial::Ed25519 { x } => VerifyingKey::ed25519(*x).map_err(|e| invalid(e.0))?,
-            JwkMaterial::Symmetric { k } => VerifyingKey::hmac(k).map_err(|e| invalid(e.0))?,
-        };
+            JwkMaterial::Rsa { n, e } => rsa_key(n, e),
+            JwkMaterial::Ec { curve, x, y } => VerifyingKey::ec(*curve, x, y),
+            JwkMaterial::Ed25519 { x } => VerifyingKey::ed25519(*x),
+            JwkMaterial::Symmetric { k } => VerifyingKey::hmac(k),
+        }
+        .map_err(|rejected| invalid(rejected.to_string()))?;
         if let Some(alg) = jwk.alg
             && !verifying.supports(alg)
         {

@@ -68,7 +68,7 @@ fn member(name: JsonStr<'_>) -> Option<Member> {
 
 impl<'t> Header<'t> {
     /// Types a validated JSON value as a JWS header, in one pass over its members.
-    pub fn parse(value: Value<'t>) -> Result<Header<'t>, Rejection> {
+    pub(crate) fn parse(value: Value<'t>) -> Result<Header<'t>, Rejection> {
         let members = value
             .as_object()
             .ok_or(malformed("header is not a JSON object"))?;

@@ -3,8 +3,8 @@
 //! exactly one accepted encoding (a token cannot be altered by flipping unused bits).
 //!
 //! Decoding appends into a caller-owned buffer, which callers reuse, so steady-state
-//! decoding allocates nothing. Neighbours: [`crate::jose::token`] splits the token,
-//! [`crate::jose::jwk`] decodes key members.
+//! decoding allocates nothing. Neighbours: `jose::token` splits the token,
+//! `jose::jwk` decodes key members.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,7 +24,7 @@ pub enum Base64Error {
 }
 
 /// Bytes that decoding `encoded_len` base64url characters produces at most.
-pub const fn decoded_len_upper_bound(encoded_len: usize) -> usize {
+pub(crate) const fn decoded_len_upper_bound(encoded_len: usize) -> usize {
     encoded_len / 4 * 3 + 3
 }
 

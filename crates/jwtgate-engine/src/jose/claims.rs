@@ -210,6 +210,10 @@ fn date(value: Value<'_>, bad: Rejection) -> Result<NumericDate, Rejection> {
 
 impl<'t> Claims<'t> {
     /// Types a validated JSON value as a claims set.
+    ///
+    /// Not a stable API: [`Verifier::verify`](crate::Verifier::verify) is how
+    /// claims are read; this is public for jwtgate's service crate tests.
+    #[doc(hidden)]
     pub fn parse(value: Value<'t>) -> Result<Claims<'t>, Rejection> {
         let members = value.as_object().ok_or(malformed(
             "payload is not a JSON object, so the token is not a JWT",

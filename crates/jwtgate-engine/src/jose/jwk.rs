@@ -2,7 +2,7 @@
 //! public key material, with the member checks the RFCs demand.
 //!
 //! This module only reads JSON; it decides nothing about trust. It reports two
-//! kinds of problem so that [`crate::keys`] can treat them differently: a key
+//! kinds of problem so that `keys` ([`crate::KeySet`]) can treat them differently: a key
 //! jwtgate does not *support* (an exotic type, curve or algorithm, or an encryption
 //! key) is skipped with a warning, while a key that is *invalid* (bad encoding,
 //! wrong lengths, private material) fails the whole key set.
@@ -63,47 +63,6 @@ pub struct Jwk {
     pub alg: Option<Algorithm>,
     /// The key material.
     pub material: JwkMaterial,
-}
-
-impl Jwk {
-    /// The JWK as compact JSON with `use: sig` (and `alg`, `kid` when set), as
-    /// `jwtgate keygen` publishes it. For a symmetric key this contains the secret.
-    pub fn to_json(&self) -> String {
-        let b64 = |bytes: &[u8]| base64url::encode(bytes);
-        let mut json = match &self.material {
-            JwkMaterial::Rsa { n, e } => {
-                format!(r#"{{"kty":"RSA","n":"{}","e":"{}""#, b64(n), b64(e))
-            }
-            JwkMaterial::Ec { curve, x, y } => {
-                let crv = if *curve == KeyFamily::P384 {
-                    "P-384"
-                } else {
-                    "P-256"
-                };
-                format!(
-                    r#"{{"kty":"EC","crv":"{crv}","x":"{}","y":"{}""#,
-                    b64(x),
-                    b64(y)
-                )
-            }
-            JwkMaterial::Ed25519 { x } => {
-                format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}""#, b64(x))
-            }
-            JwkMaterial::Symmetric { k } => format!(r#"{{"kty":"oct","k":"{}""#, b64(k)),
-        };
-        json.push_str(r#","use":"sig""#);
-        if let Some(alg) = self.alg {
-            json.push_str(&format!(r#","alg":"{alg}""#));
-        }
-        if let Some(kid) = &self.kid {
-            let mut quoted = Vec::new();
-            crate::jose::json::quote_into(&mut quoted, kid);
-            json.push_str(r#","kid":"#);
-            json.push_str(&String::from_utf8_lossy(&quoted));
-        }
-        json.push('}');
-        json
-    }
 }
 
 /// Why a JWK cannot be used.
