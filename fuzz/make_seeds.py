@@ -178,7 +178,7 @@ def configs():
     example = (ROOT / "examples" / "config" / "jwtgate.toml").read_text()
     out.append(example.replace("../keys/demo.jwks.json", "demo.jwks.json"))
     texts = []
-    for name in ("tests/config.rs", "src/config/tests.rs"):
+    for name in ("tests/integration/config.rs", "src/config/tests.rs"):
         texts += re.findall(r'r#"(.*?)"#', (ROOT / name).read_text(), re.S)
     fragments = [t for t in texts if "[[" in t or "default_action" in t or "[server]" in t]
     token_configs = next((t for t in fragments if 'name = "users"' in t), "")

@@ -11,7 +11,7 @@
 #
 # A finding is reproduced with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -a TARGET fuzz/artifacts/TARGET/crash-...
-# and then belongs in tests/fuzz_regressions.rs.
+# and then belongs in tests/integration/fuzz_regressions.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -9,12 +9,13 @@
 //! allocator. Metrics (counters, latency histograms) are on throughout.
 //!
 //! The server runs in this process (`Server::start`), so its shard threads use
-//! the counting allocator too. The counter is process-wide; this file holds a
+//! the counting allocator too. The counter is process-wide; this file is a
+//! test binary of its own (not a module of `tests/integration/`) and holds a
 //! single test so that no other test thread allocates during the measurement,
 //! and the client only uses pre-sized buffers and `std` socket calls, which do
 //! not allocate. Per-connection costs (a task, a tracking entry) are outside
 //! the measured window; aws-lc's C allocations are invisible here, as in
-//! `steady_state_alloc.rs`.
+//! `tests/integration/steady_state_alloc.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,6 +23,8 @@
     clippy::panic
 )]
 
+// It uses a few of the shared helpers; the integration binary uses them all.
+#[allow(dead_code)]
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

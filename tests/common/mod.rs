@@ -1,7 +1,6 @@
 //! Shared helpers for the integration tests: key material from `tests/data`,
 //! token minting with `ring` (through jwtgate's signing seam), and verifiers.
 #![allow(
-    dead_code,
     unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,6 +11,7 @@
 pub mod https;
 pub mod nginx;
 pub mod server;
+pub mod spellings;
 
 use std::path::{Path, PathBuf};
 

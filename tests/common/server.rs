@@ -3,9 +3,9 @@
 //! over std `TcpStream`s with read and write timeouts, so that a server bug
 //! fails a test instead of hanging it.
 //!
-//! Neighbours: `tests/serve.rs` (integration tests over loopback) and
-//! `tests/e2e_nginx.rs` (behind a real nginx) use everything here; the key and
-//! token helpers live in `common/mod.rs`.
+//! Neighbours: `tests/integration/serve.rs` (integration tests over
+//! loopback) and `tests/integration/e2e_nginx.rs` (behind a real nginx) use
+//! everything here; the key and token helpers live in `common/mod.rs`.
 #![allow(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -14,7 +14,7 @@
 )]
 
 use std::io::{BufRead as _, BufReader, ErrorKind, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -342,11 +342,6 @@ impl Response {
             .collect()
     }
 
-    /// The header names, in order.
-    pub fn names(&self) -> Vec<&str> {
-        self.headers.iter().map(|(n, _)| n.as_str()).collect()
-    }
-
     pub fn body_text(&self) -> &str {
         std::str::from_utf8(&self.body)
             .unwrap_or_else(|_| panic!("body is not UTF-8: {:?}", self.body))
@@ -411,11 +406,6 @@ impl Conn {
                 .unwrap_or_else(|e| panic!("write byte {i}: {e}"));
             self.stream.flush().unwrap();
         }
-    }
-
-    /// Closes the sending half (the server sees EOF on its read side).
-    pub fn shutdown_write(&self) {
-        self.stream.shutdown(Shutdown::Write).unwrap();
     }
 
     /// Sends `bytes` and reads one response.

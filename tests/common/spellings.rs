@@ -1,8 +1,8 @@
 //! Spellings of a request path that a proxy, jwtgate and an origin may read
-//! differently, by class, for the dodge batteries. Included by path
-//! (`#[path = "common/spellings.rs"]`) from `tests/dodges.rs` (against the
-//! binary over loopback) and `tests/e2e_origin.rs` (through a real nginx in
-//! front of a real origin), so both send exactly the same bytes.
+//! differently, by class, for the dodge batteries: used by
+//! `tests/integration/dodges.rs` (against the binary over loopback) and
+//! `tests/integration/e2e_origin.rs` (through a real nginx in front of a real
+//! origin), so both send exactly the same bytes.
 //!
 //! Every spelling generated for a base path is one the canonical reading
 //! (README, "Routing") must either route to the base path's rule or refuse
@@ -12,7 +12,6 @@
 //! `%5C`, `%3F`, `%23`, `%25XX`, malformed escapes, controls and invalid
 //! UTF-8 refused. So a spelling answered 200 without a token is a dodge.
 #![allow(
-    dead_code,
     unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,

@@ -13,7 +13,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -11,7 +11,7 @@
 //! refusal proves the check under test fired, not that the signature happened to
 //! be wrong; most tests also verify an untouched control token for the same reason.
 
-mod common;
+use crate::common;
 
 use std::fmt::Display;
 use std::time::Duration;

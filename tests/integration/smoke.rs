@@ -1,6 +1,6 @@
 //! Every algorithm signs and verifies with the committed key material (PEM keys).
 #![allow(clippy::unwrap_used)]
-mod common;
+use crate::common;
 use common::*;
 use jwtgate::{Algorithm, Outcome};
 

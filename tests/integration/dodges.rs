@@ -15,8 +15,8 @@
 //! the style, the class and the exact bytes; all failures of a test are
 //! collected before it fails, so one run lists every dodge.
 //!
-//! The spellings themselves live in `common/spellings.rs`, shared with
-//! `tests/e2e_origin.rs` (the same bytes through a real nginx and origin).
+//! The spellings themselves live in `tests/common/spellings.rs`, shared with
+//! `e2e_origin.rs` (the same bytes through a real nginx and origin).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -24,9 +24,8 @@
     clippy::panic
 )]
 
-mod common;
-#[path = "common/spellings.rs"]
-mod spellings;
+use crate::common;
+use crate::common::spellings;
 
 use std::fmt::Write as _;
 

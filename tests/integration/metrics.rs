@@ -15,7 +15,7 @@
 //! awaited by polling the admin port with a deadline, and access-log lines
 //! are read after the server has exited (which flushes them).
 //!
-//! `promtool` is required, like nginx for `tests/e2e_nginx.rs`: a machine
+//! `promtool` is required, like nginx for `e2e_nginx.rs`: a machine
 //! without it fails the promtool test with a message saying so, unless
 //! `JWTGATE_SKIP_E2E=1` is set (then it prints a note and passes).
 #![allow(
@@ -25,7 +25,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;

@@ -11,7 +11,7 @@
 //! as the engine's post-signature refusal of a non-JSON payload (`SIGNATURE_VERIFIED`);
 //! `Valid` is only ever expected for the RFC 7519 JWT of RFC 7515 A.1-A.3.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

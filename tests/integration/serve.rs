@@ -15,7 +15,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -879,7 +879,7 @@ fn body_within_limit_is_discarded_and_next_request_answered(io: &str) {
 fn transfer_encoding_other_than_chunked_is_400(io: &str) {
     let f = serve(io, &[]);
     // Never a 5xx (501 was once the answer): a proxy that fails open would
-    // let the request through. Chunked bodies are read: tests/http_framing.rs.
+    // let the request through. Chunked bodies are read: http_framing.rs.
     for te in ["gzip", "gzip, chunked", "chunked, chunked", "identity"] {
         // By hand: request_bytes would add a Content-Length to a POST. No
         // chunk is sent, so the server has nothing unread when it closes.

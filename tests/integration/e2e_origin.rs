@@ -20,7 +20,7 @@
 //! `admin`, `/users/{id}` and `/v1/**` a valid token; anything else open,
 //! through `default_action = "allow"` or through a catch-all rule with
 //! `on_missing = "allow"`. Every path spelling of the dodge battery
-//! (`common/spellings.rs`, the same bytes `tests/dodges.rs` sends to jwtgate
+//! (`tests/common/spellings.rs`, the same bytes `dodges.rs` sends to jwtgate
 //! directly) is sent as raw bytes over a `TcpStream`: without a token, no
 //! protected location may answer; with a `read`-scope token, neither
 //! `admin` nor `batch` may. The plain spellings reach their locations with
@@ -58,7 +58,7 @@
 //! nginx is the Debian package (`/usr/sbin/nginx`, or `nginx` on the PATH). A
 //! machine without it fails these tests with a message saying so, unless
 //! `JWTGATE_SKIP_E2E=1` is set (then they print a note and pass), as in
-//! `tests/e2e_nginx.rs`.
+//! `e2e_nginx.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -66,9 +66,8 @@
     clippy::panic
 )]
 
-mod common;
-#[path = "common/spellings.rs"]
-mod spellings;
+use crate::common;
+use crate::common::spellings;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

@@ -19,7 +19,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

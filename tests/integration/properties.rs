@@ -12,7 +12,7 @@
 //! `SigningKey`, so a mistake shared by jwtgate's signing and verifying halves
 //! cannot make these properties pass.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

@@ -16,7 +16,7 @@
     clippy::panic
 )]
 
-mod common;
+use crate::common;
 
 use common::server::{Conn, Response, Server, request_bytes};
 use common::{TempDir, mint, signing_key};

@@ -1,0 +1,31 @@
+//! The integration tests, compiled as one test binary with a module per
+//! topic: the library and everything it links (aws-lc, ring, tokio-uring,
+//! rustls) are linked once here instead of once per file. Run one topic with
+//! `cargo test --test integration serve::`, one test with its full path.
+//!
+//! `tests/serve_alloc.rs` is the one binary apart (`Cargo.toml` says why);
+//! the key, token and server helpers both use are in `tests/common/`.
+//!
+//! `steady_state_alloc` installs this binary's global allocator, a counting
+//! one: its counter is per thread, so the other modules' tests, running
+//! beside it, neither disturb its counts nor depend on it.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod attacks;
+mod cli;
+mod config;
+mod dodges;
+mod e2e_nginx;
+mod e2e_origin;
+mod fuzz_regressions;
+mod http_framing;
+mod jwks;
+mod metrics;
+mod path_reading;
+mod properties;
+mod serve;
+mod smoke;
+mod steady_state_alloc;
+mod vectors;
