@@ -395,7 +395,7 @@ fn quote_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 fn write_time(out: &mut Vec<u8>, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
-    let (year, month, day) = crate::tools::time::civil_from_days(seconds.div_euclid(86_400));
+    let (year, month, day) = crate::time::civil_from_days(seconds.div_euclid(86_400));
     let second_of_day = seconds.rem_euclid(86_400);
     let _ = write!(
         out,

@@ -22,7 +22,7 @@ use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, RequestHead, Service};
 use crate::metrics::exposition::{self, Context};
 use crate::metrics::{COLLECT_WAIT, Hub};
-use crate::policy::SharedPolicy;
+use crate::snapshot::SharedSnapshot;
 use crate::status::Status;
 
 /// What the admin endpoints report on.
@@ -32,8 +32,8 @@ pub struct Observed {
     pub hub: Arc<Hub>,
     /// Readiness, draining, reloads.
     pub status: Arc<Status>,
-    /// The policy in force.
-    pub policy: SharedPolicy,
+    /// The snapshot in force.
+    pub policy: SharedSnapshot,
     /// The I/O runtime's name.
     pub io: &'static str,
     /// Number of shards.
@@ -100,7 +100,7 @@ impl Service for Admin {
         let policy = observed.policy.load();
         let context = Context {
             status,
-            policy: &policy,
+            snapshot: &policy,
             io: observed.io,
             shards: observed.shards,
             recording: observed.recording,

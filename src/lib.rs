@@ -18,10 +18,12 @@
 //! | [`latency`] | hdrhistogram latency recording, percentile summaries, `.hgrm` output |
 //! | [`signing`] | signing and key generation for the tools: the only module that imports a crypto library (ring, rsa) |
 //! | [`json_string`] | JSON string literals for what the service writes (metrics, batch lines, minted tokens) |
+//! | `time` | Unix seconds as civil dates, RFC 3339 and relative times |
 //! | [`tools`] | `keygen`, `mint`, `inspect` |
 //! | [`http`] | zero-copy request head parsing, limits, protocol errors, the `Service` seam, original-request headers |
 //! | [`jwks`] | fetched key sets: HTTPS and OIDC discovery, the key manager thread (refresh, refetch on unknown `kid`, stale-if-error), audit of changes |
 //! | [`control`] | the control plane: runs the service from a `Launch` (start-up, key wait, signals, reload, summaries, drain) and reports through `Report` |
+//! | [`snapshot`] | the policy and each token configuration's keys as in force together, and the one `Publisher` through which reloads and key refreshes replace them |
 //! | [`settings`] | server settings described once (types, defaults, layers merged defaults → file → flags) and every cap checked in one place |
 //! | [`config`] | the TOML configuration file → validated `Policy` and server settings; errors with file, line, column, key; hot reload |
 //! | [`policy`] | token configurations, sources (header, cookie, query), rules, canonical paths, claim requirements |
@@ -61,7 +63,9 @@ pub mod policy;
 pub mod server;
 pub mod settings;
 pub mod signing;
+pub mod snapshot;
 pub mod status;
+mod time;
 pub mod tools;
 
 pub use jwtgate_engine::{

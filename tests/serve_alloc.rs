@@ -36,8 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::*;
 use jwtgate::access_log::{AccessLogOptions, Destination};
 use jwtgate::authz::{AuthzOptions, Clock};
-use jwtgate::policy::Policy;
 use jwtgate::server::{IoMode, ServeOptions, Server};
+use jwtgate::snapshot::Snapshot;
 use jwtgate::{Algorithm, Validation};
 
 struct CountingAllocator;
@@ -120,14 +120,14 @@ fn response_len(stream: &mut TcpStream) -> (usize, Vec<String>) {
 }
 
 /// The flags-only policy: one token configuration on every request.
-fn flags_only() -> (Policy, Vec<u8>, &'static [&'static str]) {
+fn flags_only() -> (Snapshot, Vec<u8>, &'static [&'static str]) {
     let keys = public_keys("rsa2048-a");
     let verifier = verifier_with(
         keys,
         Validation::new(jwtgate::AlgorithmSet::parse_list("RS256").unwrap()),
     );
     (
-        Policy::single(verifier),
+        Snapshot::single(verifier),
         batch(),
         &["200", "401", "401", "401"],
     )
@@ -135,7 +135,7 @@ fn flags_only() -> (Policy, Vec<u8>, &'static [&'static str]) {
 
 /// The flags-only policy, with chunked request bodies (extensions, a
 /// trailer) read and thrown away: a valid token, then none.
-fn flags_only_chunked() -> (Policy, Vec<u8>, &'static [&'static str]) {
+fn flags_only_chunked() -> (Snapshot, Vec<u8>, &'static [&'static str]) {
     let (policy, _, _) = flags_only();
     let key = signing_key("rsa2048-a", Algorithm::Rs256);
     let valid = mint(
@@ -163,7 +163,7 @@ fn flags_only_chunked() -> (Policy, Vec<u8>, &'static [&'static str]) {
 /// A configured policy: rules by host and path, a cookie source, an
 /// exclusion, claim requirements and forwarded claims, read from nginx-style
 /// forwarded headers.
-fn configured() -> (Policy, Vec<u8>, &'static [&'static str]) {
+fn configured() -> (Snapshot, Vec<u8>, &'static [&'static str]) {
     let pem = read_data("rsa2048-a.spki.pem");
     let config = format!(
         r#"
@@ -231,7 +231,7 @@ forward_claims = {{ sub = "x-jwt-sub", scope = "x-jwt-scope", "realm.roles" = "x
     // The last answer is the `missing` denial, which ends the batch.
     request("api.example.com", "/v1/public/../orders", "");
     (
-        loaded.policy,
+        Snapshot::new(loaded.policy, loaded.keys),
         requests,
         &["200", "200", "200", "403", "403", "200", "401"],
     )
@@ -239,7 +239,7 @@ forward_claims = {{ sub = "x-jwt-sub", scope = "x-jwt-scope", "realm.roles" = "x
 
 fn steady_state_allocations(
     io: IoMode,
-    (policy, requests, statuses): (Policy, Vec<u8>, &[&str]),
+    (policy, requests, statuses): (Snapshot, Vec<u8>, &[&str]),
     access_log: Option<&std::path::Path>,
 ) -> (u64, usize) {
     let options = ServeOptions {

@@ -19,6 +19,7 @@ use crate::metrics::{Decision, Place, ShardMetrics, Taken};
 use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, OriginalRequest, RequestHead, Service};
 use crate::policy::{self, Action, DefaultAction, Policy, Route, Routed};
+use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::{Outcome, UnixTime};
 
 pub use response::{Denials, Identity};
@@ -56,12 +57,10 @@ pub struct AuthzOptions {
     pub clock: Clock,
 }
 
-pub use crate::policy::SharedPolicy;
-
 /// The ext_authz check service of one shard.
 #[derive(Debug)]
 pub struct Authorizer {
-    policy: SharedPolicy,
+    policy: SharedSnapshot,
     options: AuthzOptions,
     denials: Arc<Denials>,
     scratch: crate::Scratch,
@@ -131,10 +130,10 @@ fn is_preflight(head: &RequestHead<'_, '_>, method: &[u8]) -> bool {
 
 impl Authorizer {
     /// A shard's authorizer over `policy`; `denials` is rendered once and shared.
-    pub fn new(policy: SharedPolicy, options: AuthzOptions, denials: Arc<Denials>) -> Authorizer {
-        let scratch = policy.load().configs.first().map_or_else(
+    pub fn new(policy: SharedSnapshot, options: AuthzOptions, denials: Arc<Denials>) -> Authorizer {
+        let scratch = policy.load().keys.first().map_or_else(
             || crate::Scratch::with_token_limit(4096),
-            |config| config.verifier.scratch(),
+            |keys| keys.verifier.scratch(),
         );
         Authorizer {
             policy,
@@ -154,7 +153,7 @@ impl Authorizer {
     /// logs them to `log`.
     pub fn observed(mut self, shard: usize, metrics: bool, log: Option<ShardLog>) -> Authorizer {
         self.shard = shard;
-        self.metrics = metrics.then(|| ShardMetrics::new(&self.policy.load_full()));
+        self.metrics = metrics.then(|| ShardMetrics::new(&self.policy.load().policy));
         self.log = log;
         self
     }
@@ -168,21 +167,28 @@ impl Authorizer {
         out: &mut Vec<u8>,
     ) -> Option<Outcome> {
         // A guard, not a clone of the Arc: no shared reference count is touched.
-        let policy = self.policy.load();
+        let snapshot = self.policy.load();
         if self.metrics.is_none() && self.log.is_none() {
             return self
-                .decide_with(&policy, head, framing, out, None)
+                .decide_with(&snapshot, head, framing, out, None)
                 .outcome();
         }
         let logged = self.log.as_mut().is_some_and(ShardLog::sampled);
         let started = logged.then(Instant::now);
         self.seen.clear();
-        let decided = self.decide_with(&policy, head, framing, out, Some(logged));
+        let decided = self.decide_with(&snapshot, head, framing, out, Some(logged));
         if let Some(metrics) = &mut self.metrics {
-            metrics.count(&policy, decided.place, decided.decision, decided.taken);
+            // Counted per policy: a key refresh shares the policy, so the
+            // shard's table carries on.
+            metrics.count(
+                &snapshot.policy,
+                decided.place,
+                decided.decision,
+                decided.taken,
+            );
         }
         if let Some(started) = started {
-            self.log_line(&policy, head, &decided, started.elapsed());
+            self.log_line(&snapshot.policy, head, &decided, started.elapsed());
         }
         decided.outcome()
     }
@@ -239,12 +245,13 @@ impl Authorizer {
     /// recorded, else whether the request's tokens are to be noted for the log.
     fn decide_with(
         &mut self,
-        policy: &Policy,
+        snapshot: &Snapshot,
         head: &RequestHead<'_, '_>,
         framing: Framing,
         out: &mut Vec<u8>,
         observe: Option<bool>,
     ) -> Record {
+        let policy = &*snapshot.policy;
         if self.options.danger_skip_verification {
             response::unverified(out, framing.close);
             return Record::allowed(None, Decision::Token(Outcome::Valid));
@@ -299,20 +306,20 @@ impl Authorizer {
         // routes elsewhere must pass there first, and its denial is the answer.
         if let Some(also) = route.also {
             let start = out.len();
-            let record = self.answer(policy, also, head, query, framing, out, observe);
+            let record = self.answer(snapshot, also, head, query, framing, out, observe);
             if record.taken == Taken::Block {
                 return record;
             }
             out.truncate(start);
         }
-        self.answer(policy, route.route, head, query, framing, out, observe)
+        self.answer(snapshot, route.route, head, query, framing, out, observe)
     }
 
     /// Answers a request routed to `route`: checks its rule's tokens.
     #[allow(clippy::too_many_arguments)] // one call site's locals, passed on
     fn answer(
         &mut self,
-        policy: &Policy,
+        snapshot: &Snapshot,
         route: Route<'_>,
         head: &RequestHead<'_, '_>,
         query: &[u8],
@@ -320,8 +327,7 @@ impl Authorizer {
         out: &mut Vec<u8>,
         observe: Option<bool>,
     ) -> Record {
-        let all_headers = &policy.forwarded_headers;
-        let index_of = |rule: &policy::Rule| policy.rule_index(rule);
+        let all_headers = &snapshot.policy.forwarded_headers;
         let rule = match route {
             Route::Check(rule) => rule,
             Route::Excluded(rule) | Route::Preflight(rule) => {
@@ -330,7 +336,7 @@ impl Authorizer {
                     _ => ("preflight", Decision::Preflight),
                 };
                 response::allowed_without_identity(out, reason, false, all_headers, framing.close);
-                return Record::allowed(index_of(rule), decision);
+                return Record::allowed(Some(rule.index), decision);
             }
             Route::Default(DefaultAction::Allow) => {
                 response::allowed_without_identity(
@@ -356,7 +362,8 @@ impl Authorizer {
         let timed = self.metrics.is_some().then(Instant::now);
         let decided = tokens::check_rule(
             rule,
-            &policy.configs,
+            &snapshot.policy.configs,
+            &snapshot.keys,
             &tokens::Request {
                 head,
                 query,
@@ -376,7 +383,7 @@ impl Authorizer {
             metrics.record_verification(timed.elapsed());
         }
         let place = Place {
-            rule: index_of(rule),
+            rule: Some(rule.index),
             config: decided.config,
         };
         let outcome = match decided.verdict {
@@ -461,7 +468,7 @@ impl Service for Authorizer {
 /// `?token_config=NAME` picks the token configuration (default: the first).
 #[derive(Debug)]
 pub struct BatchVerifier {
-    policy: SharedPolicy,
+    policy: SharedSnapshot,
     clock: Clock,
     limits: BatchLimits,
     scratch: crate::Scratch,
@@ -484,7 +491,7 @@ pub struct BatchLimits {
 
 impl BatchVerifier {
     /// A batch endpoint over `policy`'s token configurations, within `limits`.
-    pub fn new(policy: SharedPolicy, clock: Clock, limits: BatchLimits) -> BatchVerifier {
+    pub fn new(policy: SharedSnapshot, clock: Clock, limits: BatchLimits) -> BatchVerifier {
         BatchVerifier {
             policy,
             clock,
@@ -536,29 +543,32 @@ impl Service for BatchVerifier {
             let body = br#"{"error":"too_many_lines","detail":"the body has more lines than this endpoint accepts"}"#;
             return write_simple(out, 413, JSON, b"", body, framing);
         }
-        let policy = self.policy.load();
+        let snapshot = self.policy.load();
         let wanted = query
             .split('&')
             .find_map(|pair| pair.strip_prefix("token_config="));
-        let config = match wanted {
-            Some(name) => policy.configs.iter().find(|config| &*config.name == name),
-            None => policy.configs.first(),
+        let keys = match wanted {
+            Some(name) => snapshot
+                .configs()
+                .find(|(own, _)| *own == name)
+                .map(|(_, keys)| keys),
+            None => snapshot.keys.first(),
         };
-        let Some(config) = config else {
+        let Some(keys) = keys else {
             let body = br#"{"error":"unknown_token_config","detail":"no token configuration has this name"}"#;
             return write_simple(out, 404, JSON, b"", body, framing);
         };
         self.lines.clear();
-        let refused = (!config.keys_available).then_some(tokens::KEYS_UNAVAILABLE);
+        let refused = (!keys.available()).then_some(tokens::KEYS_UNAVAILABLE);
         let unknown_kid = crate::batch::verify_buffer(
-            &config.verifier,
+            &keys.verifier,
             refused,
             body,
             self.clock.now(),
             &mut self.scratch,
             &mut self.lines,
         );
-        if unknown_kid && let Some(remote) = &config.remote {
+        if unknown_kid && let Some(remote) = keys.remote() {
             remote.want_refetch();
         }
         write_simple(out, 200, "application/x-ndjson", b"", &self.lines, framing);

@@ -20,6 +20,7 @@
 //! borrow the shard's scratch space, which the next verification reuses).
 
 use crate::http::RequestHead;
+use crate::jwks::TokenKeys;
 use crate::policy::{Found, Mode, Rule, TokenConfig};
 use jwtgate_engine::json::JsonStr;
 
@@ -197,6 +198,7 @@ fn identity_key(claims: &crate::Claims<'_>, key: &mut Vec<u8>) {
 pub(crate) fn check_rule<'b>(
     rule: &Rule,
     configs: &[TokenConfig],
+    keys: &[TokenKeys],
     request: &Request<'_, 'b>,
     identity: Identity<'_>,
     close: bool,
@@ -211,8 +213,8 @@ pub(crate) fn check_rule<'b>(
         .token_configs
         .iter()
         .enumerate()
-        .filter_map(|(position, &index)| Some((position, configs.get(index)?)));
-    for (position, config) in chosen {
+        .filter_map(|(position, &index)| Some((position, configs.get(index)?, keys.get(index)?)));
+    for (position, config, keys) in chosen {
         let mut found_for_config = false;
         for source in config.sources.iter() {
             let token = match source.find(request.head, request.query) {
@@ -235,12 +237,12 @@ pub(crate) fn check_rule<'b>(
             if rule.mode == Mode::Any && matches!(ledger.state(slot), Some(State::Valid)) {
                 continue;
             }
-            let verified = if config.keys_available {
-                config.verifier.verify(token, request.now, work.scratch)
+            let verified = if keys.available() {
+                keys.verifier.verify(token, request.now, work.scratch)
             } else {
                 Err(KEYS_UNAVAILABLE)
             };
-            if let (Err(rejection), Some(remote)) = (&verified, &config.remote)
+            if let (Err(rejection), Some(remote)) = (&verified, keys.remote())
                 && rejection.outcome() == Outcome::UnknownKid
             {
                 // The key set may have rotated: the key manager refetches (throttled).

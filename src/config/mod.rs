@@ -41,8 +41,8 @@ use toml::Spanned;
 
 use crate::access_log::Destination;
 use crate::jwks::{
-    AllowedHost, FetchError, FetchSettings, Location, Origin, RemoteKeys, RemoteSettings, Schedule,
-    Startup,
+    AllowedHost, FetchError, FetchSettings, KeySource, Location, Origin, RemoteKeys,
+    RemoteSettings, Schedule, Startup, TokenKeys,
 };
 
 pub use error::ConfigError;
@@ -86,6 +86,9 @@ const RESERVED_HEADERS: [&str; 4] = ["x-jwt-sub", "x-jwt-iss", "x-jwt-kid", "x-j
 pub struct Loaded {
     /// Token configurations and rules.
     pub policy: Policy,
+    /// The keys of each token configuration, in the order of the policy's:
+    /// local keys, or a remote source that has not been fetched yet.
+    pub keys: Vec<TokenKeys>,
     /// The `[server]` table: the settings it names.
     pub server: ServerLayer,
     /// Every key file read, for reload-on-change.
@@ -159,8 +162,10 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
     let mut key_files = Vec::new();
     let mut warnings = Vec::new();
     let mut configs: Vec<TokenConfig> = Vec::with_capacity(raw.token_config.len());
+    let mut keys = Vec::with_capacity(raw.token_config.len());
     for (index, config) in raw.token_config.iter().enumerate() {
-        let built = token_config(config, index, base, at, &mut key_files, &mut warnings)?;
+        let (built, built_keys) =
+            token_config(config, index, base, at, &mut key_files, &mut warnings)?;
         if configs.iter().any(|c| c.name == built.name) {
             return Err(at.at(
                 config.get_ref().name.span(),
@@ -172,6 +177,7 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
             ));
         }
         configs.push(built);
+        keys.push(built_keys);
     }
     let mut rules = Vec::with_capacity(raw.rule.len());
     for (index, rule) in raw.rule.iter().enumerate() {
@@ -196,14 +202,15 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
         }
     }
     Ok(Loaded {
-        policy: Policy {
-            configs: configs.into(),
-            rules: rules.into(),
+        policy: Policy::new(
+            configs.into(),
+            rules.into(),
             default_action,
-            forwarded_headers: forwarded_headers.into_iter().collect(),
+            forwarded_headers.into_iter().collect(),
             forwarded,
-            trusted_proxies: trusted_proxies.into(),
-        },
+            trusted_proxies.into(),
+        ),
+        keys,
         server,
         key_files,
         warnings,
@@ -454,7 +461,7 @@ fn token_config(
     at: Located<'_>,
     key_files: &mut Vec<PathBuf>,
     warnings: &mut Vec<String>,
-) -> Result<TokenConfig, ConfigError> {
+) -> Result<(TokenConfig, TokenKeys), ConfigError> {
     let key = |field: &str| format!("token_config[{index}].{field}");
     let config = raw.get_ref();
     let name = config.name.get_ref().trim();
@@ -504,7 +511,7 @@ fn token_config(
         .map_or_else(|| raw.span(), Spanned::span);
     let verifier = Verifier::new(keys, validation)
         .map_err(|error| at.at(span, key("algorithms"), error.to_string()))?;
-    Ok(TokenConfig::local(name, sources, verifier))
+    Ok((TokenConfig::new(name, sources), TokenKeys::local(verifier)))
 }
 
 /// A token configuration whose keys are fetched: its allow-list must be
@@ -518,7 +525,7 @@ fn remote_token_config(
     remote: RemoteSettings,
     key: &dyn Fn(&str) -> String,
     at: Located<'_>,
-) -> Result<TokenConfig, ConfigError> {
+) -> Result<(TokenConfig, TokenKeys), ConfigError> {
     let Some(list) = &config.algorithms else {
         return Err(at.at(
             raw.span(),
@@ -567,13 +574,13 @@ fn remote_token_config(
     };
     let remote =
         field.map_err(|(field, span, error)| at.at(span, key(field), error.to_string()))?;
-    Ok(TokenConfig {
-        name: name.into(),
-        sources: sources.into_boxed_slice(),
-        verifier: std::sync::Arc::new(Verifier::without_keys(validation)),
-        keys_available: false,
-        remote: Some(std::sync::Arc::new(remote)),
-    })
+    Ok((
+        TokenConfig::new(name, sources),
+        TokenKeys {
+            verifier: std::sync::Arc::new(Verifier::without_keys(validation)),
+            source: KeySource::Unavailable(std::sync::Arc::new(remote)),
+        },
+    ))
 }
 
 /// The claim checks of a token configuration.
@@ -1128,6 +1135,8 @@ fn rule_of(
         });
     }
     Ok(Rule {
+        // Numbered by `Policy::new`.
+        index: 0,
         name: rule.name.get_ref().as_str().into(),
         hosts: hosts.into(),
         paths: paths.into(),

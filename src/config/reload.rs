@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{ConfigError, load};
-use crate::policy::SharedPolicy;
 use crate::settings::ServerLayer;
+use crate::snapshot::Publisher;
 
 /// What one file looked like: modification time and size (`None`: unreadable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub struct Reloaded {
 #[derive(Debug)]
 pub struct Reloader {
     path: PathBuf,
-    shared: SharedPolicy,
+    publisher: Arc<Publisher>,
     server: ServerLayer,
     files: Vec<PathBuf>,
     loaded: Fingerprint,
@@ -77,13 +77,13 @@ const RETRY_POLLS: u32 = 5;
 
 impl Reloader {
     /// Watches `path`, which looked like `stamp` before it was loaded (giving
-    /// `server` settings, `key_files` read, and the policy already in `shared`).
+    /// `server` settings, `key_files` read, and the snapshot `publisher` has in force).
     pub fn new(
         path: &Path,
         stamp: Stamp,
         server: ServerLayer,
         key_files: Vec<PathBuf>,
-        shared: SharedPolicy,
+        publisher: Arc<Publisher>,
     ) -> Reloader {
         let mut files = vec![path.to_owned()];
         files.extend(key_files);
@@ -94,7 +94,7 @@ impl Reloader {
         }
         Reloader {
             path: path.to_owned(),
-            shared,
+            publisher,
             server,
             files,
             loaded: now.clone(),
@@ -158,9 +158,19 @@ impl Reloader {
             self.last_seen = now;
             self.files = files;
         }
+        let super::Loaded { policy, keys, .. } = loaded;
         match &self.keys {
             Some(manager) => {
-                if let Err(message) = manager.publish_reloaded(loaded.policy) {
+                let named = policy
+                    .configs
+                    .iter()
+                    .map(|config| config.name.clone())
+                    .zip(keys)
+                    .collect();
+                let publisher = &self.publisher;
+                let published =
+                    manager.publish_reloaded(named, |keys| publisher.reloaded(policy, keys));
+                if let Err(message) = published {
                     // Like a file that does not load: kept out, retried.
                     let error = ConfigError {
                         file: self.path.clone(),
@@ -173,7 +183,7 @@ impl Reloader {
                     return Err(error);
                 }
             }
-            None => self.shared.store(Arc::new(loaded.policy)),
+            None => self.publisher.reloaded(policy, keys),
         }
         Ok(reloaded)
     }

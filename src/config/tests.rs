@@ -469,10 +469,10 @@ fn durations() {
 fn a_fetched_key_source_starts_without_keys_and_keeps_its_settings() {
     let text = "default_action = \"deny\"\n[[token_config]]\nname = \"idp\"\njwks_url = \"https://idp.example/.well-known/jwks.json\"\nissuer = \"https://idp.example/\"\nalgorithms = [\"RS256\", \"ES256\"]\nrefresh_interval = \"5m\"\nmin_refetch_interval = \"10s\"\nmax_stale = \"2h\"\nstartup_timeout = \"3s\"\nallow_start_without_keys = true\nmax_response_bytes = 4096\n[[rule]]\nname = \"all\"\ntoken_configs = [\"idp\"]\n";
     let loaded = load_str(text).unwrap();
-    let config = &loaded.policy.configs[0];
-    assert!(!config.keys_available);
-    assert!(config.verifier.keys().is_empty());
-    let settings = config.remote.as_ref().unwrap().settings();
+    let keys = &loaded.keys[0];
+    assert!(!keys.available());
+    assert!(keys.verifier.keys().is_empty());
+    let settings = keys.remote().unwrap().settings();
     assert_eq!(
         settings.location,
         crate::jwks::Location::Url("https://idp.example/.well-known/jwks.json".into())
@@ -530,7 +530,7 @@ fn jwks_allowed_hosts_are_hosts_of_a_fetched_key_source() {
         "jwks_url = \"https://idp.example/keys\"\njwks_allowed_hosts = [\"Keys.Example.com\", \"localhost:8443\"]",
     );
     let loaded = load_str(&text).unwrap();
-    let keys = loaded.policy.configs[0].remote.as_ref().unwrap();
+    let keys = loaded.keys[0].remote().unwrap();
     let listed: Vec<String> = keys
         .settings()
         .fetch
@@ -547,12 +547,7 @@ fn jwks_allowed_hosts_are_hosts_of_a_fetched_key_source() {
     // Discovery: the issuer's origin is the configured one.
     let loaded = load_str(&remote("issuer_discovery = true")).unwrap();
     assert_eq!(
-        loaded.policy.configs[0]
-            .remote
-            .as_ref()
-            .unwrap()
-            .destinations()
-            .describe(),
+        loaded.keys[0].remote().unwrap().destinations().describe(),
         "https://idp.example:443 (configured)"
     );
     for (text, expected) in [

@@ -22,11 +22,11 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::Verifier;
 use crate::config::{ConfigError, Loaded, Reloaded, Reloader, Stamp};
+use crate::jwks::KeySink;
 use crate::jwks::{Manager, StartupError};
-use crate::policy::Policy;
-use crate::policy::SharedPolicy;
 use crate::server::{ServeError, ServeOptions, Server};
 use crate::settings::{Refused, Runtime, ServerLayer};
+use crate::snapshot::{Publisher, Snapshot};
 
 pub use console::Console;
 
@@ -251,11 +251,12 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
         inbox,
         ..
     } = launch;
-    let (policy, file) = match policy {
+    let (snapshot, file) = match policy {
         PolicySource::File(path) => {
             let (stamp, loaded) = load_file(&path, report)?;
             let Loaded {
                 policy,
+                keys,
                 server,
                 key_files,
                 ..
@@ -266,20 +267,20 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
                 server,
                 key_files,
             };
-            (policy, Some(file))
+            (Snapshot::new(policy, keys), Some(file))
         }
-        PolicySource::Single(verifier) => (Policy::single(*verifier), None),
+        PolicySource::Single(verifier) => (Snapshot::single(*verifier), None),
     };
     let layers = match &file {
         Some(file) => settings.over(file.server.clone()),
         None => settings,
     };
     let options = layers.resolve(runtime)?;
-    let shared: SharedPolicy = Arc::new(arc_swap::ArcSwap::from_pointee(policy));
+    let publisher = Arc::new(Publisher::new(snapshot));
     // With a configuration file the manager runs even without fetched keys
     // yet, so that a reload can add some.
     let keys = match &file {
-        Some(_) => Some(Manager::start(Arc::clone(&shared)).map_err(LaunchError::KeyManager)?),
+        Some(_) => Some(start_manager(&publisher).map_err(LaunchError::KeyManager)?),
         None => None,
     };
     if let Some(manager) = &keys {
@@ -298,16 +299,15 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
             manager.stop();
             return Err(LaunchError::MissingKeys(missing));
         }
-        for config in shared.load().configs.iter() {
-            if config.remote.is_some() && !config.keys_available {
+        for (name, keys) in publisher.current().configs() {
+            if !keys.available() {
                 report.warning(&format!(
-                    "token_config {:?} starts without keys (allow_start_without_keys): not ready, its tokens get keys_unavailable",
-                    &*config.name
+                    "token_config {name:?} starts without keys (allow_start_without_keys): not ready, its tokens get keys_unavailable"
                 ));
             }
         }
     }
-    let server = match Server::start(Arc::clone(&shared), &options) {
+    let server = match Server::start(Arc::clone(publisher.shared()), &options) {
         Ok(server) => server,
         Err(error) => {
             if let Some(manager) = &keys {
@@ -324,7 +324,7 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
             file.stamp,
             file.server,
             file.key_files,
-            Arc::clone(&shared),
+            Arc::clone(&publisher),
         )
         .with_key_manager(keys.clone());
         (file.path, reloader)
@@ -463,30 +463,38 @@ pub fn verifier_for(
         .iter()
         .map(|c| c.name.to_string())
         .collect();
-    let fetches = loaded.policy.configs.iter().any(|c| c.remote.is_some());
-    let shared: SharedPolicy = Arc::new(arc_swap::ArcSwap::from_pointee(loaded.policy));
+    let fetches = loaded.keys.iter().any(|keys| keys.remote().is_some());
+    let publisher = Arc::new(Publisher::new(Snapshot::new(loaded.policy, loaded.keys)));
     if fetches {
-        let manager = Manager::start(Arc::clone(&shared)).map_err(VerifierError::KeyManager)?;
+        let manager = start_manager(&publisher).map_err(VerifierError::KeyManager)?;
         let missing = manager.wait_for_keys(|| false).unwrap_or_default();
         manager.stop();
         if let Some(error) = missing.into_iter().find(|error| error.config == name) {
             return Err(VerifierError::MissingKeys(error));
         }
     }
-    let policy = shared.load();
-    let config = policy
-        .configs
-        .iter()
-        .find(|config| &*config.name == name)
+    let snapshot = publisher.current();
+    let (_, keys) = snapshot
+        .configs()
+        .find(|(own, _)| *own == name)
         .ok_or_else(|| VerifierError::Unknown {
             file: file.display().to_string(),
             name: name.to_owned(),
             defined: defined.join(", "),
         })?;
-    if !config.keys_available {
+    if !keys.available() {
         return Err(VerifierError::NoKeys(name.to_owned()));
     }
-    Ok(Arc::clone(&config.verifier))
+    Ok(Arc::clone(&keys.verifier))
+}
+
+/// The key manager over the remote sources of the snapshot `publisher` has
+/// in force, putting what it fetches in force through it.
+fn start_manager(publisher: &Arc<Publisher>) -> std::io::Result<Arc<Manager>> {
+    let snapshot = publisher.current();
+    let configs: Vec<(&str, &crate::jwks::TokenKeys)> = snapshot.configs().collect();
+    let sink: Arc<dyn KeySink> = Arc::clone(publisher) as Arc<dyn KeySink>;
+    Manager::start(sink, &configs)
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
 //! The key manager: one thread that fetches every remote key set when it is
-//! due, builds the new verifier off the hot path and publishes a new policy
-//! snapshot with it. Publishing (here, and for a reloaded configuration in
-//! [`Manager::publish_reloaded`]) happens under one lock, so a fetch never
-//! overwrites a reload or the reverse.
+//! due, builds the new verifier off the hot path and hands the
+//! configuration's new keys to its [`KeySink`] (the snapshot's publisher),
+//! which replaces that configuration's keys alone. Handing over (here, and
+//! for a reloaded configuration in [`Manager::publish_reloaded`]) happens
+//! under one lock, so a fetch never overwrites a reload or the reverse.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Location, RemoteKeys, audit, unix_now};
+use super::{KeySink, KeySource, Location, RemoteKeys, TokenKeys, audit, unix_now};
 use crate::diagnostics::warn;
-use crate::policy::{Policy, SharedPolicy, TokenConfig};
 use crate::{KeySet, Verifier};
 
 /// A source due for a fetch.
@@ -61,15 +61,20 @@ struct Source {
     next_refetch: Instant,
     failures_in_row: u32,
     last_error: Option<String>,
-    /// Whether the published policy lets this configuration's keys be used.
+    /// Whether the published snapshot lets this configuration's keys be used.
     available: bool,
+    /// The keys last published (or, before any, the configuration's claim
+    /// checks with no keys): the validation a new key set is built under,
+    /// and what an audit compares it with.
+    verifier: Arc<Verifier>,
     /// When it was first asked for (start-up waits from here).
     since: Instant,
 }
 
 impl Source {
-    fn new(name: &str, remote: Arc<RemoteKeys>, now: Instant) -> Source {
+    fn new(name: &str, remote: Arc<RemoteKeys>, verifier: Arc<Verifier>, now: Instant) -> Source {
         Source {
+            verifier,
             name: name.into(),
             remote,
             good: None,
@@ -81,6 +86,20 @@ impl Source {
             last_error: None,
             available: false,
             since: now,
+        }
+    }
+}
+
+impl Source {
+    /// The keys to put in force for this source's configuration.
+    fn keys(&self) -> TokenKeys {
+        TokenKeys {
+            verifier: Arc::clone(&self.verifier),
+            source: if self.available {
+                KeySource::Fetched(Arc::clone(&self.remote))
+            } else {
+                KeySource::Unavailable(Arc::clone(&self.remote))
+            },
         }
     }
 }
@@ -97,7 +116,7 @@ struct Fetch {
 /// Remote key sets of the policy in force.
 #[derive(Debug)]
 pub struct Manager {
-    shared: SharedPolicy,
+    sink: Arc<dyn KeySink>,
     sources: Mutex<Vec<Source>>,
     stop: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -127,8 +146,8 @@ fn after(now: Instant, wait: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// The verifier for `body` under `config`'s validation.
-fn verifier_for(config: &TokenConfig, body: &[u8]) -> Result<Verifier, String> {
+/// The verifier for `body` under the validation of `checks`.
+fn verifier_for(checks: &Verifier, body: &[u8]) -> Result<Verifier, String> {
     // A JWKS only: a URL serving PEM or a bare JWK is not a key set endpoint.
     // (A document that is not JSON at all gets the parser's own words below.)
     let mut tape = jwtgate_engine::internals::json::Tape::new();
@@ -143,7 +162,7 @@ fn verifier_for(config: &TokenConfig, body: &[u8]) -> Result<Verifier, String> {
     if keys.is_symmetric() {
         return Err("the key set holds HMAC secrets; a secret served at a URL is refused".into());
     }
-    Verifier::new(keys, config.verifier.validation().clone()).map_err(|error| error.to_string())
+    Verifier::new(keys, checks.validation().clone()).map_err(|error| error.to_string())
 }
 
 fn lock(sources: &Mutex<Vec<Source>>) -> MutexGuard<'_, Vec<Source>> {
@@ -153,21 +172,29 @@ fn lock(sources: &Mutex<Vec<Source>>) -> MutexGuard<'_, Vec<Source>> {
 }
 
 impl Manager {
-    /// Takes over the remote key sources of the policy in `shared` (there may
-    /// be none yet: a reload can add some) and starts fetching them.
-    pub fn start(shared: SharedPolicy) -> std::io::Result<Arc<Manager>> {
+    /// Takes over the remote key sources among `configs` (name and keys of
+    /// each token configuration; there may be none yet: a reload can add
+    /// some), starts fetching them, and puts what arrives in force through
+    /// `sink`.
+    pub fn start(
+        sink: Arc<dyn KeySink>,
+        configs: &[(&str, &TokenKeys)],
+    ) -> std::io::Result<Arc<Manager>> {
         let now = Instant::now();
-        let sources: Vec<Source> = shared
-            .load()
-            .configs
+        let sources: Vec<Source> = configs
             .iter()
-            .filter_map(|config| {
-                let remote = config.remote.as_ref()?;
-                Some(Source::new(&config.name, Arc::clone(remote), now))
+            .filter_map(|(name, keys)| {
+                let remote = keys.remote()?;
+                Some(Source::new(
+                    name,
+                    Arc::clone(remote),
+                    Arc::clone(&keys.verifier),
+                    now,
+                ))
             })
             .collect();
         let manager = Arc::new(Manager {
-            shared,
+            sink,
             sources: Mutex::new(sources),
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
@@ -226,24 +253,30 @@ impl Manager {
         }
     }
 
-    /// Publishes a reloaded policy: configurations whose key source is
-    /// unchanged keep their keys (rebuilt under the new validation) and their
-    /// counters; new sources are fetched at once.
-    pub fn publish_reloaded(&self, mut policy: Policy) -> Result<(), String> {
+    /// The key states of a reloaded policy (`configs`: the name and the
+    /// freshly loaded keys of each token configuration): configurations
+    /// whose key source is unchanged keep their keys (rebuilt under the new
+    /// validation) and their counters; new sources are fetched at once.
+    /// `publish` puts the result in force while the manager holds its
+    /// sources, so that no key refresh lands between the two.
+    pub fn publish_reloaded(
+        &self,
+        mut configs: Vec<(Box<str>, TokenKeys)>,
+        publish: impl FnOnce(Vec<TokenKeys>),
+    ) -> Result<(), String> {
         // A source the reload adds is fetched once before the policy goes
         // out (without the lock), so its tokens are not refused meanwhile;
         // if that fails, the reload is refused like a start-up would be.
         let mut first_fetches: Vec<(Box<str>, Fetch)> = {
             let sources = lock(&self.sources);
-            policy
-                .configs
+            configs
                 .iter()
-                .filter_map(|config| {
-                    let remote = config.remote.as_ref()?;
+                .filter_map(|(name, keys)| {
+                    let remote = keys.remote()?;
                     let known = sources
                         .iter()
-                        .any(|source| same_place(source, &config.name, remote));
-                    (!known).then(|| (config.name.clone(), Arc::clone(remote)))
+                        .any(|source| same_place(source, name, remote));
+                    (!known).then(|| (name.clone(), Arc::clone(remote)))
                 })
                 .collect::<Vec<_>>()
         }
@@ -253,26 +286,26 @@ impl Manager {
         let mut sources = lock(&self.sources);
         // Checked before anything changes, so that a refused reload leaves
         // the running sources exactly as they were.
-        for config in policy.configs.iter() {
-            let Some(remote) = &config.remote else {
+        for (name, keys) in &configs {
+            let Some(remote) = keys.remote() else {
                 continue;
             };
             let known = sources
                 .iter()
-                .find(|source| same_place(source, &config.name, remote));
+                .find(|source| same_place(source, name, remote));
             let refusal = match known {
                 Some(source) => source
                     .good
                     .as_ref()
-                    .and_then(|body| verifier_for(config, body).err())
+                    .and_then(|body| verifier_for(&keys.verifier, body).err())
                     .map(|reason| {
                         format!("the key set in force does not fit the new settings: {reason}")
                     }),
                 None => first_fetches
                     .iter()
-                    .find(|(name, _)| *name == config.name)
+                    .find(|(fetched, _)| fetched == name)
                     .and_then(|(_, fetched)| match &fetched.result {
-                        Ok((body, _)) => verifier_for(config, body).err(),
+                        Ok((body, _)) => verifier_for(&keys.verifier, body).err(),
                         Err(reason) => Some(reason.clone()),
                     })
                     .filter(|_| !remote.settings.startup.allow_without_keys)
@@ -284,18 +317,18 @@ impl Manager {
                     }),
             };
             if let Some(reason) = refusal {
-                return Err(format!("token_config {:?}: {reason}", &*config.name));
+                return Err(format!("token_config {:?}: {reason}", &**name));
             }
         }
         let now = Instant::now();
         let mut kept = Vec::with_capacity(sources.len());
-        for config in &mut policy.configs {
-            let Some(remote) = config.remote.clone() else {
+        for (name, keys) in &mut configs {
+            let Some(remote) = keys.remote().cloned() else {
                 continue;
             };
             let known = sources
                 .iter()
-                .position(|source| same_place(source, &config.name, &remote));
+                .position(|source| same_place(source, name, &remote));
             let mut source = match known {
                 Some(position) => {
                     // Same keys, maybe other timeouts or a rotated CA file:
@@ -307,31 +340,34 @@ impl Manager {
                     }
                     source
                 }
-                None => Source::new(&config.name, remote, now),
+                None => Source::new(name, Arc::clone(&remote), Arc::clone(&keys.verifier), now),
             };
-            config.keys_available = false;
+            // The new configuration's checks, whatever keys end up in force.
+            source.verifier = Arc::clone(&keys.verifier);
+            let mut available = false;
             if let Some(position) = first_fetches
                 .iter()
-                .position(|(name, _)| *name == config.name)
+                .position(|(fetched, _)| fetched == name)
             {
                 let (_, outcome) = first_fetches.swap_remove(position);
-                if let Some(verifier) = absorb(&mut source, config, outcome) {
-                    config.verifier = Arc::new(verifier);
-                    config.keys_available = true;
+                if let Some(verifier) = absorb(&mut source, name, outcome) {
+                    source.verifier = Arc::new(verifier);
+                    available = true;
                 }
             } else if let Some(verifier) = source
                 .good
                 .as_ref()
-                .and_then(|body| verifier_for(config, body).ok())
+                .and_then(|body| verifier_for(&keys.verifier, body).ok())
             {
-                config.verifier = Arc::new(verifier);
-                config.keys_available = source.available;
+                source.verifier = Arc::new(verifier);
+                available = source.available;
             }
-            source.available = config.keys_available;
+            source.available = available;
+            *keys = source.keys();
             kept.push(source);
         }
         *sources = kept;
-        self.shared.store(Arc::new(policy));
+        publish(configs.into_iter().map(|(_, keys)| keys).collect());
         Ok(())
     }
 
@@ -389,12 +425,9 @@ impl Manager {
             // Reloaded away while fetching.
             return;
         };
-        let policy = self.shared.load_full();
-        let Some(config) = policy.configs.iter().find(|config| *config.name == *name) else {
-            return;
-        };
-        if let Some(verifier) = absorb(source, config, outcome) {
-            publish(&self.shared, &policy, name, remote, Some(verifier), true);
+        if let Some(verifier) = absorb(source, name, outcome) {
+            source.verifier = Arc::new(verifier);
+            self.sink.refreshed(remote, source.keys());
         }
     }
 
@@ -412,34 +445,31 @@ impl Manager {
                     "keys of token_config {:?}: the last good key set is older than max_stale ({max_stale:?}); answering keys_unavailable until a fetch succeeds",
                     source.name
                 ));
-                let policy = self.shared.load_full();
-                let (name, remote) = (source.name.clone(), Arc::clone(&source.remote));
-                publish(&self.shared, &policy, &name, &remote, None, false);
+                self.sink.refreshed(&source.remote, source.keys());
             }
         }
     }
 }
 
 /// Takes a fetch's result into `source` (schedule, counters, audit, log
-/// lines) and returns the verifier to put in force for `config`, if the
-/// fetch brought a usable key set.
-fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<Verifier> {
+/// lines) and returns the verifier to put in force for configuration
+/// `name`, if the fetch brought a usable key set.
+fn absorb(source: &mut Source, name: &str, outcome: Fetch) -> Option<Verifier> {
     let now = Instant::now();
     let remote = Arc::clone(&source.remote);
-    let name = &*config.name;
     let schedule = remote.settings.schedule;
     source.next_refetch = after(now, schedule.min_refetch_interval);
     if outcome.jwks_uri.is_some() || outcome.forget_jwks_uri {
         source.jwks_uri = outcome.jwks_uri;
     }
     let built = outcome.result.and_then(|(body, max_age)| {
-        let verifier = verifier_for(config, &body)
+        let verifier = verifier_for(&source.verifier, &body)
             .map_err(|reason| format!("{}: {reason}", remote.settings.location.describe()))?;
         Ok((body, max_age, verifier))
     });
     match built {
         Ok((body, max_age, verifier)) => {
-            let before = source.good.as_ref().map(|_| config.verifier.keys());
+            let before = source.good.as_ref().map(|_| source.verifier.keys());
             let changes = audit::changes(before, verifier.keys(), &body);
             remote.fetches.fetch_add(1, Ordering::Relaxed);
             remote.fetched_at.store(unix_now(), Ordering::Relaxed);
@@ -469,8 +499,7 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
             let unchanged = source.available && source.good.as_deref() == Some(body.as_slice());
             source.good = Some(body.into());
             source.available = true;
-            // The same document again: nothing to publish (a new snapshot
-            // would cost every shard a new metrics table for nothing).
+            // The same document again: nothing to publish.
             (!unchanged).then_some(verifier)
         }
         Err(reason) => {
@@ -501,33 +530,6 @@ fn absorb(source: &mut Source, config: &TokenConfig, outcome: Fetch) -> Option<V
             None
         }
     }
-}
-
-/// Stores a copy of `policy` in which configuration `name` (of source
-/// `remote`) has `verifier` (if given) and the given availability.
-fn publish(
-    shared: &SharedPolicy,
-    policy: &Policy,
-    name: &str,
-    remote: &Arc<RemoteKeys>,
-    verifier: Option<Verifier>,
-    available: bool,
-) {
-    let mut next = policy.clone();
-    let verifier = verifier.map(Arc::new);
-    for config in &mut next.configs {
-        let same = config
-            .remote
-            .as_ref()
-            .is_some_and(|own| Arc::ptr_eq(own, remote));
-        if *config.name == *name && same {
-            if let Some(verifier) = &verifier {
-                config.verifier = Arc::clone(verifier);
-            }
-            config.keys_available = available;
-        }
-    }
-    shared.store(Arc::new(next));
 }
 
 /// Fetches a source's key set (through discovery when configured; a refetch

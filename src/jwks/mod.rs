@@ -7,8 +7,11 @@
 //!  manager    own thread: refresh when due (Cache-Control max-age within
 //!             bounds, else refresh_interval, with jitter; backoff on failure),
 //!             refetch when a flag is up and min_refetch_interval has passed;
-//!             builds the new Verifier and publishes a new policy snapshot
-//!  reload     Manager::adopt carries fetched keys over into a reloaded policy
+//!             builds the new Verifier and hands the configuration's new
+//!             TokenKeys to its KeySink (the snapshot publisher), which
+//!             replaces that configuration's keys alone
+//!  reload     Manager::publish_reloaded carries fetched keys over into the
+//!             key states of a reloaded policy
 //! ```
 //!
 //! A fetch that fails, or brings a key set that does not parse or has no key
@@ -31,8 +34,11 @@ pub mod fetch;
 pub mod hosts;
 mod manager;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::Verifier;
 
 pub use fetch::{FetchError, FetchSettings, Fetcher};
 pub use hosts::{AllowedHost, Destinations, HostError, Origin, UrlError};
@@ -220,6 +226,64 @@ impl RemoteKeys {
             at => Some(at),
         }
     }
+}
+
+/// A token configuration's keys as they are in force. Where they come from
+/// and whether they may be used is one enum, so no combination can
+/// contradict itself (local keys that are "unavailable", fetched keys
+/// without a source).
+#[derive(Debug, Clone)]
+pub struct TokenKeys {
+    /// The keys and the configuration's claim checks. For a source that has
+    /// not brought keys yet: the checks and no keys.
+    pub verifier: Arc<Verifier>,
+    /// Where they come from.
+    pub source: KeySource,
+}
+
+/// Where a configuration's keys come from, and whether they are in force.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// The configuration file's (or the command line's) keys: always in force.
+    Local,
+    /// A fetched key set, in force.
+    Fetched(Arc<RemoteKeys>),
+    /// Fetched keys not arrived yet, or older than `max_stale`: tokens get
+    /// `keys_unavailable` until a fetch succeeds.
+    Unavailable(Arc<RemoteKeys>),
+}
+
+impl TokenKeys {
+    /// Keys read from a file or given directly.
+    pub fn local(verifier: Verifier) -> TokenKeys {
+        TokenKeys {
+            verifier: Arc::new(verifier),
+            source: KeySource::Local,
+        }
+    }
+
+    /// Whether tokens may be verified with these keys.
+    pub fn available(&self) -> bool {
+        !matches!(self.source, KeySource::Unavailable(_))
+    }
+
+    /// The remote source, for fetched keys.
+    pub fn remote(&self) -> Option<&Arc<RemoteKeys>> {
+        match &self.source {
+            KeySource::Local => None,
+            KeySource::Fetched(remote) | KeySource::Unavailable(remote) => Some(remote),
+        }
+    }
+}
+
+/// Where the key manager puts the keys it fetched: the one publisher of the
+/// running snapshot ([`crate::snapshot::Publisher`]), seen from here as a
+/// sink so that this module does not depend on the snapshot it feeds.
+pub trait KeySink: Send + Sync + std::fmt::Debug {
+    /// Puts `keys` in force for the configuration whose keys come from
+    /// `remote`, if the snapshot in force still has it; every other
+    /// configuration's keys, and the rules, stay as they are.
+    fn refreshed(&self, remote: &Arc<RemoteKeys>, keys: TokenKeys);
 }
 
 /// Unix seconds now.

@@ -11,7 +11,7 @@ use super::hub::{Recent, Totals};
 use super::{ACTIONS, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
 use crate::json_string::quote_into;
 use crate::latency::{LatencyHistogram, REPORTED_PERCENTILES};
-use crate::policy::Policy;
+use crate::snapshot::Snapshot;
 use crate::status::Status;
 
 /// Upper bounds of the latency histogram buckets, in seconds: 10 µs to 10 s,
@@ -26,8 +26,8 @@ pub const BUCKETS_SECONDS: [f64; 19] = [
 pub struct Context<'a> {
     /// Serving state.
     pub status: &'a Status,
-    /// The policy in force (token configurations and their key sets).
-    pub policy: &'a Policy,
+    /// The snapshot in force (token configurations and their key sets).
+    pub snapshot: &'a Snapshot,
     /// The I/O runtime name (`uring`, `epoll`).
     pub io: &'a str,
     /// Number of shards.
@@ -60,18 +60,16 @@ impl Context<'_> {
     /// Ready but degraded: configurations whose key fetches fail while their
     /// last good key set is still served, one line each.
     pub fn degraded(&self) -> Vec<String> {
-        self.policy
-            .configs
-            .iter()
-            .filter_map(|config| {
-                let remote = config.remote.as_ref()?;
-                (remote.failing() && config.keys_available).then(|| {
+        self.snapshot
+            .configs()
+            .filter_map(|(name, keys)| {
+                let remote = keys.remote()?;
+                (remote.failing() && keys.available()).then(|| {
                     let age = remote
                         .fetched_at()
                         .map(|at| crate::UnixTime::now().0.saturating_sub(at));
                     format!(
-                        "token_config {:?}: fetching keys fails; serving the last good set, fetched {} s ago",
-                        &*config.name,
+                        "token_config {name:?}: fetching keys fails; serving the last good set, fetched {} s ago",
                         age.unwrap_or(0)
                     )
                 })
@@ -81,10 +79,10 @@ impl Context<'_> {
 
     /// Every token configuration has usable keys (fetched ones included).
     pub fn keys_loaded(&self) -> bool {
-        self.policy
-            .configs
+        self.snapshot
+            .keys
             .iter()
-            .all(|config| config.keys_available && !config.verifier.keys().is_empty())
+            .all(|keys| keys.available() && !keys.verifier.keys().is_empty())
     }
 }
 
@@ -214,10 +212,10 @@ pub fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
         "gauge",
         "Keys in each token configuration's key set.",
     );
-    for config in &context.policy.configs {
+    for (name, keys) in context.snapshot.configs() {
         out.push_str("jwtgate_token_config_keys{token_config=\"");
-        label(&mut out, &config.name);
-        let _ = writeln!(out, "\"}} {}", config.verifier.keys().len());
+        label(&mut out, name);
+        let _ = writeln!(out, "\"}} {}", keys.verifier.keys().len());
     }
     family(
         &mut out,
@@ -225,16 +223,15 @@ pub fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
         "gauge",
         "1 when the token configuration's keys may be used; 0 while fetched keys are missing or older than max_stale (tokens get keys_unavailable).",
     );
-    for config in &context.policy.configs {
+    for (name, keys) in context.snapshot.configs() {
         out.push_str("jwtgate_token_config_keys_available{token_config=\"");
-        label(&mut out, &config.name);
-        let _ = writeln!(out, "\"}} {}", u8::from(config.keys_available));
+        label(&mut out, name);
+        let _ = writeln!(out, "\"}} {}", u8::from(keys.available()));
     }
     let remote: Vec<_> = context
-        .policy
-        .configs
-        .iter()
-        .filter_map(|config| Some((&*config.name, config.remote.as_ref()?)))
+        .snapshot
+        .configs()
+        .filter_map(|(name, keys)| Some((name, keys.remote()?)))
         .collect();
     if !remote.is_empty() {
         family(
@@ -439,12 +436,12 @@ pub fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
         out,
         "}},\"connections\":{{\"open\":{open},\"accepted\":{accepted}}},\"keys\":{{"
     );
-    for (index, config) in context.policy.configs.iter().enumerate() {
+    for (index, (name, keys)) in context.snapshot.configs().enumerate() {
         if index > 0 {
             out.push(b',');
         }
-        quote_into(&mut out, &config.name);
-        let _ = write!(out, ":{}", config.verifier.keys().len());
+        quote_into(&mut out, name);
+        let _ = write!(out, ":{}", keys.verifier.keys().len());
     }
     out.extend_from_slice(b"}}\n");
     out

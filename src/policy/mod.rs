@@ -19,11 +19,7 @@ pub mod peers;
 pub mod source;
 pub mod unicode;
 
-use std::sync::Arc;
-
-use crate::Verifier;
 use crate::http::{ForwardedStyle, OriginalRequest};
-use crate::jwks::RemoteKeys;
 
 pub use claims::{ClaimRequirement, ClaimTest, ForwardClaim};
 pub use host::HostPattern;
@@ -31,31 +27,24 @@ pub use path::{PathError, PathPattern};
 pub use peers::IpNet;
 pub use source::{Found, TokenSource};
 
-/// A named way to find and verify a token.
+/// A named way to find a token. Its keys are not here: they change on their
+/// own (a key set is fetched, rotated, goes stale), so the snapshot in force
+/// holds them beside the policy ([`crate::snapshot::Snapshot::keys`]), one
+/// per configuration, in this order.
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
     /// The configuration's name, as rules refer to it.
     pub name: Box<str>,
     /// Where to look, in order; every source that holds a token is verified.
     pub sources: Box<[TokenSource]>,
-    /// Keys and claim checks (shared: a new key set swaps this alone).
-    pub verifier: Arc<Verifier>,
-    /// Whether the keys may be used: false while a remote key set has not
-    /// arrived yet or has outlived `max_stale` (tokens get `keys_unavailable`).
-    pub keys_available: bool,
-    /// Where the keys come from when they are fetched ([`crate::jwks`]).
-    pub remote: Option<Arc<RemoteKeys>>,
 }
 
 impl TokenConfig {
-    /// A configuration with local keys.
-    pub fn local(name: &str, sources: Vec<TokenSource>, verifier: Verifier) -> TokenConfig {
+    /// A configuration named `name` reading `sources`.
+    pub fn new(name: &str, sources: Vec<TokenSource>) -> TokenConfig {
         TokenConfig {
             name: name.into(),
             sources: sources.into_boxed_slice(),
-            verifier: Arc::new(verifier),
-            keys_available: true,
-            remote: None,
         }
     }
 }
@@ -108,6 +97,9 @@ impl Endpoint {
 /// One rule, compiled.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// Its position in [`Policy::rules`], fixed at load: a route carries its
+    /// rule, so metrics count by this without searching.
+    pub index: usize,
     /// Its name, for logs and `check-config`.
     pub name: Box<str>,
     /// Hosts it applies to (empty: any).
@@ -315,10 +307,6 @@ impl Forwarded {
     }
 }
 
-/// The policy every shard reads, swapped whole on reload: one atomic load per
-/// request, no lock.
-pub type SharedPolicy = Arc<arc_swap::ArcSwap<Policy>>;
-
 /// Token configurations, rules and the default, as loaded.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -335,18 +323,49 @@ pub struct Policy {
     pub forwarded: Forwarded,
     /// Peers whose forwarded headers are believed (empty: every peer).
     pub trusted_proxies: Box<[IpNet]>,
+    /// Whether answering needs the original request ([`Policy::needs_original_request`]),
+    /// worked out once by [`Policy::new`].
+    needs_original: bool,
 }
 
 impl Policy {
-    /// The position of `rule`, one of this policy's rules, in constant time
-    /// (metrics count per rule position; scanning would repeat routing's work).
-    pub fn rule_index(&self, rule: &Rule) -> Option<usize> {
-        let offset = (rule as *const Rule as usize).checked_sub(self.rules.as_ptr() as usize)?;
-        let index = offset / std::mem::size_of::<Rule>().max(1);
-        self.rules
-            .get(index)
-            .filter(|candidate| std::ptr::eq(*candidate, rule))
-            .map(|_| index)
+    /// A policy of `configs` and `rules`; each rule's `index` is set to its
+    /// position here.
+    pub fn new(
+        configs: Box<[TokenConfig]>,
+        mut rules: Box<[Rule]>,
+        default_action: DefaultAction,
+        forwarded_headers: Box<[Box<str>]>,
+        forwarded: Forwarded,
+        trusted_proxies: Box<[IpNet]>,
+    ) -> Policy {
+        for (index, rule) in rules.iter_mut().enumerate() {
+            rule.index = index;
+        }
+        // Some rule looks at host, path or method, or some source reads the
+        // query string. The flags-only policy does not, so it does not
+        // require forwarded headers.
+        let needs_original = rules.iter().any(|rule| {
+            !rule.hosts.is_empty()
+                || !rule.paths.is_empty()
+                || !rule.methods.is_empty()
+                || !rule.exclude.is_empty()
+                || rule.bypass_cors_preflight
+        }) || configs.iter().any(|config| {
+            config
+                .sources
+                .iter()
+                .any(|source| matches!(source, TokenSource::Query { .. }))
+        });
+        Policy {
+            configs,
+            rules,
+            default_action,
+            forwarded_headers,
+            forwarded,
+            trusted_proxies,
+            needs_original,
+        }
     }
 
     /// Whether forwarded headers from `peer` may be believed.
@@ -355,33 +374,23 @@ impl Policy {
     }
 
     /// Whether answering needs the original request: some rule looks at
-    /// host, path or method, or some source reads the query string. The
-    /// flags-only policy does not, so it does not require forwarded headers.
+    /// host, path or method, or some source reads the query string.
+    #[inline]
     pub fn needs_original_request(&self) -> bool {
-        self.rules.iter().any(|rule| {
-            !rule.hosts.is_empty()
-                || !rule.paths.is_empty()
-                || !rule.methods.is_empty()
-                || !rule.exclude.is_empty()
-                || rule.bypass_cors_preflight
-        }) || self.configs.iter().any(|config| {
-            config
-                .sources
-                .iter()
-                .any(|source| matches!(source, TokenSource::Query { .. }))
-        })
+        self.needs_original
     }
 
     /// The flags-only policy: one token configuration (the `Authorization`
-    /// header, Bearer or raw) on every request.
-    pub fn single(verifier: Verifier) -> Policy {
-        Policy {
-            configs: Box::new([TokenConfig::local(
+    /// header, Bearer or raw) on every request; its keys go beside it in the
+    /// snapshot ([`crate::snapshot::Snapshot::single`]).
+    pub fn single() -> Policy {
+        Policy::new(
+            Box::new([TokenConfig::new(
                 "default",
                 vec![TokenSource::authorization_bearer()],
-                verifier,
             )]),
-            rules: Box::new([Rule {
+            Box::new([Rule {
+                index: 0,
                 name: "all".into(),
                 hosts: Box::new([]),
                 paths: Box::new([]),
@@ -395,13 +404,13 @@ impl Policy {
                 forward_claims: Box::new([]),
                 bypass_cors_preflight: false,
             }]),
-            default_action: DefaultAction::Deny,
-            forwarded_headers: Box::new([]),
-            forwarded: Forwarded::RequestLine {
+            DefaultAction::Deny,
+            Box::new([]),
+            Forwarded::RequestLine {
                 path_prefix: "".into(),
             },
-            trusted_proxies: Box::new([]),
-        }
+            Box::new([]),
+        )
     }
 
     /// Routes a request by the one reading of it ([`path`], [`host`],
@@ -539,13 +548,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rule_index_is_its_position_and_only_its_own_policy_knows_it() {
+    fn a_rule_index_is_its_position() {
         let text = "default_action = \"deny\"\n[[token_config]]\nname = \"p\"\n@JWKS@\n[[rule]]\nname = \"a\"\ntoken_configs = [\"p\"]\n[[rule]]\nname = \"b\"\ntoken_configs = [\"p\"]\n[[rule]]\nname = \"c\"\ntoken_configs = [\"p\"]\n";
         let policy = crate::config::tests::policy_with_demo_keys(text);
-        let other = crate::config::tests::policy_with_demo_keys(text);
         for (index, rule) in policy.rules.iter().enumerate() {
-            assert_eq!(policy.rule_index(rule), Some(index));
-            assert_eq!(other.rule_index(rule), None);
+            assert_eq!(rule.index, index);
         }
     }
 
@@ -557,6 +564,7 @@ mod tests {
         exclude: &[(Option<&str>, &str)],
     ) -> Rule {
         Rule {
+            index: 0,
             name: name.into(),
             hosts: hosts
                 .iter()
@@ -585,9 +593,9 @@ mod tests {
     }
 
     fn policy(default_action: DefaultAction) -> Policy {
-        Policy {
-            configs: Box::new([]),
-            rules: Box::new([
+        Policy::new(
+            Box::new([]),
+            Box::new([
                 rule("admin", &["admin.example.com"], &[], &[], &[]),
                 rule(
                     "api",
@@ -603,12 +611,12 @@ mod tests {
                 rule("writes", &[], &["/v2/**"], &["POST", "PUT", "DELETE"], &[]),
             ]),
             default_action,
-            forwarded_headers: Box::new([]),
-            forwarded: Forwarded::RequestLine {
+            Box::new([]),
+            Forwarded::RequestLine {
                 path_prefix: "".into(),
             },
-            trusted_proxies: Box::new([]),
-        }
+            Box::new([]),
+        )
     }
 
     fn route(policy: &Policy, method: &str, host: &str, target: &str) -> String {

@@ -42,7 +42,7 @@ use crate::diagnostics::warn;
 use crate::http::Service;
 use crate::metrics::exposition::summary_line;
 use crate::metrics::{COLLECT_WAIT, Hub};
-use crate::policy::SharedPolicy;
+use crate::snapshot::SharedSnapshot;
 use crate::status::Status;
 use shard::{Endpoint, ShardSettings};
 
@@ -249,7 +249,7 @@ fn spawn_shard<V: Service + Send + 'static>(
 impl Server {
     /// Binds every socket, starts the shards and the admin thread, and returns
     /// once all of them accept connections.
-    pub fn start(policy: SharedPolicy, options: &ServeOptions) -> Result<Server, ServeError> {
+    pub fn start(policy: SharedSnapshot, options: &ServeOptions) -> Result<Server, ServeError> {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let shard_count = match options.shards {
             0 => cores.len().max(1),

@@ -302,17 +302,17 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
         "  observability: metrics {}, access log {access_log}, stderr summary {summary}",
         if options.metrics { "on" } else { "off" }
     );
-    for config in policy.configs.iter() {
+    for (config, keys) in policy.configs.iter().zip(&loaded.keys) {
         let _ = writeln!(out, "\ntoken_config {:?}", &*config.name);
         let _ = writeln!(
             out,
             "  sources: {}",
             list(config.sources.iter().map(source_text), "none")
         );
-        for key in config.verifier.keys().keys() {
+        for key in keys.verifier.keys().keys() {
             let _ = writeln!(out, "  key {}", key.describe());
         }
-        if let Some(remote) = &config.remote {
+        if let Some(remote) = keys.remote() {
             let settings = remote.settings();
             let schedule = &settings.schedule;
             let _ = writeln!(
@@ -343,7 +343,7 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
                 remote.destinations().describe()
             );
         }
-        for line in validation_text(config.verifier.validation()).lines() {
+        for line in validation_text(keys.verifier.validation()).lines() {
             let _ = writeln!(out, "  {line}");
         }
     }

@@ -9,7 +9,7 @@ use jwtgate_engine::internals::RawToken;
 use jwtgate_engine::internals::json::Tape;
 use jwtgate_engine::json::{Kind, Value};
 
-use crate::tools::time;
+use crate::time;
 use crate::{Outcome, UnixTime, Verifier};
 
 /// What `inspect` found.

@@ -6,7 +6,6 @@ pub mod check_config;
 pub mod inspect;
 pub mod keygen;
 pub mod mint;
-pub(crate) mod time;
 
 use std::path::{Path, PathBuf};
 

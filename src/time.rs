@@ -1,4 +1,7 @@
-//! Unix seconds in human form for `inspect`: RFC 3339 UTC and "in 5 min" / "3 h ago".
+//! Unix seconds in human form: civil dates (the access log's timestamps),
+//! RFC 3339 UTC and "in 5 min" / "3 h ago" (`inspect`). A module of its own
+//! at the bottom of the graph: the clock type itself, `UnixTime`, is the
+//! engine's.
 
 /// `2023-11-14T22:13:20Z` for Unix seconds (proleptic Gregorian, UTC).
 pub(crate) fn rfc3339(seconds: i64) -> String {
