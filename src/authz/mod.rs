@@ -5,11 +5,14 @@
 //! Neighbours: [`crate::http`] supplies the parsed head and the [`Service`]
 //! seam; [`Verifier`](crate::Verifier) is the engine; [`crate::batch`] renders batch lines.
 //! One [`Authorizer`] lives in each shard and owns that shard's scratch space,
-//! so verifying allocates nothing.
+//! so verifying allocates nothing; it counts decisions into the shard's
+//! metrics, which the shard shares with it ([`Authorizer::observed`]).
 
 pub mod response;
 mod tokens;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -69,8 +72,10 @@ pub struct Authorizer {
     paths: policy::PathBuffers,
     /// The first valid token's `iss` and `sub`, to compare the others with.
     identity_key: Vec<u8>,
-    /// This shard's counters and histograms (`None` with metrics off).
-    metrics: Option<ShardMetrics>,
+    /// This shard's counters and histograms (`None` with metrics off), shared
+    /// with the shard's connection loop, which times requests and counts
+    /// protocol errors into them.
+    metrics: Option<Rc<RefCell<ShardMetrics>>>,
     /// This shard's access log (`None` when off).
     log: Option<ShardLog>,
     /// What a logged request's tokens said.
@@ -150,11 +155,17 @@ impl Authorizer {
         }
     }
 
-    /// Counts and times every request of shard number `shard` (`metrics`), and
-    /// logs them to `log`.
-    pub fn observed(mut self, shard: usize, metrics: bool, log: Option<ShardLog>) -> Authorizer {
+    /// Counts and times every request of shard number `shard` into `metrics`
+    /// (the shard's own, which its connections also record into), and logs
+    /// them to `log`.
+    pub fn observed(
+        mut self,
+        shard: usize,
+        metrics: Option<Rc<RefCell<ShardMetrics>>>,
+        log: Option<ShardLog>,
+    ) -> Authorizer {
         self.shard = shard;
-        self.metrics = metrics.then(|| ShardMetrics::new(&self.policy.load_full()));
+        self.metrics = metrics;
         self.log = log;
         self
     }
@@ -178,8 +189,10 @@ impl Authorizer {
         let started = logged.then(Instant::now);
         self.seen.clear();
         let decided = self.decide_with(&policy, head, framing, out, Some(logged));
-        if let Some(metrics) = &mut self.metrics {
-            metrics.count(&policy, decided.place, decided.decision, decided.taken);
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .borrow_mut()
+                .count(&policy, decided.place, decided.decision, decided.taken);
         }
         if let Some(started) = started {
             self.log_line(&policy, head, &decided, started.elapsed());
@@ -372,8 +385,8 @@ impl Authorizer {
                 seen: (observe == Some(true)).then_some(&mut self.seen),
             },
         );
-        if let (Some(metrics), Some(timed)) = (&mut self.metrics, timed) {
-            metrics.record_verification(timed.elapsed());
+        if let (Some(metrics), Some(timed)) = (&self.metrics, timed) {
+            metrics.borrow_mut().record_verification(timed.elapsed());
         }
         let place = Place {
             rule: index_of(rule),
@@ -443,10 +456,6 @@ impl Service for Authorizer {
         out: &mut Vec<u8>,
     ) {
         self.decide(head, framing, out);
-    }
-
-    fn metrics(&mut self) -> Option<&mut ShardMetrics> {
-        self.metrics.as_mut()
     }
 
     fn tick(&mut self) {

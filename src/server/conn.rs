@@ -134,7 +134,7 @@ struct Connection<'s, S: Stream, V: Service> {
     continued: bool,
     /// When the first byte of the request being read arrived.
     request_started: Option<Instant>,
-    /// Whether the service records metrics (request latencies are then timed).
+    /// Whether the shard records metrics (request latencies are then timed).
     timing: bool,
     /// When the last read completed: every head parsed from the buffer was
     /// complete then (for pipelined requests, queueing behind earlier ones counts).
@@ -201,7 +201,7 @@ pub(crate) async fn serve<S: Stream, V: Service>(
         chunked: None,
         continued: false,
         request_started: None,
-        timing: service.borrow_mut().metrics().is_some(),
+        timing: shard.metrics.is_some(),
         last_read: Instant::now(),
         received: [Instant::now(); MAX_PIPELINED],
         unwritten: 0,
@@ -408,8 +408,8 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
     /// Answers a request the connection cannot serve, counts it, and closes.
     fn refuse(&mut self, error: ProtocolError) -> Next {
         response::error(&mut self.output, error);
-        if let Some(metrics) = self.service.borrow_mut().metrics() {
-            metrics.count_protocol_error(error);
+        if let Some(metrics) = &self.shard.metrics {
+            metrics.borrow_mut().count_protocol_error(error);
         }
         Next::Close
     }
@@ -452,8 +452,9 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
         if self.unwritten > 0 {
             if result.is_ok()
                 && self.timing
-                && let Some(metrics) = self.service.borrow_mut().metrics()
+                && let Some(metrics) = &self.shard.metrics
             {
+                let mut metrics = metrics.borrow_mut();
                 let written = Instant::now();
                 for received in self.received.iter().take(self.unwritten) {
                     metrics.record_request(written.saturating_duration_since(*received));
