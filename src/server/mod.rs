@@ -15,9 +15,11 @@
 //! and shared read-only; everything else is shard-local.
 //!
 //! Files: `transport` (the two runtimes behind one interface), `shard`
-//! (runtime, accept loop, sweeper, drain), `conn` (one connection's loop),
-//! `tracking` (phases, deadlines, buffer pool). What requests are answered
-//! with lives in [`crate::authz`] and [`crate::admin`].
+//! (runtime, accept loop, sweeper, drain, the shard's metrics), `conn` (one
+//! connection's loop, which sees of its shard only the parts lent to it),
+//! `tracking` (phases, deadlines, buffer pool, draining flag). Imports point
+//! from `shard` down to `conn`, `tracking` and `transport`, never back. What
+//! requests are answered with lives in [`crate::authz`] and [`crate::admin`].
 
 mod conn;
 mod shard;

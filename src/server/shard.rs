@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
-use super::conn::{self, ConnectionLimits};
-use super::tracking::{BufferPool, Phase, Registry, Tracked};
+use super::conn::{self, ConnectionLimits, ShardParts};
+use super::tracking::{BufferPool, Draining, Phase, Registry, Tracked};
 use super::transport::{EpollListener, Listener, Stream, UringListener};
 use crate::http::Service;
 use crate::metrics::{Connections, ShardLink, ShardMetrics};
@@ -37,11 +37,11 @@ pub(crate) type SharedMetrics = Rc<RefCell<ShardMetrics>>;
 
 /// What every connection of a shard shares.
 pub(crate) struct Shard<S> {
-    pub(crate) buffers: BufferPool,
+    buffers: BufferPool,
     /// `None` when the shard records nothing (metrics off, or not a check shard).
-    pub(crate) metrics: Option<SharedMetrics>,
+    metrics: Option<SharedMetrics>,
     registry: Registry<S>,
-    draining: Cell<bool>,
+    draining: Draining,
     max_connections: usize,
     /// Wakes the accept loop when a slot frees up or the drain starts.
     slot_freed: Notify,
@@ -57,7 +57,7 @@ impl<S: Stream> Shard<S> {
             buffers: BufferPool::new(POOLED_BUFFERS.min(2 * max_connections), BUFFER_SIZE),
             metrics,
             registry: Registry::with_capacity(max_connections.min(65_536)),
-            draining: Cell::new(false),
+            draining: Draining::default(),
             max_connections,
             slot_freed: Notify::new(),
             all_closed: Notify::new(),
@@ -80,8 +80,17 @@ impl<S: Stream> Shard<S> {
     }
 
     /// Whether the shard is draining: no new requests after the current ones.
-    pub(crate) fn is_draining(&self) -> bool {
-        self.draining.get()
+    fn is_draining(&self) -> bool {
+        self.draining.is_draining()
+    }
+
+    /// What a connection uses of the shard.
+    fn parts(&self) -> ShardParts<'_> {
+        ShardParts {
+            buffers: &self.buffers,
+            draining: &self.draining,
+            metrics: self.metrics.as_deref(),
+        }
     }
 }
 
@@ -237,7 +246,7 @@ async fn serve<L, V, B>(
 
     // A dropped sender (the server handle gone) also stops the shard.
     let _ = stop.await;
-    shard.draining.set(true);
+    shard.draining.start();
     let _ = socket2::SockRef::from(&running.stopper).shutdown(Shutdown::Read);
     shard.slot_freed.notify_waiters();
     let _ = accepting.await;
@@ -315,7 +324,7 @@ async fn accept_loop<L: Listener, V: Service + 'static>(
         };
         let service = Rc::clone(&service);
         tokio::task::spawn_local(async move {
-            conn::serve(tracked, peer, Rc::clone(&slot.shard), service, limits).await;
+            conn::serve(tracked, peer, slot.shard.parts(), service, limits).await;
             drop(slot);
         });
     }
