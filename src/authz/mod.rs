@@ -1,15 +1,24 @@
 //! The ext_authz decision: route a check request through the policy, find
 //! and verify its tokens, and answer 200 with identity headers, 401 with a
-//! challenge, or 403. Also the network batch face, `POST /v1/verify`.
+//! challenge, or 403.
+//!
+//! Files: `tokens` (finding and checking a rule's tokens), [`response`] (the
+//! answers' bytes), `batch` (the network batch face, `POST /v1/verify`, whose
+//! types are re-exported here).
 //!
 //! Neighbours: [`crate::http`] supplies the parsed head and the [`Service`]
-//! seam; [`Verifier`](crate::Verifier) is the engine; [`crate::batch`] renders batch lines.
+//! seam; [`crate::policy`] routes; [`Verifier`](crate::Verifier) is the
+//! engine; [`crate::batch`] writes the batch face's lines.
 //! One [`Authorizer`] lives in each shard and owns that shard's scratch space,
-//! so verifying allocates nothing.
+//! so verifying allocates nothing; it counts decisions into the shard's
+//! metrics, which the shard shares with it ([`Authorizer::observed`]).
 
+mod batch;
 pub mod response;
 mod tokens;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,6 +31,7 @@ use crate::policy::{self, Action, DefaultAction, Policy, Route, Routed};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::{Outcome, UnixTime};
 
+pub use batch::{BatchLimits, BatchVerifier, VERIFY_PATH};
 pub use response::{Denials, Identity};
 
 /// Where "now" comes from.
@@ -68,8 +78,10 @@ pub struct Authorizer {
     paths: policy::PathBuffers,
     /// The first valid token's `iss` and `sub`, to compare the others with.
     identity_key: Vec<u8>,
-    /// This shard's counters and histograms (`None` with metrics off).
-    metrics: Option<ShardMetrics>,
+    /// This shard's counters and histograms (`None` with metrics off), shared
+    /// with the shard's connection loop, which times requests and counts
+    /// protocol errors into them.
+    metrics: Option<Rc<RefCell<ShardMetrics>>>,
     /// This shard's access log (`None` when off).
     log: Option<ShardLog>,
     /// What a logged request's tokens said.
@@ -149,11 +161,17 @@ impl Authorizer {
         }
     }
 
-    /// Counts and times every request of shard number `shard` (`metrics`), and
-    /// logs them to `log`.
-    pub fn observed(mut self, shard: usize, metrics: bool, log: Option<ShardLog>) -> Authorizer {
+    /// Counts and times every request of shard number `shard` into `metrics`
+    /// (the shard's own, which its connections also record into), and logs
+    /// them to `log`.
+    pub fn observed(
+        mut self,
+        shard: usize,
+        metrics: Option<Rc<RefCell<ShardMetrics>>>,
+        log: Option<ShardLog>,
+    ) -> Authorizer {
         self.shard = shard;
-        self.metrics = metrics.then(|| ShardMetrics::new(&self.policy.load().policy));
+        self.metrics = metrics;
         self.log = log;
         self
     }
@@ -177,10 +195,10 @@ impl Authorizer {
         let started = logged.then(Instant::now);
         self.seen.clear();
         let decided = self.decide_with(&snapshot, head, framing, out, Some(logged));
-        if let Some(metrics) = &mut self.metrics {
+        if let Some(metrics) = &self.metrics {
             // Counted per policy: a key refresh shares the policy, so the
             // shard's table carries on.
-            metrics.count(
+            metrics.borrow_mut().count(
                 &snapshot.policy,
                 decided.place,
                 decided.decision,
@@ -379,8 +397,8 @@ impl Authorizer {
                 seen: (observe == Some(true)).then_some(&mut self.seen),
             },
         );
-        if let (Some(metrics), Some(timed)) = (&mut self.metrics, timed) {
-            metrics.record_verification(timed.elapsed());
+        if let (Some(metrics), Some(timed)) = (&self.metrics, timed) {
+            metrics.borrow_mut().record_verification(timed.elapsed());
         }
         let place = Place {
             rule: Some(rule.index),
@@ -452,148 +470,9 @@ impl Service for Authorizer {
         self.decide(head, framing, out);
     }
 
-    fn metrics(&mut self) -> Option<&mut ShardMetrics> {
-        self.metrics.as_mut()
-    }
-
     fn tick(&mut self) {
         if let Some(log) = &mut self.log {
             log.flush();
-        }
-    }
-}
-
-/// The network batch face: `POST /v1/verify` with newline-separated tokens in
-/// the body, one JSON line per token out, the format of `jwtgate verify`.
-/// `?token_config=NAME` picks the token configuration (default: the first).
-#[derive(Debug)]
-pub struct BatchVerifier {
-    policy: SharedSnapshot,
-    clock: Clock,
-    limits: BatchLimits,
-    scratch: crate::Scratch,
-    lines: Vec<u8>,
-}
-
-/// Path of the batch endpoint.
-pub const VERIFY_PATH: &str = "/v1/verify";
-
-/// Bounds of one `POST /v1/verify`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchLimits {
-    /// Longest body, in bytes.
-    pub max_body: u64,
-    /// Most lines. Every line gets a result of up to a few
-    /// hundred bytes, blank ones included, so without this a body of newlines
-    /// would be answered with some 70 times its size.
-    pub max_lines: usize,
-}
-
-impl BatchVerifier {
-    /// A batch endpoint over `policy`'s token configurations, within `limits`.
-    pub fn new(policy: SharedSnapshot, clock: Clock, limits: BatchLimits) -> BatchVerifier {
-        BatchVerifier {
-            policy,
-            clock,
-            limits,
-            scratch: crate::Scratch::with_token_limit(4096),
-            lines: Vec::new(),
-        }
-    }
-}
-
-/// Lines in `body` as the batch reader counts them (a last line without LF counts).
-fn line_count(body: &[u8]) -> usize {
-    let newlines = memchr::memchr_iter(b'\n', body).count();
-    newlines + usize::from(body.last().is_some_and(|&b| b != b'\n'))
-}
-
-impl Service for BatchVerifier {
-    fn body_policy(&self, head: &RequestHead<'_, '_>) -> BodyPolicy {
-        let path = head.path.split('?').next().unwrap_or_default();
-        if head.method == "POST" && path == VERIFY_PATH {
-            BodyPolicy::Buffer {
-                max: self.limits.max_body,
-            }
-        } else {
-            BodyPolicy::Discard {
-                max: self.limits.max_body,
-            }
-        }
-    }
-
-    fn respond(
-        &mut self,
-        head: &RequestHead<'_, '_>,
-        body: &[u8],
-        framing: Framing,
-        out: &mut Vec<u8>,
-    ) {
-        const JSON: &str = "application/json";
-        let (path, query) = head.path.split_once('?').unwrap_or((head.path, ""));
-        if path != VERIFY_PATH {
-            let body = br#"{"error":"not_found","detail":"the batch endpoint is POST /v1/verify"}"#;
-            return write_simple(out, 404, JSON, b"", body, framing);
-        }
-        if head.method != "POST" {
-            let body = br#"{"error":"method_not_allowed","detail":"use POST"}"#;
-            return write_simple(out, 405, JSON, b"allow: POST\r\n", body, framing);
-        }
-        if line_count(body) > self.limits.max_lines {
-            let body = br#"{"error":"too_many_lines","detail":"the body has more lines than this endpoint accepts"}"#;
-            return write_simple(out, 413, JSON, b"", body, framing);
-        }
-        let snapshot = self.policy.load();
-        let wanted = query
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("token_config="));
-        let keys = match wanted {
-            Some(name) => snapshot
-                .configs()
-                .find(|(own, _)| *own == name)
-                .map(|(_, keys)| keys),
-            None => snapshot.keys.first(),
-        };
-        let Some(keys) = keys else {
-            let body = br#"{"error":"unknown_token_config","detail":"no token configuration has this name"}"#;
-            return write_simple(out, 404, JSON, b"", body, framing);
-        };
-        self.lines.clear();
-        let refused = (!keys.available()).then_some(tokens::KEYS_UNAVAILABLE);
-        let unknown_kid = crate::batch::verify_buffer(
-            &keys.verifier,
-            refused,
-            body,
-            self.clock.now(),
-            &mut self.scratch,
-            &mut self.lines,
-        );
-        if unknown_kid && let Some(remote) = keys.remote() {
-            remote.want_refetch();
-        }
-        write_simple(out, 200, "application/x-ndjson", b"", &self.lines, framing);
-        // A large batch must not pin its memory for the life of the connection.
-        if self.lines.capacity() > 1 << 20 {
-            self.lines = Vec::new();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::line_count;
-
-    #[test]
-    fn lines_are_counted_as_the_batch_reader_counts_them() {
-        for (body, lines) in [
-            (&b""[..], 0),
-            (b"a", 1),
-            (b"a\n", 1),
-            (b"a\nb", 2),
-            (b"\n\n\n", 3),
-            (b"a\r\nb\r\n", 2),
-        ] {
-            assert_eq!(line_count(body), lines, "{body:?}");
         }
     }
 }

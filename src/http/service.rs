@@ -1,6 +1,8 @@
 //! The seam between the connection loop and what answers requests: the server
 //! parses a head, asks the service how to treat the body, then hands it the
-//! head and body to answer. The service never sees sockets or the runtime.
+//! head and body to answer. The service never sees sockets or the runtime,
+//! and the server never asks it for metrics: a shard that records them hands
+//! them to its service and its connection loop itself.
 
 use super::RequestHead;
 use super::response::Framing;
@@ -41,12 +43,6 @@ pub trait Service {
         framing: Framing,
         out: &mut Vec<u8>,
     );
-
-    /// The shard's metrics, if this service records them; the connection loop
-    /// adds request latencies and protocol errors.
-    fn metrics(&mut self) -> Option<&mut crate::metrics::ShardMetrics> {
-        None
-    }
 
     /// Called by the shard between requests at least once a second (flushes logs).
     fn tick(&mut self) {}

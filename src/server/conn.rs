@@ -10,6 +10,10 @@
 //! bytes that arrived since the last search ([`HeadScan`]), and a chunked body
 //! is decoded in place as it arrives ([`ChunkedDecoder`]), with only a partial
 //! chunk-size line held back.
+//!
+//! Of its shard a connection knows only what [`ShardParts`] lends it (buffer
+//! pool, draining flag, metrics); the shard ([`super::shard`]) accepts it,
+//! tracks it ([`super::tracking`]) and spawns this loop.
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Shutdown};
@@ -17,8 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::shard::Shard;
-use super::tracking::{Phase, Tracked};
+use super::tracking::{BufferPool, Draining, Phase, Tracked};
 use super::transport::Stream;
 use crate::http::chunked::{ChunkedDecoder, MAX_CHUNK_LINE};
 use crate::http::request::{HeadScan, HeadStatus, HeaderSlots, leading_empty_lines, parse_head};
@@ -26,6 +29,7 @@ use crate::http::{
     BodyFraming, BodyPolicy, Framing, Limits, ProtocolError, RequestHead, Service, Version,
     response,
 };
+use crate::metrics::ShardMetrics;
 
 /// Per-connection limits and timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,18 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// Between requests; also bounds each write to a client that stops reading.
     pub idle_timeout: Duration,
+}
+
+/// What a connection uses of its shard, lent for the connection's life.
+#[derive(Clone, Copy)]
+pub(crate) struct ShardParts<'s> {
+    /// Where the connection's two buffers come from and go back to.
+    pub(crate) buffers: &'s BufferPool,
+    /// Once set, answers close their connection and idle connections end.
+    pub(crate) draining: &'s Draining,
+    /// The shard's counters, when it records them: the loop times requests
+    /// and counts the protocol errors it answers.
+    pub(crate) metrics: Option<&'s RefCell<ShardMetrics>>,
 }
 
 /// Spare room a read always has.
@@ -117,7 +133,7 @@ struct Connection<'s, S: Stream, V: Service> {
     tracked: &'s Tracked<S>,
     /// The peer's address (the proxy, for ext_authz).
     peer: IpAddr,
-    shard: &'s Shard<S>,
+    shard: ShardParts<'s>,
     service: &'s RefCell<V>,
     limits: ConnectionLimits,
     input: Vec<u8>,
@@ -134,7 +150,7 @@ struct Connection<'s, S: Stream, V: Service> {
     continued: bool,
     /// When the first byte of the request being read arrived.
     request_started: Option<Instant>,
-    /// Whether the service records metrics (request latencies are then timed).
+    /// Whether the shard records metrics (request latencies are then timed).
     timing: bool,
     /// When the last read completed: every head parsed from the buffer was
     /// complete then (for pipelined requests, queueing behind earlier ones counts).
@@ -183,14 +199,14 @@ fn continue_if_expected(head: &RequestHead<'_, '_>, continued: &mut bool, output
 pub(crate) async fn serve<S: Stream, V: Service>(
     tracked: Rc<Tracked<S>>,
     peer: IpAddr,
-    shard: Rc<Shard<S>>,
+    shard: ShardParts<'_>,
     service: Rc<RefCell<V>>,
     limits: ConnectionLimits,
 ) {
     let mut connection = Connection {
         tracked: &tracked,
         peer,
-        shard: &shard,
+        shard,
         service: &service,
         limits,
         input: shard.buffers.take(),
@@ -201,7 +217,7 @@ pub(crate) async fn serve<S: Stream, V: Service>(
         chunked: None,
         continued: false,
         request_started: None,
-        timing: service.borrow_mut().metrics().is_some(),
+        timing: shard.metrics.is_some(),
         last_read: Instant::now(),
         received: [Instant::now(); MAX_PIPELINED],
         unwritten: 0,
@@ -385,7 +401,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
     /// How the answer to `head` ends its exchange.
     fn framing(&self, head: &RequestHead<'_, '_>) -> Framing {
         Framing {
-            close: !head.keep_alive || self.shard.is_draining(),
+            close: !head.keep_alive || self.shard.draining.is_draining(),
             head_only: head.method == "HEAD",
             peer: self.peer,
         }
@@ -408,8 +424,8 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
     /// Answers a request the connection cannot serve, counts it, and closes.
     fn refuse(&mut self, error: ProtocolError) -> Next {
         response::error(&mut self.output, error);
-        if let Some(metrics) = self.service.borrow_mut().metrics() {
-            metrics.count_protocol_error(error);
+        if let Some(metrics) = self.shard.metrics {
+            metrics.borrow_mut().count_protocol_error(error);
         }
         Next::Close
     }
@@ -452,8 +468,9 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
         if self.unwritten > 0 {
             if result.is_ok()
                 && self.timing
-                && let Some(metrics) = self.service.borrow_mut().metrics()
+                && let Some(metrics) = self.shard.metrics
             {
+                let mut metrics = metrics.borrow_mut();
                 let written = Instant::now();
                 for received in self.received.iter().take(self.unwritten) {
                     metrics.record_request(written.saturating_duration_since(*received));
@@ -489,7 +506,7 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
         let now = Instant::now();
         let idle = self.input.is_empty() && self.discard == 0;
         if idle {
-            if self.shard.is_draining() {
+            if self.shard.draining.is_draining() {
                 return false;
             }
             self.request_started = None;

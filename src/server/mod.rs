@@ -15,9 +15,11 @@
 //! and shared read-only; everything else is shard-local.
 //!
 //! Files: `transport` (the two runtimes behind one interface), `shard`
-//! (runtime, accept loop, sweeper, drain), `conn` (one connection's loop),
-//! `tracking` (phases, deadlines, buffer pool). What requests are answered
-//! with lives in [`crate::authz`] and [`crate::admin`].
+//! (runtime, accept loop, sweeper, drain, the shard's metrics), `conn` (one
+//! connection's loop, which sees of its shard only the parts lent to it),
+//! `tracking` (phases, deadlines, buffer pool, draining flag). Imports point
+//! from `shard` down to `conn`, `tracking` and `transport`, never back. What
+//! requests are answered with lives in [`crate::authz`] and [`crate::admin`].
 
 mod conn;
 mod shard;
@@ -41,10 +43,10 @@ use crate::authz::{Authorizer, AuthzOptions, BatchLimits, BatchVerifier, Denials
 use crate::diagnostics::warn;
 use crate::http::Service;
 use crate::metrics::exposition::summary_line;
-use crate::metrics::{COLLECT_WAIT, Hub};
+use crate::metrics::{COLLECT_WAIT, Hub, ShardMetrics};
 use crate::snapshot::SharedSnapshot;
 use crate::status::Status;
-use shard::{Endpoint, ShardSettings};
+use shard::{Endpoint, ShardSettings, SharedMetrics};
 
 /// Which I/O runtime the shards use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,15 +218,19 @@ fn local_addr(listener: Option<&std::net::TcpListener>, fallback: SocketAddr) ->
 
 type Started = crossbeam_channel::Sender<(usize, io::Result<()>)>;
 
-fn spawn_shard<V: Service + Send + 'static>(
+fn spawn_shard<V, B>(
     index: usize,
     name: String,
     core: Option<core_affinity::CoreId>,
     io: ActiveIo,
-    endpoint: Endpoint<V>,
+    endpoint: Endpoint<B>,
     settings: ShardSettings,
     started: Started,
-) -> Result<Thread, ServeError> {
+) -> Result<Thread, ServeError>
+where
+    V: Service + 'static,
+    B: FnOnce(Option<SharedMetrics>) -> V + Send + 'static,
+{
     let (stop, stopped) = oneshot::channel();
     let handle = std::thread::Builder::new()
         .name(name)
@@ -329,13 +335,20 @@ impl Server {
             let log = sink
                 .clone()
                 .map(|sink| ShardLog::new(sink, seed.wrapping_mul(index as u64 + 1)));
-            let service = Authorizer::new(Arc::clone(&policy), options.authz, Arc::clone(&denials))
-                .observed(index, options.metrics, log);
+            let metrics = options
+                .metrics
+                .then(|| ShardMetrics::new(&policy.load().policy));
+            let (policy, denials, authz) =
+                (Arc::clone(&policy), Arc::clone(&denials), options.authz);
+            let service = move |metrics| {
+                Authorizer::new(policy, authz, denials).observed(index, metrics, log)
+            };
             let core = cores.get(index % cores.len().max(1)).copied();
             let name = format!("jwtgate-shard-{index}");
             let endpoint = Endpoint {
                 listener,
                 service,
+                metrics,
                 link: Some(link),
             };
             server.shards.push(spawn_shard(
@@ -355,12 +368,13 @@ impl Server {
         // Batches are bulk work: unpinned threads that the kernel time-slices
         // against the shards, instead of batches stalling a shard's event loop.
         for (index, listener) in batch_sockets.into_iter().enumerate() {
-            let service =
-                BatchVerifier::new(Arc::clone(&policy), options.authz.clock, options.batch);
+            let (policy, clock, limits) = (Arc::clone(&policy), options.authz.clock, options.batch);
+            let service = move |_| BatchVerifier::new(policy, clock, limits);
             let name = format!("jwtgate-verify-{index}");
             let endpoint = Endpoint {
                 listener,
                 service,
+                metrics: None,
                 link: None,
             };
             server.batch.push(spawn_shard(
@@ -375,9 +389,11 @@ impl Server {
             threads += 1;
         }
         if let Some(listener) = admin_socket {
+            let admin = Admin::new(Arc::clone(&observed));
             let endpoint = Endpoint {
                 listener,
-                service: Admin::new(Arc::clone(&observed)),
+                service: move |_| admin,
+                metrics: None,
                 link: None,
             };
             let admin_settings = ShardSettings {

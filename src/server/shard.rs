@@ -1,7 +1,12 @@
 //! A shard: one thread, usually pinned to one core, running its own runtime
 //! (io_uring or epoll) with its own listener, connections, buffers and sweeper.
 //! Shards share nothing on the request path; the only cross-thread traffic is
-//! the start-up report and the one stop message.
+//! the start-up report, the one stop message and the counts handed over when
+//! asked ([`ShardLink`]).
+//!
+//! The shard owns its metrics and shares them on its thread with the service
+//! it builds there and with its connections ([`conn`]), so that the
+//! [`Service`] seam knows nothing of metrics.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -12,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
-use super::conn::{self, ConnectionLimits};
-use super::tracking::{BufferPool, Phase, Registry, Tracked};
+use super::conn::{self, ConnectionLimits, ShardParts};
+use super::tracking::{BufferPool, Draining, Phase, Registry, Tracked};
 use super::transport::{EpollListener, Listener, Stream, UringListener};
 use crate::http::Service;
 use crate::metrics::{Connections, ShardLink, ShardMetrics};
@@ -25,11 +30,18 @@ const BUFFER_SIZE: usize = 4096;
 /// Buffers a shard keeps for reuse.
 const POOLED_BUFFERS: usize = 1024;
 
+/// A shard's counters, shared on its thread by its check service (which counts
+/// decisions) and its connections (which time requests and count protocol
+/// errors). Each borrow lasts one recording, never across an await.
+pub(crate) type SharedMetrics = Rc<RefCell<ShardMetrics>>;
+
 /// What every connection of a shard shares.
 pub(crate) struct Shard<S> {
-    pub(crate) buffers: BufferPool,
+    buffers: BufferPool,
+    /// `None` when the shard records nothing (metrics off, or not a check shard).
+    metrics: Option<SharedMetrics>,
     registry: Registry<S>,
-    draining: Cell<bool>,
+    draining: Draining,
     max_connections: usize,
     /// Wakes the accept loop when a slot frees up or the drain starts.
     slot_freed: Notify,
@@ -40,11 +52,12 @@ pub(crate) struct Shard<S> {
 }
 
 impl<S: Stream> Shard<S> {
-    fn new(max_connections: usize) -> Shard<S> {
+    fn new(max_connections: usize, metrics: Option<SharedMetrics>) -> Shard<S> {
         Shard {
             buffers: BufferPool::new(POOLED_BUFFERS.min(2 * max_connections), BUFFER_SIZE),
+            metrics,
             registry: Registry::with_capacity(max_connections.min(65_536)),
-            draining: Cell::new(false),
+            draining: Draining::default(),
             max_connections,
             slot_freed: Notify::new(),
             all_closed: Notify::new(),
@@ -67,16 +80,30 @@ impl<S: Stream> Shard<S> {
     }
 
     /// Whether the shard is draining: no new requests after the current ones.
-    pub(crate) fn is_draining(&self) -> bool {
-        self.draining.get()
+    fn is_draining(&self) -> bool {
+        self.draining.is_draining()
+    }
+
+    /// What a connection uses of the shard.
+    fn parts(&self) -> ShardParts<'_> {
+        ShardParts {
+            buffers: &self.buffers,
+            draining: &self.draining,
+            metrics: self.metrics.as_deref(),
+        }
     }
 }
 
-/// The listener a shard serves, with the service that answers on it.
-pub(crate) struct Endpoint<V> {
+/// The listener a shard serves, with what answers on it.
+pub(crate) struct Endpoint<B> {
     /// The bound, listening, non-blocking socket (one per shard, SO_REUSEPORT).
     pub(crate) listener: std::net::TcpListener,
-    pub(crate) service: V,
+    /// Builds the service on the shard's thread, handed the shard's metrics
+    /// when it records any: what the two share there need not be `Send`.
+    pub(crate) service: B,
+    /// The shard's counters, laid out before its thread starts (check shards
+    /// with metrics on).
+    pub(crate) metrics: Option<ShardMetrics>,
     /// Where the shard hands its counts when asked (check shards only).
     pub(crate) link: Option<ShardLink>,
 }
@@ -122,27 +149,35 @@ pub(crate) fn probe_uring() -> io::Result<bool> {
 
 /// Runs a shard on io_uring on the calling thread until `stop` fires and the
 /// drain ends. `started` is told once the listeners are accepting.
-pub(crate) fn run_uring<V: Service + 'static>(
+pub(crate) fn run_uring<V, B>(
     tuned: bool,
-    endpoint: Endpoint<V>,
+    endpoint: Endpoint<B>,
     settings: ShardSettings,
     stop: oneshot::Receiver<()>,
     started: impl FnOnce(io::Result<()>),
-) {
+) where
+    V: Service + 'static,
+    B: FnOnce(Option<SharedMetrics>) -> V,
+{
     let runtime = match tokio_uring::Runtime::new(&uring_builder(tuned)) {
         Ok(runtime) => runtime,
         Err(error) => return started(Err(error)),
     };
-    runtime.block_on(serve::<UringListener, V>(endpoint, settings, stop, started));
+    runtime.block_on(serve::<UringListener, V, B>(
+        endpoint, settings, stop, started,
+    ));
 }
 
 /// Runs a shard on tokio's epoll runtime; otherwise as [`run_uring`].
-pub(crate) fn run_epoll<V: Service + 'static>(
-    endpoint: Endpoint<V>,
+pub(crate) fn run_epoll<V, B>(
+    endpoint: Endpoint<B>,
     settings: ShardSettings,
     stop: oneshot::Receiver<()>,
     started: impl FnOnce(io::Result<()>),
-) {
+) where
+    V: Service + 'static,
+    B: FnOnce(Option<SharedMetrics>) -> V,
+{
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -153,7 +188,7 @@ pub(crate) fn run_epoll<V: Service + 'static>(
     let local = tokio::task::LocalSet::new();
     local.block_on(
         &runtime,
-        serve::<EpollListener, V>(endpoint, settings, stop, started),
+        serve::<EpollListener, V, B>(endpoint, settings, stop, started),
     );
 }
 
@@ -173,18 +208,25 @@ fn take_over<L: Listener>(listener: std::net::TcpListener) -> io::Result<Running
     })
 }
 
-async fn serve<L: Listener, V: Service + 'static>(
-    endpoint: Endpoint<V>,
+async fn serve<L, V, B>(
+    endpoint: Endpoint<B>,
     settings: ShardSettings,
     stop: oneshot::Receiver<()>,
     started: impl FnOnce(io::Result<()>),
-) {
+) where
+    L: Listener,
+    V: Service + 'static,
+    B: FnOnce(Option<SharedMetrics>) -> V,
+{
     let running = match take_over::<L>(endpoint.listener) {
         Ok(running) => running,
         Err(error) => return started(Err(error)),
     };
-    let shard: Rc<Shard<L::Stream>> = Rc::new(Shard::new(settings.max_connections));
-    let service = Rc::new(RefCell::new(endpoint.service));
+    let metrics = endpoint
+        .metrics
+        .map(|metrics| Rc::new(RefCell::new(metrics)));
+    let service = Rc::new(RefCell::new((endpoint.service)(metrics.clone())));
+    let shard: Rc<Shard<L::Stream>> = Rc::new(Shard::new(settings.max_connections, metrics));
     let link = endpoint.link.map(Rc::new);
     let accepting = tokio::task::spawn_local(accept_loop(
         running.listener,
@@ -197,18 +239,14 @@ async fn serve<L: Listener, V: Service + 'static>(
         Rc::clone(&service),
         settings.limits,
     ));
-    let reporter = link.as_ref().map(|link| {
-        tokio::task::spawn_local(report(
-            Rc::clone(link),
-            Rc::clone(&shard),
-            Rc::clone(&service),
-        ))
-    });
+    let reporter = link
+        .as_ref()
+        .map(|link| tokio::task::spawn_local(report(Rc::clone(link), Rc::clone(&shard))));
     started(Ok(()));
 
     // A dropped sender (the server handle gone) also stops the shard.
     let _ = stop.await;
-    shard.draining.set(true);
+    shard.draining.start();
     let _ = socket2::SockRef::from(&running.stopper).shutdown(Shutdown::Read);
     shard.slot_freed.notify_waiters();
     let _ = accepting.await;
@@ -227,23 +265,25 @@ async fn serve<L: Listener, V: Service + 'static>(
     // What the access log still buffers is handed over when the service is
     // dropped, waiting for the writer if it is behind (see ShardLog's Drop).
     if let Some(link) = link {
-        let counted = service.borrow_mut().metrics().map(ShardMetrics::take);
+        let counted = shard
+            .metrics
+            .as_ref()
+            .map(|metrics| metrics.borrow_mut().take());
         link.last(counted, shard.connections());
     }
 }
 
 /// Answers every ask of the control thread with what was counted since the last.
-async fn report<S: Stream, V: Service>(
-    link: Rc<ShardLink>,
-    shard: Rc<Shard<S>>,
-    service: Rc<RefCell<V>>,
-) {
+async fn report<S: Stream>(link: Rc<ShardLink>, shard: Rc<Shard<S>>) {
     loop {
         let number = link.asked().await;
         // Let completions that are already in (a response just written) be
         // recorded first, so a scrape right after a response sees its latency.
         tokio::task::yield_now().await;
-        let counted = service.borrow_mut().metrics().map(ShardMetrics::take);
+        let counted = shard
+            .metrics
+            .as_ref()
+            .map(|metrics| metrics.borrow_mut().take());
         link.answer(number, counted, shard.connections());
     }
 }
@@ -284,7 +324,7 @@ async fn accept_loop<L: Listener, V: Service + 'static>(
         };
         let service = Rc::clone(&service);
         tokio::task::spawn_local(async move {
-            conn::serve(tracked, peer, Rc::clone(&slot.shard), service, limits).await;
+            conn::serve(tracked, peer, slot.shard.parts(), service, limits).await;
             drop(slot);
         });
     }

@@ -3,6 +3,9 @@
 //! can close the idle ones. This replaces a timer per read: arming a deadline is
 //! a store into a `Cell`, with no syscall, lock or allocation.
 //!
+//! Also what the shard lends each connection ([`super::conn`]) besides its
+//! socket: the buffer pool and the draining flag.
+//!
 //! Everything here is shard-local (`Rc`, `Cell`, `RefCell`): a shard is one
 //! thread, and nothing crosses to another.
 
@@ -145,6 +148,22 @@ impl<S: Stream> Registry<S> {
             connection.arm(Phase::Writing, connection.deadline.get());
             connection.expire();
         }
+    }
+}
+
+/// Whether the shard has begun to drain: set once by the shard when it is told
+/// to stop; its connections then answer with `connection: close` and end
+/// instead of waiting for another request.
+#[derive(Debug, Default)]
+pub(crate) struct Draining(Cell<bool>);
+
+impl Draining {
+    pub(crate) fn start(&self) {
+        self.0.set(true);
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.0.get()
     }
 }
 
