@@ -10,5 +10,8 @@ fi
 
 cargo test --locked --workspace --all-targets
 cargo test --locked --workspace --doc
+# Dependencies point down the layers: no import cycles in either crate.
+python3 scripts/module-graph.py src
+python3 scripts/module-graph.py crates/jwtgate-engine/src
 # The latency plotter, on a histogram written by the binary the tests just built.
 JWTGATE="${CARGO_TARGET_DIR:-target}/debug/jwtgate" scripts/test-plot-latency.sh
