@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::http::OriginalRequest;
-use crate::policy::Route;
+use crate::policy::{Action, Mode, Route};
+use crate::settings::AdminListen;
 
 const JWKS: &str = crate::demo::DEMO_JWKS;
 
