@@ -211,4 +211,4 @@ fn positive_duration(
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
