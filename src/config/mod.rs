@@ -49,7 +49,7 @@ use toml::Spanned;
 use crate::jwks::TokenKeys;
 
 pub use error::ConfigError;
-pub use reload::{Reloaded, Reloader, Stamp};
+pub use reload::{ReloadError, Reloaded, Reloader, Stamp};
 
 use crate::policy::{DefaultAction, Policy, Rule, TokenConfig};
 use crate::settings::{self, ServerLayer};

@@ -21,7 +21,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::Verifier;
-use crate::config::{ConfigError, Loaded, Reloaded, Reloader, Stamp};
+use crate::config::{ConfigError, Loaded, ReloadError, Reloaded, Reloader, Stamp};
 use crate::jwks::KeySink;
 use crate::jwks::{Manager, StartupError};
 use crate::server::{ServeError, ServeOptions, Server};
@@ -191,7 +191,7 @@ pub trait Report {
     /// The service is up: its listeners are bound and serving.
     fn ready(&mut self, server: &Server);
     /// A reload was tried.
-    fn reloaded(&mut self, file: &Path, trigger: Trigger, result: &Result<Reloaded, ConfigError>);
+    fn reloaded(&mut self, file: &Path, trigger: Trigger, result: &Result<Reloaded, ReloadError>);
     /// A periodic summary line.
     fn summary(&mut self, line: &str);
     /// A stop was asked for; the service drains.
@@ -402,7 +402,7 @@ fn reloaded(
     server: &Server,
     path: &Path,
     trigger: Trigger,
-    result: &Result<Reloaded, ConfigError>,
+    result: &Result<Reloaded, ReloadError>,
     report: &mut dyn Report,
 ) {
     match result {
@@ -532,7 +532,7 @@ mod tests {
         fn ready(&mut self, server: &Server) {
             let _ = self.0.send(Event::Ready(server.local_addr()));
         }
-        fn reloaded(&mut self, _: &Path, trigger: Trigger, result: &Result<Reloaded, ConfigError>) {
+        fn reloaded(&mut self, _: &Path, trigger: Trigger, result: &Result<Reloaded, ReloadError>) {
             let result = match result {
                 Ok(reloaded) => Ok(reloaded.rules),
                 Err(error) => Err(error.to_string()),
