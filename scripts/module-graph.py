@@ -6,7 +6,9 @@
 Reads every .rs file under SRC_DIR (default src), takes each file as a module
 (src/server/conn.rs is server::conn, src/jose/mod.rs is jose), and collects
 the paths it names: `crate::a::b`, `super::x` and `self::x`, outside its
-`#[cfg(test)]` module (test code may reach anywhere). A path counts for the
+`#[cfg(test)]` module (test code may reach anywhere; a module declared under
+`#[cfg(test)]` in a file of its own, such as `tests.rs` or `test_support.rs`,
+is test code as a whole and names nothing). A path counts for the
 longest module it names. Prints the import cycles: groups of modules that
 reach each other (strongly connected components), first between top-level
 modules, then between any modules. With --edges it also prints every edge.
@@ -30,6 +32,15 @@ def without_tests(text):
     # The unit tests sit at the bottom of a file, in `#[cfg(test)] mod tests`.
     match = re.search(r"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*mod \w+", text)
     return text[: match.start()] if match else text
+
+
+def test_modules(module, text):
+    """The modules `module` declares under `#[cfg(test)]` as files of their own."""
+    found = re.finditer(
+        r"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod (\w+);", text
+    )
+    prefix = "" if module == "crate" else module + "::"
+    return {prefix + match.group(1) for match in found}
 
 
 def without_comments(text):
@@ -120,8 +131,12 @@ def main():
                 path = os.path.join(folder, name)
                 files[module_of(root, path)] = path
     modules = set(files)
+    texts = {m: without_comments(open(p, encoding="utf-8").read()) for m, p in files.items()}
+    tests = set().union(*(test_modules(m, t) for m, t in texts.items()))
     edges = {}
     for module, path in files.items():
+        if any(module == t or module.startswith(t + "::") for t in tests):
+            continue
         text = without_comments(without_tests(open(path, encoding="utf-8").read()))
         for named in named_paths(text):
             target = resolve(named, module, modules)

@@ -65,6 +65,8 @@ pub mod settings;
 pub mod signing;
 pub mod snapshot;
 pub mod status;
+#[cfg(test)]
+pub(crate) mod test_support;
 mod time;
 pub mod tools;
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{ConfigError, load};
+use crate::jwks::KeysRefused;
 use crate::settings::ServerLayer;
 use crate::snapshot::Publisher;
 
@@ -53,6 +54,24 @@ pub struct Reloaded {
     pub warnings: Vec<String>,
     /// The `[server]` table changed: those settings need a restart.
     pub server_changed: bool,
+}
+
+/// Why a reload was kept out (the running configuration stays in force).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not load.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The file loads, but the key manager refuses the keys of one of its
+    /// token configurations. Worded as an error about the file's token
+    /// configurations, as it was when it was carried as a `ConfigError`.
+    #[error("{}: token_config: {refused}", file.display())]
+    Keys {
+        /// The configuration file.
+        file: PathBuf,
+        /// The configuration whose keys were refused, and why.
+        refused: KeysRefused,
+    },
 }
 
 /// Watches one configuration and swaps its policy in.
@@ -113,7 +132,7 @@ impl Reloader {
     }
 
     /// Loads the file again and, if it is valid, swaps its policy in.
-    pub fn reload(&mut self) -> Result<Reloaded, ConfigError> {
+    pub fn reload(&mut self) -> Result<Reloaded, ReloadError> {
         // Taken before reading, so a write during the load is noticed next time.
         let before = fingerprint(&self.files);
         let result = load(&self.path);
@@ -127,7 +146,7 @@ impl Reloader {
             }
             Err(error) => {
                 self.failing = Some(error.to_string());
-                return Err(error);
+                return Err(error.into());
             }
         };
         let reloaded = Reloaded {
@@ -170,14 +189,11 @@ impl Reloader {
                 let publisher = &self.publisher;
                 let published =
                     manager.publish_reloaded(named, |keys| publisher.reloaded(policy, keys));
-                if let Err(message) = published {
+                if let Err(refused) = published {
                     // Like a file that does not load: kept out, retried.
-                    let error = ConfigError {
+                    let error = ReloadError::Keys {
                         file: self.path.clone(),
-                        line: 0,
-                        column: 0,
-                        key: "token_config".to_owned(),
-                        message,
+                        refused,
                     };
                     self.failing = Some(error.to_string());
                     return Err(error);
@@ -190,7 +206,7 @@ impl Reloader {
 
     /// Checks the files; reloads when they changed and have been stable since
     /// the previous poll. `None` when there was nothing to do.
-    pub fn poll(&mut self) -> Option<Result<Reloaded, ConfigError>> {
+    pub fn poll(&mut self) -> Option<Result<Reloaded, ReloadError>> {
         let now = fingerprint(&self.files);
         let stable = now == self.last_seen;
         self.last_seen = now;
@@ -208,5 +224,26 @@ impl Reloader {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwks::{KeysRefusal, UnusableKeySet};
+
+    #[test]
+    fn a_refusal_of_keys_reads_as_an_error_about_the_file() {
+        let error = ReloadError::Keys {
+            file: PathBuf::from("/etc/jwtgate.toml"),
+            refused: KeysRefused {
+                config: "users".into(),
+                reason: Box::new(KeysRefusal::Unfit(UnusableKeySet::Symmetric)),
+            },
+        };
+        assert_eq!(
+            error.to_string(),
+            "/etc/jwtgate.toml: token_config: token_config \"users\": the key set in force does not fit the new settings: the key set holds HMAC secrets; a secret served at a URL is refused"
+        );
     }
 }

@@ -3,30 +3,16 @@
 
 use super::*;
 use crate::http::OriginalRequest;
-use crate::policy::Route;
-
-const JWKS: &str = crate::demo::DEMO_JWKS;
-
-fn inline(jwks: &str) -> String {
-    format!("jwks = '''{jwks}'''")
-}
-
-/// The demo key set on one line, so that positions after it are easy to state.
-fn config(body: &str) -> String {
-    body.replace("@JWKS@", &inline(&JWKS.replace('\n', "")))
-}
-
-/// The policy of `text`, a configuration whose `@JWKS@` stands for the demo keys.
-pub(crate) fn policy_with_demo_keys(text: &str) -> std::sync::Arc<crate::policy::Policy> {
-    std::sync::Arc::new(load_str(&config(text)).unwrap().policy)
-}
+use crate::policy::{Action, Mode, Route};
+use crate::settings::AdminListen;
+use crate::test_support::with_demo_keys;
 
 fn load_str(text: &str) -> Result<Loaded, ConfigError> {
     parse(text, Path::new("jwtgate.toml"))
 }
 
 fn error(text: &str) -> String {
-    match load_str(&config(text)) {
+    match load_str(&with_demo_keys(text)) {
         Ok(_) => panic!("accepted:\n{text}"),
         Err(error) => error.to_string(),
     }
@@ -81,7 +67,7 @@ on_missing = "allow"
 
 #[test]
 fn a_full_configuration_loads_and_routes() {
-    let loaded = load_str(&config(FULL)).unwrap();
+    let loaded = load_str(&with_demo_keys(FULL)).unwrap();
     let policy = &loaded.policy;
     assert_eq!(policy.configs.len(), 2);
     assert_eq!(policy.rules.len(), 3);
@@ -384,7 +370,7 @@ fn every_kind_of_mistake_names_its_place() {
 
 #[test]
 fn trusted_proxies_limit_who_may_forward() {
-    let open = load_str(&config("default_action = \"deny\"\n")).unwrap();
+    let open = load_str(&with_demo_keys("default_action = \"deny\"\n")).unwrap();
     assert!(open.policy.trusts("203.0.113.9".parse().unwrap()));
     let text = "default_action = \"deny\"\n[server]\nforwarded = \"x-original\"\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n";
     let closed = load_str(text).unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::{Report, Stop, Trigger};
 use crate::UnixTime;
-use crate::config::{ConfigError, Reloaded};
+use crate::config::{ReloadError, Reloaded};
 use crate::server::Server;
 
 /// Writes what the control plane reports as `jwtgate serve` does.
@@ -50,7 +50,7 @@ impl Report for Console {
         let _ = std::io::stdout().flush();
     }
 
-    fn reloaded(&mut self, file: &Path, trigger: Trigger, result: &Result<Reloaded, ConfigError>) {
+    fn reloaded(&mut self, file: &Path, trigger: Trigger, result: &Result<Reloaded, ReloadError>) {
         let why = trigger.describe();
         match result {
             Ok(reloaded) => {

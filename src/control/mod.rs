@@ -21,7 +21,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::Verifier;
-use crate::config::{ConfigError, Loaded, Reloaded, Reloader, Stamp};
+use crate::config::{ConfigError, Loaded, ReloadError, Reloaded, Reloader, Stamp};
 use crate::jwks::KeySink;
 use crate::jwks::{Manager, StartupError};
 use crate::server::{ServeError, ServeOptions, Server};
@@ -191,7 +191,7 @@ pub trait Report {
     /// The service is up: its listeners are bound and serving.
     fn ready(&mut self, server: &Server);
     /// A reload was tried.
-    fn reloaded(&mut self, file: &Path, trigger: Trigger, result: &Result<Reloaded, ConfigError>);
+    fn reloaded(&mut self, file: &Path, trigger: Trigger, result: &Result<Reloaded, ReloadError>);
     /// A periodic summary line.
     fn summary(&mut self, line: &str);
     /// A stop was asked for; the service drains.
@@ -402,7 +402,7 @@ fn reloaded(
     server: &Server,
     path: &Path,
     trigger: Trigger,
-    result: &Result<Reloaded, ConfigError>,
+    result: &Result<Reloaded, ReloadError>,
     report: &mut dyn Report,
 ) {
     match result {
@@ -501,7 +501,6 @@ fn start_manager(publisher: &Arc<Publisher>) -> std::io::Result<Arc<Manager>> {
 mod tests {
     use std::io::{Read as _, Write as _};
     use std::net::{SocketAddr, TcpStream};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use crossbeam_channel::{Sender, unbounded};
@@ -533,7 +532,7 @@ mod tests {
         fn ready(&mut self, server: &Server) {
             let _ = self.0.send(Event::Ready(server.local_addr()));
         }
-        fn reloaded(&mut self, _: &Path, trigger: Trigger, result: &Result<Reloaded, ConfigError>) {
+        fn reloaded(&mut self, _: &Path, trigger: Trigger, result: &Result<Reloaded, ReloadError>) {
             let result = match result {
                 Ok(reloaded) => Ok(reloaded.rules),
                 Err(error) => Err(error.to_string()),
@@ -554,22 +553,14 @@ mod tests {
 
     /// A folder of its own for one test's configuration file.
     fn config_file(text: &str) -> PathBuf {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "jwtgate-control-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("jwtgate.toml");
+        let path = crate::test_support::scratch_dir("control").join("jwtgate.toml");
         std::fs::write(&path, text).unwrap();
         path
     }
 
     fn policy_text(rules: usize) -> String {
-        let jwks = crate::demo::DEMO_JWKS.replace('\n', "");
-        let mut text = format!(
-            "default_action = \"deny\"\n[[token_config]]\nname = \"demo\"\njwks = '''{jwks}'''\n"
+        let mut text = crate::test_support::with_demo_keys(
+            "default_action = \"deny\"\n[[token_config]]\nname = \"demo\"\n@JWKS@\n",
         );
         for rule in 0..rules {
             text.push_str(&format!(

@@ -457,8 +457,7 @@ mod tests {
 
     #[test]
     fn a_ca_file_without_certificates_is_refused() {
-        let dir = std::env::temp_dir().join(format!("jwtgate-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_support::scratch_dir("ca");
         let path = dir.join("empty.pem");
         std::fs::write(&path, "nothing here\n").unwrap();
         let settings = FetchSettings {

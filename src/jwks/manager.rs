@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{KeySink, KeySource, Location, RemoteKeys, TokenKeys, audit, unix_now};
+use super::{FetchError, KeySink, KeySource, Location, RemoteKeys, TokenKeys, audit, unix_now};
 use crate::diagnostics::warn;
-use crate::{KeySet, Verifier};
+use crate::{KeySet, KeySetError, Verifier, VerifierError};
 
 /// A source due for a fetch.
 struct Due {
@@ -44,6 +44,59 @@ pub struct StartupError {
     pub reason: String,
 }
 
+/// Why a fetched document cannot be put in force.
+#[derive(Debug, thiserror::Error)]
+pub enum UnusableKeySet {
+    /// JSON, but not a key set (a PEM file or a bare JWK is not a JWKS endpoint).
+    #[error("not a JWKS document (an object with \"keys\")")]
+    NotJwks,
+    /// A shared secret has no business being served at a URL.
+    #[error("the key set holds HMAC secrets; a secret served at a URL is refused")]
+    Symmetric,
+    /// The document does not parse as a key set.
+    #[error(transparent)]
+    KeySet(#[from] KeySetError),
+    /// The keys do not fit the configuration's checks (its algorithms).
+    #[error(transparent)]
+    Verifier(#[from] VerifierError),
+}
+
+/// A reloaded configuration whose keys the manager refuses: the reload is
+/// kept out, like a file that does not load.
+#[derive(Debug, thiserror::Error)]
+#[error("token_config {config:?}: {reason}")]
+pub struct KeysRefused {
+    /// The token configuration.
+    pub config: Box<str>,
+    /// What is wrong with its keys (boxed: a refusal is rare, and the
+    /// `Result` carrying it stays small).
+    pub reason: Box<KeysRefusal>,
+}
+
+/// Why [`KeysRefused`].
+#[derive(Debug, thiserror::Error)]
+pub enum KeysRefusal {
+    /// The key set in force does not fit the configuration's new checks.
+    #[error("the key set in force does not fit the new settings: {0}")]
+    Unfit(UnusableKeySet),
+    /// A source the reload adds could not be fetched.
+    #[error("no key set from {location}: {error}")]
+    FetchFailed {
+        /// Where its keys come from.
+        location: String,
+        /// Why the fetch failed.
+        error: FetchError,
+    },
+    /// A source the reload adds was fetched, but its key set is unusable.
+    #[error("no key set from {location}: {error}")]
+    Unusable {
+        /// Where its keys come from.
+        location: String,
+        /// What is wrong with the key set.
+        error: UnusableKeySet,
+    },
+}
+
 /// One remote key source's state.
 #[derive(Debug)]
 struct Source {
@@ -60,6 +113,8 @@ struct Source {
     next_refresh: Instant,
     next_refetch: Instant,
     failures_in_row: u32,
+    /// The last failure as it was logged: only compared and shown, so that
+    /// a failure repeating itself is logged once.
     last_error: Option<String>,
     /// Whether the published snapshot lets this configuration's keys be used.
     available: bool,
@@ -106,7 +161,7 @@ impl Source {
 
 /// What a fetch brought back (computed without the lock).
 struct Fetch {
-    result: Result<(Vec<u8>, Option<Duration>), String>,
+    result: Result<(Vec<u8>, Option<Duration>), FetchError>,
     jwks_uri: Option<String>,
     /// Discovery now names a `jwks_uri` this source may not fetch from: the
     /// one found before is no longer what the issuer says, and is dropped.
@@ -147,7 +202,7 @@ fn after(now: Instant, wait: Duration) -> Instant {
 }
 
 /// The verifier for `body` under the validation of `checks`.
-fn verifier_for(checks: &Verifier, body: &[u8]) -> Result<Verifier, String> {
+fn verifier_for(checks: &Verifier, body: &[u8]) -> Result<Verifier, UnusableKeySet> {
     // A JWKS only: a URL serving PEM or a bare JWK is not a key set endpoint.
     // (A document that is not JSON at all gets the parser's own words below.)
     let mut tape = jwtgate_engine::internals::json::Tape::new();
@@ -156,13 +211,13 @@ fn verifier_for(checks: &Verifier, body: &[u8]) -> Result<Verifier, String> {
             .as_object()
             .is_none_or(|object| object.get("keys").is_none())
     {
-        return Err("not a JWKS document (an object with \"keys\")".into());
+        return Err(UnusableKeySet::NotJwks);
     }
-    let keys = KeySet::from_jwks(body).map_err(|error| error.to_string())?;
+    let keys = KeySet::from_jwks(body)?;
     if keys.is_symmetric() {
-        return Err("the key set holds HMAC secrets; a secret served at a URL is refused".into());
+        return Err(UnusableKeySet::Symmetric);
     }
-    Verifier::new(keys, checks.validation().clone()).map_err(|error| error.to_string())
+    Ok(Verifier::new(keys, checks.validation().clone())?)
 }
 
 fn lock(sources: &Mutex<Vec<Source>>) -> MutexGuard<'_, Vec<Source>> {
@@ -263,7 +318,7 @@ impl Manager {
         &self,
         mut configs: Vec<(Box<str>, TokenKeys)>,
         publish: impl FnOnce(Vec<TokenKeys>),
-    ) -> Result<(), String> {
+    ) -> Result<(), KeysRefused> {
         // A source the reload adds is fetched once before the policy goes
         // out (without the lock), so its tokens are not refused meanwhile;
         // if that fails, the reload is refused like a start-up would be.
@@ -298,26 +353,29 @@ impl Manager {
                     .good
                     .as_ref()
                     .and_then(|body| verifier_for(&keys.verifier, body).err())
-                    .map(|reason| {
-                        format!("the key set in force does not fit the new settings: {reason}")
-                    }),
+                    .map(KeysRefusal::Unfit),
                 None => first_fetches
                     .iter()
                     .find(|(fetched, _)| fetched == name)
-                    .and_then(|(_, fetched)| match &fetched.result {
-                        Ok((body, _)) => verifier_for(&keys.verifier, body).err(),
-                        Err(reason) => Some(reason.clone()),
-                    })
                     .filter(|_| !remote.settings.startup.allow_without_keys)
-                    .map(|reason| {
-                        format!(
-                            "no key set from {}: {reason}",
-                            remote.settings.location.describe()
-                        )
+                    .and_then(|(_, fetched)| {
+                        let location = remote.settings.location.describe();
+                        match &fetched.result {
+                            Ok((body, _)) => verifier_for(&keys.verifier, body)
+                                .err()
+                                .map(|error| KeysRefusal::Unusable { location, error }),
+                            Err(error) => Some(KeysRefusal::FetchFailed {
+                                location,
+                                error: error.clone(),
+                            }),
+                        }
                     }),
             };
             if let Some(reason) = refusal {
-                return Err(format!("token_config {:?}: {reason}", &**name));
+                return Err(KeysRefused {
+                    config: name.clone(),
+                    reason: Box::new(reason),
+                });
             }
         }
         let now = Instant::now();
@@ -462,11 +520,14 @@ fn absorb(source: &mut Source, name: &str, outcome: Fetch) -> Option<Verifier> {
     if outcome.jwks_uri.is_some() || outcome.forget_jwks_uri {
         source.jwks_uri = outcome.jwks_uri;
     }
-    let built = outcome.result.and_then(|(body, max_age)| {
-        let verifier = verifier_for(&source.verifier, &body)
-            .map_err(|reason| format!("{}: {reason}", remote.settings.location.describe()))?;
-        Ok((body, max_age, verifier))
-    });
+    // Rendered once here: a failure is logged, kept for the start-up error
+    // and compared with the previous one, nothing more.
+    let built = match outcome.result {
+        Err(error) => Err(error.to_string()),
+        Ok((body, max_age)) => verifier_for(&source.verifier, &body)
+            .map(|verifier| (body, max_age, verifier))
+            .map_err(|reason| format!("{}: {reason}", remote.settings.location.describe())),
+    };
     match built {
         Ok((body, max_age, verifier)) => {
             let before = source.good.as_ref().map(|_| source.verifier.keys());
@@ -550,7 +611,7 @@ fn fetch(remote: &RemoteKeys, known_uri: Option<String>, refetch: bool) -> Fetch
                 (Err(error), _) => {
                     return Fetch {
                         forget_jwks_uri: error.is_refusal(),
-                        result: Err(error.to_string()),
+                        result: Err(error),
                         jwks_uri: None,
                     };
                 }
@@ -560,8 +621,7 @@ fn fetch(remote: &RemoteKeys, known_uri: Option<String>, refetch: bool) -> Fetch
     Fetch {
         result: fetcher
             .get(&url)
-            .map(|fetched| (fetched.body, fetched.max_age))
-            .map_err(|error| error.to_string()),
+            .map(|fetched| (fetched.body, fetched.max_age)),
         jwks_uri: discovered,
         forget_jwks_uri: false,
     }

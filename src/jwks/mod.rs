@@ -42,7 +42,7 @@ use crate::Verifier;
 
 pub use fetch::{FetchError, FetchSettings, Fetcher};
 pub use hosts::{AllowedHost, Destinations, HostError, Origin, UrlError};
-pub use manager::{Manager, StartupError};
+pub use manager::{KeysRefusal, KeysRefused, Manager, StartupError, UnusableKeySet};
 
 /// Where a remote key set is found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn answers_are_merged_by_name_and_late_ones_are_not_lost() {
-        let policy = crate::config::tests::policy_with_demo_keys(
+        let policy = crate::test_support::policy_with_demo_keys(
             "default_action = \"deny\"\n[[token_config]]\nname = \"prod\"\n@JWKS@\n[[rule]]\nname = \"api\"\ntoken_configs = [\"prod\"]\n",
         );
         let (hub, links) = Hub::new(2);

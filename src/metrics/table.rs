@@ -159,7 +159,7 @@ mod tests {
             name = "admin"
             token_configs = ["partners"]
         "#;
-        crate::config::tests::policy_with_demo_keys(source)
+        crate::test_support::policy_with_demo_keys(source)
     }
 
     #[test]

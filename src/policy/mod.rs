@@ -550,7 +550,7 @@ mod tests {
     #[test]
     fn a_rule_index_is_its_position() {
         let text = "default_action = \"deny\"\n[[token_config]]\nname = \"p\"\n@JWKS@\n[[rule]]\nname = \"a\"\ntoken_configs = [\"p\"]\n[[rule]]\nname = \"b\"\ntoken_configs = [\"p\"]\n[[rule]]\nname = \"c\"\ntoken_configs = [\"p\"]\n";
-        let policy = crate::config::tests::policy_with_demo_keys(text);
+        let policy = crate::test_support::policy_with_demo_keys(text);
         for (index, rule) in policy.rules.iter().enumerate() {
             assert_eq!(rule.index, index);
         }
