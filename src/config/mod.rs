@@ -24,7 +24,7 @@
 //! exclude = ["GET /v1/health"]
 //! ```
 //!
-//! Neighbours: [`crate::policy`] is what this builds; [`KeySet`] (the engine) parses
+//! Neighbours: `crate::policy` is what this builds; [`KeySet`] (the engine) parses
 //! the key files; the control plane ([`crate::control`]) merges the `[server]`
 //! layer ([`crate::settings`]) and reloads.
 
@@ -46,7 +46,8 @@ use crate::jwks::{
 };
 
 pub use error::ConfigError;
-pub use reload::{Reloaded, Reloader, Stamp};
+pub use reload::Reloaded;
+pub(crate) use reload::{Reloader, Stamp};
 
 use crate::policy::{
     Action, ClaimRequirement, ClaimTest, DefaultAction, Endpoint, ForwardClaim, Forwarded,
@@ -218,7 +219,7 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
 }
 
 /// Parses a duration: a number and a unit, `ms`, `s`, `m` or `h` (`"60s"`, `"10m"`).
-pub fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
     let (number, unit) = text.split_at(split);
