@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use criterion::Criterion;
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 use jwtgate::{Algorithm, AlgorithmSet, KeySet, UnixTime, Validation, Verifier};
 use jwtgate_engine::base64url;
 use ring::signature::{self, KeyPair as _};

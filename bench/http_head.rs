@@ -16,7 +16,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion};
-use jwtgate::http::request::{HeadScan, HeadStatus, HeaderSlots, Limits, leading_empty_lines};
+use jwtgate::internals::{HeadScan, HeadStatus, HeaderSlots, Limits, leading_empty_lines};
 
 /// A head of exactly `len` bytes: a request line, `Host`, `Authorization`,
 /// then filler fields of about 200 bytes (so that 16 KiB stays within the

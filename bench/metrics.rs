@@ -14,8 +14,7 @@ use std::time::Instant;
 
 use criterion::Criterion;
 use jwtgate::Outcome;
-use jwtgate::metrics::{Decision, Place, ShardMetrics, Taken};
-use jwtgate::policy::Policy;
+use jwtgate::internals::{Decision, Place, Policy, ShardMetrics, Taken};
 
 fn recording(c: &mut Criterion) {
     let policy = Arc::new(Policy::single());

@@ -11,8 +11,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::Criterion;
-use jwtgate::http::OriginalRequest;
-use jwtgate::policy::{PathBuffers, Policy, Route, Routed};
+use jwtgate::internals::{OriginalRequest, PathBuffers, Policy, Route, Routed};
 
 fn policy() -> Policy {
     let jwks = std::fs::read_to_string(format!(

@@ -70,7 +70,7 @@ const FIELD_LIMIT: usize = 512;
 
 /// The writer thread, joined at shutdown once every shard has flushed.
 #[derive(Debug)]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     handle: JoinHandle<()>,
     dropped: Arc<AtomicU64>,
     reopen: Arc<AtomicBool>,
@@ -78,7 +78,7 @@ pub struct AccessLog {
 
 /// What each shard gets to log through (cloned per shard).
 #[derive(Debug, Clone)]
-pub struct LogSink {
+pub(crate) struct LogSink {
     full: crossbeam_channel::Sender<(Vec<u8>, u64)>,
     empty: crossbeam_channel::Receiver<Vec<u8>>,
     dropped: Arc<AtomicU64>,
@@ -88,7 +88,7 @@ pub struct LogSink {
 
 impl AccessLog {
     /// Opens the destination and starts the writer thread.
-    pub fn start(options: &AccessLogOptions) -> std::io::Result<(AccessLog, LogSink)> {
+    pub(crate) fn start(options: &AccessLogOptions) -> std::io::Result<(AccessLog, LogSink)> {
         let destination = options.destination.clone();
         let mut output = open(&destination)?;
         let reopen = Arc::new(AtomicBool::new(false));
@@ -153,23 +153,18 @@ impl AccessLog {
     }
 
     /// Reopens a log file before the next write (after `logrotate` moved it).
-    pub fn reopen(&self) {
+    pub(crate) fn reopen(&self) {
         self.reopen.store(true, Ordering::Release);
     }
 
-    /// Lines dropped so far.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
     /// A counter of dropped lines that outlives the writer.
-    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+    pub(crate) fn dropped_counter(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.dropped)
     }
 
     /// Waits for the writer to write everything flushed so far; call once every
     /// [`LogSink`] (the shards' and this one's) is gone.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         let _ = self.handle.join();
     }
 }
@@ -189,7 +184,7 @@ fn open(destination: &Destination) -> std::io::Result<Box<dyn std::io::Write + S
 
 /// One request's line.
 #[derive(Debug, Clone, Copy)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     /// The shard that decided it.
     pub shard: usize,
     /// The original request's method, host and path (the query is never written).
@@ -218,7 +213,7 @@ pub struct Entry<'a> {
 
 /// A shard's end of the log: its buffer and sampler.
 #[derive(Debug)]
-pub struct ShardLog {
+pub(crate) struct ShardLog {
     sink: LogSink,
     buffer: Vec<u8>,
     lines: u64,
@@ -227,7 +222,7 @@ pub struct ShardLog {
 
 impl ShardLog {
     /// A shard's log over `sink`.
-    pub fn new(sink: LogSink, seed: u64) -> ShardLog {
+    pub(crate) fn new(sink: LogSink, seed: u64) -> ShardLog {
         ShardLog {
             sink,
             buffer: Vec::with_capacity(FLUSH_AT * 2),
@@ -238,7 +233,7 @@ impl ShardLog {
     }
 
     /// Whether this request is to be logged (xorshift64*: cheap and good enough to sample).
-    pub fn sampled(&mut self) -> bool {
+    pub(crate) fn sampled(&mut self) -> bool {
         if self.sink.threshold == u64::MAX {
             return true;
         }
@@ -251,7 +246,7 @@ impl ShardLog {
     }
 
     /// Appends `entry`'s line; hands the buffer over once it is large.
-    pub fn write(&mut self, entry: &Entry<'_>) {
+    pub(crate) fn write(&mut self, entry: &Entry<'_>) {
         let out = &mut self.buffer;
         out.extend_from_slice(b"{\"time\":\"");
         write_time(out, SystemTime::now());
@@ -293,7 +288,7 @@ impl ShardLog {
 
     /// Hands what is buffered to the writer (or drops it, counted, if the
     /// writer is behind).
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if self.buffer.is_empty() {
             return;
         }

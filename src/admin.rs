@@ -27,7 +27,7 @@ use crate::status::Status;
 
 /// What the admin endpoints report on.
 #[derive(Debug)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// Collects the shards' counts.
     pub hub: Arc<Hub>,
     /// Readiness, draining, reloads.
@@ -46,13 +46,13 @@ pub struct Observed {
 
 /// The admin endpoints.
 #[derive(Debug, Clone)]
-pub struct Admin {
+pub(crate) struct Admin {
     observed: Arc<Observed>,
 }
 
 impl Admin {
     /// Answers on what `observed` holds.
-    pub fn new(observed: Arc<Observed>) -> Admin {
+    pub(crate) fn new(observed: Arc<Observed>) -> Admin {
         Admin { observed }
     }
 }

@@ -86,7 +86,7 @@ pub(crate) fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
         eprint!("{}", summary.render());
     }
     if let Some((path, mut file)) = histogram {
-        file.write_all(summary.latency.percentile_distribution().as_bytes())
+        file.write_all(summary.latency_distribution().as_bytes())
             .map_err(|source| ToolError::Io {
                 path: path.clone(),
                 source,

@@ -14,7 +14,7 @@ use crate::signing::SigningKey;
 use crate::{Algorithm, AlgorithmSet, KeySet, UnixTime, Validation, Verifier};
 
 /// The demo JWKS (RS256, ES256 and EdDSA keys), as in `examples/keys/demo.jwks.json`.
-pub const DEMO_JWKS: &str = include_str!("../examples/keys/demo.jwks.json");
+pub(crate) const DEMO_JWKS: &str = include_str!("../examples/keys/demo.jwks.json");
 const DEMO_RS256_PKCS8: &str = include_str!("../examples/keys/demo-rs256.pk8.pem");
 const DEMO_EDDSA_PKCS8: &str = include_str!("../examples/keys/demo-eddsa.pk8.pem");
 
@@ -86,7 +86,7 @@ pub fn demo_token(now: UnixTime, ttl: i64, subject: &str) -> Result<String, Demo
 
 /// `token` with its payload swapped for one naming `admin`, keeping the
 /// original signature: the classic tampering, refused as `bad_signature`.
-pub fn tampered_token(token: &str, now: UnixTime) -> Result<String, DemoError> {
+pub(crate) fn tampered_token(token: &str, now: UnixTime) -> Result<String, DemoError> {
     let (Some(first), Some(last)) = (token.find('.'), token.rfind('.')) else {
         return Err(DemoError("a demo token has no dots".into()));
     };
@@ -110,7 +110,7 @@ fn shell_quoted(text: &str) -> String {
 
 /// `serve --demo`'s ready-to-paste curl lines against the service at `addr`,
 /// with tokens minted at `now`.
-pub fn curl_lines(addr: std::net::SocketAddr, now: UnixTime) -> Result<String, DemoError> {
+pub(crate) fn curl_lines(addr: std::net::SocketAddr, now: UnixTime) -> Result<String, DemoError> {
     let token = demo_token(now, 3600, "alice")?;
     let tampered = tampered_token(&token, now)?;
     let url = format!("http://{addr}/");

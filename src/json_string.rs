@@ -6,7 +6,7 @@
 
 /// Appends `s` as a JSON string literal, escaping quotes, backslashes and
 /// control characters (for text that did not come from a validated document).
-pub fn quote_into(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn quote_into(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     for c in s.chars() {
         match c {

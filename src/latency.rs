@@ -15,7 +15,7 @@ const HIGHEST_NANOS: u64 = 60_000_000_000;
 
 /// A latency histogram with 3 significant digits from 1 ns to 60 s.
 #[derive(Debug, Clone)]
-pub struct LatencyHistogram {
+pub(crate) struct LatencyHistogram {
     histogram: Histogram<u64>,
 }
 
@@ -26,12 +26,12 @@ impl Default for LatencyHistogram {
 }
 
 /// The percentiles jwtgate reports everywhere.
-pub const REPORTED_PERCENTILES: [(f64, &str); 4] =
+pub(crate) const REPORTED_PERCENTILES: [(f64, &str); 4] =
     [(50.0, "p50"), (90.0, "p90"), (99.0, "p99"), (99.9, "p99.9")];
 
 impl LatencyHistogram {
     /// An empty histogram (allocates its buckets once, here).
-    pub fn new() -> LatencyHistogram {
+    pub(crate) fn new() -> LatencyHistogram {
         #[allow(clippy::expect_used)] // constant bounds: 1 ns..60 s at 3 digits is always valid
         let histogram =
             Histogram::new_with_bounds(1, HIGHEST_NANOS, 3).expect("valid histogram bounds");
@@ -39,51 +39,51 @@ impl LatencyHistogram {
     }
 
     /// Records one latency; values beyond a minute count as a minute.
-    pub fn record(&mut self, latency: Duration) {
+    pub(crate) fn record(&mut self, latency: Duration) {
         let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
         self.histogram
             .saturating_record(nanos.clamp(1, HIGHEST_NANOS));
     }
 
     /// Adds every value of `other`.
-    pub fn merge(&mut self, other: &LatencyHistogram) {
+    pub(crate) fn merge(&mut self, other: &LatencyHistogram) {
         // Same bounds on both sides, so adding cannot fail; should it, the sample
         // is dropped rather than the process.
         let _ = self.histogram.add(&other.histogram);
     }
 
     /// Forgets every value.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.histogram.reset();
     }
 
     /// How many values were recorded at or below `nanos`.
-    pub fn count_at_or_below(&self, nanos: u64) -> u64 {
+    pub(crate) fn count_at_or_below(&self, nanos: u64) -> u64 {
         self.histogram.count_between(0, nanos)
     }
 
     /// The mean of the recorded values, in nanoseconds.
-    pub fn mean_nanos(&self) -> f64 {
+    pub(crate) fn mean_nanos(&self) -> f64 {
         self.histogram.mean()
     }
 
     /// How many values were recorded.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.histogram.len()
     }
 
     /// The value at `percentile` (0–100), in nanoseconds.
-    pub fn percentile_nanos(&self, percentile: f64) -> u64 {
+    pub(crate) fn percentile_nanos(&self, percentile: f64) -> u64 {
         self.histogram.value_at_percentile(percentile)
     }
 
     /// The largest value recorded, in nanoseconds.
-    pub fn max_nanos(&self) -> u64 {
+    pub(crate) fn max_nanos(&self) -> u64 {
         self.histogram.max()
     }
 
     /// `p50 1.2 µs, p90 …, max …` in microseconds.
-    pub fn summary_line(&self) -> String {
+    pub(crate) fn summary_line(&self) -> String {
         let mut line = String::new();
         for (percentile, label) in REPORTED_PERCENTILES {
             let _ = write!(
@@ -98,7 +98,7 @@ impl LatencyHistogram {
 
     /// The HdrHistogram percentile distribution in microseconds, the text format
     /// that HdrHistogram's plotter and `scripts/plot-latency.py` read.
-    pub fn percentile_distribution(&self) -> String {
+    pub(crate) fn percentile_distribution(&self) -> String {
         let mut out = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
         let mut total = 0u64;
         for step in self.histogram.iter_quantiles(5) {

@@ -52,7 +52,7 @@ pub enum SigningError {
 
 /// Fresh key material from [`generate`]: the private key (PKCS#8 DER; for HMAC,
 /// no private key exists beside the secret) and the public half as a JWK.
-pub struct GeneratedKey {
+pub(crate) struct GeneratedKey {
     /// The private key, PKCS#8 DER; `None` for HMAC, whose secret is in `public`.
     pub pkcs8_der: Option<Vec<u8>>,
     /// The material a verifier needs (for HMAC, the secret itself).
@@ -61,7 +61,10 @@ pub struct GeneratedKey {
 
 /// Generates a key for `algorithm`: RSA 2048 bits (or `rsa_bits`), P-256, P-384,
 /// Ed25519, or a random HMAC secret as long as the hash.
-pub fn generate(algorithm: Algorithm, rsa_bits: usize) -> Result<GeneratedKey, SigningError> {
+pub(crate) fn generate(
+    algorithm: Algorithm,
+    rsa_bits: usize,
+) -> Result<GeneratedKey, SigningError> {
     use ring::rand::SecureRandom as _;
     let rng = rand::SystemRandom::new();
     match algorithm.family() {
@@ -132,7 +135,7 @@ pub fn generate(algorithm: Algorithm, rsa_bits: usize) -> Result<GeneratedKey, S
 }
 
 /// Fills `bytes` from the operating system's secure random generator.
-pub fn random_bytes(bytes: &mut [u8]) -> Result<(), SigningError> {
+pub(crate) fn random_bytes(bytes: &mut [u8]) -> Result<(), SigningError> {
     use ring::rand::SecureRandom as _;
     rand::SystemRandom::new()
         .fill(bytes)
@@ -140,7 +143,7 @@ pub fn random_bytes(bytes: &mut [u8]) -> Result<(), SigningError> {
 }
 
 /// Encodes DER as a PEM block with 64-character lines.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     let body = STANDARD.encode(der);
     let mut pem = format!("-----BEGIN {label}-----\n");
     for chunk in body.as_bytes().chunks(64) {

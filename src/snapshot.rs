@@ -81,35 +81,35 @@ impl Snapshot {
 }
 
 /// The snapshot in force, shared by every shard.
-pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+pub(crate) type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
 /// The one writer of the snapshot in force: reloads and key refreshes both
 /// come through here.
 #[derive(Debug)]
-pub struct Publisher {
+pub(crate) struct Publisher {
     shared: SharedSnapshot,
 }
 
 impl Publisher {
     /// A publisher that starts with `snapshot` in force.
-    pub fn new(snapshot: Snapshot) -> Publisher {
+    pub(crate) fn new(snapshot: Snapshot) -> Publisher {
         Publisher {
             shared: Arc::new(ArcSwap::from_pointee(snapshot)),
         }
     }
 
     /// What the shards read.
-    pub fn shared(&self) -> &SharedSnapshot {
+    pub(crate) fn shared(&self) -> &SharedSnapshot {
         &self.shared
     }
 
     /// The snapshot in force now.
-    pub fn current(&self) -> Arc<Snapshot> {
+    pub(crate) fn current(&self) -> Arc<Snapshot> {
         self.shared.load_full()
     }
 
     /// Puts a reloaded policy and its keys in force.
-    pub fn reloaded(&self, policy: Policy, keys: Vec<TokenKeys>) {
+    pub(crate) fn reloaded(&self, policy: Policy, keys: Vec<TokenKeys>) {
         self.shared.store(Arc::new(Snapshot::new(policy, keys)));
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Process-wide serving state.
 #[derive(Debug)]
-pub struct Status {
+pub(crate) struct Status {
     started: Instant,
     started_unix: f64,
     listening: AtomicBool,
@@ -27,7 +27,7 @@ impl Default for Status {
 
 impl Status {
     /// Starting now, generation 1, not yet listening.
-    pub fn new() -> Status {
+    pub(crate) fn new() -> Status {
         Status {
             started: Instant::now(),
             started_unix: SystemTime::now()
@@ -43,42 +43,42 @@ impl Status {
     }
 
     /// Seconds since start.
-    pub fn uptime_seconds(&self) -> f64 {
+    pub(crate) fn uptime_seconds(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
 
     /// When the process started.
-    pub fn started(&self) -> Instant {
+    pub(crate) fn started(&self) -> Instant {
         self.started
     }
 
     /// Start time, Unix seconds.
-    pub fn start_time_unix(&self) -> f64 {
+    pub(crate) fn start_time_unix(&self) -> f64 {
         self.started_unix
     }
 
     /// Every listener is bound and every shard accepts.
-    pub fn set_listening(&self) {
+    pub(crate) fn set_listening(&self) {
         self.listening.store(true, Ordering::Release);
     }
 
     /// Whether every listener is bound and accepting.
-    pub fn listening(&self) -> bool {
+    pub(crate) fn listening(&self) -> bool {
         self.listening.load(Ordering::Acquire)
     }
 
     /// A shutdown has begun.
-    pub fn set_draining(&self) {
+    pub(crate) fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
 
     /// Whether a shutdown has begun.
-    pub fn draining(&self) -> bool {
+    pub(crate) fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
 
     /// A reload succeeded: the generation moves on.
-    pub fn reloaded(&self) {
+    pub(crate) fn reloaded(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.reloads.fetch_add(1, Ordering::AcqRel);
         let now = SystemTime::now()
@@ -90,17 +90,17 @@ impl Status {
     }
 
     /// A reload failed; the running configuration stays.
-    pub fn reload_failed(&self) {
+    pub(crate) fn reload_failed(&self) {
         self.failed_reloads.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The configuration generation: 1 at start, one more per successful reload.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     /// Successful and failed reloads.
-    pub fn reloads(&self) -> (u64, u64) {
+    pub(crate) fn reloads(&self) -> (u64, u64) {
         (
             self.reloads.load(Ordering::Acquire),
             self.failed_reloads.load(Ordering::Acquire),
@@ -108,7 +108,7 @@ impl Status {
     }
 
     /// When the last successful reload happened, Unix seconds (0: never).
-    pub fn last_reload_unix(&self) -> i64 {
+    pub(crate) fn last_reload_unix(&self) -> i64 {
         self.last_reload_unix.load(Ordering::Acquire)
     }
 }

@@ -36,8 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::*;
 use jwtgate::access_log::{AccessLogOptions, Destination};
 use jwtgate::authz::{AuthzOptions, Clock};
+use jwtgate::internals::Snapshot;
 use jwtgate::server::{IoMode, ServeOptions, Server};
-use jwtgate::snapshot::Snapshot;
 use jwtgate::{Algorithm, Validation};
 
 struct CountingAllocator;

@@ -6,7 +6,7 @@
 //! as an escape the second time).
 #![no_main]
 
-use jwtgate::policy::path::{Params, canonicalize};
+use jwtgate::internals::{Params, canonicalize};
 use libfuzzer_sys::fuzz_target;
 
 /// The one call to adapt when the signature changes: `false` where the target is refused.

@@ -6,7 +6,7 @@
 //! depend on how the bytes were split.
 #![no_main]
 
-use jwtgate::http::chunked::ChunkedDecoder;
+use jwtgate::internals::ChunkedDecoder;
 use libfuzzer_sys::fuzz_target;
 
 /// Where the body ended (bytes consumed) and whether it is complete, or `None`

@@ -5,7 +5,7 @@
 //! does, and never lets a buffer past a byte limit the parser refuses.
 #![no_main]
 
-use jwtgate::http::request::{
+use jwtgate::internals::{
     HeadScan, HeadStatus, HeaderSlots, Limits, ProtocolError, leading_empty_lines, parse_head,
 };
 use libfuzzer_sys::fuzz_target;

@@ -5,9 +5,10 @@
 //! overrides are read as routing reads them.
 #![no_main]
 
-use jwtgate::http::request::{HeadStatus, HeaderSlots, Limits, leading_empty_lines, parse_head};
-use jwtgate::http::{ForwardedStyle, OriginalRequest};
-use jwtgate::policy::{host, method};
+use jwtgate::internals::{
+    ForwardedStyle, HeadStatus, HeaderSlots, Limits, OriginalRequest, host, leading_empty_lines,
+    method, parse_head,
+};
 use libfuzzer_sys::fuzz_target;
 
 const SMALL: Limits = Limits {

@@ -6,8 +6,7 @@
 
 use std::sync::LazyLock;
 
-use jwtgate::http::request::{HeadStatus, HeaderSlots, Limits, parse_head};
-use jwtgate::policy::{Found, TokenSource};
+use jwtgate::internals::{Found, HeadStatus, HeaderSlots, Limits, TokenSource, parse_head};
 use libfuzzer_sys::fuzz_target;
 
 static SOURCES: LazyLock<[TokenSource; 4]> = LazyLock::new(|| {

@@ -12,7 +12,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 use jwtgate::{
     Algorithm, AlgorithmSet, ClaimName, KeySet, RegisteredClaim, Scratch, SubjectMatch, UnixTime,
     Validation, Verifier,

@@ -18,7 +18,7 @@ use super::tokens;
 /// the body, one JSON line per token out, the format of `jwtgate verify`.
 /// `?token_config=NAME` picks the token configuration (default: the first).
 #[derive(Debug)]
-pub struct BatchVerifier {
+pub(crate) struct BatchVerifier {
     policy: SharedSnapshot,
     clock: Clock,
     limits: BatchLimits,
@@ -27,7 +27,7 @@ pub struct BatchVerifier {
 }
 
 /// Path of the batch endpoint.
-pub const VERIFY_PATH: &str = "/v1/verify";
+pub(super) const VERIFY_PATH: &str = "/v1/verify";
 
 /// Bounds of one `POST /v1/verify`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub struct BatchLimits {
 
 impl BatchVerifier {
     /// A batch endpoint over `policy`'s token configurations, within `limits`.
-    pub fn new(policy: SharedSnapshot, clock: Clock, limits: BatchLimits) -> BatchVerifier {
+    pub(crate) fn new(policy: SharedSnapshot, clock: Clock, limits: BatchLimits) -> BatchVerifier {
         BatchVerifier {
             policy,
             clock,

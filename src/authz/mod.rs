@@ -2,19 +2,23 @@
 //! and verify its tokens, and answer 200 with identity headers, 401 with a
 //! challenge, or 403.
 //!
-//! Files: `tokens` (finding and checking a rule's tokens), [`response`] (the
+//! Files: `tokens` (finding and checking a rule's tokens), `response` (the
 //! answers' bytes), `batch` (the network batch face, `POST /v1/verify`, whose
 //! types are re-exported here).
 //!
-//! Neighbours: [`crate::http`] supplies the parsed head and the [`Service`]
-//! seam; [`crate::policy`] routes; [`Verifier`](crate::Verifier) is the
+//! Neighbours: `crate::http` supplies the parsed head and the `Service`
+//! seam; `crate::policy` routes; [`Verifier`](crate::Verifier) is the
 //! engine; [`crate::batch`] writes the batch face's lines.
-//! One [`Authorizer`] lives in each shard and owns that shard's scratch space,
+//! One `Authorizer` lives in each shard and owns that shard's scratch space,
 //! so verifying allocates nothing; it counts decisions into the shard's
-//! metrics, which the shard shares with it ([`Authorizer::observed`]).
+//! metrics, which the shard shares with it (`Authorizer::observed`).
+//!
+//! Public: the options an embedder sets ([`AuthzOptions`], [`Clock`],
+//! [`BatchLimits`]) and the identity headers ([`IDENTITY_HEADERS`]); the
+//! decision itself is internal.
 
 mod batch;
-pub mod response;
+mod response;
 mod tokens;
 
 use std::cell::RefCell;
@@ -31,8 +35,10 @@ use crate::policy::{self, Action, DefaultAction, Policy, Route, Routed};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::{Outcome, UnixTime};
 
-pub use batch::{BatchLimits, BatchVerifier, VERIFY_PATH};
-pub use response::{Denials, Identity};
+pub use batch::BatchLimits;
+pub(crate) use batch::BatchVerifier;
+pub use response::IDENTITY_HEADERS;
+pub(crate) use response::{Denials, Identity};
 
 /// Where "now" comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +75,7 @@ pub struct AuthzOptions {
 
 /// The ext_authz check service of one shard.
 #[derive(Debug)]
-pub struct Authorizer {
+pub(crate) struct Authorizer {
     policy: SharedSnapshot,
     options: AuthzOptions,
     denials: Arc<Denials>,
@@ -142,7 +148,11 @@ fn is_preflight(head: &RequestHead<'_, '_>, method: &[u8]) -> bool {
 
 impl Authorizer {
     /// A shard's authorizer over `policy`; `denials` is rendered once and shared.
-    pub fn new(policy: SharedSnapshot, options: AuthzOptions, denials: Arc<Denials>) -> Authorizer {
+    pub(crate) fn new(
+        policy: SharedSnapshot,
+        options: AuthzOptions,
+        denials: Arc<Denials>,
+    ) -> Authorizer {
         let scratch = policy.load().keys.first().map_or_else(
             || crate::Scratch::with_token_limit(4096),
             |keys| keys.verifier.scratch(),
@@ -164,7 +174,7 @@ impl Authorizer {
     /// Counts and times every request of shard number `shard` into `metrics`
     /// (the shard's own, which its connections also record into), and logs
     /// them to `log`.
-    pub fn observed(
+    pub(crate) fn observed(
         mut self,
         shard: usize,
         metrics: Option<Rc<RefCell<ShardMetrics>>>,
@@ -178,7 +188,7 @@ impl Authorizer {
 
     /// Decides one check request and appends the answer to `out`; returns the
     /// token outcome (`None` when no token was looked at).
-    pub fn decide(
+    pub(crate) fn decide(
         &mut self,
         head: &RequestHead<'_, '_>,
         framing: Framing,

@@ -13,7 +13,7 @@ use crate::policy::ForwardClaim;
 use jwtgate_engine::json::{JsonStr, Kind, Value};
 
 /// The realm named in every challenge.
-pub const REALM: &str = "jwtgate";
+pub(super) const REALM: &str = "jwtgate";
 
 /// The identity headers jwtgate owns. Every allowed response carries all of
 /// them, empty when there is nothing to say, so that a proxy copying them to
@@ -24,7 +24,7 @@ pub const IDENTITY_HEADERS: [&str; 4] = ["x-jwt-sub", "x-jwt-iss", "x-jwt-kid", 
 /// treats any status but 2xx, 401 and 403 as its own error (500), and RFC 6750
 /// asks for 401 with `invalid_token` for a token that is expired, revoked,
 /// malformed or otherwise invalid.
-pub const fn status(outcome: Outcome) -> u16 {
+pub(super) const fn status(outcome: Outcome) -> u16 {
     match outcome {
         Outcome::Valid => 200,
         Outcome::Missing
@@ -151,7 +151,7 @@ fn framing_index(framing: Framing) -> usize {
 
 /// Every denial, rendered once: indexed by outcome, then by framing.
 #[derive(Debug, Clone)]
-pub struct Denials {
+pub(crate) struct Denials {
     rendered: Vec<[Vec<u8>; 4]>,
 }
 
@@ -168,7 +168,7 @@ impl Default for Denials {
 
 impl Denials {
     /// The complete response for `outcome`.
-    pub fn response(&self, outcome: Outcome, framing: Framing) -> &[u8] {
+    pub(crate) fn response(&self, outcome: Outcome, framing: Framing) -> &[u8] {
         self.rendered
             .get(outcome.index())
             .and_then(|variants| variants.get(framing_index(framing)))
@@ -284,7 +284,7 @@ fn push_claim(out: &mut Vec<u8>, value: Option<Value<'_>>) {
 /// The headers an allowed answer carries for one rule: the rule's forwarded
 /// claims, and every header any rule forwards (so each is always present).
 #[derive(Debug, Clone, Copy)]
-pub struct Identity<'p> {
+pub(crate) struct Identity<'p> {
     /// The matched rule's forwarded claims.
     pub forward_claims: &'p [ForwardClaim],
     /// Every forwarded header of the policy, other than the `x-jwt-*` four.
@@ -305,7 +305,12 @@ fn forwarded_claim<'t>(
 }
 
 /// Writes the allow response for a verified token.
-pub fn allowed(out: &mut Vec<u8>, verified: &Verified<'_>, identity: Identity<'_>, close: bool) {
+pub(super) fn allowed(
+    out: &mut Vec<u8>,
+    verified: &Verified<'_>,
+    identity: Identity<'_>,
+    close: bool,
+) {
     // No body, so the same bytes answer HEAD.
     out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-jwtgate-outcome: valid\r\n");
     let claims = &verified.claims;
@@ -351,7 +356,7 @@ pub fn allowed(out: &mut Vec<u8>, verified: &Verified<'_>, identity: Identity<'_
 /// `default_action = "allow"`, a missing token where allowed, or a failure
 /// under `action = "log"`, which `log` marks). Every identity header is
 /// present and empty, so no client-supplied copy survives.
-pub fn allowed_without_identity(
+pub(super) fn allowed_without_identity(
     out: &mut Vec<u8>,
     outcome: &str,
     log: bool,
@@ -378,13 +383,13 @@ pub fn allowed_without_identity(
 /// The answer of `--danger-no-verify` (benchmarks only): a 200 of the same
 /// shape as an allowed one, with empty identity headers and an outcome that
 /// says nothing was checked.
-pub fn unverified(out: &mut Vec<u8>, close: bool) {
+pub(super) fn unverified(out: &mut Vec<u8>, close: bool) {
     allowed_without_identity(out, "unverified", false, &[], close);
 }
 
 /// A 400 for a check request jwtgate cannot route (missing forwarded headers,
 /// an ambiguous path), with a static reason; the connection stays usable.
-pub fn bad_request(out: &mut Vec<u8>, detail: &'static str, framing: Framing) {
+pub(super) fn bad_request(out: &mut Vec<u8>, detail: &'static str, framing: Framing) {
     let mut body = [0u8; 256];
     let len = {
         let mut cursor = std::io::Cursor::new(body.as_mut_slice());
@@ -406,7 +411,7 @@ pub fn bad_request(out: &mut Vec<u8>, detail: &'static str, framing: Framing) {
 }
 
 /// The answer to a request that matches no rule under `default_action = "deny"`.
-pub fn no_matching_rule(out: &mut Vec<u8>, framing: Framing) {
+pub(super) fn no_matching_rule(out: &mut Vec<u8>, framing: Framing) {
     crate::http::response::write_simple(
         out,
         403,

@@ -17,7 +17,7 @@
 //! line, blank or garbage, yields exactly one result.
 //!
 //! Neighbours: `lines` splits input, `render` formats results,
-//! [`crate::latency`] keeps the per-worker histograms merged at the end.
+//! `crate::latency` keeps the per-worker histograms merged at the end.
 
 mod lines;
 mod render;
@@ -113,7 +113,7 @@ pub struct Summary {
     /// Wall time of the run.
     pub elapsed: Duration,
     /// Per-token verification latency, merged over workers.
-    pub latency: LatencyHistogram,
+    pub(crate) latency: LatencyHistogram,
     /// Worker threads used.
     pub threads: usize,
 }
@@ -140,6 +140,12 @@ impl Summary {
         } else {
             0.0
         }
+    }
+
+    /// The verification latencies as an HdrHistogram percentile
+    /// distribution (`.hgrm`), what `jwtgate verify --histogram` writes.
+    pub fn latency_distribution(&self) -> String {
+        self.latency.percentile_distribution()
     }
 
     /// The human summary printed to stderr at the end of `jwtgate verify`.
@@ -203,7 +209,7 @@ const TOO_LONG: Rejection = Rejection::new(
 /// `refused` stands in for every verification when the keys may not be used
 /// (a fetched key set that is missing or stale). Returns whether a token
 /// named a `kid` the key set lacks.
-pub fn verify_buffer(
+pub(crate) fn verify_buffer(
     verifier: &Verifier,
     refused: Option<Rejection>,
     body: &[u8],

@@ -24,7 +24,7 @@
 //! exclude = ["GET /v1/health"]
 //! ```
 //!
-//! Neighbours: [`crate::policy`] is what this builds; [`KeySet`](crate::KeySet)
+//! Neighbours: `crate::policy` is what this builds; [`KeySet`](crate::KeySet)
 //! (the engine) parses the key files; the control plane ([`crate::control`])
 //! merges the `[server]` layer ([`crate::settings`]) and reloads. This module
 //! keeps the file as a whole (`load`, `parse`, [`Loaded`]) and what the tables
@@ -49,7 +49,10 @@ use toml::Spanned;
 use crate::jwks::TokenKeys;
 
 pub use error::ConfigError;
-pub use reload::{ReloadError, Reloaded, Reloader, Stamp};
+pub use reload::{ReloadError, Reloaded};
+// What a reload refused for the keys: named by `ReloadError::Keys`.
+pub use crate::jwks::{KeysRefusal, KeysRefused, UnusableKeySet};
+pub(crate) use reload::{Reloader, Stamp};
 
 use crate::policy::{DefaultAction, Policy, Rule, TokenConfig};
 use crate::settings::{self, ServerLayer};
@@ -173,7 +176,7 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
 }
 
 /// Parses a duration: a number and a unit, `ms`, `s`, `m` or `h` (`"60s"`, `"10m"`).
-pub fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
     let (number, unit) = text.split_at(split);

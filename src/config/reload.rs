@@ -22,12 +22,12 @@ use crate::snapshot::Publisher;
 
 /// What one file looked like: modification time and size (`None`: unreadable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp(Option<(SystemTime, u64)>);
+pub(crate) struct Stamp(Option<(SystemTime, u64)>);
 
 impl Stamp {
     /// `file` as it is now. Take it before loading the file, so that a write
     /// during or right after the load is seen as a change.
-    pub fn of(file: &Path) -> Stamp {
+    pub(crate) fn of(file: &Path) -> Stamp {
         Stamp(
             std::fs::metadata(file)
                 .ok()
@@ -76,7 +76,7 @@ pub enum ReloadError {
 
 /// Watches one configuration and swaps its policy in.
 #[derive(Debug)]
-pub struct Reloader {
+pub(crate) struct Reloader {
     path: PathBuf,
     publisher: Arc<Publisher>,
     server: ServerLayer,
@@ -97,7 +97,7 @@ const RETRY_POLLS: u32 = 5;
 impl Reloader {
     /// Watches `path`, which looked like `stamp` before it was loaded (giving
     /// `server` settings, `key_files` read, and the snapshot `publisher` has in force).
-    pub fn new(
+    pub(crate) fn new(
         path: &Path,
         stamp: Stamp,
         server: ServerLayer,
@@ -126,13 +126,16 @@ impl Reloader {
 
     /// Publishes reloaded policies through `manager`, which carries fetched
     /// keys over (and fetches those of new remote sources).
-    pub fn with_key_manager(mut self, manager: Option<Arc<crate::jwks::Manager>>) -> Reloader {
+    pub(crate) fn with_key_manager(
+        mut self,
+        manager: Option<Arc<crate::jwks::Manager>>,
+    ) -> Reloader {
         self.keys = manager;
         self
     }
 
     /// Loads the file again and, if it is valid, swaps its policy in.
-    pub fn reload(&mut self) -> Result<Reloaded, ReloadError> {
+    pub(crate) fn reload(&mut self) -> Result<Reloaded, ReloadError> {
         // Taken before reading, so a write during the load is noticed next time.
         let before = fingerprint(&self.files);
         let result = load(&self.path);
@@ -206,7 +209,7 @@ impl Reloader {
 
     /// Checks the files; reloads when they changed and have been stable since
     /// the previous poll. `None` when there was nothing to do.
-    pub fn poll(&mut self) -> Option<Result<Reloaded, ReloadError>> {
+    pub(crate) fn poll(&mut self) -> Option<Result<Reloaded, ReloadError>> {
         let now = fingerprint(&self.files);
         let stable = now == self.last_seen;
         self.last_seen = now;

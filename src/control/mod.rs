@@ -8,7 +8,7 @@
 //! observed in-process, by a test or an embedder, through a [`Controller`].
 //!
 //! Neighbours: [`crate::config`] loads files and builds the reloader,
-//! [`crate::settings`] merges and checks the settings, [`crate::jwks`]
+//! [`crate::settings`] merges and checks the settings, `crate::jwks`
 //! fetches keys, [`crate::server`] serves.
 
 mod console;
@@ -23,11 +23,13 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::Verifier;
 use crate::config::{ConfigError, Loaded, ReloadError, Reloaded, Reloader, Stamp};
 use crate::jwks::KeySink;
-use crate::jwks::{Manager, StartupError};
+use crate::jwks::Manager;
 use crate::server::{ServeError, ServeOptions, Server};
 use crate::settings::{Refused, Runtime, ServerLayer};
 use crate::snapshot::{Publisher, Snapshot};
 
+/// Named by [`LaunchError::MissingKeys`] and [`VerifierError::MissingKeys`].
+pub use crate::jwks::StartupError;
 pub use console::Console;
 
 /// Where the policy comes from.

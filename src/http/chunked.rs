@@ -14,16 +14,16 @@ fn bad(detail: &'static str) -> ProtocolError {
 
 /// Longest chunk-size line (size, extensions, CRLF): longer is 400. Sizes
 /// take at most 16 hex digits; the rest is room for extensions.
-pub const MAX_CHUNK_LINE: usize = 1024;
+pub(crate) const MAX_CHUNK_LINE: usize = 1024;
 
 /// Most chunk-extension bytes in one body: more is 400. jwtgate ignores
 /// extensions, so without a total bound a client could send a long
 /// extension with every one-byte chunk (hyper bounds them the same way).
-pub const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
+pub(crate) const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 
 /// Longest trailer section, its final CRLF included: longer is 431.
 /// Trailers are read and thrown away; they never reach a service.
-pub const MAX_TRAILER_BYTES: usize = 4096;
+pub(crate) const MAX_TRAILER_BYTES: usize = 4096;
 
 /// Where a [`ChunkedDecoder`] is in the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub struct InPlace {
 
 /// An incremental decoder of a chunked body (RFC 9112 §7.1): its state is
 /// kept between reads, it never needs more than one size line of lookahead
-/// ([`MAX_CHUNK_LINE`]), and it does not allocate.
+/// (`MAX_CHUNK_LINE`), and it does not allocate.
 ///
 /// Strict where peers are known to disagree, so that jwtgate never reads a
 /// body's end elsewhere than the proxy before it: a size is 1 to 16 hex

@@ -8,13 +8,13 @@
 //! [`crate::authz`] and [`crate::admin`] implement [`Service`] and write
 //! responses with [`response`].
 
-pub mod chunked;
-pub mod forwarded;
-pub mod request;
-pub mod response;
-pub mod service;
+pub(crate) mod chunked;
+pub(crate) mod forwarded;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod service;
 
 pub use forwarded::{ForwardedStyle, OriginalRequest};
-pub use request::{BodyFraming, HeadStatus, Limits, ProtocolError, RequestHead, Version};
-pub use response::Framing;
-pub use service::{BodyPolicy, Service};
+pub(crate) use request::{BodyFraming, Limits, ProtocolError, RequestHead, Version};
+pub(crate) use response::Framing;
+pub(crate) use service::{BodyPolicy, Service};

@@ -12,7 +12,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 
 /// The most header fields a request may carry; more is answered 431.
-pub const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 
 /// Size limits for a request head, each with the answer it earns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub enum Version {
 }
 
 /// Why a request cannot be served. Each variant maps to one status code in
-/// [`crate::http::response::error`]; after any of them the connection closes,
+/// `crate::http::response::error`; after any of them the connection closes,
 /// because the position of the next request in the stream is no longer known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolError {

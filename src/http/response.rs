@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use super::ProtocolError;
 
 /// The status line for `status`, with its standard reason phrase.
-pub const fn status_line(status: u16) -> &'static str {
+pub(crate) const fn status_line(status: u16) -> &'static str {
     match status {
         200 => "HTTP/1.1 200 OK\r\n",
         400 => "HTTP/1.1 400 Bad Request\r\n",
@@ -28,11 +28,11 @@ pub const fn status_line(status: u16) -> &'static str {
 }
 
 /// `connection: close`, sent on the last response of a connection.
-pub const CONNECTION_CLOSE: &[u8] = b"connection: close\r\n";
+pub(crate) const CONNECTION_CLOSE: &[u8] = b"connection: close\r\n";
 
 /// How a response ends its exchange, and who asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Framing {
+pub(crate) struct Framing {
     /// This is the connection's last response: send `connection: close`.
     pub close: bool,
     /// The request was `HEAD`: send the headers (`content-length` included)
@@ -57,7 +57,7 @@ impl Default for Framing {
 /// Writes a complete response: status line, content type and length, the
 /// `connection: close` line when closing, `extra` header lines (each ending in
 /// CRLF), then the body unless the request was `HEAD`.
-pub fn write_simple(
+pub(crate) fn write_simple(
     out: &mut Vec<u8>,
     status: u16,
     content_type: &str,
@@ -83,7 +83,7 @@ pub fn write_simple(
 
 /// Writes the answer to a protocol error: its status, and a JSON body naming
 /// it, always with `connection: close` because the framing is lost.
-pub fn error(out: &mut Vec<u8>, error: ProtocolError) {
+pub(crate) fn error(out: &mut Vec<u8>, error: ProtocolError) {
     let mut body = [0u8; 256];
     let len = {
         let mut cursor = std::io::Cursor::new(&mut body[..]);

@@ -10,7 +10,7 @@ use super::response::Framing;
 /// What to do with a request's body, `Content-Length` or chunked alike: the
 /// limit is on the decoded length of a chunked body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyPolicy {
+pub(crate) enum BodyPolicy {
     /// Read it and throw it away (an ext_authz proxy may forward the client's
     /// body); a longer body is answered 413. A `Content-Length` body is read
     /// after the answer; a chunked one before it, since its length is known
@@ -28,7 +28,7 @@ pub enum BodyPolicy {
 }
 
 /// Answers requests on one connection of one shard.
-pub trait Service {
+pub(crate) trait Service {
     /// How the body of this request is handled.
     fn body_policy(&self, head: &RequestHead<'_, '_>) -> BodyPolicy;
 

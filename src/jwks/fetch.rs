@@ -18,7 +18,7 @@ use jwtgate_engine::internals::json::Tape;
 
 /// Redirects followed for one document, at most (a chain from an old URL
 /// through a CDN is two or three; a loop ends here).
-pub const MAX_REDIRECTS: u32 = 3;
+pub(crate) const MAX_REDIRECTS: u32 = 3;
 
 /// How a token configuration's keys are fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +160,7 @@ impl std::fmt::Display for Hop {
 
 /// A fetched document.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     /// The body.
     pub body: Vec<u8>,
     /// `Cache-Control: max-age`, if the server sent one (`no-store` and
@@ -170,7 +170,7 @@ pub struct Fetched {
 
 /// An HTTPS client for one token configuration's key source.
 #[derive(Debug)]
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     agent: ureq::Agent,
     settings: FetchSettings,
     /// Where requests may go: checked before each one, redirects included.
@@ -200,7 +200,10 @@ fn ca_roots(path: &Path) -> Result<RootCerts, FetchError> {
 impl Fetcher {
     /// A client with these settings for the source at `location` (reads
     /// the CA file now).
-    pub fn new(settings: &FetchSettings, location: &Location) -> Result<Fetcher, FetchError> {
+    pub(crate) fn new(
+        settings: &FetchSettings,
+        location: &Location,
+    ) -> Result<Fetcher, FetchError> {
         let configured = match location {
             Location::Url(url) => url,
             Location::Discovery { issuer } => issuer,
@@ -239,14 +242,14 @@ impl Fetcher {
     }
 
     /// Where this client's requests may go.
-    pub fn destinations(&self) -> &Destinations {
+    pub(crate) fn destinations(&self) -> &Destinations {
         &self.destinations
     }
 
     /// GETs `url` and returns its body and freshness, following up to
     /// [`MAX_REDIRECTS`] redirects that stay within the destinations; the
     /// whole chain and the body share one `timeout`.
-    pub fn get(&self, url: &str) -> Result<Fetched, FetchError> {
+    pub(crate) fn get(&self, url: &str) -> Result<Fetched, FetchError> {
         let failed = |reason: String| FetchError::Transport {
             url: url.to_owned(),
             reason,
@@ -365,7 +368,7 @@ impl Fetcher {
     /// OIDC discovery: fetches `<issuer>/.well-known/openid-configuration`,
     /// requires its `issuer` to equal `issuer` exactly (OpenID Connect
     /// Discovery 1.0 §4.3) and returns its `jwks_uri`.
-    pub fn discover(&self, issuer: &str) -> Result<String, FetchError> {
+    pub(crate) fn discover(&self, issuer: &str) -> Result<String, FetchError> {
         let url = format!(
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
@@ -416,7 +419,7 @@ impl Fetcher {
 
 /// The freshness a `Cache-Control` value gives: `max-age=N` seconds;
 /// `no-store` or `no-cache` count as zero (refresh at the lower bound).
-pub fn max_age(cache_control: &str) -> Option<Duration> {
+pub(crate) fn max_age(cache_control: &str) -> Option<Duration> {
     let mut found = None;
     for directive in cache_control.split(',') {
         let directive = directive.trim();

@@ -323,7 +323,7 @@ impl Destinations {
 /// `/path` or a path relative to `base`'s. The fragment is dropped. Dot
 /// segments are left to the server: they cannot change the authority,
 /// which is all that is checked.
-pub fn resolve(base: &Uri, location: &str) -> Option<Uri> {
+pub(crate) fn resolve(base: &Uri, location: &str) -> Option<Uri> {
     let location = location.split('#').next().unwrap_or("").trim();
     if location.is_empty() {
         return None;

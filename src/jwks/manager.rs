@@ -170,7 +170,7 @@ struct Fetch {
 
 /// Remote key sets of the policy in force.
 #[derive(Debug)]
-pub struct Manager {
+pub(crate) struct Manager {
     sink: Arc<dyn KeySink>,
     sources: Mutex<Vec<Source>>,
     stop: AtomicBool,
@@ -231,7 +231,7 @@ impl Manager {
     /// each token configuration; there may be none yet: a reload can add
     /// some), starts fetching them, and puts what arrives in force through
     /// `sink`.
-    pub fn start(
+    pub(crate) fn start(
         sink: Arc<dyn KeySink>,
         configs: &[(&str, &TokenKeys)],
     ) -> std::io::Result<Arc<Manager>> {
@@ -269,7 +269,7 @@ impl Manager {
     /// Sources without keys whose configuration does not allow starting
     /// without them are returned as errors. `None` when `interrupted` said
     /// to stop waiting (a shutdown signal during start-up).
-    pub fn wait_for_keys(
+    pub(crate) fn wait_for_keys(
         &self,
         mut interrupted: impl FnMut() -> bool,
     ) -> Option<Vec<StartupError>> {
@@ -314,7 +314,7 @@ impl Manager {
     /// validation) and their counters; new sources are fetched at once.
     /// `publish` puts the result in force while the manager holds its
     /// sources, so that no key refresh lands between the two.
-    pub fn publish_reloaded(
+    pub(crate) fn publish_reloaded(
         &self,
         mut configs: Vec<(Box<str>, TokenKeys)>,
         publish: impl FnOnce(Vec<TokenKeys>),
@@ -430,7 +430,7 @@ impl Manager {
     }
 
     /// Stops the thread (at shutdown).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         // Not joined: a fetch in progress may take up to its timeout, and a
         // shutdown must not wait for an identity provider. The thread ends
         // at its next look at the flag (or with the process).

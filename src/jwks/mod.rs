@@ -30,8 +30,8 @@
 //! key sets), `manager` (the thread and publishing).
 
 mod audit;
-pub mod fetch;
-pub mod hosts;
+pub(crate) mod fetch;
+pub(crate) mod hosts;
 mod manager;
 
 use std::sync::Arc;
@@ -40,9 +40,10 @@ use std::time::Duration;
 
 use crate::Verifier;
 
-pub use fetch::{FetchError, FetchSettings, Fetcher};
-pub use hosts::{AllowedHost, Destinations, HostError, Origin, UrlError};
-pub use manager::{KeysRefusal, KeysRefused, Manager, StartupError, UnusableKeySet};
+pub(crate) use fetch::{FetchError, FetchSettings, Fetcher};
+pub(crate) use hosts::{AllowedHost, Destinations, Origin};
+pub(crate) use manager::Manager;
+pub use manager::{KeysRefusal, KeysRefused, StartupError, UnusableKeySet};
 
 /// Where a remote key set is found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +280,7 @@ impl TokenKeys {
 /// Where the key manager puts the keys it fetched: the one publisher of the
 /// running snapshot ([`crate::snapshot::Publisher`]), seen from here as a
 /// sink so that this module does not depend on the snapshot it feeds.
-pub trait KeySink: Send + Sync + std::fmt::Debug {
+pub(crate) trait KeySink: Send + Sync + std::fmt::Debug {
     /// Puts `keys` in force for the configuration whose keys come from
     /// `remote`, if the snapshot in force still has it; every other
     /// configuration's keys, and the rules, stay as they are.

@@ -16,14 +16,14 @@ use crate::status::Status;
 
 /// Upper bounds of the latency histogram buckets, in seconds: 10 µs to 10 s,
 /// dense where verification lives (tens of microseconds).
-pub const BUCKETS_SECONDS: [f64; 19] = [
+pub(crate) const BUCKETS_SECONDS: [f64; 19] = [
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// What is shown besides the collected totals.
 #[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// Serving state.
     pub status: &'a Status,
     /// The snapshot in force (token configurations and their key sets).
@@ -40,12 +40,12 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// Ready: listening, not draining, and every token configuration has keys.
-    pub fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         self.unready().is_none()
     }
 
     /// Why the server is not ready, if it is not.
-    pub fn unready(&self) -> Option<&'static str> {
+    pub(crate) fn unready(&self) -> Option<&'static str> {
         if !self.status.listening() {
             Some("listeners not bound yet")
         } else if !self.keys_loaded() {
@@ -59,7 +59,7 @@ impl Context<'_> {
 
     /// Ready but degraded: configurations whose key fetches fail while their
     /// last good key set is still served, one line each.
-    pub fn degraded(&self) -> Vec<String> {
+    pub(crate) fn degraded(&self) -> Vec<String> {
         self.snapshot
             .configs()
             .filter_map(|(name, keys)| {
@@ -78,7 +78,7 @@ impl Context<'_> {
     }
 
     /// Every token configuration has usable keys (fetched ones included).
-    pub fn keys_loaded(&self) -> bool {
+    pub(crate) fn keys_loaded(&self) -> bool {
         self.snapshot
             .keys
             .iter()
@@ -119,7 +119,7 @@ fn histogram(out: &mut String, name: &str, help: &str, values: &LatencyHistogram
 }
 
 /// `GET /metrics`: the Prometheus text exposition format, version 0.0.4.
-pub fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
+pub(crate) fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
     let mut out = String::with_capacity(4096);
     let status = context.status;
     family(
@@ -362,7 +362,7 @@ fn json_percentiles(out: &mut Vec<u8>, values: &LatencyHistogram) {
 }
 
 /// `GET /stats`: the same totals as JSON, with latency percentiles in microseconds.
-pub fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
+pub(crate) fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(2048);
     let status = context.status;
     let (reloads, failures) = status.reloads();
@@ -448,7 +448,7 @@ pub fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
 }
 
 /// The one-line summary of a window: rate, actions, outcomes, latency.
-pub fn summary_line(label: &str, recent: &Recent) -> String {
+pub(crate) fn summary_line(label: &str, recent: &Recent) -> String {
     let seconds = recent.since.elapsed().as_secs_f64().max(1e-9);
     let requests = recent.requests();
     let rate = requests as f64 / seconds;

@@ -29,7 +29,7 @@ pub struct Counted {
 
 /// A shard's connection gauges at the time of its answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Connections {
+pub(crate) struct Connections {
     /// Open now.
     pub open: u64,
     /// Accepted since start.
@@ -38,7 +38,7 @@ pub struct Connections {
 
 /// One shard's answer.
 #[derive(Debug)]
-pub struct Delta {
+pub(super) struct Delta {
     shard: usize,
     /// The ask this answers; `u64::MAX` for the last delta of a stopped shard.
     answers: u64,
@@ -53,11 +53,11 @@ struct Ask {
 }
 
 /// How long a collection waits for the shards' answers.
-pub const COLLECT_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const COLLECT_WAIT: Duration = Duration::from_secs(1);
 
 /// A shard's end of the collection channel.
 #[derive(Debug)]
-pub struct ShardLink {
+pub(crate) struct ShardLink {
     shard: usize,
     ask: Arc<Ask>,
     deltas: crossbeam_channel::Sender<Delta>,
@@ -76,13 +76,13 @@ impl Drop for ShardLink {
 
 impl ShardLink {
     /// Waits for the next ask and returns its number.
-    pub async fn asked(&self) -> u64 {
+    pub(crate) async fn asked(&self) -> u64 {
         self.ask.wake.notified().await;
         self.ask.number.load(Ordering::Acquire)
     }
 
     /// Hands over an answer to ask `number` (never blocks: the channel is unbounded).
-    pub fn answer(&self, number: u64, counted: Option<Counted>, connections: Connections) {
+    pub(crate) fn answer(&self, number: u64, counted: Option<Counted>, connections: Connections) {
         let _ = self.deltas.send(Delta {
             shard: self.shard,
             answers: number,
@@ -92,7 +92,7 @@ impl ShardLink {
     }
 
     /// Hands over the last delta of a stopping shard.
-    pub fn last(&self, counted: Option<Counted>, connections: Connections) {
+    pub(crate) fn last(&self, counted: Option<Counted>, connections: Connections) {
         self.finished.set(true);
         self.answer(u64::MAX, counted, connections);
     }
@@ -100,7 +100,7 @@ impl ShardLink {
 
 /// A counter's labels.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct CounterKey {
+pub(crate) struct CounterKey {
     /// Rule name (empty: no rule matched).
     pub rule: Box<str>,
     /// Token configuration name (empty: none decided).
@@ -113,7 +113,7 @@ pub struct CounterKey {
 
 /// Everything collected so far.
 #[derive(Debug)]
-pub struct Totals {
+pub(crate) struct Totals {
     /// Requests by labels, since start.
     pub counters: BTreeMap<CounterKey, u64>,
     /// Request latency, since start.
@@ -132,7 +132,7 @@ pub struct Totals {
 
 /// The window of the periodic summary.
 #[derive(Debug)]
-pub struct Recent {
+pub(crate) struct Recent {
     /// When the window began.
     pub since: Instant,
     /// Requests by outcome and action.
@@ -154,14 +154,14 @@ impl Recent {
     }
 
     /// Requests in the window.
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.decisions.iter().flatten().sum()
     }
 }
 
 impl Totals {
     /// Requests by action, since start.
-    pub fn by_action(&self, taken: Taken) -> u64 {
+    pub(crate) fn by_action(&self, taken: Taken) -> u64 {
         self.counters
             .iter()
             .filter(|(key, _)| key.taken == taken)
@@ -170,7 +170,7 @@ impl Totals {
     }
 
     /// Requests by outcome, since start.
-    pub fn by_decision(&self, decision: Decision) -> u64 {
+    pub(crate) fn by_decision(&self, decision: Decision) -> u64 {
         self.counters
             .iter()
             .filter(|(key, _)| key.decision == decision)
@@ -179,7 +179,7 @@ impl Totals {
     }
 
     /// The whole run since `since` as one window (for the summary at shutdown).
-    pub fn since(&self, since: Instant) -> Recent {
+    pub(crate) fn since(&self, since: Instant) -> Recent {
         let mut whole = Recent {
             since,
             decisions: [[0; ACTIONS]; DECISIONS],
@@ -197,7 +197,7 @@ impl Totals {
     }
 
     /// Ends the summary window and starts the next.
-    pub fn take_recent(&mut self) -> Recent {
+    pub(crate) fn take_recent(&mut self) -> Recent {
         std::mem::replace(&mut self.recent, Recent::new())
     }
 
@@ -239,7 +239,7 @@ impl Totals {
 
 /// The control side: asks, waits, merges.
 #[derive(Debug)]
-pub struct Hub {
+pub(crate) struct Hub {
     asks: Vec<Arc<Ask>>,
     deltas: crossbeam_channel::Receiver<Delta>,
     totals: Mutex<Totals>,
@@ -247,7 +247,7 @@ pub struct Hub {
 
 impl Hub {
     /// A hub for `shards` shards, and the link each shard answers through.
-    pub fn new(shards: usize) -> (Arc<Hub>, Vec<ShardLink>) {
+    pub(crate) fn new(shards: usize) -> (Arc<Hub>, Vec<ShardLink>) {
         let (sender, deltas) = crossbeam_channel::unbounded();
         let asks: Vec<Arc<Ask>> = (0..shards).map(|_| Arc::new(Ask::default())).collect();
         let links = asks
@@ -280,7 +280,7 @@ impl Hub {
 
     /// Asks every shard for its counts and waits up to `wait` for all the
     /// answers; returns the totals, locked (concurrent collections take turns).
-    pub fn collect(&self, wait: Duration) -> MutexGuard<'_, Totals> {
+    pub(crate) fn collect(&self, wait: Duration) -> MutexGuard<'_, Totals> {
         let mut totals = self
             .totals
             .lock()

@@ -18,7 +18,7 @@
 //! Files: `table` (the per-shard counter layout), `hub` (collection and
 //! totals), `exposition` (Prometheus text, `/stats` JSON, the summary line).
 
-pub mod exposition;
+pub(crate) mod exposition;
 mod hub;
 mod table;
 
@@ -29,7 +29,7 @@ use crate::latency::LatencyHistogram;
 use crate::policy::Policy;
 use crate::{Outcome, http::ProtocolError};
 
-pub use hub::{COLLECT_WAIT, Connections, Delta, Hub, ShardLink, Totals};
+pub(crate) use hub::{COLLECT_WAIT, Connections, Hub, ShardLink};
 use table::Table;
 
 /// What a check request came to: a token outcome, or a decision made before
@@ -51,7 +51,7 @@ pub enum Decision {
 }
 
 /// Number of distinct decisions.
-pub const DECISIONS: usize = Outcome::COUNT + 5;
+pub(crate) const DECISIONS: usize = Outcome::COUNT + 5;
 
 impl Decision {
     /// Dense index, `0..DECISIONS`.
@@ -106,7 +106,7 @@ pub enum Taken {
 }
 
 /// Number of distinct actions.
-pub const ACTIONS: usize = 3;
+pub(crate) const ACTIONS: usize = 3;
 
 impl Taken {
     /// Dense index, `0..ACTIONS`.
@@ -145,7 +145,7 @@ pub struct Place {
 /// `Transfer-Encoding` jwtgate cannot decode is 400, so that no client input
 /// earns a 5xx); its series stays, always 0, so that dashboards and alerts
 /// written against it keep finding it.
-pub const PROTOCOL_STATUSES: [u16; 7] = [400, 408, 413, 414, 431, 500, 501];
+pub(crate) const PROTOCOL_STATUSES: [u16; 7] = [400, 408, 413, 414, 431, 500, 501];
 
 /// A shard's counters and histograms, owned by its check service and touched
 /// only by its thread.

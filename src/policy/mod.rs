@@ -11,20 +11,20 @@
 //! [`crate::authz`] routes each request with [`Policy::route_target`], verifies the
 //! tokens and renders the answer.
 
-pub mod claims;
-pub mod host;
-pub mod method;
-pub mod path;
-pub mod peers;
-pub mod source;
-pub mod unicode;
+pub(crate) mod claims;
+pub(crate) mod host;
+pub(crate) mod method;
+pub(crate) mod path;
+pub(crate) mod peers;
+pub(crate) mod source;
+pub(crate) mod unicode;
 
 use crate::http::{ForwardedStyle, OriginalRequest};
 
-pub use claims::{ClaimRequirement, ClaimTest, ForwardClaim};
-pub use host::HostPattern;
-pub use path::{PathError, PathPattern};
-pub use peers::IpNet;
+pub(crate) use claims::{ClaimRequirement, ClaimTest, ForwardClaim};
+pub(crate) use host::HostPattern;
+pub(crate) use path::{PathError, PathPattern};
+pub(crate) use peers::IpNet;
 pub use source::{Found, TokenSource};
 
 /// A named way to find a token. Its keys are not here: they change on their
@@ -195,7 +195,7 @@ impl<'p> Route<'p> {
 /// Where a request goes, read every way an origin may read it.
 #[derive(Debug, Clone, Copy)]
 pub struct Routed<'p> {
-    /// The route of the path folded ([`PathPattern::matches_folded`]).
+    /// The route of the path folded (`PathPattern::matches_folded`).
     pub route: Route<'p>,
     /// The route of the path as spelled, when folding made the path meet an
     /// earlier rule than this one: an origin that reads the spelling as it is
@@ -283,6 +283,9 @@ impl PathBuffers {
 }
 
 /// Which headers carry the original request: an owned [`ForwardedStyle`].
+// The variants are the header families' own names (`X-Forwarded-*`,
+// `X-Original-*`), as the configuration's values spell them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Forwarded {
     /// `X-Forwarded-Method`/`-Host`/`-Uri` (Traefik, Caddy).

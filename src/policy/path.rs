@@ -77,7 +77,7 @@ pub enum PathError {
     ControlCharacter,
     /// The decoded path is not UTF-8.
     NotUtf8,
-    /// A character some origins read as ASCII ([`super::unicode`]).
+    /// A character some origins read as ASCII (`super::unicode`).
     Lookalike,
 }
 

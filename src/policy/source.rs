@@ -220,7 +220,7 @@ fn is_space(byte: &u8) -> bool {
 }
 
 /// Reads one header value: `<scheme> <token>` or a raw token.
-pub fn header_value<'b>(value: &'b [u8], scheme: Option<&str>) -> Found<'b> {
+pub(crate) fn header_value<'b>(value: &'b [u8], scheme: Option<&str>) -> Found<'b> {
     let value = value.trim_ascii();
     if value.is_empty() {
         return Found::Absent;

@@ -38,7 +38,7 @@ fn case_mapped(c: char) -> Option<char> {
 /// mapping, by a compatibility decomposition that yields ASCII its canonical
 /// decomposition does not (`é` is `e` and an accent either way, and stays),
 /// or as a look-alike of a separator.
-pub fn reads_as_ascii(c: char) -> bool {
+pub(crate) fn reads_as_ascii(c: char) -> bool {
     if c.is_ascii() {
         return false;
     }
@@ -57,7 +57,7 @@ pub fn reads_as_ascii(c: char) -> bool {
 /// The one ASCII character some origin reads `c` as, for comparing names:
 /// `c` itself when ASCII, else its simple case mapping or its compatibility
 /// decomposition when that is one ASCII character (`ａ`, `ſ`, `K`).
-pub fn ascii_letter(c: char) -> Option<u8> {
+pub(crate) fn ascii_letter(c: char) -> Option<u8> {
     if let Ok(byte) = u8::try_from(c)
         && byte.is_ascii()
     {

@@ -19,7 +19,7 @@
 //! connection's loop, which sees of its shard only the parts lent to it),
 //! `tracking` (phases, deadlines, buffer pool, draining flag). Imports point
 //! from `shard` down to `conn`, `tracking` and `transport`, never back. What
-//! requests are answered with lives in [`crate::authz`] and [`crate::admin`].
+//! requests are answered with lives in [`crate::authz`] and `crate::admin`.
 
 mod conn;
 mod shard;
@@ -35,6 +35,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+/// The request-head limits of [`ConnectionLimits::head`].
+pub use crate::http::request::Limits;
 pub use conn::ConnectionLimits;
 
 use crate::access_log::{AccessLog, AccessLogOptions, ShardLog};
@@ -255,6 +257,10 @@ where
 impl Server {
     /// Binds every socket, starts the shards and the admin thread, and returns
     /// once all of them accept connections.
+    // Public, but hidden, for `tests/serve_alloc.rs`, which serves in its own
+    // process without the control plane; embedders start a server through
+    // `control::run`.
+    #[doc(hidden)]
     pub fn start(policy: SharedSnapshot, options: &ServeOptions) -> Result<Server, ServeError> {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let shard_count = match options.shards {
@@ -432,26 +438,26 @@ impl Server {
     }
 
     /// Reopens the access-log file before its next write (log rotation; SIGHUP).
-    pub fn reopen_access_log(&self) {
+    pub(crate) fn reopen_access_log(&self) {
         if let Some(log) = &self.access_log {
             log.reopen();
         }
     }
 
     /// The serving state (readiness, reloads), shared with the admin listener.
-    pub fn status(&self) -> &Status {
+    pub(crate) fn status(&self) -> &Status {
         &self.observed.status
     }
 
     /// Collects every shard's counts (waiting up to a second), so that what
     /// they counted under replaced policies is merged and let go of.
-    pub fn collect(&self) {
+    pub(crate) fn collect(&self) {
         drop(self.observed.hub.collect(COLLECT_WAIT));
     }
 
     /// Collects every shard's counts (waiting up to a second) and returns the
     /// summary line of the window since the last call.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut totals = self.observed.hub.collect(COLLECT_WAIT);
         let recent = totals.take_recent();
         summary_line("last", &recent)
@@ -492,6 +498,8 @@ impl Server {
     /// requests are answered (with `connection: close`) and idle connections
     /// close; returns when every thread has finished or the drain timeout has
     /// cut the stragglers off.
+    // Public, but hidden, for `tests/serve_alloc.rs` (see `start`).
+    #[doc(hidden)]
     pub fn shutdown(self) -> String {
         self.observed.status.set_draining();
         if !self.drain_delay.is_zero() {

@@ -39,7 +39,7 @@ pub enum ToolError {
 }
 
 /// Reads a whole (small) file, naming it on failure.
-pub fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {
     std::fs::read(path).map_err(|source| ToolError::Io {
         path: path.to_owned(),
         source,

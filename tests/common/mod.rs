@@ -16,7 +16,7 @@ pub mod spellings;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 use jwtgate::{Algorithm, AlgorithmSet, KeySet, Outcome, UnixTime, Validation, Verifier};
 use jwtgate_engine::base64url;
 

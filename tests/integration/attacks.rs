@@ -19,7 +19,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 use jwtgate::{
     Algorithm, AlgorithmSet, ClaimName, KeySet, KeySetError, Outcome, RegisteredClaim, Rejection,
     UnixTime, Validation, Verifier, VerifierError,

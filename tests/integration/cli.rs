@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{NOW, TempDir, data_path, mint, signing_key};
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 use jwtgate::{Algorithm, Outcome};
 use jwtgate_engine::base64url;
 use serde_json::{Value, json};

@@ -31,7 +31,7 @@ use common::TempDir;
 use common::server::{Conn, ReadOutcome, Response, Server, run_jwtgate, run_jwtgate_bounded};
 use common::{mint, rewrite_unnoticed, signing_key};
 use jwtgate::Algorithm;
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 
 /// The pinned clock, as `--now` takes it.
 const NOW: &str = "1700000000";

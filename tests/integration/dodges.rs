@@ -33,7 +33,7 @@ use common::TempDir;
 use common::server::{Conn, Response, Server};
 use common::{mint, signing_key};
 use jwtgate::Algorithm;
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 use spellings::{Spelling, exclusion_escapes, must_refuse, spellings};
 
 /// The pinned clock, as `--now` takes it.

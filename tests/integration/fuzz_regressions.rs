@@ -8,10 +8,8 @@
     clippy::panic
 )]
 
-use jwtgate::http::request::{
-    HeadScan, HeadStatus, HeaderSlots, Limits, ProtocolError, parse_head,
-};
-use jwtgate::policy::path::{Params, canonicalize};
+use jwtgate::internals::{HeadScan, HeadStatus, HeaderSlots, Limits, ProtocolError, parse_head};
+use jwtgate::internals::{Params, canonicalize};
 
 /// `canonical_path`, against `canonicalize` as of b607d44: a '%' that began
 /// no escape was kept, and the escape after it decoded, so `/%%32E` read as

@@ -37,7 +37,7 @@ use common::server::{
 };
 use common::{mint, rewrite_unnoticed, signing_key};
 use jwtgate::Algorithm;
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 
 /// The pinned token clock, as `--now` takes it.
 const NOW: &str = "1700000000";

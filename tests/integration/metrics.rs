@@ -37,7 +37,7 @@ use common::TempDir;
 use common::server::{Conn, Response, Server, request_bytes};
 use common::{mint, rewrite_unnoticed, signing_key};
 use jwtgate::Algorithm;
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 
 /// The pinned clock, as `--now` takes it.
 const NOW: &str = "1700000000";

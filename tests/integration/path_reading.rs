@@ -10,7 +10,7 @@
 //! vectors. The library does the same in one pass over a reused buffer; any
 //! difference between the two, on any path, is a bug in one of them.
 
-use jwtgate::policy::path::{Params, PathError, canonicalize};
+use jwtgate::internals::{Params, PathError, canonicalize};
 use proptest::prelude::*;
 
 /// The reference: the canonical path and whether it differs from the path as

@@ -27,7 +27,7 @@ use common::server::{
 };
 use common::{compact, mint, signing_key};
 use jwtgate::Algorithm;
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 
 /// The pinned clock, as `--now` takes it.
 const NOW: &str = "1700000000";

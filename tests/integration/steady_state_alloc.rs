@@ -56,7 +56,7 @@ fn allocations() -> u64 {
 
 /// Tokens that end in every phase of the engine, so each early exit is covered.
 fn mixed_tokens(
-    key: &jwtgate::signing::SigningKey,
+    key: &jwtgate::internals::SigningKey,
     algorithm: Algorithm,
     kid: &str,
 ) -> Vec<(String, Outcome)> {
@@ -128,7 +128,7 @@ fn verification_never_allocates_once_warm() {
     let cases = [
         (
             KeySet::from_hmac_secret(secret, Some("k")).unwrap(),
-            jwtgate::signing::SigningKey::hmac(secret),
+            jwtgate::internals::SigningKey::hmac(secret),
             Algorithm::Hs256,
         ),
         (

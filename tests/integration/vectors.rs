@@ -16,7 +16,7 @@ use crate::common;
 use std::collections::HashMap;
 
 use common::*;
-use jwtgate::signing::SigningKey;
+use jwtgate::internals::SigningKey;
 use jwtgate::{
     Algorithm, AlgorithmSet, KeySet, KeySetError, Outcome, Rejection, UnixTime, Validation,
     Verifier,
