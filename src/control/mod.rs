@@ -54,7 +54,9 @@ pub struct Launch {
     pub runtime: Runtime,
     /// Take over SIGTERM, SIGINT (stop) and SIGHUP (reopen the access log,
     /// reload). An embedder that handles signals itself sets this to false
-    /// and uses a [`Controller`].
+    /// and uses a [`Controller`]. After [`run`] returns, these signals stay
+    /// caught and are ignored (signal-hook cannot put the default action
+    /// back), so a process that goes on after serving should leave this off.
     pub handle_signals: bool,
     commands: Sender<Command>,
     inbox: Receiver<Command>,

@@ -7,7 +7,9 @@ use signal_hook::iterator::{Handle, Signals};
 
 use super::{Command, Stop};
 
-/// Stops forwarding: the thread ends and the handlers stay registered but idle.
+/// Stops forwarding: the thread ends and its actions are removed; the
+/// process then ignores these signals (signal-hook does not restore the
+/// default action), which is what a shutdown wants.
 #[derive(Debug)]
 pub(super) struct Forwarding(Handle);
 
