@@ -302,6 +302,18 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
         "  observability: metrics {}, access log {access_log}, stderr summary {summary}",
         if options.metrics { "on" } else { "off" }
     );
+    let cache = options.authz.token_cache;
+    if cache.entries == 0 {
+        let _ = writeln!(out, "  token cache: off");
+    } else {
+        let _ = writeln!(
+            out,
+            "  token cache: {} verified tokens per shard (at most {} MiB), each used for at most {}",
+            cache.entries,
+            cache.max_heap_bytes() >> 20,
+            secs(cache.max_age)
+        );
+    }
     for (config, keys) in policy.configs.iter().zip(&loaded.keys) {
         let _ = writeln!(out, "\ntoken_config {:?}", &*config.name);
         let _ = writeln!(
@@ -309,7 +321,7 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
             "  sources: {}",
             list(config.sources.iter().map(source_text), "none")
         );
-        for key in keys.verifier.keys().keys() {
+        for key in keys.verifier().keys().keys() {
             let _ = writeln!(out, "  key {}", key.describe());
         }
         if let Some(remote) = keys.remote() {
@@ -343,7 +355,7 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
                 remote.destinations().describe()
             );
         }
-        for line in validation_text(keys.verifier.validation()).lines() {
+        for line in validation_text(keys.verifier().validation()).lines() {
             let _ = writeln!(out, "  {line}");
         }
     }
