@@ -19,6 +19,8 @@
 
 mod batch;
 mod response;
+#[cfg(test)]
+mod tests;
 mod tokens;
 
 use std::cell::RefCell;

@@ -180,6 +180,7 @@ pub struct TokenCache {
     held_bytes: usize,
     entries: usize,
     evictions: u64,
+    hits: u64,
 }
 
 impl TokenCache {
@@ -210,6 +211,7 @@ impl TokenCache {
             held_bytes: 0,
             entries: 0,
             evictions: 0,
+            hits: 0,
         }
     }
 
@@ -247,6 +249,11 @@ impl TokenCache {
         self.evictions
     }
 
+    /// Lookups answered from the cache, since the cache was made.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+
     /// Heap bytes the entries hold.
     pub fn heap_bytes(&self) -> usize {
         self.held_bytes
@@ -281,6 +288,7 @@ impl TokenCache {
             match self.slots.get_mut(index) {
                 Some(slot) if slot.usable(now.0, self.max_age, leeway) => {
                     slot.referenced = true;
+                    self.hits += 1;
                     return (self.hit(index, verifier, now), Lookup::Hit);
                 }
                 // Too old, or past `exp` + leeway: verified afresh below, so
