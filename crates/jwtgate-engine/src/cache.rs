@@ -420,6 +420,17 @@ impl TokenCache {
         let Ok(raw) = RawToken::split(token) else {
             return false;
         };
+        // Over budget, the entry is refused before anything is evicted or
+        // copied, so that a cache at its budget does not allocate and free
+        // per request.
+        let needed = token.len()
+            + scratch.header.len()
+            + scratch.payload.len()
+            + (scratch.header_tape.len() + scratch.claims_tape.len()) * Tape::NODE_BYTES;
+        let held_here = self.slots.get(index).map_or(0, Slot::heap_bytes);
+        if self.held_bytes - held_here + needed.max(held_here) > self.byte_budget {
+            return false;
+        }
         let payload_start = raw.header.len() + 1;
         let payload_end = payload_start + raw.payload.len();
         let evicting = self
@@ -444,7 +455,8 @@ impl TokenCache {
         let after = slot.heap_bytes();
         self.held_bytes = self.held_bytes - before + after;
         if copied.is_none() || self.held_bytes > self.byte_budget {
-            // Over budget: give the room back rather than hold more than promised.
+            // Over budget after all (buffers grow in steps): give the room
+            // back rather than hold more than promised.
             *slot = Slot::default();
             self.held_bytes -= after;
             return false;
@@ -685,6 +697,35 @@ mod tests {
         // last token stored is still there.
         let last = tokens.last().map_or(&[][..], Vec::as_slice);
         assert_eq!(cached(&mut cache, &verifier, 1, last, NOW).1, Lookup::Hit);
+    }
+
+    #[test]
+    fn the_entries_never_hold_more_than_their_byte_budget() {
+        let verifier = verifier(|v| v);
+        let settings = CacheSettings {
+            entries: TokenCache::WAYS,
+            max_age: Duration::from_secs(300),
+        };
+        let mut cache = TokenCache::new(settings);
+        // Each about 3 KiB long with 200 values: more than the 4 KiB an
+        // entry gets on average, so the budget, not the slots, runs out.
+        let big: Vec<Vec<u8>> = (0..3 * TokenCache::WAYS)
+            .map(|n| {
+                let values = (0..200).map(|v| (v * n).to_string()).collect::<Vec<_>>();
+                token(&format!(
+                    r#"{{"sub":"user{n}","exp":1700009999,"v":[{}],"pad":"{}"}}"#,
+                    values.join(","),
+                    "y".repeat(1200)
+                ))
+            })
+            .collect();
+        for token in big.iter().chain(&big) {
+            let (answer, _) = cached(&mut cache, &verifier, 1, token, NOW);
+            assert_eq!(answer, uncached(&verifier, token, NOW));
+            assert!(cache.heap_bytes() <= settings.max_heap_bytes());
+        }
+        assert!(!cache.is_empty(), "some fit");
+        assert!(cache.len() < TokenCache::WAYS, "not all: {}", cache.len());
     }
 
     #[test]

@@ -166,6 +166,9 @@ impl Tape {
 }
 
 impl Tape {
+    /// Heap bytes of one node of a document.
+    pub(crate) const NODE_BYTES: usize = std::mem::size_of::<Node>();
+
     /// The document this tape last parsed, read again over `text` without
     /// parsing: for a cache that keeps the text and its tape side by side.
     /// `text` must be the text that was parsed (a different one reads
