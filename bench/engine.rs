@@ -437,7 +437,16 @@ fn report(all: &mut [Contenders]) {
 }
 
 fn main() {
-    let mut all: Vec<Contenders> = cases().into_iter().map(contenders).collect();
+    // BENCH_ALGS=HS256,RS256 limits the run (and its set-up) to those
+    // algorithms: for profiling one of them under callgrind.
+    let only = std::env::var("BENCH_ALGS").ok();
+    let wanted = |case: &Case| {
+        only.as_deref().is_none_or(|list| {
+            list.split(',')
+                .any(|name| name.eq_ignore_ascii_case(case.algorithm.name()))
+        })
+    };
+    let mut all: Vec<Contenders> = cases().into_iter().filter(wanted).map(contenders).collect();
     let mut criterion = Criterion::default().configure_from_args();
     engine(&mut criterion, &mut all);
     criterion.final_summary();
