@@ -203,7 +203,7 @@ pub(crate) struct ServeArgs {
     /// signature check (0: off) [default: 4096].
     #[arg(long, value_name = "N")]
     pub(crate) token_cache_entries: Option<usize>,
-    /// Seconds a cached verification may be used before the token is
+    /// Whole seconds a cached verification may be used before the token is
     /// verified again [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub(crate) token_cache_max_age: Option<f64>,

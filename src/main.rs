@@ -184,7 +184,9 @@ impl ServeArgs {
                     settings::cache_entries(entries).map_err(refused("token-cache-entries"))
                 })
                 .transpose()?,
-            token_cache_max_age: timeout("token-cache-max-age", self.token_cache_max_age)?,
+            token_cache_max_age: seconds("token-cache-max-age", self.token_cache_max_age)?
+                .map(|age| settings::cache_max_age(age).map_err(refused("token-cache-max-age")))
+                .transpose()?,
         })
     }
 }

@@ -47,6 +47,9 @@ pub enum SettingError {
     /// More batch worker threads than the batch verifier runs.
     #[error("at most {cap}", cap = crate::batch::MAX_THREADS)]
     TooManyThreads,
+    /// A cache age that is not a whole number of seconds.
+    #[error("expected whole seconds, at least 1s: cached entries are aged by the second")]
+    NotWholeSeconds,
     /// A verified-token cache larger than a shard should hold.
     #[error("at most {MAX_CACHE_ENTRIES} entries per shard (0 turns the cache off)")]
     TooManyCacheEntries,
@@ -130,6 +133,16 @@ pub fn cache_entries(entries: usize) -> Result<usize, SettingError> {
         return Err(SettingError::TooManyCacheEntries);
     }
     Ok(entries)
+}
+
+/// How long a cached verification may be used: whole seconds, at least one
+/// (the clock a verification reads counts seconds, so a fraction would be
+/// rounded away silently).
+pub fn cache_max_age(age: Duration) -> Result<Duration, SettingError> {
+    if age.subsec_nanos() != 0 || age.is_zero() {
+        return Err(SettingError::NotWholeSeconds);
+    }
+    Ok(age)
 }
 
 /// The request-line limit against the head limit it is part of.
@@ -290,7 +303,7 @@ impl ServerLayer {
                 token_cache: CacheSettings {
                     entries: cache_entries(all.token_cache_entries.expect(DEFAULTED))
                         .map_err(|error| error.of("server.token_cache_entries"))?,
-                    max_age: positive(all.token_cache_max_age.expect(DEFAULTED))
+                    max_age: cache_max_age(all.token_cache_max_age.expect(DEFAULTED))
                         .map_err(|error| error.of("server.token_cache_max_age"))?,
                 },
             },

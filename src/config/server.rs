@@ -113,11 +113,15 @@ pub(super) fn server_settings(
                 })
             })
             .transpose()?,
-        token_cache_max_age: positive_duration(
-            &raw.token_cache_max_age,
-            "server.token_cache_max_age",
-            at,
-        )?,
+        token_cache_max_age: raw
+            .token_cache_max_age
+            .as_ref()
+            .map(|value| {
+                let age = duration(value, "server.token_cache_max_age", at)?;
+                settings::cache_max_age(age)
+                    .map_err(|error| at.refused(value.span(), "server.token_cache_max_age", error))
+            })
+            .transpose()?,
     };
     // Checked against the defaults here, to point at the file; the command
     // line's flags can still change either, so the merged settings are

@@ -309,8 +309,8 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
         let _ = writeln!(
             out,
             "  token cache: {} verified tokens per shard (at most {} MiB), each used for at most {}",
-            cache.entries,
-            cache.max_heap_bytes() >> 20,
+            cache.slots(),
+            format!("{:.1}", cache.max_heap_bytes() as f64 / f64::from(1 << 20)).replace(".0", ""),
             secs(cache.max_age)
         );
     }

@@ -933,7 +933,11 @@ fn position(text: &str, needle: &str) -> (usize, usize) {
     (line, column)
 }
 
-/// A cache larger than a shard may hold and a maximum age of zero are
+const WHOLE_SECONDS: &str =
+    "expected whole seconds, at least 1s: cached entries are aged by the second";
+
+/// A cache larger than a shard may hold and a maximum age of zero (or a
+/// fraction of a second) are
 /// refused at start-up naming the file, line, column and key (by
 /// `check-config` too); the flag is refused naming itself.
 #[test]
@@ -951,7 +955,14 @@ fn cache_settings_out_of_range_are_refused() {
             "token_cache_max_age = \"0s\"",
             "\"0s\"",
             "server.token_cache_max_age",
-            "must be longer than zero",
+            WHOLE_SECONDS,
+        ),
+        // Entries are aged by the second: a fraction would be rounded away.
+        (
+            "token_cache_max_age = \"1500ms\"",
+            "\"1500ms\"",
+            "server.token_cache_max_age",
+            WHOLE_SECONDS,
         ),
         (
             "token_cache_max_age = \"five minutes\"",
@@ -986,7 +997,8 @@ fn cache_settings_out_of_range_are_refused() {
     let jwks_file = jwks_file.to_str().unwrap();
     for (flag, value, message) in [
         ("--token-cache-entries", "2000000", TOO_MANY_ENTRIES),
-        ("--token-cache-max-age", "0", "must be longer than zero"),
+        ("--token-cache-max-age", "0", WHOLE_SECONDS),
+        ("--token-cache-max-age", "0.5", WHOLE_SECONDS),
     ] {
         let out = serve_to_exit(&["--jwks", jwks_file, flag, value]);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: {out:?}");
@@ -1020,6 +1032,15 @@ fn check_config_reports_the_token_cache() {
         (
             "token_cache_entries = 1048576",
             "  token cache: 1048576 verified tokens per shard (at most 4096 MiB), each used for at most 300s",
+        ),
+        // Rounded up to whole sets of 8, and the bound said to a tenth of a MiB.
+        (
+            "token_cache_entries = 1000",
+            "  token cache: 1000 verified tokens per shard (at most 3.9 MiB), each used for at most 300s",
+        ),
+        (
+            "token_cache_entries = 10",
+            "  token cache: 16 verified tokens per shard (at most 0.1 MiB), each used for at most 300s",
         ),
         ("token_cache_entries = 0", "  token cache: off"),
     ] {
