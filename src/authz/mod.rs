@@ -200,7 +200,7 @@ impl Authorizer {
         CacheGauges {
             capacity: self.cache.capacity() as u64,
             entries: self.cache.len() as u64,
-            bytes: self.cache.heap_bytes() as u64,
+            bytes: self.cache.memory_bytes() as u64,
             evictions: self.cache.evictions(),
         }
     }

@@ -390,7 +390,7 @@ fn token_cache(out: &mut String, totals: &Totals) {
         (
             "jwtgate_token_cache_bytes",
             "gauge",
-            "Heap bytes the cached entries hold per shard.",
+            "Memory the verified-token cache holds per shard: its slots and the cached entries.",
             |cache| cache.bytes,
         ),
         (

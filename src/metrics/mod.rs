@@ -168,7 +168,7 @@ pub struct CacheGauges {
     pub capacity: u64,
     /// Entries held now.
     pub entries: u64,
-    /// Heap bytes the entries hold.
+    /// Memory it holds: its slots and the entries' heap.
     pub bytes: u64,
     /// Entries replaced to make room, since the shard started.
     pub evictions: u64,

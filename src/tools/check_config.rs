@@ -310,7 +310,11 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
             out,
             "  token cache: {} verified tokens per shard (at most {} MiB), each used for at most {}",
             cache.slots(),
-            format!("{:.1}", cache.max_heap_bytes() as f64 / f64::from(1 << 20)).replace(".0", ""),
+            format!(
+                "{:.1}",
+                cache.max_memory_bytes() as f64 / f64::from(1 << 20)
+            )
+            .replace(".0", ""),
             secs(cache.max_age)
         );
     }

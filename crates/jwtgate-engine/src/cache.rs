@@ -27,10 +27,16 @@
 //! Bounds: a fixed number of entries in sets of [`TokenCache::WAYS`], CLOCK eviction
 //! within a set; tokens longer than [`TokenCache::MAX_TOKEN_LEN`] or with
 //! more than [`TokenCache::MAX_NODES`] JSON nodes are verified but not stored; the heap
-//! the entries hold is capped at [`TokenCache::BYTES_PER_ENTRY`] per entry
-//! on average. After the entries have grown to the tokens they see, neither
-//! a hit nor a miss allocates. One cache belongs to one thread: nothing is
-//! shared, nothing is locked.
+//! the entries of a set hold is capped at [`TokenCache::BYTES_PER_ENTRY`]
+//! per slot of the set, and a new entry takes the room of the set's least
+//! recently used ones (so entries nobody asks for any more, cold or of a key
+//! state no longer in force, never keep new ones out). After the entries have
+//! grown to the tokens they see, neither a hit nor a miss allocates. One
+//! cache belongs to one thread: nothing is shared, nothing is locked.
+//!
+//! A hit is much faster than a miss, so a client holding a valid token could
+//! tell whether that token was used on the same shard a moment ago. Refusals
+//! are never stored, so this says nothing about tokens it cannot forge.
 
 use std::time::Duration;
 
@@ -86,6 +92,13 @@ impl CacheSettings {
     pub fn max_heap_bytes(&self) -> usize {
         self.slots().saturating_mul(TokenCache::BYTES_PER_ENTRY)
     }
+
+    /// The most memory a cache of these settings holds: its slots, allocated
+    /// when it is made, and the heap of its entries.
+    pub fn max_memory_bytes(&self) -> usize {
+        self.max_heap_bytes()
+            .saturating_add(self.slots().saturating_mul(TokenCache::SLOT_BYTES))
+    }
 }
 
 impl Default for CacheSettings {
@@ -104,9 +117,17 @@ struct Parsed {
 impl Parsed {
     fn copy_from(&mut self, text: &[u8], tape: &Tape) -> Option<()> {
         self.text.clear();
+        // Exact room, so that what an entry holds is what `growth` foretold.
+        self.text.reserve_exact(text.len());
         self.text.push_str(std::str::from_utf8(text).ok()?);
         self.tape.copy_from(tape);
         Some(())
+    }
+
+    /// Heap bytes copying `text` and `tape` in would add.
+    fn growth(&self, text: &[u8], tape: &Tape) -> usize {
+        text.len().saturating_sub(self.text.capacity())
+            + (tape.len() * Tape::NODE_BYTES).saturating_sub(self.tape.heap_bytes())
     }
 
     fn value(&self) -> Value<'_> {
@@ -144,6 +165,13 @@ impl Slot {
         self.token.capacity() + self.header.heap_bytes() + self.claims.heap_bytes()
     }
 
+    /// Heap bytes storing `token` with the verification in `scratch` would add.
+    fn growth(&self, token: &[u8], scratch: &Scratch) -> usize {
+        token.len().saturating_sub(self.token.capacity())
+            + self.header.growth(&scratch.header, &scratch.header_tape)
+            + self.claims.growth(&scratch.payload, &scratch.claims_tape)
+    }
+
     fn holds(&self, hash: u64, generation: u64, token: &[u8]) -> bool {
         self.occupied && self.hash == hash && self.generation == generation && self.token == token
     }
@@ -153,8 +181,8 @@ impl Slot {
     /// past `exp` + `leeway` (the claim checks would refuse it; this only
     /// decides that the entry goes).
     fn usable(&self, now: i64, max_age: i64, leeway: i64) -> bool {
-        now >= self.stored_at
-            && now - self.stored_at < max_age
+        now.checked_sub(self.stored_at)
+            .is_some_and(|age| (0..max_age).contains(&age))
             && self
                 .expires
                 .is_none_or(|exp| (now as f64) < exp + leeway as f64)
@@ -176,7 +204,12 @@ pub struct TokenCache {
     ways: usize,
     hasher: ahash::RandomState,
     max_age: i64,
-    byte_budget: usize,
+    /// What the entries of one set may hold on the heap, and what each set
+    /// holds: a budget per set, so that room for a new entry can always be
+    /// made within its own set.
+    set_budget: usize,
+    set_bytes: Box<[usize]>,
+    /// The sum of `set_bytes`.
     held_bytes: usize,
     entries: usize,
     evictions: u64,
@@ -191,9 +224,12 @@ impl TokenCache {
     pub const MAX_NODES: usize = 512;
     /// Longest token stored, in bytes; longer ones are verified every time.
     pub const MAX_TOKEN_LEN: usize = 4096;
-    /// Heap budget per entry, on average over the cache: a 1 KiB RS256 token
-    /// takes about 2.5 KiB (the token, its decoded header and claims, their tapes).
+    /// Heap budget per slot, shared by the slots of a set: an 800-byte RS256
+    /// access token takes about 2 KiB (the token, its decoded header and
+    /// claims, their tapes).
     pub const BYTES_PER_ENTRY: usize = 4096;
+    /// Memory of one slot without its entry's heap.
+    pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
 
     /// A cache with these sizes; its slots are allocated here, their buffers
     /// as tokens are stored.
@@ -207,7 +243,8 @@ impl TokenCache {
             ways,
             hasher: ahash::RandomState::new(),
             max_age: i64::try_from(settings.max_age.as_secs()).unwrap_or(i64::MAX),
-            byte_budget: settings.max_heap_bytes(),
+            set_budget: ways * TokenCache::BYTES_PER_ENTRY,
+            set_bytes: vec![0; sets].into_boxed_slice(),
             held_bytes: 0,
             entries: 0,
             evictions: 0,
@@ -259,6 +296,11 @@ impl TokenCache {
         self.held_bytes
     }
 
+    /// Memory the cache holds: its slots and the entries' heap.
+    pub fn memory_bytes(&self) -> usize {
+        self.held_bytes + self.slots.len() * TokenCache::SLOT_BYTES
+    }
+
     /// Verifies `token` with `verifier` at `now`, through the cache.
     ///
     /// `generation` names `verifier` with its key state: a caller must pass a
@@ -304,11 +346,12 @@ impl TokenCache {
                 .position(|key| std::ptr::eq(key, verified.key)),
             Err(rejection) => return (Err(rejection), Lookup::Miss),
         };
+        // Always found: the verified key is one of the verifier's.
         let Some(key) = key else {
-            return (verifier.verify(token, now, scratch), Lookup::Miss);
+            return (Err(LOST), Lookup::Miss);
         };
         let index = found.unwrap_or_else(|| self.victim(set));
-        if self.store(index, hash, generation, key, token, now, scratch) {
+        if self.store(set, index, hash, generation, key, token, now, scratch) {
             (self.view(index, verifier), Lookup::Miss)
         } else {
             (
@@ -374,38 +417,81 @@ impl TokenCache {
         })
     }
 
-    /// The slot of set `set` to store into: a free one, else CLOCK: the
-    /// first one not used since the hand last passed it.
+    /// The slot of set `set` to store into: a free one (the one with the most
+    /// room already, to allocate least), else the CLOCK victim.
     fn victim(&mut self, set: usize) -> usize {
+        let free = self
+            .set_range(set)
+            .filter(|&index| self.slots.get(index).is_some_and(|slot| !slot.occupied))
+            .max_by_key(|&index| self.slots.get(index).map_or(0, Slot::heap_bytes));
+        free.or_else(|| self.clock(set, None))
+            .unwrap_or(set * self.ways)
+    }
+
+    /// CLOCK over the entries of `set` other than `keep`: the first one not
+    /// used since the hand last passed it (at most two turns: the first
+    /// clears every reference bit).
+    fn clock(&mut self, set: usize, keep: Option<usize>) -> Option<usize> {
         let base = set * self.ways;
-        let range = self.set_range(set);
-        if let Some(free) = range
-            .clone()
-            .find(|&index| self.slots.get(index).is_some_and(|slot| !slot.occupied))
-        {
-            return free;
-        }
-        let Some(hand) = self.hands.get_mut(set) else {
-            return base;
-        };
-        // At most two turns: the first clears every reference bit.
         for _ in 0..2 * self.ways {
+            let hand = self.hands.get_mut(set)?;
             let index = base + usize::from(*hand);
             *hand = u8::try_from((usize::from(*hand) + 1) % self.ways).unwrap_or(0);
             match self.slots.get_mut(index) {
+                Some(slot) if !slot.occupied || Some(index) == keep => {}
                 Some(slot) if slot.referenced => slot.referenced = false,
-                Some(_) => return index,
-                None => break,
+                Some(_) => return Some(index),
+                None => return None,
             }
         }
-        base
+        None
     }
 
-    /// Copies the verification the scratch holds into slot `index`; false
-    /// (and the slot empty) when it is not storable.
+    /// Gives back the heap of one slot of `set` other than `keep`: an empty
+    /// slot's first, else the CLOCK victim's (evicting it). False when no
+    /// other slot of the set holds anything.
+    fn reclaim(&mut self, set: usize, keep: usize) -> bool {
+        let empty = self.set_range(set).find(|&index| {
+            index != keep
+                && self
+                    .slots
+                    .get(index)
+                    .is_some_and(|slot| !slot.occupied && slot.heap_bytes() > 0)
+        });
+        let Some(index) = empty.or_else(|| self.clock(set, Some(keep))) else {
+            return false;
+        };
+        if self.slots.get(index).is_some_and(|slot| slot.occupied) {
+            self.evictions += 1;
+            self.remove(index);
+        }
+        let freed = self
+            .slots
+            .get_mut(index)
+            .map_or(0, |slot| std::mem::take(slot).heap_bytes());
+        self.account(set, freed, 0);
+        freed > 0
+    }
+
+    /// Records that set `set` gave back `freed` heap bytes and took `taken`.
+    fn account(&mut self, set: usize, freed: usize, taken: usize) {
+        if let Some(bytes) = self.set_bytes.get_mut(set) {
+            *bytes = *bytes + taken - freed;
+        }
+        self.held_bytes = self.held_bytes + taken - freed;
+    }
+
+    fn set_bytes(&self, set: usize) -> usize {
+        self.set_bytes.get(set).copied().unwrap_or(0)
+    }
+
+    /// Copies the verification the scratch holds into slot `index` of set
+    /// `set`, making room within the set's budget by giving back the heap
+    /// of its other slots; false (nothing stored) when it is not storable.
     #[allow(clippy::too_many_arguments)] // the parts of one entry
     fn store(
         &mut self,
+        set: usize,
         index: usize,
         hash: u64,
         generation: u64,
@@ -420,16 +506,20 @@ impl TokenCache {
         let Ok(raw) = RawToken::split(token) else {
             return false;
         };
-        // Over budget, the entry is refused before anything is evicted or
-        // copied, so that a cache at its budget does not allocate and free
-        // per request.
-        let needed = token.len()
-            + scratch.header.len()
-            + scratch.payload.len()
-            + (scratch.header_tape.len() + scratch.claims_tape.len()) * Tape::NODE_BYTES;
-        let held_here = self.slots.get(index).map_or(0, Slot::heap_bytes);
-        if self.held_bytes - held_here + needed.max(held_here) > self.byte_budget {
-            return false;
+        // Room is made before anything is copied, so that a cache at its
+        // budget does not allocate and free per request; each turn gives
+        // back one other slot's heap, so the loop ends within the set.
+        loop {
+            let growth = self
+                .slots
+                .get(index)
+                .map_or(0, |slot| slot.growth(token, scratch));
+            if self.set_bytes(set) + growth <= self.set_budget {
+                break;
+            }
+            if !self.reclaim(set, index) {
+                return false;
+            }
         }
         let payload_start = raw.header.len() + 1;
         let payload_end = payload_start + raw.payload.len();
@@ -444,6 +534,7 @@ impl TokenCache {
         };
         let before = slot.heap_bytes();
         slot.token.clear();
+        slot.token.reserve_exact(token.len());
         slot.token.extend_from_slice(token);
         let copied = slot
             .header
@@ -453,14 +544,15 @@ impl TokenCache {
                     .copy_from(&scratch.payload, &scratch.claims_tape)
             });
         let after = slot.heap_bytes();
-        self.held_bytes = self.held_bytes - before + after;
-        if copied.is_none() || self.held_bytes > self.byte_budget {
-            // Over budget after all (buffers grow in steps): give the room
-            // back rather than hold more than promised.
+        if copied.is_none() {
             *slot = Slot::default();
-            self.held_bytes -= after;
+            self.account(set, before, 0);
             return false;
         }
+        self.account(set, before, after);
+        let Some(slot) = self.slots.get_mut(index) else {
+            return false;
+        };
         *slot = Slot {
             occupied: true,
             referenced: false,
@@ -726,6 +818,63 @@ mod tests {
         }
         assert!(!cache.is_empty(), "some fit");
         assert!(cache.len() < TokenCache::WAYS, "not all: {}", cache.len());
+    }
+
+    /// Entries nobody asks for again (cold, or of a key state no longer in
+    /// force) must not hold the budget against new ones.
+    #[test]
+    fn new_tokens_take_the_room_of_entries_nobody_asks_for() {
+        let verifier = verifier(|v| v);
+        let mut cache = TokenCache::new(CacheSettings {
+            entries: TokenCache::WAYS,
+            max_age: Duration::from_secs(300),
+        });
+        let big = |n: usize| {
+            let values = (0..150).map(|v| (v * n).to_string()).collect::<Vec<_>>();
+            token(&format!(
+                r#"{{"sub":"user{n}","exp":1700009999,"v":[{}],"pad":"{}"}}"#,
+                values.join(","),
+                "y".repeat(900)
+            ))
+        };
+        for n in 0..TokenCache::WAYS {
+            cached(&mut cache, &verifier, 1, &big(n), NOW);
+        }
+        let held = cache.len();
+        assert!(
+            (3..TokenCache::WAYS).contains(&held),
+            "budget-bound: {held}"
+        );
+        // A key refresh (generation 2) and three new tokens (fewer than the
+        // budget holds), each sent five times: all but the first are hits.
+        let mut hits = 0;
+        for _ in 0..5 {
+            for n in 100..103 {
+                let (answer, lookup) = cached(&mut cache, &verifier, 2, &big(n), NOW);
+                assert_eq!(answer, uncached(&verifier, &big(n), NOW));
+                hits += usize::from(lookup == Lookup::Hit);
+            }
+        }
+        assert_eq!(hits, 4 * 3, "the old entries kept the room");
+        assert!(
+            cache.heap_bytes()
+                <= CacheSettings {
+                    entries: TokenCache::WAYS,
+                    ..CacheSettings::DEFAULT
+                }
+                .max_heap_bytes()
+        );
+    }
+
+    #[test]
+    fn any_clock_reading_is_answered_as_uncached() {
+        let verifier = verifier(|v| v);
+        let mut cache = TokenCache::new(CacheSettings::DEFAULT);
+        let token = token(r#"{"sub":"alice"}"#);
+        for now in [i64::MIN, -10, 0, NOW, i64::MAX, -10, i64::MAX, i64::MIN] {
+            let (answer, _) = cached(&mut cache, &verifier, 1, &token, now);
+            assert_eq!(answer, uncached(&verifier, &token, now), "at {now}");
+        }
     }
 
     #[test]

@@ -185,7 +185,10 @@ impl Tape {
 
     /// Becomes a copy of `other`'s last document (reusing this tape's room).
     pub(crate) fn copy_from(&mut self, other: &Tape) {
-        self.nodes.clone_from(&other.nodes);
+        self.nodes.clear();
+        // Exact room: a cache accounts for what its entries hold.
+        self.nodes.reserve_exact(other.nodes.len());
+        self.nodes.extend_from_slice(&other.nodes);
     }
 
     /// Nodes of the last document.
