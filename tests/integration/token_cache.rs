@@ -1021,7 +1021,7 @@ fn check_config_reports_the_token_cache() {
     for (setting, line) in [
         (
             "",
-            "  token cache: 4096 verified tokens per shard (at most 16.9 MiB), each used for at most 300s",
+            "  token cache: 4096 verified tokens per shard (at most 17 MiB), each used for at most 300s",
         ),
         (
             "token_cache_entries = 1024\ntoken_cache_max_age = \"90s\"",
@@ -1029,12 +1029,12 @@ fn check_config_reports_the_token_cache() {
         ),
         (
             "token_cache_max_age = \"2m\"",
-            "  token cache: 4096 verified tokens per shard (at most 16.9 MiB), each used for at most 120s",
+            "  token cache: 4096 verified tokens per shard (at most 17 MiB), each used for at most 120s",
         ),
         // The largest allowed (checked, not allocated).
         (
             "token_cache_entries = 1048576",
-            "  token cache: 1048576 verified tokens per shard (at most 4336 MiB), each used for at most 300s",
+            "  token cache: 1048576 verified tokens per shard (at most 4344 MiB), each used for at most 300s",
         ),
         // Rounded up to whole sets of 8, and the bound said to a tenth of a MiB.
         (

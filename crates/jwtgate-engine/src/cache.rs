@@ -30,7 +30,9 @@
 //! the entries of a set hold is capped at [`TokenCache::BYTES_PER_ENTRY`]
 //! per slot of the set, and a new entry takes the room of the set's least
 //! recently used ones (so entries nobody asks for any more, cold or of a key
-//! state no longer in force, never keep new ones out). After the entries have
+//! state no longer in force, never keep new ones out). A full set admits a
+//! token only when it was verified a short while ago too, so tokens that
+//! never come back cost a hash and a word, not a copy and an eviction. After the entries have
 //! grown to the tokens they see, neither a hit nor a miss allocates. One
 //! cache belongs to one thread: nothing is shared, nothing is locked.
 //!
@@ -214,6 +216,9 @@ pub struct TokenCache {
     entries: usize,
     evictions: u64,
     hits: u64,
+    /// Hashes of tokens recently verified but not stored: the admission
+    /// filter of full sets, one word per slot.
+    seen: Box<[u64]>,
 }
 
 impl TokenCache {
@@ -228,8 +233,9 @@ impl TokenCache {
     /// access token takes about 2 KiB (the token, its decoded header and
     /// claims, their tapes).
     pub const BYTES_PER_ENTRY: usize = 4096;
-    /// Memory of one slot without its entry's heap.
-    pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+    /// Memory of one slot without its entry's heap (and its word of the
+    /// admission filter).
+    pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>() + std::mem::size_of::<u64>();
 
     /// A cache with these sizes; its slots are allocated here, their buffers
     /// as tokens are stored.
@@ -249,6 +255,7 @@ impl TokenCache {
             entries: 0,
             evictions: 0,
             hits: 0,
+            seen: vec![0; slots].into_boxed_slice(),
         }
     }
 
@@ -350,6 +357,12 @@ impl TokenCache {
         let Some(key) = key else {
             return (Err(LOST), Lookup::Miss);
         };
+        if found.is_none() && !self.has_room(set) && !self.seen_before(hash) {
+            return (
+                TokenCache::view_parts(verifier, key, token, scratch),
+                Lookup::Miss,
+            );
+        }
         let index = found.unwrap_or_else(|| self.victim(set));
         if self.store(set, index, hash, generation, key, token, now, scratch) {
             (self.view(index, verifier), Lookup::Miss)
@@ -358,6 +371,33 @@ impl TokenCache {
                 TokenCache::view_parts(verifier, key, token, scratch),
                 Lookup::Miss,
             )
+        }
+    }
+
+    /// Whether set `set` has a free slot.
+    fn has_room(&self, set: usize) -> bool {
+        self.set_range(set)
+            .any(|index| self.slots.get(index).is_some_and(|slot| !slot.occupied))
+    }
+
+    /// Admission to a full set: whether this token was verified a short
+    /// while ago too (within about as many verifications as the cache has
+    /// slots); if not, it is remembered. A stream of tokens that never come
+    /// back within the cache's reach (a crawl, a batch, a spray of new
+    /// tokens) then costs a word per request instead of a copy of each and
+    /// the eviction of entries that do come back. Not storing is always
+    /// safe: the answer is the same either way.
+    fn seen_before(&mut self, hash: u64) -> bool {
+        let slots = self.seen.len() as u64;
+        // The low half picks the word (the high half picks the set).
+        let word = usize::try_from(((hash & 0xffff_ffff) * slots) >> 32).unwrap_or(0);
+        match self.seen.get_mut(word) {
+            Some(seen) if *seen == hash => true,
+            Some(seen) => {
+                *seen = hash;
+                false
+            }
+            None => true,
         }
     }
 
@@ -778,7 +818,8 @@ mod tests {
         let tokens: Vec<Vec<u8>> = (0..200)
             .map(|n| token(&format!(r#"{{"sub":"user{n}","exp":1700009999}}"#)))
             .collect();
-        for token in &tokens {
+        // Each sent twice in a row: a full set admits a token the second time.
+        for token in tokens.iter().flat_map(|token| [token, token]) {
             let (answer, _) = cached(&mut cache, &verifier, 1, token, NOW);
             assert_eq!(answer, uncached(&verifier, token, NOW));
         }
@@ -864,6 +905,40 @@ mod tests {
                 }
                 .max_heap_bytes()
         );
+    }
+
+    #[test]
+    fn a_full_set_admits_a_token_on_its_second_verification() {
+        let verifier = verifier(|v| v);
+        let mut cache = TokenCache::new(CacheSettings {
+            entries: TokenCache::WAYS,
+            max_age: Duration::from_secs(300),
+        });
+        let user = |n: usize| token(&format!(r#"{{"sub":"user{n}","exp":1700009999}}"#));
+        for n in 0..TokenCache::WAYS {
+            cached(&mut cache, &verifier, 1, &user(n), NOW);
+        }
+        // A stream of tokens that never come back pushes nothing out.
+        for n in 100..300 {
+            let (answer, lookup) = cached(&mut cache, &verifier, 1, &user(n), NOW);
+            assert_eq!(
+                (answer, lookup),
+                (uncached(&verifier, &user(n), NOW), Lookup::Miss)
+            );
+        }
+        assert_eq!(cache.evictions(), 0);
+        for n in 0..TokenCache::WAYS {
+            assert_eq!(
+                cached(&mut cache, &verifier, 1, &user(n), NOW).1,
+                Lookup::Hit
+            );
+        }
+        // A token that comes back is stored the second time, and hits after.
+        let lookups: Vec<Lookup> = (0..3)
+            .map(|_| cached(&mut cache, &verifier, 1, &user(999), NOW).1)
+            .collect();
+        assert_eq!(lookups, [Lookup::Miss, Lookup::Miss, Lookup::Hit]);
+        assert_eq!(cache.evictions(), 1);
     }
 
     #[test]
