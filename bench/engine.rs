@@ -5,10 +5,12 @@
 //! - `jwtgate`: the full verification (split, strict decode, header, key selection,
 //!   signature, claims, time and identity checks);
 //! - `jsonwebtoken`: the `jsonwebtoken` crate's `decode` with its aws-lc-rs backend,
-//!   the same key and the same checks (issuer, audience, exp with 60 s leeway).
+//!   the same key and the same checks (issuer, audience, exp with 60 s leeway);
+//! - `jwtgate cached`: the same verification through a `TokenCache` that holds
+//!   the token (a hit: the stored claims typed again and their time checked).
 //!
 //! `scripts/bench-engine.sh` runs this pinned to one CPU and prints medians, ops/s
-//! and the two ratios from criterion's estimates.
+//! and the ratios, measured interleaved.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -22,7 +24,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use criterion::Criterion;
 use jwtgate::internals::SigningKey;
-use jwtgate::{Algorithm, AlgorithmSet, KeySet, UnixTime, Validation, Verifier};
+use jwtgate::{
+    Algorithm, AlgorithmSet, CacheSettings, KeySet, Lookup, TokenCache, UnixTime, Validation,
+    Verifier,
+};
 use jwtgate_engine::base64url;
 use ring::signature::{self, KeyPair as _};
 
@@ -210,12 +215,14 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-/// The three contenders of one algorithm, ready to run: each call verifies once.
+/// The contenders of one algorithm, ready to run: each call verifies once.
 struct Contenders {
     algorithm: Algorithm,
     ring: Box<dyn FnMut() -> bool>,
     jwtgate: Box<dyn FnMut() -> bool>,
     jsonwebtoken: Box<dyn FnMut() -> bool>,
+    /// jwtgate through its verified-token cache, the token already in it (a hit).
+    cached: Box<dyn FnMut() -> bool>,
 }
 
 fn contenders(case: Case) -> Contenders {
@@ -233,7 +240,7 @@ fn contenders(case: Case) -> Contenders {
     let validation = Validation::new(AlgorithmSet::only(case.algorithm))
         .issuer(ISSUER)
         .audience(AUDIENCE);
-    let verifier = Verifier::new(keys, validation).unwrap();
+    let verifier = std::rc::Rc::new(Verifier::new(keys, validation).unwrap());
     let mut scratch = verifier.scratch();
     let now = UnixTime(*NOW);
     assert!(
@@ -243,6 +250,29 @@ fn contenders(case: Case) -> Contenders {
         "{name}: jwtgate"
     );
     let token = case.token.clone();
+    let cached_verifier = std::rc::Rc::clone(&verifier);
+    let mut cached_scratch = verifier.scratch();
+    let mut cache = TokenCache::new(CacheSettings::DEFAULT);
+    let cached_token = case.token.clone();
+    let (first, _) = cache.verify(
+        &cached_verifier,
+        1,
+        cached_token.as_bytes(),
+        now,
+        &mut cached_scratch,
+    );
+    assert!(first.is_ok(), "{name}: jwtgate cached");
+    let (again, lookup) = cache.verify(
+        &cached_verifier,
+        1,
+        cached_token.as_bytes(),
+        now,
+        &mut cached_scratch,
+    );
+    assert!(
+        again.is_ok() && lookup == Lookup::Hit,
+        "{name}: jwtgate cached"
+    );
 
     let mut validation = jsonwebtoken::Validation::new(case.jsonwebtoken_algorithm);
     validation.set_issuer(&[ISSUER]);
@@ -268,6 +298,19 @@ fn contenders(case: Case) -> Contenders {
             jsonwebtoken::decode::<TypicalClaims>(black_box(&their_token), &key, &validation)
                 .is_ok()
         }),
+        cached: Box::new(move || {
+            cache
+                .verify(
+                    &cached_verifier,
+                    1,
+                    black_box(cached_token.as_bytes()),
+                    now,
+                    &mut cached_scratch,
+                )
+                .0
+                .map(|verified| verified.claims.exp)
+                .is_ok()
+        }),
     }
 }
 
@@ -280,6 +323,7 @@ fn engine(c: &mut Criterion, all: &mut [Contenders]) {
         group.bench_function("ring", |b| b.iter(&mut contenders.ring));
         group.bench_function("jwtgate", |b| b.iter(&mut contenders.jwtgate));
         group.bench_function("jsonwebtoken", |b| b.iter(&mut contenders.jsonwebtoken));
+        group.bench_function("jwtgate cached", |b| b.iter(&mut contenders.cached));
         group.finish();
     }
 }
@@ -289,14 +333,17 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-/// Measures the three contenders in alternation (blocks of about 5 ms, rotating
+/// Measures the contenders in alternation (blocks of about 5 ms, rotating
 /// which goes first), so that drift in machine speed hits all of them alike, and
-/// returns the median ns/op of each and the median of the per-round ratios.
-fn interleaved(contenders: &mut Contenders, rounds: usize) -> ([f64; 3], [f64; 2]) {
-    let mut runners: [&mut Box<dyn FnMut() -> bool>; 3] = [
+/// returns the median ns/op of each (ring, jwtgate, jsonwebtoken, jwtgate
+/// cached) and the median of the per-round ratios of the others to jwtgate
+/// (ring/jwtgate, jsonwebtoken/jwtgate, jwtgate/cached).
+fn interleaved(contenders: &mut Contenders, rounds: usize) -> ([f64; 4], [f64; 3]) {
+    let mut runners: [&mut Box<dyn FnMut() -> bool>; 4] = [
         &mut contenders.ring,
         &mut contenders.jwtgate,
         &mut contenders.jsonwebtoken,
+        &mut contenders.cached,
     ];
     let block_iterations: Vec<u32> = runners
         .iter_mut()
@@ -311,12 +358,12 @@ fn interleaved(contenders: &mut Contenders, rounds: usize) -> ([f64; 3], [f64; 2
             ((0.005 / per_call) as u32).max(1)
         })
         .collect();
-    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
-    let mut ratios = [Vec::new(), Vec::new()];
+    let mut samples = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let mut ratios = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
-        let mut this_round = [0.0; 3];
-        for offset in 0..3 {
-            let who = (round + offset) % 3;
+        let mut this_round = [0.0; 4];
+        for offset in 0..4 {
+            let who = (round + offset) % 4;
             let iterations = block_iterations[who];
             let run = &mut runners[who];
             let started = Instant::now();
@@ -327,15 +374,16 @@ fn interleaved(contenders: &mut Contenders, rounds: usize) -> ([f64; 3], [f64; 2
         }
         ratios[0].push(this_round[0] / this_round[1]);
         ratios[1].push(this_round[2] / this_round[1]);
+        ratios[2].push(this_round[1] / this_round[3]);
         for (sample, value) in samples.iter_mut().zip(this_round) {
             sample.push(value);
         }
     }
-    let [ring, ours, theirs] = &mut samples;
-    let [vs_ring, vs_theirs] = &mut ratios;
+    let [ring, ours, theirs, cached] = &mut samples;
+    let [vs_ring, vs_theirs, cache_gain] = &mut ratios;
     (
-        [median(ring), median(ours), median(theirs)],
-        [median(vs_ring), median(vs_theirs)],
+        [median(ring), median(ours), median(theirs), median(cached)],
+        [median(vs_ring), median(vs_theirs), median(cache_gain)],
     )
 }
 
@@ -350,26 +398,55 @@ fn report(all: &mut [Contenders]) {
     };
     println!("\ninterleaved medians (31 rounds of ~5 ms blocks per contender), throughput ratios:");
     println!(
-        "{:<6} {:>11} {:>11} {:>13} {:>14} {:>10} {:>17}",
-        "alg", "ring", "jwtgate", "jsonwebtoken", "jwtgate ops/s", "vs ring", "vs jsonwebtoken"
+        "{:<6} {:>11} {:>11} {:>13} {:>14} {:>10} {:>17} {:>9} {:>13} {:>9}",
+        "alg",
+        "ring",
+        "jwtgate",
+        "jsonwebtoken",
+        "jwtgate ops/s",
+        "vs ring",
+        "vs jsonwebtoken",
+        "cached",
+        "cached ops/s",
+        "hit gain"
     );
     for contenders in all {
-        let ([ring, ours, theirs], [vs_ring, vs_theirs]) = interleaved(contenders, 31);
+        let ([ring, ours, theirs, cached], [vs_ring, vs_theirs, cache_gain]) =
+            interleaved(contenders, 31);
         println!(
-            "{:<6} {:>11} {:>11} {:>13} {:>14.0} {:>9.3}x {:>16.2}x",
+            "{:<6} {:>11} {:>11} {:>13} {:>14.0} {:>9.3}x {:>16.2}x {:>9} {:>13.0} {:>8.1}x",
             contenders.algorithm.name(),
             format(ring),
             format(ours),
             format(theirs),
             1e9 / ours,
             vs_ring,
-            vs_theirs
+            vs_theirs,
+            format(cached),
+            1e9 / cached,
+            cache_gain
         );
+        if contenders.algorithm == Algorithm::Hs256 {
+            println!(
+                "HS256: {:.2} M tokens/s uncached, {:.2} M/s cached, on one core (target: 1 M/s uncached)",
+                1e3 / ours,
+                1e3 / cached
+            );
+        }
     }
 }
 
 fn main() {
-    let mut all: Vec<Contenders> = cases().into_iter().map(contenders).collect();
+    // BENCH_ALGS=HS256,RS256 limits the run (and its set-up) to those
+    // algorithms: for profiling one of them under callgrind.
+    let only = std::env::var("BENCH_ALGS").ok();
+    let wanted = |case: &Case| {
+        only.as_deref().is_none_or(|list| {
+            list.split(',')
+                .any(|name| name.eq_ignore_ascii_case(case.algorithm.name()))
+        })
+    };
+    let mut all: Vec<Contenders> = cases().into_iter().filter(wanted).map(contenders).collect();
     let mut criterion = Criterion::default().configure_from_args();
     engine(&mut criterion, &mut all);
     criterion.final_summary();

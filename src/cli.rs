@@ -199,6 +199,14 @@ pub(crate) struct ServeArgs {
     /// printed at shutdown) [default: 0].
     #[arg(long, value_name = "SECONDS")]
     pub(crate) summary_interval: Option<f64>,
+    /// Verified tokens each shard keeps, so that a repeated token skips its
+    /// signature check (0: off) [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub(crate) token_cache_entries: Option<usize>,
+    /// Whole seconds a cached verification may be used before the token is
+    /// verified again [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) token_cache_max_age: Option<f64>,
     /// Benchmarks only: answer 200 without verifying anything (the HTTP ceiling).
     #[arg(long, hide = true)]
     pub(crate) danger_no_verify: bool,

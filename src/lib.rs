@@ -97,9 +97,9 @@ mod time;
 pub mod tools;
 
 pub use jwtgate_engine::{
-    Algorithm, AlgorithmSet, ClaimName, Claims, KeySet, KeySetError, KeyWarning, NumericDate,
-    Outcome, RegisteredClaim, Rejection, Scratch, SubjectMatch, UnixTime, Validation, Verified,
-    Verifier, VerifierError,
+    Algorithm, AlgorithmSet, CacheSettings, ClaimName, Claims, KeySet, KeySetError, KeyWarning,
+    Lookup, NumericDate, Outcome, RegisteredClaim, Rejection, Scratch, SubjectMatch, TokenCache,
+    UnixTime, Validation, Verified, Verifier, VerifierError,
 };
 
 /// Not a stable API: the pieces of the service that jwtgate's own integration

@@ -178,6 +178,15 @@ impl ServeArgs {
                 .map(|rate| settings::sample_rate(rate).map_err(refused("access-log-sample")))
                 .transpose()?,
             summary_interval: seconds("summary-interval", self.summary_interval)?,
+            token_cache_entries: self
+                .token_cache_entries
+                .map(|entries| {
+                    settings::cache_entries(entries).map_err(refused("token-cache-entries"))
+                })
+                .transpose()?,
+            token_cache_max_age: seconds("token-cache-max-age", self.token_cache_max_age)?
+                .map(|age| settings::cache_max_age(age).map_err(refused("token-cache-max-age")))
+                .transpose()?,
         })
     }
 }
@@ -297,6 +306,11 @@ mod tests {
             ("drain-timeout", seconds(defaults.drain_timeout)),
             ("drain-delay", seconds(defaults.drain_delay)),
             ("summary-interval", seconds(defaults.summary_interval)),
+            (
+                "token-cache-entries",
+                defaults.token_cache_entries.unwrap().to_string(),
+            ),
+            ("token-cache-max-age", seconds(defaults.token_cache_max_age)),
             (
                 "access-log-sample",
                 defaults.access_log_sample.unwrap().to_string(),

@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::CacheSettings;
 use crate::access_log::{AccessLogOptions, Destination};
 use crate::authz::{AuthzOptions, BatchLimits, Clock};
 use crate::http::Limits;
@@ -46,6 +47,12 @@ pub enum SettingError {
     /// More batch worker threads than the batch verifier runs.
     #[error("at most {cap}", cap = crate::batch::MAX_THREADS)]
     TooManyThreads,
+    /// A cache age that is not a whole number of seconds.
+    #[error("expected whole seconds, at least 1s: cached entries are aged by the second")]
+    NotWholeSeconds,
+    /// A verified-token cache larger than a shard should hold.
+    #[error("at most {MAX_CACHE_ENTRIES} entries per shard (0 turns the cache off)")]
+    TooManyCacheEntries,
 }
 
 /// A setting refused once the layers are merged.
@@ -114,6 +121,28 @@ pub fn batch_threads(threads: usize) -> Result<usize, SettingError> {
         return Err(SettingError::TooManyThreads);
     }
     Ok(threads)
+}
+
+/// The most verified-token cache entries per shard: 4 GiB of entries at
+/// their byte budget, far past any working set worth caching.
+pub const MAX_CACHE_ENTRIES: usize = 1 << 20;
+
+/// The verified-token cache's entries per shard (0: off).
+pub fn cache_entries(entries: usize) -> Result<usize, SettingError> {
+    if entries > MAX_CACHE_ENTRIES {
+        return Err(SettingError::TooManyCacheEntries);
+    }
+    Ok(entries)
+}
+
+/// How long a cached verification may be used: whole seconds, at least one
+/// (the clock a verification reads counts seconds, so a fraction would be
+/// rounded away silently).
+pub fn cache_max_age(age: Duration) -> Result<Duration, SettingError> {
+    if age.subsec_nanos() != 0 || age.is_zero() {
+        return Err(SettingError::NotWholeSeconds);
+    }
+    Ok(age)
 }
 
 /// The request-line limit against the head limit it is part of.
@@ -205,6 +234,11 @@ server_settings! {
     access_log_sample: f64 = Some(1.0),
     /// Time between one-line summaries on stderr [default: 0, none].
     summary_interval: Duration = Some(Duration::ZERO),
+    /// Verified tokens each shard keeps, to skip their signature check on a
+    /// repeat [default: 4096, about 16 MiB per shard; 0: off].
+    token_cache_entries: usize = Some(CacheSettings::DEFAULT.entries),
+    /// How long a cached verification may be used [default: 5 min].
+    token_cache_max_age: Duration = Some(CacheSettings::DEFAULT.max_age),
 }
 
 /// Settings of `serve` that are not server settings of the file: the
@@ -266,6 +300,12 @@ impl ServerLayer {
                 max_body: all.max_body_bytes.expect(DEFAULTED),
                 danger_skip_verification: runtime.danger_skip_verification,
                 clock: runtime.clock,
+                token_cache: CacheSettings {
+                    entries: cache_entries(all.token_cache_entries.expect(DEFAULTED))
+                        .map_err(|error| error.of("server.token_cache_entries"))?,
+                    max_age: cache_max_age(all.token_cache_max_age.expect(DEFAULTED))
+                        .map_err(|error| error.of("server.token_cache_max_age"))?,
+                },
             },
             batch: BatchLimits {
                 max_body: all.max_verify_body_bytes.expect(DEFAULTED),

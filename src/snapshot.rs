@@ -147,20 +147,11 @@ mod tests {
     fn a_key_refresh_replaces_one_configurations_keys_and_shares_the_policy() {
         let verifier = || Arc::new(crate::demo::demo_verifier().unwrap());
         let fetched = remote();
-        let waiting = TokenKeys {
-            verifier: verifier(),
-            source: KeySource::Unavailable(Arc::clone(&fetched)),
-        };
-        let local = TokenKeys {
-            verifier: verifier(),
-            source: KeySource::Local,
-        };
+        let waiting = TokenKeys::new(verifier(), KeySource::Unavailable(Arc::clone(&fetched)));
+        let local = TokenKeys::new(verifier(), KeySource::Local);
         let publisher = Publisher::new(Snapshot::new(Policy::single(), vec![waiting, local]));
         let before = publisher.current();
-        let arrived = TokenKeys {
-            verifier: verifier(),
-            source: KeySource::Fetched(Arc::clone(&fetched)),
-        };
+        let arrived = TokenKeys::new(verifier(), KeySource::Fetched(Arc::clone(&fetched)));
         publisher.refreshed(&fetched, arrived);
         let after = publisher.current();
         assert!(
@@ -170,8 +161,8 @@ mod tests {
         assert!(after.keys_of(0).unwrap().available());
         assert!(!before.keys_of(0).unwrap().available());
         assert!(Arc::ptr_eq(
-            &before.keys_of(1).unwrap().verifier,
-            &after.keys_of(1).unwrap().verifier
+            before.keys_of(1).unwrap().verifier(),
+            after.keys_of(1).unwrap().verifier()
         ));
 
         // A source no configuration uses any more changes nothing.

@@ -6,7 +6,10 @@
 //! otherwise, an exclusion, claim requirements, forwarded claims), and the
 //! configured one
 //! with every request written to the access log, watched by a counting global
-//! allocator. Metrics (counters, latency histograms) are on throughout.
+//! allocator. Metrics (counters, latency histograms) are on throughout. The
+//! verified-token cache runs at its default size (repeated tokens are hits),
+//! off, and smaller than the tokens it sees (lookups miss and stores evict);
+//! `/stats` confirms afterwards which of these the window saw.
 //!
 //! The server runs in this process (`Server::start`), so its shard threads use
 //! the counting allocator too. The counter is process-wide; this file is a
@@ -38,7 +41,7 @@ use jwtgate::access_log::{AccessLogOptions, Destination};
 use jwtgate::authz::{AuthzOptions, Clock};
 use jwtgate::internals::Snapshot;
 use jwtgate::server::{IoMode, ServeOptions, Server};
-use jwtgate::{Algorithm, Validation};
+use jwtgate::{Algorithm, CacheSettings, TokenCache, Validation};
 
 struct CountingAllocator;
 
@@ -132,6 +135,41 @@ fn flags_only() -> (Snapshot, Vec<u8>, &'static [&'static str]) {
         &["200", "401", "401", "401"],
     )
 }
+
+/// The flags-only policy with more distinct valid tokens than the cache
+/// given to it holds, in a cycle, each sent twice in a row, so that a token
+/// is stored over an older entry and evicted before it comes round again.
+fn flags_only_rotating() -> (Snapshot, Vec<u8>, &'static [&'static str]) {
+    let (policy, _, _) = flags_only();
+    let key = signing_key("rsa2048-a", Algorithm::Rs256);
+    let mut requests = Vec::new();
+    for user in 0..ROTATING {
+        let token = mint(
+            r#"{"alg":"RS256"}"#,
+            &format!(r#"{{"sub":"user-{user:04}","iss":"https://idp/","exp":1700003600}}"#),
+            &key,
+            Algorithm::Rs256,
+        );
+        // Twice in a row: a full set admits a token it verified a moment ago.
+        for _ in 0..2 {
+            requests.extend_from_slice(
+                format!("GET /api/orders HTTP/1.1\r\nHost: api.example\r\nAuthorization: Bearer {token}\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    }
+    requests.extend_from_slice(b"GET /api/orders HTTP/1.1\r\nHost: api.example\r\n\r\n");
+    const STATUSES: [&str; 2 * ROTATING + 1] = {
+        let mut statuses = ["200"; 2 * ROTATING + 1];
+        statuses[2 * ROTATING] = "401";
+        statuses
+    };
+    (policy, requests, &STATUSES)
+}
+
+/// Distinct tokens [`flags_only_rotating`] cycles through: three times the
+/// cache it runs with.
+const ROTATING: usize = 3 * TokenCache::WAYS;
 
 /// The flags-only policy, with chunked request bodies (extensions, a
 /// trailer) read and thrown away: a valid token, then none.
@@ -237,22 +275,37 @@ forward_claims = {{ sub = "x-jwt-sub", scope = "x-jwt-scope", "realm.roles" = "x
     )
 }
 
+/// What one scenario measured.
+struct Measured {
+    allocations: u64,
+    requests: usize,
+    /// The verified-token cache's lookups over the whole run, from `/stats`.
+    hits: u64,
+    misses: u64,
+    evictions: u64,
+}
+
 fn steady_state_allocations(
     io: IoMode,
     (policy, requests, statuses): (Snapshot, Vec<u8>, &[&str]),
     access_log: Option<&std::path::Path>,
-) -> (u64, usize) {
+    cache_entries: usize,
+) -> Measured {
     let options = ServeOptions {
         access_log: access_log.map(|path| AccessLogOptions {
             destination: Destination::File(path.to_owned()),
             sample: 1.0,
         }),
         listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: None,
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
         shards: 2,
         io,
         authz: AuthzOptions {
             clock: Clock::Fixed(NOW),
+            token_cache: CacheSettings {
+                entries: cache_entries,
+                ..CacheSettings::DEFAULT
+            },
             ..ServeOptions::default().authz
         },
         ..ServeOptions::default()
@@ -297,9 +350,38 @@ fn steady_state_allocations(
         ALLOCATIONS.load(Ordering::Relaxed) > before_connect,
         "{io:?}: the counter did not see the server accept a connection"
     );
+    let stats = admin_get(server.admin_addr().unwrap(), "/stats");
+    let cache = &stats[stats.find("\"token_cache\"").unwrap()..];
+    let number = |name: &str| -> u64 {
+        let at = cache.find(&format!("\"{name}\":")).unwrap() + name.len() + 3;
+        let digits: String = cache[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
     drop((streams, fresh));
     server.shutdown();
-    (during, ROUNDS * CONNECTIONS * statuses.len())
+    Measured {
+        allocations: during,
+        requests: ROUNDS * CONNECTIONS * statuses.len(),
+        hits: number("hits"),
+        misses: number("misses"),
+        evictions: number("evictions"),
+    }
+}
+
+/// The body of an admin GET (outside the measured window).
+fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_once("\r\n\r\n").unwrap().1.to_owned()
 }
 
 #[test]
@@ -307,13 +389,59 @@ fn serving_allocates_nothing_per_request_once_warm() {
     for io in [IoMode::Uring, IoMode::Epoll] {
         let dir = TempDir::new("serve-alloc");
         let log = dir.path("access.log");
-        for (name, scenario, access_log) in [
-            ("flags-only", flags_only as fn() -> _, None),
-            ("flags-only, chunked bodies", flags_only_chunked, None),
-            ("configured", configured, None),
-            ("configured, access log", configured, Some(log.as_path())),
+        let cached = CacheSettings::DEFAULT.entries;
+        for (name, scenario, access_log, cache_entries) in [
+            ("flags-only", flags_only as fn() -> _, None, cached),
+            ("flags-only, cache off", flags_only, None, 0),
+            (
+                "flags-only, every lookup a miss",
+                flags_only_rotating,
+                None,
+                TokenCache::WAYS,
+            ),
+            (
+                "flags-only, chunked bodies",
+                flags_only_chunked,
+                None,
+                cached,
+            ),
+            ("configured", configured, None, cached),
+            (
+                "configured, access log",
+                configured,
+                Some(log.as_path()),
+                cached,
+            ),
         ] {
-            let (allocations, requests) = steady_state_allocations(io, scenario(), access_log);
+            let Measured {
+                allocations,
+                requests,
+                hits,
+                misses,
+                evictions,
+            } = steady_state_allocations(io, scenario(), access_log, cache_entries);
+            // The window saw the cache at work as the scenario says: hits
+            // for repeated tokens, only misses for the rotation, no lookups
+            // with the cache off.
+            match cache_entries {
+                0 => assert_eq!((hits, misses), (0, 0), "{io:?} {name}"),
+                // Two connections share a shard and send the same cycle, so
+                // one's token may be a hit just after the other's miss (which
+                // admitted it to the full set); at least two lookups in five
+                // miss, and more entries are evicted than the warm-up (fewer
+                // than 300 requests) could have, so the window stored and
+                // evicted too.
+                TokenCache::WAYS => assert!(
+                    misses as usize > requests * 2 / 5 && evictions as usize > 2 * ROUNDS,
+                    "{io:?} {name}: {hits} hits, {misses} misses, {evictions} evictions"
+                ),
+                // Every batch repeats at least one valid token (a hit once
+                // warm); refused tokens are looked up, and never stored.
+                _ => assert!(
+                    hits as usize >= ROUNDS * CONNECTIONS,
+                    "{io:?} {name}: {hits} hits, {misses} misses, {evictions} evictions"
+                ),
+            }
             if let Some(log) = access_log {
                 // Every request was logged, so the measured window included logging.
                 let lines = std::fs::read_to_string(log).unwrap().lines().count();

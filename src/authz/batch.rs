@@ -112,7 +112,7 @@ impl Service for BatchVerifier {
         self.lines.clear();
         let refused = (!keys.available()).then_some(tokens::KEYS_UNAVAILABLE);
         let unknown_kid = crate::batch::verify_buffer(
-            &keys.verifier,
+            keys.verifier(),
             refused,
             body,
             self.clock.now(),

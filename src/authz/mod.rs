@@ -19,6 +19,8 @@
 
 mod batch;
 mod response;
+#[cfg(test)]
+mod tests;
 mod tokens;
 
 use std::cell::RefCell;
@@ -27,13 +29,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::access_log::{Entry, ShardLog};
-use crate::metrics::{Decision, Place, ShardMetrics, Taken};
+use crate::metrics::{CacheGauges, Decision, Place, ShardMetrics, Taken};
 
 use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, OriginalRequest, RequestHead, Service};
 use crate::policy::{self, Action, DefaultAction, Policy, Route, Routed};
 use crate::snapshot::{SharedSnapshot, Snapshot};
-use crate::{Outcome, UnixTime};
+use crate::{CacheSettings, Outcome, TokenCache, UnixTime};
 
 pub use batch::BatchLimits;
 pub(crate) use batch::BatchVerifier;
@@ -71,6 +73,8 @@ pub struct AuthzOptions {
     pub danger_skip_verification: bool,
     /// The verification clock.
     pub clock: Clock,
+    /// Each shard's verified-token cache.
+    pub token_cache: CacheSettings,
 }
 
 /// The ext_authz check service of one shard.
@@ -80,6 +84,8 @@ pub(crate) struct Authorizer {
     options: AuthzOptions,
     denials: Arc<Denials>,
     scratch: crate::Scratch,
+    /// Tokens this shard verified, with the key state they were verified by.
+    cache: TokenCache,
     /// The readings of the path of the request being decided.
     paths: policy::PathBuffers,
     /// The first valid token's `iss` and `sub`, to compare the others with.
@@ -155,13 +161,14 @@ impl Authorizer {
     ) -> Authorizer {
         let scratch = policy.load().keys.first().map_or_else(
             || crate::Scratch::with_token_limit(4096),
-            |keys| keys.verifier.scratch(),
+            |keys| keys.verifier().scratch(),
         );
         Authorizer {
             policy,
             options,
             denials,
             scratch,
+            cache: TokenCache::new(options.token_cache),
             paths: policy::PathBuffers::with_capacity(256),
             identity_key: Vec::with_capacity(256),
             metrics: None,
@@ -181,9 +188,21 @@ impl Authorizer {
         log: Option<ShardLog>,
     ) -> Authorizer {
         self.shard = shard;
+        if let Some(metrics) = &metrics {
+            metrics.borrow_mut().note_cache(self.cache_gauges());
+        }
         self.metrics = metrics;
         self.log = log;
         self
+    }
+
+    fn cache_gauges(&self) -> CacheGauges {
+        CacheGauges {
+            capacity: self.cache.capacity() as u64,
+            entries: self.cache.len() as u64,
+            bytes: self.cache.memory_bytes() as u64,
+            evictions: self.cache.evictions(),
+        }
     }
 
     /// Decides one check request and appends the answer to `out`; returns the
@@ -208,12 +227,14 @@ impl Authorizer {
         if let Some(metrics) = &self.metrics {
             // Counted per policy: a key refresh shares the policy, so the
             // shard's table carries on.
-            metrics.borrow_mut().count(
+            let mut metrics = metrics.borrow_mut();
+            metrics.count(
                 &snapshot.policy,
                 decided.place,
                 decided.decision,
                 decided.taken,
             );
+            metrics.note_cache(self.cache_gauges());
         }
         if let Some(started) = started {
             self.log_line(&snapshot.policy, head, &decided, started.elapsed());
@@ -401,6 +422,11 @@ impl Authorizer {
             framing.close,
             &mut tokens::Workspace {
                 scratch: &mut self.scratch,
+                cache: &mut self.cache,
+                lookups: self
+                    .metrics
+                    .as_deref()
+                    .map(|metrics| (metrics, &snapshot.policy)),
                 identity_key: &mut self.identity_key,
                 out,
                 start,

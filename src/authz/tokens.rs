@@ -21,10 +21,14 @@
 
 use crate::http::RequestHead;
 use crate::jwks::TokenKeys;
-use crate::policy::{Found, Mode, Rule, TokenConfig};
+use crate::policy::{Found, Mode, Policy, Rule, TokenConfig};
 use jwtgate_engine::json::JsonStr;
 
-use crate::{Outcome, Rejection, Scratch, UnixTime};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::metrics::ShardMetrics;
+use crate::{Lookup, Outcome, Rejection, Scratch, TokenCache, UnixTime};
 
 use super::response::{self, Identity};
 
@@ -109,6 +113,11 @@ impl<'b> Ledger<'b> {
 /// The per-shard buffers a rule check writes into.
 pub(crate) struct Workspace<'w> {
     pub(crate) scratch: &'w mut Scratch,
+    /// The shard's verified-token cache.
+    pub(crate) cache: &'w mut TokenCache,
+    /// Where cache hits and misses are counted (`None` with metrics off),
+    /// for the policy the request is decided by.
+    pub(crate) lookups: Option<(&'w RefCell<ShardMetrics>, &'w Arc<Policy>)>,
     /// The raw `iss` and `sub` of the first valid token, to compare the others with.
     pub(crate) identity_key: &'w mut Vec<u8>,
     /// The output; the allow answer is rendered from `start`.
@@ -213,8 +222,10 @@ pub(crate) fn check_rule<'b>(
         .token_configs
         .iter()
         .enumerate()
-        .filter_map(|(position, &index)| Some((position, configs.get(index)?, keys.get(index)?)));
-    for (position, config, keys) in chosen {
+        .filter_map(|(position, &index)| {
+            Some((position, index, configs.get(index)?, keys.get(index)?))
+        });
+    for (position, index, config, keys) in chosen {
         let mut found_for_config = false;
         for source in config.sources.iter() {
             let token = match source.find(request.head, request.query) {
@@ -238,7 +249,21 @@ pub(crate) fn check_rule<'b>(
                 continue;
             }
             let verified = if keys.available() {
-                keys.verifier.verify(token, request.now, work.scratch)
+                let (verified, lookup) = work.cache.verify(
+                    keys.verifier(),
+                    keys.generation(),
+                    token,
+                    request.now,
+                    work.scratch,
+                );
+                if let Some((metrics, policy)) = work.lookups
+                    && lookup != Lookup::Bypassed
+                {
+                    metrics
+                        .borrow_mut()
+                        .count_cache_lookup(policy, index, lookup == Lookup::Hit);
+                }
+                verified
             } else {
                 Err(KEYS_UNAVAILABLE)
             };

@@ -46,6 +46,8 @@ pub(crate) struct RawServer {
     pub(crate) access_log: Option<Spanned<String>>,
     pub(crate) access_log_sample: Option<Spanned<f64>>,
     pub(crate) summary_interval: Option<Spanned<String>>,
+    pub(crate) token_cache_entries: Option<Spanned<usize>>,
+    pub(crate) token_cache_max_age: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -104,6 +104,24 @@ pub(super) fn server_settings(
             .as_ref()
             .map(|value| duration(value, "server.summary_interval", at))
             .transpose()?,
+        token_cache_entries: raw
+            .token_cache_entries
+            .as_ref()
+            .map(|entries| {
+                settings::cache_entries(*entries.get_ref()).map_err(|error| {
+                    at.refused(entries.span(), "server.token_cache_entries", error)
+                })
+            })
+            .transpose()?,
+        token_cache_max_age: raw
+            .token_cache_max_age
+            .as_ref()
+            .map(|value| {
+                let age = duration(value, "server.token_cache_max_age", at)?;
+                settings::cache_max_age(age)
+                    .map_err(|error| at.refused(value.span(), "server.token_cache_max_age", error))
+            })
+            .transpose()?,
     };
     // Checked against the defaults here, to point at the file; the command
     // line's flags can still change either, so the merged settings are

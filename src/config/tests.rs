@@ -457,7 +457,7 @@ fn a_fetched_key_source_starts_without_keys_and_keeps_its_settings() {
     let loaded = load_str(text).unwrap();
     let keys = &loaded.keys[0];
     assert!(!keys.available());
-    assert!(keys.verifier.keys().is_empty());
+    assert!(keys.verifier().keys().is_empty());
     let settings = keys.remote().unwrap().settings();
     assert_eq!(
         settings.location,

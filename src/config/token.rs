@@ -197,10 +197,10 @@ fn remote_token_config(
         field.map_err(|(field, span, error)| at.at(span, key(field), error.to_string()))?;
     Ok((
         TokenConfig::new(name, sources),
-        TokenKeys {
-            verifier: std::sync::Arc::new(Verifier::without_keys(validation)),
-            source: KeySource::Unavailable(std::sync::Arc::new(remote)),
-        },
+        TokenKeys::new(
+            std::sync::Arc::new(Verifier::without_keys(validation)),
+            KeySource::Unavailable(std::sync::Arc::new(remote)),
+        ),
     ))
 }
 

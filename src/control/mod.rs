@@ -489,7 +489,7 @@ pub fn verifier_for(
     if !keys.available() {
         return Err(VerifierError::NoKeys(name.to_owned()));
     }
-    Ok(Arc::clone(&keys.verifier))
+    Ok(Arc::clone(keys.verifier()))
 }
 
 /// The key manager over the remote sources of the snapshot `publisher` has

@@ -148,14 +148,14 @@ impl Source {
 impl Source {
     /// The keys to put in force for this source's configuration.
     fn keys(&self) -> TokenKeys {
-        TokenKeys {
-            verifier: Arc::clone(&self.verifier),
-            source: if self.available {
+        TokenKeys::new(
+            Arc::clone(&self.verifier),
+            if self.available {
                 KeySource::Fetched(Arc::clone(&self.remote))
             } else {
                 KeySource::Unavailable(Arc::clone(&self.remote))
             },
-        }
+        )
     }
 }
 
@@ -243,7 +243,7 @@ impl Manager {
                 Some(Source::new(
                     name,
                     Arc::clone(remote),
-                    Arc::clone(&keys.verifier),
+                    Arc::clone(keys.verifier()),
                     now,
                 ))
             })
@@ -352,7 +352,7 @@ impl Manager {
                 Some(source) => source
                     .good
                     .as_ref()
-                    .and_then(|body| verifier_for(&keys.verifier, body).err())
+                    .and_then(|body| verifier_for(keys.verifier(), body).err())
                     .map(KeysRefusal::Unfit),
                 None => first_fetches
                     .iter()
@@ -361,7 +361,7 @@ impl Manager {
                     .and_then(|(_, fetched)| {
                         let location = remote.settings.location.describe();
                         match &fetched.result {
-                            Ok((body, _)) => verifier_for(&keys.verifier, body)
+                            Ok((body, _)) => verifier_for(keys.verifier(), body)
                                 .err()
                                 .map(|error| KeysRefusal::Unusable { location, error }),
                             Err(error) => Some(KeysRefusal::FetchFailed {
@@ -398,10 +398,10 @@ impl Manager {
                     }
                     source
                 }
-                None => Source::new(name, Arc::clone(&remote), Arc::clone(&keys.verifier), now),
+                None => Source::new(name, Arc::clone(&remote), Arc::clone(keys.verifier()), now),
             };
             // The new configuration's checks, whatever keys end up in force.
-            source.verifier = Arc::clone(&keys.verifier);
+            source.verifier = Arc::clone(keys.verifier());
             let mut available = false;
             if let Some(position) = first_fetches
                 .iter()
@@ -415,7 +415,7 @@ impl Manager {
             } else if let Some(verifier) = source
                 .good
                 .as_ref()
-                .and_then(|body| verifier_for(&keys.verifier, body).ok())
+                .and_then(|body| verifier_for(keys.verifier(), body).ok())
             {
                 source.verifier = Arc::new(verifier);
                 available = source.available;

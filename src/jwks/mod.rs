@@ -233,13 +233,17 @@ impl RemoteKeys {
 /// and whether they may be used is one enum, so no combination can
 /// contradict itself (local keys that are "unavailable", fetched keys
 /// without a source).
+///
+/// Every value made is a new key state with its own generation, which is
+/// what the verified-token cache keys on: a reload, a fetch or a change of
+/// availability makes a new `TokenKeys`, so no entry stored under the old
+/// one can be found again. The fields are private so that nothing can change
+/// a key state while keeping its generation.
 #[derive(Debug, Clone)]
 pub struct TokenKeys {
-    /// The keys and the configuration's claim checks. For a source that has
-    /// not brought keys yet: the checks and no keys.
-    pub verifier: Arc<Verifier>,
-    /// Where they come from.
-    pub source: KeySource,
+    verifier: Arc<Verifier>,
+    source: KeySource,
+    generation: u64,
 }
 
 /// Where a configuration's keys come from, and whether they are in force.
@@ -254,13 +258,40 @@ pub enum KeySource {
     Unavailable(Arc<RemoteKeys>),
 }
 
+/// The last generation given out; 0 is never one (the cache reads it as "do
+/// not cache").
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
 impl TokenKeys {
+    /// A new key state: `verifier` (the keys and the configuration's claim
+    /// checks; for a source that has not brought keys yet, the checks and no
+    /// keys) from `source`.
+    pub fn new(verifier: Arc<Verifier>, source: KeySource) -> TokenKeys {
+        TokenKeys {
+            verifier,
+            source,
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+
     /// Keys read from a file or given directly.
     pub fn local(verifier: Verifier) -> TokenKeys {
-        TokenKeys {
-            verifier: Arc::new(verifier),
-            source: KeySource::Local,
-        }
+        TokenKeys::new(Arc::new(verifier), KeySource::Local)
+    }
+
+    /// The keys and the configuration's claim checks.
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
+
+    /// Where they come from.
+    pub fn source(&self) -> &KeySource {
+        &self.source
+    }
+
+    /// This key state's number, unique in the process.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether tokens may be verified with these keys.

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use super::hub::{Recent, Totals};
-use super::{ACTIONS, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
+use super::{ACTIONS, CacheGauges, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
 use crate::json_string::quote_into;
 use crate::latency::{LatencyHistogram, REPORTED_PERCENTILES};
 use crate::snapshot::Snapshot;
@@ -82,7 +82,7 @@ impl Context<'_> {
         self.snapshot
             .keys
             .iter()
-            .all(|keys| keys.available() && !keys.verifier.keys().is_empty())
+            .all(|keys| keys.available() && !keys.verifier().keys().is_empty())
     }
 }
 
@@ -215,7 +215,7 @@ pub(crate) fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
     for (name, keys) in context.snapshot.configs() {
         out.push_str("jwtgate_token_config_keys{token_config=\"");
         label(&mut out, name);
-        let _ = writeln!(out, "\"}} {}", keys.verifier.keys().len());
+        let _ = writeln!(out, "\"}} {}", keys.verifier().keys().len());
     }
     family(
         &mut out,
@@ -339,6 +339,7 @@ pub(crate) fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
             "Checking a rule's tokens: extraction, signature and claims.",
             &totals.verification,
         );
+        token_cache(&mut out, totals);
     }
     if let Some(dropped) = context.access_log_dropped {
         family(
@@ -350,6 +351,61 @@ pub(crate) fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
         let _ = writeln!(out, "jwtgate_access_log_dropped_lines_total {dropped}");
     }
     out
+}
+
+/// The verified-token cache's families (counted only with metrics on).
+fn token_cache(out: &mut String, totals: &Totals) {
+    family(
+        out,
+        "jwtgate_token_cache_lookups_total",
+        "counter",
+        "Verified-token cache lookups by token configuration: hit (the signature was not checked again) or miss.",
+    );
+    for (config, [misses, hits]) in &totals.cache_lookups {
+        for (result, count) in [("hit", hits), ("miss", misses)] {
+            out.push_str("jwtgate_token_cache_lookups_total{token_config=\"");
+            label(out, config);
+            let _ = writeln!(out, "\",result=\"{result}\"}} {count}");
+        }
+    }
+    type Family = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&CacheGauges) -> u64,
+    );
+    let gauges: [Family; 4] = [
+        (
+            "jwtgate_token_cache_entries",
+            "gauge",
+            "Verified tokens held per shard.",
+            |cache| cache.entries,
+        ),
+        (
+            "jwtgate_token_cache_capacity",
+            "gauge",
+            "Verified tokens each shard can hold (0: the cache is off).",
+            |cache| cache.capacity,
+        ),
+        (
+            "jwtgate_token_cache_bytes",
+            "gauge",
+            "Memory the verified-token cache holds per shard: its slots and the cached entries.",
+            |cache| cache.bytes,
+        ),
+        (
+            "jwtgate_token_cache_evictions_total",
+            "counter",
+            "Cached verifications replaced to make room, per shard.",
+            |cache| cache.evictions,
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        family(out, name, kind, help);
+        for (shard, cache) in totals.caches.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", value(cache));
+        }
+    }
 }
 
 fn json_percentiles(out: &mut Vec<u8>, values: &LatencyHistogram) {
@@ -441,9 +497,23 @@ pub(crate) fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
             out.push(b',');
         }
         quote_into(&mut out, name);
-        let _ = write!(out, ":{}", keys.verifier.keys().len());
+        let _ = write!(out, ":{}", keys.verifier().keys().len());
     }
-    out.extend_from_slice(b"}}\n");
+    let (misses, hits) = totals.cache_totals();
+    let sum = |value: fn(&CacheGauges) -> u64| totals.caches.iter().map(value).sum::<u64>();
+    let ratio = if hits + misses == 0 {
+        0.0
+    } else {
+        hits as f64 / (hits + misses) as f64
+    };
+    let _ = writeln!(
+        out,
+        "}},\"token_cache\":{{\"capacity\":{},\"entries\":{},\"bytes\":{},\"evictions\":{},\"hits\":{hits},\"misses\":{misses},\"hit_ratio\":{ratio:.4}}}}}",
+        sum(|cache| cache.capacity),
+        sum(|cache| cache.entries),
+        sum(|cache| cache.bytes),
+        sum(|cache| cache.evictions),
+    );
     out
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::table::Table;
-use super::{ACTIONS, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
+use super::{ACTIONS, CacheGauges, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
 use crate::latency::LatencyHistogram;
 
 /// What a shard's check service counted since the last collection.
@@ -25,6 +25,7 @@ pub struct Counted {
     pub(super) request: LatencyHistogram,
     pub(super) verification: LatencyHistogram,
     pub(super) protocol_errors: [u64; PROTOCOL_STATUSES.len()],
+    pub(super) cache: CacheGauges,
 }
 
 /// A shard's connection gauges at the time of its answer.
@@ -124,6 +125,10 @@ pub(crate) struct Totals {
     pub protocol_errors: [u64; PROTOCOL_STATUSES.len()],
     /// Per shard, as last reported.
     pub connections: Vec<Connections>,
+    /// Verified-token cache `[misses, hits]` by token configuration, since start.
+    pub cache_lookups: BTreeMap<Box<str>, [u64; 2]>,
+    /// Each shard's verified-token cache, as last reported.
+    pub caches: Vec<CacheGauges>,
     /// Since [`Totals::take_recent`] was last called (the periodic summary).
     pub recent: Recent,
     answered: Vec<u64>,
@@ -160,6 +165,13 @@ impl Recent {
 }
 
 impl Totals {
+    /// Verified-token cache lookups `(misses, hits)` over every configuration.
+    pub(crate) fn cache_totals(&self) -> (u64, u64) {
+        self.cache_lookups
+            .values()
+            .fold((0, 0), |(misses, hits), &[m, h]| (misses + m, hits + h))
+    }
+
     /// Requests by action, since start.
     pub(crate) fn by_action(&self, taken: Taken) -> u64 {
         self.counters
@@ -211,7 +223,15 @@ impl Totals {
         let Some(counted) = delta.counted else {
             return;
         };
+        if let Some(cache) = self.caches.get_mut(delta.shard) {
+            *cache = counted.cache;
+        }
         for table in &counted.tables {
+            for (config, misses, hits) in table.lookups() {
+                let counts = self.cache_lookups.entry(config.into()).or_insert([0; 2]);
+                counts[0] += misses;
+                counts[1] += hits;
+            }
             for entry in table.entries() {
                 let key = CounterKey {
                     rule: entry.rule.into(),
@@ -266,6 +286,8 @@ impl Hub {
             verification: LatencyHistogram::new(),
             protocol_errors: [0; PROTOCOL_STATUSES.len()],
             connections: vec![Connections::default(); shards],
+            cache_lookups: BTreeMap::new(),
+            caches: vec![CacheGauges::default(); shards],
             recent: Recent::new(),
             answered: vec![0; shards],
             asks: 0,

@@ -30,6 +30,7 @@ use crate::policy::Policy;
 use crate::{Outcome, http::ProtocolError};
 
 pub(crate) use hub::{COLLECT_WAIT, Connections, Hub, ShardLink};
+
 use table::Table;
 
 /// What a check request came to: a token outcome, or a decision made before
@@ -157,6 +158,20 @@ pub struct ShardMetrics {
     request: LatencyHistogram,
     verification: LatencyHistogram,
     protocol_errors: [u64; PROTOCOL_STATUSES.len()],
+    cache: CacheGauges,
+}
+
+/// A shard's verified-token cache as last seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheGauges {
+    /// Entries it can hold (0: off).
+    pub capacity: u64,
+    /// Entries held now.
+    pub entries: u64,
+    /// Memory it holds: its slots and the entries' heap.
+    pub bytes: u64,
+    /// Entries replaced to make room, since the shard started.
+    pub evictions: u64,
 }
 
 impl ShardMetrics {
@@ -168,6 +183,7 @@ impl ShardMetrics {
             request: LatencyHistogram::new(),
             verification: LatencyHistogram::new(),
             protocol_errors: [0; PROTOCOL_STATUSES.len()],
+            cache: CacheGauges::default(),
         }
     }
 
@@ -176,13 +192,31 @@ impl ShardMetrics {
     /// allocation, once per reload).
     #[inline]
     pub fn count(&mut self, policy: &Arc<Policy>, place: Place, decision: Decision, taken: Taken) {
+        self.table_for(policy).add(place, decision, taken);
+    }
+
+    /// Counts one verified-token cache lookup for token configuration
+    /// `config` (an index into `policy.configs`).
+    #[inline]
+    pub fn count_cache_lookup(&mut self, policy: &Arc<Policy>, config: usize, hit: bool) {
+        self.table_for(policy).add_lookup(config, hit);
+    }
+
+    /// Notes the state of the shard's verified-token cache, reported with
+    /// the next collection.
+    #[inline]
+    pub fn note_cache(&mut self, cache: CacheGauges) {
+        self.cache = cache;
+    }
+
+    fn table_for(&mut self, policy: &Arc<Policy>) -> &mut Table {
         if !self.table.is_for(policy) {
             let replaced = std::mem::replace(&mut self.table, Table::new(policy));
             if replaced.any() {
                 self.retired.push(replaced);
             }
         }
-        self.table.add(place, decision, taken);
+        &mut self.table
     }
 
     /// Records how long the rule's tokens took to check.
@@ -224,6 +258,7 @@ impl ShardMetrics {
             request,
             verification,
             protocol_errors: std::mem::take(&mut self.protocol_errors),
+            cache: self.cache,
         }
     }
 }

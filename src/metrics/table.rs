@@ -20,6 +20,9 @@ pub(super) struct Table {
     /// Where each rule's block starts; the no-rule block starts at the end.
     starts: Box<[usize]>,
     counts: Box<[u64]>,
+    /// Verified-token cache `[misses, hits]` per token configuration, by
+    /// its index in the policy.
+    lookups: Box<[[u64; 2]]>,
 }
 
 /// One non-zero counter, with its place resolved to names.
@@ -44,6 +47,7 @@ impl Table {
             policy: Arc::clone(policy),
             starts: starts.into_boxed_slice(),
             counts: vec![0; next + PER_CONFIG].into_boxed_slice(),
+            lookups: vec![[0; 2]; policy.configs.len()].into_boxed_slice(),
         }
     }
 
@@ -79,8 +83,31 @@ impl Table {
         }
     }
 
+    /// Adds one cache lookup of configuration `config`.
+    #[inline]
+    pub(super) fn add_lookup(&mut self, config: usize, hit: bool) {
+        if let Some(counter) = self
+            .lookups
+            .get_mut(config)
+            .and_then(|counts| counts.get_mut(usize::from(hit)))
+        {
+            *counter += 1;
+        }
+    }
+
     pub(super) fn any(&self) -> bool {
         self.counts.iter().any(|&count| count > 0)
+            || self.lookups.iter().flatten().any(|&count| count > 0)
+    }
+
+    /// Cache `(configuration name, misses, hits)`, for configurations with any.
+    pub(super) fn lookups(&self) -> impl Iterator<Item = (&str, u64, u64)> + '_ {
+        self.policy
+            .configs
+            .iter()
+            .zip(self.lookups.iter())
+            .filter(|&(_, &[misses, hits])| misses + hits > 0)
+            .map(|(config, &[misses, hits])| (&*config.name, misses, hits))
     }
 
     /// A copy of the counts for collection; this table starts again at zero.
@@ -89,8 +116,10 @@ impl Table {
             policy: Arc::clone(&self.policy),
             starts: self.starts.clone(),
             counts: self.counts.clone(),
+            lookups: self.lookups.clone(),
         };
         self.counts.fill(0);
+        self.lookups.fill([0; 2]);
         taken
     }
 

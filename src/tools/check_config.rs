@@ -302,6 +302,22 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
         "  observability: metrics {}, access log {access_log}, stderr summary {summary}",
         if options.metrics { "on" } else { "off" }
     );
+    let cache = options.authz.token_cache;
+    if cache.entries == 0 {
+        let _ = writeln!(out, "  token cache: off");
+    } else {
+        let _ = writeln!(
+            out,
+            "  token cache: {} verified tokens per shard (at most {} MiB), each used for at most {}",
+            cache.slots(),
+            format!(
+                "{:.1}",
+                cache.max_memory_bytes() as f64 / f64::from(1 << 20)
+            )
+            .replace(".0", ""),
+            secs(cache.max_age)
+        );
+    }
     for (config, keys) in policy.configs.iter().zip(&loaded.keys) {
         let _ = writeln!(out, "\ntoken_config {:?}", &*config.name);
         let _ = writeln!(
@@ -309,7 +325,7 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
             "  sources: {}",
             list(config.sources.iter().map(source_text), "none")
         );
-        for key in keys.verifier.keys().keys() {
+        for key in keys.verifier().keys().keys() {
             let _ = writeln!(out, "  key {}", key.describe());
         }
         if let Some(remote) = keys.remote() {
@@ -343,7 +359,7 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
                 remote.destinations().describe()
             );
         }
-        for line in validation_text(keys.verifier.validation()).lines() {
+        for line in validation_text(keys.verifier().validation()).lines() {
             let _ = writeln!(out, "  {line}");
         }
     }

@@ -2040,6 +2040,7 @@ original request from: X-Original-Method/-URI and Host (nginx)
   limits: head 16384 B, request line 8192 B, body 65536 B, 10000 connections per shard
   timeouts: header 10s, idle 60s, drain 10s after a delay of 0s
   observability: metrics on, access log off, stderr summary at shutdown
+  token cache: 4096 verified tokens per shard (at most 17 MiB), each used for at most 300s
 
 token_config "production"
   sources: header authorization (Bearer or raw), cookie session

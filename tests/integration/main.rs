@@ -28,4 +28,5 @@ mod properties;
 mod serve;
 mod smoke;
 mod steady_state_alloc;
+mod token_cache;
 mod vectors;

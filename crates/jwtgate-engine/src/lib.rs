@@ -65,6 +65,7 @@
     )
 )]
 
+mod cache;
 mod crypto;
 mod jose;
 mod keys;
@@ -72,6 +73,7 @@ mod outcome;
 mod time;
 mod verify;
 
+pub use cache::{CacheSettings, Lookup, TokenCache};
 pub use jose::alg::{Algorithm, AlgorithmError, AlgorithmSet, KeyFamily, UnknownAlgorithm};
 pub use jose::base64url;
 pub use jose::claims::{Audience, ClaimName, Claims, NumericDate, RegisteredClaim};

@@ -226,11 +226,11 @@ pub struct Verifier {
 /// for every token, so that verification allocates nothing in steady state.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    header: Vec<u8>,
-    payload: Vec<u8>,
+    pub(crate) header: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
     signature: Vec<u8>,
-    header_tape: Tape,
-    claims_tape: Tape,
+    pub(crate) header_tape: Tape,
+    pub(crate) claims_tape: Tape,
 }
 
 impl Scratch {
@@ -503,7 +503,13 @@ impl Verifier {
         })
     }
 
-    fn check_claims(&self, claims: &Claims<'_>, UnixTime(now): UnixTime) -> Result<(), Rejection> {
+    /// The claim checks of [`Verifier::verify`], time included: also what
+    /// every cache hit runs.
+    pub(crate) fn check_claims(
+        &self,
+        claims: &Claims<'_>,
+        UnixTime(now): UnixTime,
+    ) -> Result<(), Rejection> {
         let validation = &self.validation;
         for required in &validation.required {
             if !claims.contains(required) {

@@ -165,6 +165,44 @@ impl Tape {
     }
 }
 
+impl Tape {
+    /// Heap bytes of one node of a document.
+    pub(crate) const NODE_BYTES: usize = std::mem::size_of::<Node>();
+
+    /// The document this tape last parsed, read again over `text` without
+    /// parsing: for a cache that keeps the text and its tape side by side.
+    /// `text` must be the text that was parsed (a different one reads
+    /// nonsense, never out of bounds).
+    pub(crate) fn view<'t>(&'t self, text: &'t str) -> Value<'t> {
+        Value {
+            doc: Document {
+                text,
+                nodes: &self.nodes,
+            },
+            index: 0,
+        }
+    }
+
+    /// Becomes a copy of `other`'s last document (reusing this tape's room).
+    pub(crate) fn copy_from(&mut self, other: &Tape) {
+        self.nodes.clear();
+        // Exact room: a cache accounts for what its entries hold.
+        self.nodes.reserve_exact(other.nodes.len());
+        self.nodes.extend_from_slice(&other.nodes);
+    }
+
+    /// Nodes of the last document.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.names_by_hash.capacity() * std::mem::size_of::<(u64, u32)>()
+    }
+}
+
 struct Parser<'p> {
     bytes: &'p [u8],
     text: &'p str,
