@@ -60,9 +60,11 @@ const LOST: Rejection = Rejection::new(
 pub enum Lookup {
     /// Found, and re-checked against the clock.
     Hit,
-    /// Not found (or too old): verified afresh, and stored if valid.
+    /// Not found (or too old): verified afresh, and stored if valid (and,
+    /// when its set is full, verified a short while ago too).
     Miss,
-    /// Not looked up: the cache is off or the token is too long to store.
+    /// Not looked up: the cache is off, the generation is 0, or the token
+    /// is too long to store.
     Bypassed,
 }
 
