@@ -1259,6 +1259,10 @@ fn counts_nothing(io: &str, server_table: &str, extra: &[&str]) {
     assert_eq!(stats["counters"], serde_json::json!([]));
     assert_eq!(stats["latency_us"]["request"]["count"], 0);
     assert_eq!(stats["connections"]["accepted"], 3);
+    // The cache runs, but nothing of it is counted: null, never "capacity 0",
+    // which would read as a cache that is off.
+    assert_eq!(stats["token_cache"], serde_json::Value::Null, "{stats}");
+    assert!(!text.contains("jwtgate_token_cache_capacity"), "{text}");
 }
 
 /// At shutdown stderr gets exactly one `jwtgate summary (since start, …)`
