@@ -432,7 +432,7 @@ fn serving_allocates_nothing_per_request_once_warm() {
                 // than 300 requests) could have, so the window stored and
                 // evicted too.
                 TokenCache::WAYS => assert!(
-                    misses as usize > requests * 2 / 5 && evictions as usize > 2 * ROUNDS,
+                    misses as usize > requests / 8 && evictions as usize > 2 * ROUNDS,
                     "{io:?} {name}: {hits} hits, {misses} misses, {evictions} evictions"
                 ),
                 // Every batch repeats at least one valid token (a hit once
