@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use criterion::Criterion;
 use jwtgate::Outcome;
-use jwtgate::internals::{Decision, Place, Policy, ShardMetrics, Taken};
+use jwtgate::internals::{Decision, Face, Place, Policy, ShardMetrics, Taken};
 
 fn recording(c: &mut Criterion) {
     let policy = Arc::new(Policy::single());
@@ -33,6 +33,7 @@ fn recording(c: &mut Criterion) {
             metrics.record_verification(verifying.elapsed());
             metrics.count(
                 &policy,
+                Face::Http,
                 black_box(place),
                 Decision::Token(Outcome::Valid),
                 Taken::Allow,
@@ -44,6 +45,7 @@ fn recording(c: &mut Criterion) {
         b.iter(|| {
             metrics.count(
                 &policy,
+                Face::Http,
                 black_box(place),
                 Decision::Token(Outcome::Expired),
                 Taken::Block,

@@ -187,6 +187,8 @@ fn open(destination: &Destination) -> std::io::Result<Box<dyn std::io::Write + S
 pub(crate) struct Entry<'a> {
     /// The shard that decided it.
     pub shard: usize,
+    /// The face the check came in by (`http`, `grpc`).
+    pub face: &'static str,
     /// The original request's method, host and path (the query is never written).
     pub method: &'a [u8],
     /// Host, as sent.
@@ -250,7 +252,11 @@ impl ShardLog {
         let out = &mut self.buffer;
         out.extend_from_slice(b"{\"time\":\"");
         write_time(out, SystemTime::now());
-        let _ = write!(out, "\",\"shard\":{},\"method\":", entry.shard);
+        let _ = write!(
+            out,
+            "\",\"shard\":{},\"face\":\"{}\",\"method\":",
+            entry.shard, entry.face
+        );
         quote_bytes(out, entry.method);
         out.extend_from_slice(b",\"host\":");
         quote_bytes(out, entry.host);

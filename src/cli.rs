@@ -140,6 +140,25 @@ pub(crate) struct ServeArgs {
     /// Batch port for POST /v1/verify (tokens in, JSON lines out) [default: off].
     #[arg(long, value_name = "ADDR")]
     pub(crate) verify_listen: Option<SocketAddr>,
+    /// gRPC ext_authz port: Envoy's envoy.service.auth.v3.Authorization/Check
+    /// and grpc.health.v1.Health, HTTP/2 cleartext [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) grpc_listen: Option<SocketAddr>,
+    /// Largest gRPC CheckRequest, in bytes [default: 262144].
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) grpc_max_message_bytes: Option<usize>,
+    /// gRPC checks in flight on one connection [default: 256].
+    #[arg(long, value_name = "N")]
+    pub(crate) grpc_max_concurrent_streams: Option<u32>,
+    /// Seconds between HTTP/2 PINGs on a gRPC connection [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) grpc_keepalive_interval: Option<f64>,
+    /// Seconds a PING may go unanswered before the connection closes [default: 20].
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) grpc_keepalive_timeout: Option<f64>,
+    /// Seconds a gRPC connection may start no call before it is closed [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) grpc_idle_timeout: Option<f64>,
     /// Admin port (GET /healthz) [default: 127.0.0.1:9901].
     #[arg(long, value_name = "ADDR", conflicts_with = "no_admin")]
     pub(crate) admin_listen: Option<SocketAddr>,

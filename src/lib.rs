@@ -58,6 +58,7 @@
 //! | `metrics` | per-shard counters and histograms, collection into totals, Prometheus and JSON exposition | internal |
 //! | [`access_log`] | the JSON-lines access log: per-shard buffers, sampling, a writer thread | public: the options |
 //! | `status` | readiness, draining, configuration generation and reload results | internal |
+//! | [`grpc`] | the gRPC face: Envoy's `Authorization/Check` and gRPC health, on every shard, deciding with the shard's authorizer | public: the options |
 //! | [`server`] | `jwtgate serve`: per-core shards on io_uring or epoll, connections, timeouts, drain | public: the options and the running server |
 //! | `diagnostics` | one-line operational warnings on stderr, usable from any layer | internal |
 //! | [`demo`] | `jwtgate demo`: the engine on the bundled demo keys | public |
@@ -80,6 +81,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 mod diagnostics;
+pub mod grpc;
 mod http;
 mod json_string;
 mod jwks;
@@ -126,7 +128,7 @@ pub mod internals {
         HeadScan, HeadStatus, HeaderSlots, Limits, ProtocolError, leading_empty_lines, parse_head,
     };
     pub use crate::http::{ForwardedStyle, OriginalRequest};
-    pub use crate::metrics::{Decision, Place, ShardMetrics, Taken};
+    pub use crate::metrics::{Decision, Face, Place, ShardMetrics, Taken};
     pub use crate::policy::path::{Params, PathError, canonicalize};
     pub use crate::policy::{Found, PathBuffers, Policy, Route, Routed, TokenSource};
     pub use crate::signing::SigningKey;

@@ -154,6 +154,25 @@ impl ServeArgs {
                 (false, addr) => addr.map(AdminListen::At),
             },
             verify_listen: self.verify_listen,
+            grpc_listen: self.grpc_listen,
+            grpc_max_message_bytes: self
+                .grpc_max_message_bytes
+                .map(|bytes| {
+                    settings::grpc_message_bytes(bytes).map_err(refused("grpc-max-message-bytes"))
+                })
+                .transpose()?,
+            grpc_max_concurrent_streams: self
+                .grpc_max_concurrent_streams
+                .map(|streams| {
+                    settings::grpc_streams(streams).map_err(refused("grpc-max-concurrent-streams"))
+                })
+                .transpose()?,
+            grpc_keepalive_interval: timeout(
+                "grpc-keepalive-interval",
+                self.grpc_keepalive_interval,
+            )?,
+            grpc_keepalive_timeout: timeout("grpc-keepalive-timeout", self.grpc_keepalive_timeout)?,
+            grpc_idle_timeout: timeout("grpc-idle-timeout", self.grpc_idle_timeout)?,
             shards: self.shards,
             io: self.io.map(|io| match io {
                 IoArg::Uring => IoMode::Uring,
@@ -311,6 +330,23 @@ mod tests {
                 defaults.token_cache_entries.unwrap().to_string(),
             ),
             ("token-cache-max-age", seconds(defaults.token_cache_max_age)),
+            (
+                "grpc-max-message-bytes",
+                defaults.grpc_max_message_bytes.unwrap().to_string(),
+            ),
+            (
+                "grpc-max-concurrent-streams",
+                defaults.grpc_max_concurrent_streams.unwrap().to_string(),
+            ),
+            (
+                "grpc-keepalive-interval",
+                seconds(defaults.grpc_keepalive_interval),
+            ),
+            (
+                "grpc-keepalive-timeout",
+                seconds(defaults.grpc_keepalive_timeout),
+            ),
+            ("grpc-idle-timeout", seconds(defaults.grpc_idle_timeout)),
             (
                 "access-log-sample",
                 defaults.access_log_sample.unwrap().to_string(),

@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::CacheSettings;
 use crate::access_log::{AccessLogOptions, Destination};
 use crate::authz::{AuthzOptions, BatchLimits, Clock};
+use crate::grpc::GrpcOptions;
 use crate::http::Limits;
 use crate::server::{ConnectionLimits, IoMode, ServeOptions};
 
@@ -53,6 +54,12 @@ pub enum SettingError {
     /// A verified-token cache larger than a shard should hold.
     #[error("at most {MAX_CACHE_ENTRIES} entries per shard (0 turns the cache off)")]
     TooManyCacheEntries,
+    /// A gRPC message limit too small for a real CheckRequest or too large to buffer.
+    #[error("between {MIN_GRPC_MESSAGE_BYTES} and {MAX_GRPC_MESSAGE_BYTES} bytes")]
+    GrpcMessageSize,
+    /// A stream limit of zero (no check could run) or past HTTP/2's practical range.
+    #[error("between 1 and {MAX_GRPC_STREAMS}")]
+    GrpcStreams,
 }
 
 /// A setting refused once the layers are merged.
@@ -145,6 +152,35 @@ pub fn cache_max_age(age: Duration) -> Result<Duration, SettingError> {
     Ok(age)
 }
 
+/// The smallest gRPC message limit: an Envoy `CheckRequest` with a JWT and
+/// ordinary headers is 2 to 4 KiB.
+pub const MIN_GRPC_MESSAGE_BYTES: usize = 4 * 1024;
+
+/// The largest gRPC message limit: every stream of a connection may buffer
+/// one message this large.
+pub const MAX_GRPC_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The most gRPC streams in flight per connection.
+pub const MAX_GRPC_STREAMS: u32 = 65_536;
+
+/// The largest `CheckRequest` the gRPC face reads.
+pub fn grpc_message_bytes(bytes: usize) -> Result<usize, SettingError> {
+    if (MIN_GRPC_MESSAGE_BYTES..=MAX_GRPC_MESSAGE_BYTES).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(SettingError::GrpcMessageSize)
+    }
+}
+
+/// Checks in flight on one gRPC connection.
+pub fn grpc_streams(streams: u32) -> Result<u32, SettingError> {
+    if (1..=MAX_GRPC_STREAMS).contains(&streams) {
+        Ok(streams)
+    } else {
+        Err(SettingError::GrpcStreams)
+    }
+}
+
 /// The request-line limit against the head limit it is part of.
 pub fn head_limits(max_request_line: usize, max_header_bytes: usize) -> Result<(), SettingError> {
     if max_request_line > max_header_bytes {
@@ -195,6 +231,18 @@ server_settings! {
     admin_listen: AdminListen = Some(AdminListen::At(SocketAddr::from(([127, 0, 0, 1], 9901)))),
     /// Batch port for `POST /v1/verify` [default: off].
     verify_listen: SocketAddr = None,
+    /// gRPC ext_authz port (Envoy's `Authorization/Check`) [default: off].
+    grpc_listen: SocketAddr = None,
+    /// Largest gRPC `CheckRequest`, in bytes [default: 256 KiB].
+    grpc_max_message_bytes: usize = Some(256 * 1024),
+    /// gRPC checks in flight on one connection [default: 256].
+    grpc_max_concurrent_streams: u32 = Some(256),
+    /// Time between HTTP/2 PINGs on a gRPC connection [default: 60 s].
+    grpc_keepalive_interval: Duration = Some(Duration::from_secs(60)),
+    /// How long a PING may go unanswered [default: 20 s].
+    grpc_keepalive_timeout: Duration = Some(Duration::from_secs(20)),
+    /// A gRPC connection that starts no call for this long is closed [default: 300 s].
+    grpc_idle_timeout: Duration = Some(Duration::from_secs(300)),
     /// Shard threads; 0 (the default) means one per available core.
     shards: usize = Some(0),
     /// I/O runtime [default: auto].
@@ -278,6 +326,26 @@ impl ServerLayer {
         Ok(ServeOptions {
             listen: all.listen.expect(DEFAULTED),
             verify_listen: all.verify_listen,
+            grpc: match all.grpc_listen {
+                Some(listen) => Some(GrpcOptions {
+                    listen,
+                    max_message_bytes: grpc_message_bytes(
+                        all.grpc_max_message_bytes.expect(DEFAULTED),
+                    )
+                    .map_err(|error| error.of("server.grpc_max_message_bytes"))?,
+                    max_concurrent_streams: grpc_streams(
+                        all.grpc_max_concurrent_streams.expect(DEFAULTED),
+                    )
+                    .map_err(|error| error.of("server.grpc_max_concurrent_streams"))?,
+                    keepalive_interval: positive(all.grpc_keepalive_interval.expect(DEFAULTED))
+                        .map_err(|error| error.of("server.grpc_keepalive_interval"))?,
+                    keepalive_timeout: positive(all.grpc_keepalive_timeout.expect(DEFAULTED))
+                        .map_err(|error| error.of("server.grpc_keepalive_timeout"))?,
+                    idle_timeout: positive(all.grpc_idle_timeout.expect(DEFAULTED))
+                        .map_err(|error| error.of("server.grpc_idle_timeout"))?,
+                }),
+                None => None,
+            },
             admin_listen: match all.admin_listen.expect(DEFAULTED) {
                 AdminListen::At(addr) => Some(addr),
                 AdminListen::Off => None,

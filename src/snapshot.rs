@@ -52,6 +52,13 @@ impl Snapshot {
         self.keys.get(config)
     }
 
+    /// Whether every token configuration holds keys it can verify with.
+    pub fn keys_loaded(&self) -> bool {
+        self.keys
+            .iter()
+            .all(|keys| keys.available() && !keys.verifier().keys().is_empty())
+    }
+
     /// Each token configuration's name with its keys.
     pub fn configs(&self) -> impl Iterator<Item = (&str, &TokenKeys)> + '_ {
         self.policy

@@ -29,11 +29,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::access_log::{Entry, ShardLog};
-use crate::metrics::{CacheGauges, Decision, Place, ShardMetrics, Taken};
+use crate::metrics::{CacheGauges, Decision, Face, Place, ShardMetrics, Taken};
 
 use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, OriginalRequest, RequestHead, Service};
-use crate::policy::{self, Action, DefaultAction, Policy, Route, Routed};
+use crate::policy::{self, Action, DefaultAction, Policy, Route, Routed, Rule};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::{CacheSettings, Outcome, TokenCache, UnixTime};
 
@@ -138,6 +138,68 @@ impl Record {
     }
 }
 
+/// Where a check's original request (the client's request to the proxy)
+/// comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Origin<'b> {
+    /// The HTTP face: read from the check request's own head, as the
+    /// policy's `forwarded` style says.
+    Forwarded,
+    /// The gRPC face: stated by the proxy (Envoy's `CheckRequest`
+    /// attributes), whose headers make up the head; `rule` is the rule the
+    /// proxy's route names, if it names one.
+    Stated {
+        /// Method, host and path (with its query).
+        request: OriginalRequest<'b>,
+        /// The `jwtgate_rule` context extension.
+        rule: Option<&'b [u8]>,
+    },
+    /// The gRPC face, when the proxy's statement cannot be read: answered
+    /// 400 with this reason, counted and logged like any other check.
+    Unreadable(&'static str),
+}
+
+/// How one check was decided, for the face that renders it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Summary<'p> {
+    policy: &'p Policy,
+    record: Record,
+}
+
+impl<'p> Summary<'p> {
+    /// The rule that decided, if one did.
+    pub(crate) fn rule(&self) -> Option<&'p Rule> {
+        self.record
+            .place
+            .rule
+            .and_then(|index| self.policy.rules.get(index))
+    }
+
+    /// The name of the token configuration that decided (empty: none).
+    pub(crate) fn token_config(&self) -> &'p str {
+        self.rule()
+            .zip(self.record.place.config)
+            .and_then(|(rule, position)| rule.token_configs.get(position))
+            .and_then(|&index| self.policy.configs.get(index))
+            .map_or("", |config| &config.name)
+    }
+
+    /// The `outcome` label.
+    pub(crate) fn outcome_name(&self) -> &'static str {
+        self.record.decision.name()
+    }
+
+    /// The `action` label.
+    pub(crate) fn action_name(&self) -> &'static str {
+        self.record.taken.name()
+    }
+
+    /// The token outcome, when a token was looked at.
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
+        self.record.outcome()
+    }
+}
+
 fn as_text(bytes: Option<&[u8]>) -> Option<&str> {
     bytes.and_then(|bytes| std::str::from_utf8(bytes).ok())
 }
@@ -205,60 +267,104 @@ impl Authorizer {
         }
     }
 
-    /// Decides one check request and appends the answer to `out`; returns the
-    /// token outcome (`None` when no token was looked at).
+    /// Decides one HTTP check request and appends the answer to `out`;
+    /// returns the token outcome (`None` when no token was looked at).
     pub(crate) fn decide(
         &mut self,
         head: &RequestHead<'_, '_>,
         framing: Framing,
         out: &mut Vec<u8>,
     ) -> Option<Outcome> {
+        self.decide_from(
+            Face::Http,
+            head,
+            Origin::Forwarded,
+            framing,
+            out,
+            |summary, _| summary.outcome(),
+        )
+    }
+
+    /// Decides one check request of `face` whose original request comes from
+    /// `origin`, appends the HTTP answer to `out`, and hands `then` how it
+    /// was decided and the answer (the bytes appended), while the policy
+    /// that decided is at hand.
+    pub(crate) fn decide_from<R>(
+        &mut self,
+        face: Face,
+        head: &RequestHead<'_, '_>,
+        origin: Origin<'_>,
+        framing: Framing,
+        out: &mut Vec<u8>,
+        then: impl FnOnce(Summary<'_>, &[u8]) -> R,
+    ) -> R {
         // A guard, not a clone of the Arc: no shared reference count is touched.
         let snapshot = self.policy.load();
+        let start = out.len();
         if self.metrics.is_none() && self.log.is_none() {
-            return self
-                .decide_with(&snapshot, head, framing, out, None)
-                .outcome();
+            let record = self.decide_with(&snapshot, head, origin, framing, out, None);
+            let summary = Summary {
+                policy: &snapshot.policy,
+                record,
+            };
+            return then(summary, out.get(start..).unwrap_or_default());
         }
         let logged = self.log.as_mut().is_some_and(ShardLog::sampled);
         let started = logged.then(Instant::now);
         self.seen.clear();
-        let decided = self.decide_with(&snapshot, head, framing, out, Some(logged));
+        let decided = self.decide_with(&snapshot, head, origin, framing, out, Some(logged));
         if let Some(metrics) = &self.metrics {
             // Counted per policy: a key refresh shares the policy, so the
             // shard's table carries on.
             let mut metrics = metrics.borrow_mut();
             metrics.count(
                 &snapshot.policy,
+                face,
                 decided.place,
                 decided.decision,
                 decided.taken,
             );
             metrics.note_cache(self.cache_gauges());
         }
+        let summary = Summary {
+            policy: &snapshot.policy,
+            record: decided,
+        };
         if let Some(started) = started {
-            self.log_line(&snapshot.policy, head, &decided, started.elapsed());
+            self.log_line(face, summary, head, origin, started.elapsed());
         }
-        decided.outcome()
+        then(summary, out.get(start..).unwrap_or_default())
+    }
+
+    /// Records how long a check took from its arrival to its answer, for a
+    /// face whose connections do not time their own requests (gRPC).
+    pub(crate) fn record_request(&self, latency: std::time::Duration) {
+        if let Some(metrics) = &self.metrics {
+            metrics.borrow_mut().record_request(latency);
+        }
     }
 
     fn log_line(
         &mut self,
-        policy: &Policy,
+        face: Face,
+        summary: Summary<'_>,
         head: &RequestHead<'_, '_>,
-        decided: &Record,
+        origin: Origin<'_>,
         latency: std::time::Duration,
     ) {
         let Some(log) = &mut self.log else {
             return;
         };
+        let (policy, decided) = (summary.policy, &summary.record);
         // Forwarded headers from a peer that is not trusted are not the request:
         // the line names what the peer itself sent.
         let believed = decided.decision != Decision::UntrustedProxy;
-        let original = if believed && policy.needs_original_request() {
-            OriginalRequest::from_head(head, policy.forwarded.style()).ok()
-        } else {
-            None
+        let original = match origin {
+            Origin::Stated { request, .. } if believed => Some(request),
+            Origin::Forwarded if believed && policy.needs_original_request() => {
+                OriginalRequest::from_head(head, policy.forwarded.style()).ok()
+            }
+            _ => None,
         };
         let (method, host, path) = match &original {
             Some(original) => (original.method, original.host, original.path),
@@ -268,19 +374,14 @@ impl Authorizer {
                 head.path.as_bytes(),
             ),
         };
-        let rule = decided.place.rule.and_then(|index| policy.rules.get(index));
-        let token_config = rule
-            .zip(decided.place.config)
-            .and_then(|(rule, position)| rule.token_configs.get(position))
-            .and_then(|&index| policy.configs.get(index))
-            .map_or("", |config| &config.name);
         log.write(&Entry {
             shard: self.shard,
+            face: face.name(),
             method,
             host,
             path,
-            rule: rule.map_or("", |rule| &rule.name),
-            token_config,
+            rule: summary.rule().map_or("", |rule| &rule.name),
+            token_config: summary.token_config(),
             outcome: decided.decision.name(),
             action: decided.taken.name(),
             status: decided.status,
@@ -296,60 +397,94 @@ impl Authorizer {
         &mut self,
         snapshot: &Snapshot,
         head: &RequestHead<'_, '_>,
+        origin: Origin<'_>,
         framing: Framing,
         out: &mut Vec<u8>,
         observe: Option<bool>,
     ) -> Record {
         let policy = &*snapshot.policy;
+        if let Origin::Unreadable(detail) = origin {
+            response::bad_request(out, detail, framing);
+            return Record::blocked(Decision::BadRequest, 400);
+        }
         if self.options.danger_skip_verification {
             response::unverified(out, framing.close);
             return Record::allowed(None, Decision::Token(Outcome::Valid));
         }
-        let (route, query) = if policy.needs_original_request() {
-            if !matches!(policy.forwarded, policy::Forwarded::RequestLine { .. })
-                && !policy.trusts(framing.peer)
-            {
-                // Routing on headers a client could have written itself would
-                // let it pick an excluded path: refuse instead.
-                write_simple(
-                    out,
-                    403,
-                    "application/json",
-                    b"cache-control: no-store\r\nx-jwtgate-outcome: untrusted_proxy\r\n",
-                    br#"{"error":"untrusted_proxy","detail":"forwarded headers are only believed from server.trusted_proxies"}"#,
-                    framing,
-                );
-                return Record::blocked(Decision::UntrustedProxy, 403);
+        // A gRPC peer states the whole request; an HTTP peer, unless it is
+        // Envoy's request-line style, states it in headers a client could
+        // have written itself, which would let the client pick an excluded
+        // path. Either is believed only from trusted proxies.
+        let stated = match origin {
+            Origin::Stated { .. } => true,
+            _ => {
+                policy.needs_original_request()
+                    && !matches!(policy.forwarded, policy::Forwarded::RequestLine { .. })
             }
-            let original = match OriginalRequest::from_head(head, policy.forwarded.style()) {
-                Ok(original) => original,
-                Err(error) => {
-                    response::bad_request(out, error.detail(), framing);
-                    return Record::blocked(Decision::BadRequest, 400);
-                }
-            };
-            let preflight = is_preflight(head, original.method);
-            let query = memchr::memchr(b'?', original.path)
-                .and_then(|q| original.path.get(q + 1..))
-                .unwrap_or_default();
-            let routed = policy::method::overriding_method(original.method, head, query).and_then(
-                |method_override| {
-                    policy.route_target(&original, method_override, preflight, &mut self.paths)
-                },
+        };
+        if stated && !policy.trusts(framing.peer) {
+            write_simple(
+                out,
+                403,
+                "application/json",
+                b"cache-control: no-store\r\nx-jwtgate-outcome: untrusted_proxy\r\n",
+                br#"{"error":"untrusted_proxy","detail":"forwarded headers are only believed from server.trusted_proxies"}"#,
+                framing,
             );
-            match routed {
-                Ok(routed) => (routed, query),
-                Err(error) => {
-                    response::bad_request(out, error.detail(), framing);
-                    return Record::blocked(Decision::BadRequest, 400);
+            return Record::blocked(Decision::UntrustedProxy, 403);
+        }
+        let (original, named) = match origin {
+            Origin::Stated { request, rule } => (Some(request), rule),
+            _ if policy.needs_original_request() => {
+                match OriginalRequest::from_head(head, policy.forwarded.style()) {
+                    Ok(original) => (Some(original), None),
+                    Err(error) => {
+                        response::bad_request(out, error.detail(), framing);
+                        return Record::blocked(Decision::BadRequest, 400);
+                    }
                 }
             }
-        } else {
-            let route = match policy.rules.first() {
-                Some(rule) => Route::Check(rule),
-                None => Route::Default(policy.default_action),
-            };
-            (Routed { route, also: None }, &b""[..])
+            _ => (None, None),
+        };
+        let named = match named.map(|name| policy.rule_named(name)) {
+            None => None,
+            Some(Some(rule)) => Some(rule),
+            Some(None) => {
+                response::unknown_rule(out, framing);
+                return Record::blocked(Decision::NoRule, 403);
+            }
+        };
+        let (route, query) = match original {
+            Some(original) if named.is_some() || policy.needs_original_request() => {
+                let preflight = is_preflight(head, original.method);
+                let query = memchr::memchr(b'?', original.path)
+                    .and_then(|q| original.path.get(q + 1..))
+                    .unwrap_or_default();
+                let paths = &mut self.paths;
+                let routed = policy::method::overriding_method(original.method, head, query)
+                    .and_then(|method_override| match named {
+                        Some(rule) => {
+                            policy.route_named(rule, &original, method_override, preflight, paths)
+                        }
+                        None => policy.route_target(&original, method_override, preflight, paths),
+                    });
+                match routed {
+                    Ok(routed) => (routed, query),
+                    Err(error) => {
+                        response::bad_request(out, error.detail(), framing);
+                        return Record::blocked(Decision::BadRequest, 400);
+                    }
+                }
+            }
+            // Nothing routes on the request and no source reads its query:
+            // the one rule (or the default) applies, as on the HTTP face.
+            _ => {
+                let route = match policy.rules.first() {
+                    Some(rule) => Route::Check(rule),
+                    None => Route::Default(policy.default_action),
+                };
+                (Routed { route, also: None }, &b""[..])
+            }
         };
         // The stricter of two readings applies: a request the path as spelled
         // routes elsewhere must pass there first, and its denial is the answer.

@@ -410,6 +410,20 @@ pub(super) fn bad_request(out: &mut Vec<u8>, detail: &'static str, framing: Fram
     );
 }
 
+/// The answer to a gRPC check whose route names (in `jwtgate_rule`) a rule
+/// the policy does not define: a mismatch between the proxy's configuration
+/// and jwtgate's, which must deny, never allow.
+pub(super) fn unknown_rule(out: &mut Vec<u8>, framing: Framing) {
+    crate::http::response::write_simple(
+        out,
+        403,
+        "application/json",
+        b"cache-control: no-store\r\nx-jwtgate-outcome: unknown_rule\r\n",
+        br#"{"error":"unknown_rule","detail":"the route's jwtgate_rule context extension names no rule of the policy"}"#,
+        framing,
+    );
+}
+
 /// The answer to a request that matches no rule under `default_action = "deny"`.
 pub(super) fn no_matching_rule(out: &mut Vec<u8>, framing: Framing) {
     crate::http::response::write_simple(

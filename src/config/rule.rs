@@ -239,5 +239,6 @@ pub(super) fn rule_of(
         require_claims: require_claims.into(),
         forward_claims: forward_claims.into(),
         bypass_cors_preflight: rule.bypass_cors_preflight,
+        strip_authorization: rule.strip_authorization,
     })
 }

@@ -25,6 +25,12 @@ pub(crate) struct RawServer {
     pub(crate) listen: Option<Spanned<String>>,
     pub(crate) admin_listen: Option<Spanned<String>>,
     pub(crate) verify_listen: Option<Spanned<String>>,
+    pub(crate) grpc_listen: Option<Spanned<String>>,
+    pub(crate) grpc_max_message_bytes: Option<Spanned<usize>>,
+    pub(crate) grpc_max_concurrent_streams: Option<Spanned<u32>>,
+    pub(crate) grpc_keepalive_interval: Option<Spanned<String>>,
+    pub(crate) grpc_keepalive_timeout: Option<Spanned<String>>,
+    pub(crate) grpc_idle_timeout: Option<Spanned<String>>,
     pub(crate) shards: Option<usize>,
     pub(crate) io: Option<Spanned<String>>,
     pub(crate) forwarded: Option<Spanned<String>>,
@@ -128,4 +134,6 @@ pub(crate) struct RawRule {
     pub(crate) forward_claims: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub(crate) bypass_cors_preflight: bool,
+    #[serde(default)]
+    pub(crate) strip_authorization: bool,
 }

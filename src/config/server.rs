@@ -65,6 +65,40 @@ pub(super) fn server_settings(
         listen: address(&raw.listen, "server.listen", at)?,
         admin_listen,
         verify_listen: address(&raw.verify_listen, "server.verify_listen", at)?,
+        grpc_listen: address(&raw.grpc_listen, "server.grpc_listen", at)?,
+        grpc_max_message_bytes: raw
+            .grpc_max_message_bytes
+            .as_ref()
+            .map(|bytes| {
+                settings::grpc_message_bytes(*bytes.get_ref()).map_err(|error| {
+                    at.refused(bytes.span(), "server.grpc_max_message_bytes", error)
+                })
+            })
+            .transpose()?,
+        grpc_max_concurrent_streams: raw
+            .grpc_max_concurrent_streams
+            .as_ref()
+            .map(|streams| {
+                settings::grpc_streams(*streams.get_ref()).map_err(|error| {
+                    at.refused(streams.span(), "server.grpc_max_concurrent_streams", error)
+                })
+            })
+            .transpose()?,
+        grpc_keepalive_interval: positive_duration(
+            &raw.grpc_keepalive_interval,
+            "server.grpc_keepalive_interval",
+            at,
+        )?,
+        grpc_keepalive_timeout: positive_duration(
+            &raw.grpc_keepalive_timeout,
+            "server.grpc_keepalive_timeout",
+            at,
+        )?,
+        grpc_idle_timeout: positive_duration(
+            &raw.grpc_idle_timeout,
+            "server.grpc_idle_timeout",
+            at,
+        )?,
         shards: raw.shards,
         io,
         forward_payload: raw.forward_payload,

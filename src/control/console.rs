@@ -30,13 +30,17 @@ impl Report for Console {
         let admin = server
             .admin_addr()
             .map_or_else(|| "off".to_owned(), |addr| addr.to_string());
+        let grpc = server
+            .grpc_addr()
+            .map(|addr| format!(", grpc on {addr}"))
+            .unwrap_or_default();
         let verify = server
             .verify_addr()
             .map(|addr| format!(", verify on {addr}"))
             .unwrap_or_default();
         // One line, parsed by tests and scripts: the admin address stays last.
         println!(
-            "jwtgate serve: listening on {} (shards {}, io {}){verify}, admin on {admin}",
+            "jwtgate serve: listening on {} (shards {}, io {}){grpc}{verify}, admin on {admin}",
             server.local_addr(),
             server.shard_count(),
             server.io()

@@ -154,6 +154,26 @@ pub struct RequestHead<'h, 'b> {
     headers: &'h [httparse::Header<'b>],
 }
 
+impl<'h, 'b> RequestHead<'h, 'b> {
+    /// A head that arrived in another framing (the gRPC face's CheckRequest):
+    /// `method`, `path` and `headers` as stated there, no body.
+    pub fn stated(
+        method: &'b str,
+        path: &'b str,
+        headers: &'h [httparse::Header<'b>],
+    ) -> RequestHead<'h, 'b> {
+        RequestHead {
+            method,
+            path,
+            version: Version::Http11,
+            keep_alive: true,
+            body: BodyFraming::Length(0),
+            head_len: 0,
+            headers,
+        }
+    }
+}
+
 impl<'b> RequestHead<'_, 'b> {
     /// Values of every field named `name` (case-insensitive), in order.
     pub fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'b [u8]> + 's {

@@ -79,10 +79,7 @@ impl Context<'_> {
 
     /// Every token configuration has usable keys (fetched ones included).
     pub(crate) fn keys_loaded(&self) -> bool {
-        self.snapshot
-            .keys
-            .iter()
-            .all(|keys| keys.available() && !keys.verifier().keys().is_empty())
+        self.snapshot.keys_loaded()
     }
 }
 
@@ -274,7 +271,7 @@ pub(crate) fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
         &mut out,
         "jwtgate_requests_total",
         "counter",
-        "Check requests by rule, token configuration, outcome and action taken.",
+        "Check requests by rule, token configuration, outcome, action taken and face (http, grpc).",
     );
     for (key, count) in &totals.counters {
         out.push_str("jwtgate_requests_total{rule=\"");
@@ -283,9 +280,10 @@ pub(crate) fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
         label(&mut out, &key.token_config);
         let _ = writeln!(
             out,
-            "\",outcome=\"{}\",action=\"{}\"}} {count}",
+            "\",outcome=\"{}\",action=\"{}\",face=\"{}\"}} {count}",
             key.decision.name(),
-            key.taken.name()
+            key.taken.name(),
+            key.face.name()
         );
     }
     family(
@@ -472,9 +470,10 @@ pub(crate) fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
         quote_into(&mut out, &key.token_config);
         let _ = write!(
             out,
-            ",\"outcome\":\"{}\",\"action\":\"{}\",\"count\":{count}}}",
+            ",\"outcome\":\"{}\",\"action\":\"{}\",\"face\":\"{}\",\"count\":{count}}}",
             key.decision.name(),
-            key.taken.name()
+            key.taken.name(),
+            key.face.name()
         );
     }
     out.extend_from_slice(b"],\"protocol_errors\":{");

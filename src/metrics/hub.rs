@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::table::Table;
-use super::{ACTIONS, CacheGauges, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
+use super::{ACTIONS, CacheGauges, DECISIONS, Decision, Face, PROTOCOL_STATUSES, Taken};
 use crate::latency::LatencyHistogram;
 
 /// What a shard's check service counted since the last collection.
@@ -110,6 +110,8 @@ pub(crate) struct CounterKey {
     pub decision: Decision,
     /// The action label.
     pub taken: Taken,
+    /// The face label.
+    pub face: Face,
 }
 
 /// Everything collected so far.
@@ -238,6 +240,7 @@ impl Totals {
                     token_config: entry.token_config.into(),
                     decision: entry.decision,
                     taken: entry.taken,
+                    face: entry.face,
                 };
                 *self.counters.entry(key).or_insert(0) += entry.count;
                 if let Some(row) = self.recent.decisions.get_mut(entry.decision.index())
@@ -346,7 +349,7 @@ mod tests {
             config: Some(0),
         };
         let valid = Decision::Token(Outcome::Valid);
-        shard.count(&policy, place, valid, Taken::Allow);
+        shard.count(&policy, Face::Http, place, valid, Taken::Allow);
         shard.record_request(Duration::from_micros(40));
         // Shard 0 answers ask 1 ahead of time; shard 1 stays silent.
         links[0].answer(
@@ -369,7 +372,7 @@ mod tests {
         );
         drop(totals);
         // Shard 1's late answer and shard 0's next count arrive before the next ask.
-        shard.count(&policy, place, valid, Taken::Allow);
+        shard.count(&policy, Face::Http, place, valid, Taken::Allow);
         links[1].answer(1, Some(shard.take()), Connections::default());
         links[0].last(None, Connections::default());
         links[1].last(None, Connections::default());

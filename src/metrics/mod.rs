@@ -130,6 +130,39 @@ impl Taken {
     }
 }
 
+/// Which face a check request came in by: the `face` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Face {
+    /// An HTTP ext_authz check (nginx `auth_request`, Envoy's `http_service`,
+    /// Traefik, Caddy).
+    Http,
+    /// An Envoy gRPC `Authorization/Check`.
+    Grpc,
+}
+
+/// Number of faces.
+pub(crate) const FACES: usize = 2;
+
+impl Face {
+    /// Dense index, `0..FACES`.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The face at `index`, if any.
+    pub fn from_index(index: usize) -> Option<Face> {
+        [Face::Http, Face::Grpc].get(index).copied()
+    }
+
+    /// The stable `face` label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Face::Http => "http",
+            Face::Grpc => "grpc",
+        }
+    }
+}
+
 /// Where in the policy a request was decided: the rule that matched, and the
 /// position (within that rule's `token_configs`) of the configuration whose
 /// token decided. `None` for "no rule" and "no configuration".
@@ -191,8 +224,15 @@ impl ShardMetrics {
     /// the first request after a reload lays out a new table (the only
     /// allocation, once per reload).
     #[inline]
-    pub fn count(&mut self, policy: &Arc<Policy>, place: Place, decision: Decision, taken: Taken) {
-        self.table_for(policy).add(place, decision, taken);
+    pub fn count(
+        &mut self,
+        policy: &Arc<Policy>,
+        face: Face,
+        place: Place,
+        decision: Decision,
+        taken: Taken,
+    ) {
+        self.table_for(policy).add(face, place, decision, taken);
     }
 
     /// Counts one verified-token cache lookup for token configuration

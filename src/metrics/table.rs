@@ -2,17 +2,17 @@
 //! per policy so that counting a request is an index computation and an add.
 //!
 //! Each rule owns a block of `(its token configurations + 1) × DECISIONS ×
-//! ACTIONS` counters (the `+ 1` is "no configuration decided", a missing token
+//! ACTIONS × FACES` counters (the `+ 1` is "no configuration decided", a missing token
 //! say); one more block counts requests that matched no rule. Only the
 //! combinations a rule can produce take space, so a thousand rules cost a
 //! megabyte, not the product of every rule and every configuration.
 
 use std::sync::Arc;
 
-use super::{ACTIONS, DECISIONS, Decision, Place, Taken};
+use super::{ACTIONS, DECISIONS, Decision, FACES, Face, Place, Taken};
 use crate::policy::Policy;
 
-const PER_CONFIG: usize = DECISIONS * ACTIONS;
+const PER_CONFIG: usize = DECISIONS * ACTIONS * FACES;
 
 #[derive(Debug)]
 pub(super) struct Table {
@@ -32,6 +32,7 @@ pub(super) struct Entry<'p> {
     pub(super) token_config: &'p str,
     pub(super) decision: Decision,
     pub(super) taken: Taken,
+    pub(super) face: Face,
     pub(super) count: u64,
 }
 
@@ -74,10 +75,11 @@ impl Table {
 
     /// Adds one; a place outside the policy (never produced) is not counted.
     #[inline]
-    pub(super) fn add(&mut self, place: Place, decision: Decision, taken: Taken) {
+    pub(super) fn add(&mut self, face: Face, place: Place, decision: Decision, taken: Taken) {
         if let Some(counter) = self.slot(place).and_then(|block| {
-            self.counts
-                .get_mut(block + decision.index() * ACTIONS + taken.index())
+            self.counts.get_mut(
+                block + (decision.index() * ACTIONS + taken.index()) * FACES + face.index(),
+            )
         }) {
             *counter += 1;
         }
@@ -155,11 +157,13 @@ impl Table {
                 .enumerate()
                 .filter(|&(_, &count)| count > 0)
                 .filter_map(move |(offset, &count)| {
+                    let (outcome, face) = (offset / FACES, offset % FACES);
                     Some(Entry {
                         rule,
                         token_config,
-                        decision: Decision::from_index(offset / ACTIONS)?,
-                        taken: Taken::from_index(offset % ACTIONS)?,
+                        decision: Decision::from_index(outcome / ACTIONS)?,
+                        taken: Taken::from_index(outcome % ACTIONS)?,
+                        face: Face::from_index(face)?,
                         count,
                     })
                 })
@@ -198,19 +202,22 @@ mod tests {
         let valid = Decision::Token(Outcome::Valid);
         let expired = Decision::Token(Outcome::Expired);
         let at = |rule, config| Place { rule, config };
-        table.add(at(Some(0), Some(1)), valid, Taken::Allow);
-        table.add(at(Some(0), Some(1)), valid, Taken::Allow);
-        table.add(at(Some(1), Some(0)), expired, Taken::Block);
+        let (http, grpc) = (Face::Http, Face::Grpc);
+        table.add(http, at(Some(0), Some(1)), valid, Taken::Allow);
+        table.add(http, at(Some(0), Some(1)), valid, Taken::Allow);
+        table.add(grpc, at(Some(0), Some(1)), valid, Taken::Allow);
+        table.add(grpc, at(Some(1), Some(0)), expired, Taken::Block);
         table.add(
+            http,
             at(Some(0), None),
             Decision::Token(Outcome::Missing),
             Taken::Log,
         );
-        table.add(at(None, None), Decision::NoRule, Taken::Block);
+        table.add(http, at(None, None), Decision::NoRule, Taken::Block);
         // Places no policy produces are ignored, not misfiled.
-        table.add(at(Some(1), Some(1)), valid, Taken::Allow);
-        table.add(at(Some(2), None), valid, Taken::Allow);
-        table.add(at(None, Some(0)), valid, Taken::Allow);
+        table.add(http, at(Some(1), Some(1)), valid, Taken::Allow);
+        table.add(grpc, at(Some(2), None), valid, Taken::Allow);
+        table.add(http, at(None, Some(0)), valid, Taken::Allow);
         let mut entries: Vec<_> = table
             .entries()
             .map(|e| {
@@ -219,6 +226,7 @@ mod tests {
                     e.token_config,
                     e.decision.name(),
                     e.taken.name(),
+                    e.face.name(),
                     e.count,
                 )
             })
@@ -227,10 +235,11 @@ mod tests {
         assert_eq!(
             entries,
             [
-                ("", "", "no_rule", "block", 1),
-                ("admin", "partners", "expired", "block", 1),
-                ("api", "", "missing", "log", 1),
-                ("api", "partners", "valid", "allow", 2),
+                ("", "", "no_rule", "block", "http", 1),
+                ("admin", "partners", "expired", "block", "grpc", 1),
+                ("api", "", "missing", "log", "http", 1),
+                ("api", "partners", "valid", "allow", "grpc", 1),
+                ("api", "partners", "valid", "allow", "http", 2),
             ]
         );
         let taken = table.take();

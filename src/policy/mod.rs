@@ -126,6 +126,9 @@ pub struct Rule {
     /// Let CORS preflight requests (`OPTIONS` with `Origin` and
     /// `Access-Control-Request-Method`) through without a token.
     pub bypass_cors_preflight: bool,
+    /// Have the proxy remove `authorization` before the origin (the gRPC
+    /// face's `headers_to_remove`; an HTTP ext_authz answer cannot say it).
+    pub strip_authorization: bool,
 }
 
 impl Rule {
@@ -406,6 +409,7 @@ impl Policy {
                 require_claims: Box::new([]),
                 forward_claims: Box::new([]),
                 bypass_cors_preflight: false,
+                strip_authorization: false,
             }]),
             DefaultAction::Deny,
             Box::new([]),
@@ -467,6 +471,56 @@ impl Policy {
             }
         }
         Ok(route)
+    }
+
+    /// Routes a request to `rule`, which the proxy named for it (the gRPC
+    /// face's `jwtgate_rule` context extension: Envoy has already routed the
+    /// request). The rule's hosts, paths and methods are not consulted; its
+    /// exclusions and preflight bypass are, read as [`Policy::route_target`]
+    /// reads them: a path with no single reading, or whose readings (with
+    /// and without `;` parameters, with the method sent and the one a POST
+    /// asks for) differ on whether an exclusion applies, is unreadable.
+    pub fn route_named<'p>(
+        &'p self,
+        rule: &'p Rule,
+        request: &OriginalRequest<'_>,
+        method_override: Option<&[u8]>,
+        preflight: bool,
+        buffers: &mut PathBuffers,
+    ) -> Result<Routed<'p>, Unreadable> {
+        host::host_name(request.host).ok_or(Unreadable::Host)?;
+        let stripped =
+            path::canonicalize(request.path, path::Params::Strip, &mut buffers.stripped)?;
+        buffers.rewritten = stripped.rewritten;
+        let exclusions_apply = !stripped.rewritten;
+        let route = self.route_to(
+            rule,
+            request,
+            &buffers.stripped,
+            exclusions_apply,
+            preflight,
+        );
+        if stripped.has_params {
+            path::canonicalize(request.path, path::Params::Literal, &mut buffers.literal)?;
+            // As in `route`: a reading with parameters never meets an exclusion.
+            if !route.same_as(&self.route_to(rule, request, &buffers.literal, false, preflight)) {
+                return Err(Unreadable::AmbiguousParameters);
+            }
+        }
+        if let Some(method) = method_override {
+            let overridden = OriginalRequest { method, ..*request };
+            let path = &buffers.stripped;
+            if !route.same_as(&self.route_to(rule, &overridden, path, exclusions_apply, preflight))
+            {
+                return Err(Unreadable::AmbiguousMethod);
+            }
+        }
+        Ok(Routed { route, also: None })
+    }
+
+    /// The rule named `name`, if the policy has one.
+    pub fn rule_named(&self, name: &[u8]) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.name.as_bytes() == name)
     }
 
     /// Routes a request by one reading of its path: `path` is canonical,
@@ -592,6 +646,7 @@ mod tests {
             require_claims: Box::new([]),
             forward_claims: Box::new([]),
             bypass_cors_preflight: true,
+            strip_authorization: false,
         }
     }
 

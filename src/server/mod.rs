@@ -43,6 +43,7 @@ use crate::access_log::{AccessLog, AccessLogOptions, ShardLog};
 use crate::admin::{Admin, Observed};
 use crate::authz::{Authorizer, AuthzOptions, BatchLimits, BatchVerifier, Denials};
 use crate::diagnostics::warn;
+use crate::grpc::{GrpcOptions, Readiness, ShardFace};
 use crate::http::Service;
 use crate::metrics::exposition::summary_line;
 use crate::metrics::{COLLECT_WAIT, Hub, ShardMetrics};
@@ -95,6 +96,8 @@ pub struct ServeOptions {
     pub verify_listen: Option<SocketAddr>,
     /// The admin port (`/healthz`), if any.
     pub admin_listen: Option<SocketAddr>,
+    /// The gRPC face (Envoy's `Authorization/Check`), if any.
+    pub grpc: Option<GrpcOptions>,
     /// Shard threads; 0 means one per available core.
     pub shards: usize,
     /// Runtime choice.
@@ -157,6 +160,7 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct Server {
     listen: SocketAddr,
+    grpc_listen: Option<SocketAddr>,
     verify_listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
     io: ActiveIo,
@@ -225,7 +229,7 @@ fn spawn_shard<V, B>(
     name: String,
     core: Option<core_affinity::CoreId>,
     io: ActiveIo,
-    endpoint: Endpoint<B>,
+    endpoint: Endpoint<B, V>,
     settings: ShardSettings,
     started: Started,
 ) -> Result<Thread, ServeError>
@@ -280,6 +284,13 @@ impl Server {
         };
         let data = bind_group(options.listen, shard_count)?;
         let listen = local_addr(data.first(), options.listen);
+        let grpc_sockets = match &options.grpc {
+            Some(grpc) => bind_group(grpc.listen, shard_count)?,
+            None => Vec::new(),
+        };
+        let grpc_listen = options
+            .grpc
+            .map(|grpc| local_addr(grpc_sockets.first(), grpc.listen));
         let batch_sockets = match options.verify_listen {
             Some(addr) => bind_group(addr, shard_count)?,
             None => Vec::new(),
@@ -325,6 +336,7 @@ impl Server {
         let mut threads = 0;
         let mut server = Server {
             listen,
+            grpc_listen,
             verify_listen,
             admin_listen,
             io,
@@ -337,6 +349,7 @@ impl Server {
             drain_delay: options.drain_delay,
         };
         let seed = crate::UnixTime::now().0.unsigned_abs();
+        let mut grpc_sockets = grpc_sockets.into_iter();
         for ((index, listener), link) in data.into_iter().enumerate().zip(links) {
             let log = sink
                 .clone()
@@ -351,11 +364,27 @@ impl Server {
             };
             let core = cores.get(index % cores.len().max(1)).copied();
             let name = format!("jwtgate-shard-{index}");
+            let grpc_face = options.grpc.zip(grpc_sockets.next()).map(|(grpc, socket)| {
+                let face = ShardFace {
+                    listener: socket,
+                    options: grpc,
+                    readiness: Readiness {
+                        status: Arc::clone(&observed.status),
+                        snapshot: Arc::clone(&observed.policy),
+                    },
+                    max_connections: settings.max_connections,
+                    drain_timeout: settings.drain_timeout,
+                };
+                let start: shard::SecondFace<Authorizer> =
+                    Box::new(move |authorizer, draining| face.start(authorizer, draining));
+                start
+            });
             let endpoint = Endpoint {
                 listener,
                 service,
                 metrics,
                 link: Some(link),
+                second: grpc_face,
             };
             server.shards.push(spawn_shard(
                 threads,
@@ -382,6 +411,7 @@ impl Server {
                 service,
                 metrics: None,
                 link: None,
+                second: None,
             };
             server.batch.push(spawn_shard(
                 threads,
@@ -401,6 +431,7 @@ impl Server {
                 service: move |_| admin,
                 metrics: None,
                 link: None,
+                second: None,
             };
             let admin_settings = ShardSettings {
                 max_connections: 64,
@@ -466,6 +497,11 @@ impl Server {
     /// The data port's address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// The gRPC face's address, if one is configured.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_listen
     }
 
     /// The batch port's address, if one is configured.

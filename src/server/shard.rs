@@ -12,10 +12,11 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::net::Shutdown;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 
 use super::conn::{self, ConnectionLimits, ShardParts};
 use super::tracking::{BufferPool, Draining, Phase, Registry, Tracked};
@@ -94,8 +95,20 @@ impl<S: Stream> Shard<S> {
     }
 }
 
+/// A second face of the shard's service, on a listener of its own (the
+/// gRPC face). Called on the shard's thread with the service and a signal
+/// that turns true when the drain begins, it returns the task serving that
+/// face until it has drained, which the shard awaits before it ends.
+pub(crate) type SecondFace<V> = Box<
+    dyn FnOnce(
+            Rc<RefCell<V>>,
+            watch::Receiver<bool>,
+        ) -> io::Result<Pin<Box<dyn Future<Output = ()>>>>
+        + Send,
+>;
+
 /// The listener a shard serves, with what answers on it.
-pub(crate) struct Endpoint<B> {
+pub(crate) struct Endpoint<B, V> {
     /// The bound, listening, non-blocking socket (one per shard, SO_REUSEPORT).
     pub(crate) listener: std::net::TcpListener,
     /// Builds the service on the shard's thread, handed the shard's metrics
@@ -106,6 +119,8 @@ pub(crate) struct Endpoint<B> {
     pub(crate) metrics: Option<ShardMetrics>,
     /// Where the shard hands its counts when asked (check shards only).
     pub(crate) link: Option<ShardLink>,
+    /// The gRPC face, on check shards that have one.
+    pub(crate) second: Option<SecondFace<V>>,
 }
 
 /// How a shard runs, decided before it starts.
@@ -151,7 +166,7 @@ pub(crate) fn probe_uring() -> io::Result<bool> {
 /// drain ends. `started` is told once the listeners are accepting.
 pub(crate) fn run_uring<V, B>(
     tuned: bool,
-    endpoint: Endpoint<B>,
+    endpoint: Endpoint<B, V>,
     settings: ShardSettings,
     stop: oneshot::Receiver<()>,
     started: impl FnOnce(io::Result<()>),
@@ -170,7 +185,7 @@ pub(crate) fn run_uring<V, B>(
 
 /// Runs a shard on tokio's epoll runtime; otherwise as [`run_uring`].
 pub(crate) fn run_epoll<V, B>(
-    endpoint: Endpoint<B>,
+    endpoint: Endpoint<B, V>,
     settings: ShardSettings,
     stop: oneshot::Receiver<()>,
     started: impl FnOnce(io::Result<()>),
@@ -209,7 +224,7 @@ fn take_over<L: Listener>(listener: std::net::TcpListener) -> io::Result<Running
 }
 
 async fn serve<L, V, B>(
-    endpoint: Endpoint<B>,
+    endpoint: Endpoint<B, V>,
     settings: ShardSettings,
     stop: oneshot::Receiver<()>,
     started: impl FnOnce(io::Result<()>),
@@ -226,6 +241,15 @@ async fn serve<L, V, B>(
         .metrics
         .map(|metrics| Rc::new(RefCell::new(metrics)));
     let service = Rc::new(RefCell::new((endpoint.service)(metrics.clone())));
+    let (drain_signal, drain_watch) = watch::channel(false);
+    let second = match endpoint
+        .second
+        .map(|face| face(Rc::clone(&service), drain_watch))
+        .transpose()
+    {
+        Ok(task) => task.map(tokio::task::spawn_local),
+        Err(error) => return started(Err(error)),
+    };
     let shard: Rc<Shard<L::Stream>> = Rc::new(Shard::new(settings.max_connections, metrics));
     let link = endpoint.link.map(Rc::new);
     let accepting = tokio::task::spawn_local(accept_loop(
@@ -247,6 +271,8 @@ async fn serve<L, V, B>(
     // A dropped sender (the server handle gone) also stops the shard.
     let _ = stop.await;
     shard.draining.start();
+    // The second face drains beside this one, within the same timeout.
+    let _ = drain_signal.send(true);
     let _ = socket2::SockRef::from(&running.stopper).shutdown(Shutdown::Read);
     shard.slot_freed.notify_waiters();
     let _ = accepting.await;
@@ -257,6 +283,9 @@ async fn serve<L, V, B>(
         shard.registry.expire_all();
         // The cut-short operations complete at once; let their tasks finish.
         let _ = tokio::time::timeout(Duration::from_secs(1), shard.all_closed()).await;
+    }
+    if let Some(second) = second {
+        let _ = second.await;
     }
     sweeper.abort();
     if let Some(reporter) = reporter {

@@ -127,6 +127,9 @@ fn rule_text(policy: &Policy, rule: &Rule) -> String {
     if rule.bypass_cors_preflight {
         text.push_str("; CORS preflight passes");
     }
+    if rule.strip_authorization {
+        text.push_str("; gRPC face removes authorization");
+    }
     text
 }
 

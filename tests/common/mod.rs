@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+pub mod grpc;
 pub mod https;
 pub mod nginx;
 pub mod server;

@@ -37,6 +37,7 @@ pub struct Server {
     addr: SocketAddr,
     admin: SocketAddr,
     verify: Option<SocketAddr>,
+    grpc: Option<SocketAddr>,
     shards: usize,
     io: String,
     ready_line: String,
@@ -112,6 +113,7 @@ impl Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             verify: None,
+            grpc: None,
             shards: 0,
             io: String::new(),
             ready_line: String::new(),
@@ -157,11 +159,17 @@ impl Server {
         server.addr = ready.addr;
         server.admin = ready.admin;
         server.verify = ready.verify;
+        server.grpc = ready.grpc;
         server.shards = ready.shards;
         server.io = ready.io;
-        for target in [Some(ready.addr), Some(ready.admin), ready.verify]
-            .into_iter()
-            .flatten()
+        for target in [
+            Some(ready.addr),
+            Some(ready.admin),
+            ready.verify,
+            ready.grpc,
+        ]
+        .into_iter()
+        .flatten()
         {
             if let Err(e) = TcpStream::connect_timeout(&target, IO_TIMEOUT) {
                 panic!(
@@ -187,6 +195,11 @@ impl Server {
     /// The batch listener (`, verify on ADDR` in the readiness line), if any.
     pub fn verify_addr(&self) -> Option<SocketAddr> {
         self.verify
+    }
+
+    /// The gRPC listener (`, grpc on ADDR` in the readiness line), if any.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc
     }
 
     /// `N` of `(shards N, io …)` in the readiness line.
@@ -278,29 +291,36 @@ pub struct Ready {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub verify: Option<SocketAddr>,
+    pub grpc: Option<SocketAddr>,
     pub shards: usize,
     pub io: String,
 }
 
 /// Parses `jwtgate serve: listening on A (shards N, io X), admin on B`, also
-/// with `, verify on V` before `, admin on` (the `--verify-listen` port).
+/// with `, grpc on G` and `, verify on V` before `, admin on` (the
+/// `--grpc-listen` and `--verify-listen` ports).
 pub fn parse_ready_line(line: &str) -> Option<Ready> {
     let rest = line.strip_prefix(READY_PREFIX)?;
     let (addr, rest) = rest.split_once(' ')?;
     let rest = rest.strip_prefix("(shards ")?;
     let (shards, rest) = rest.split_once(", io ")?;
     let (io, rest) = rest.split_once(')')?;
-    let (verify, admin) = match rest.strip_prefix(", verify on ") {
-        Some(rest) => {
-            let (verify, admin) = rest.split_once(", admin on ")?;
-            (Some(verify.parse().ok()?), admin)
+    let (mut grpc, mut verify, mut admin) = (None, None, None);
+    for part in rest.trim_end().strip_prefix(", ")?.split(", ") {
+        let (name, value) = part.split_once(" on ")?;
+        let value = Some(value.parse().ok()?);
+        match name {
+            "grpc" => grpc = value,
+            "verify" => verify = value,
+            "admin" => admin = value,
+            _ => return None,
         }
-        None => (None, rest.strip_prefix(", admin on ")?),
-    };
+    }
     Some(Ready {
         addr: addr.parse().ok()?,
-        admin: admin.trim_end().parse().ok()?,
+        admin: admin?,
         verify,
+        grpc,
         shards: shards.parse().ok()?,
         io: io.to_owned(),
     })
@@ -676,6 +696,25 @@ impl Client {
     pub fn post(&mut self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
         self.conn
             .request(&request_bytes("POST", path, headers, body))
+    }
+
+    /// `METHOD path` with `Host: host` and `headers` (`POST` with an empty body).
+    pub fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut out = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+        for (name, value) in headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if method == "POST" {
+            out.push_str("Content-Length: 0\r\n");
+        }
+        out.push_str("\r\n");
+        self.conn.request(out.as_bytes())
     }
 
     /// `GET path` with `Authorization: Bearer token`.

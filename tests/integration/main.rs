@@ -20,6 +20,7 @@ mod dodges;
 mod e2e_nginx;
 mod e2e_origin;
 mod fuzz_regressions;
+mod grpc;
 mod http_framing;
 mod jwks;
 mod metrics;
