@@ -646,3 +646,63 @@ fn grpc_checks_are_counted_and_logged_with_their_face() {
     assert_eq!((grpc_lines, http_lines), (3, 1), "{text}");
     assert!(text.contains(r#""path":"/v1/x""#), "{text}");
 }
+
+#[test]
+fn a_drain_answers_the_checks_in_flight_and_refuses_only_unsent_ones() {
+    let env = Env::new("drain");
+    let log = env.dir.path("access.log");
+    let log_flag = log.to_str().unwrap();
+    let mut server = env.serve("", &["--drain-delay", "1", "--access-log", log_flag]);
+    let grpc = GrpcClient::connect(server.grpc_addr().unwrap());
+    let token = bearer(&env.token(""));
+    let request = check_request("GET", HOST, "/v1/x", &[("authorization", &token)]);
+    const IN_FLIGHT: usize = 64;
+    let (answered, refused, signalled_at) = grpc.block(async {
+        let mut calls = tokio::task::JoinSet::new();
+        let client = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::new(
+            grpc.channel(),
+        );
+        let (mut answered, mut refused, mut signalled_at) = (0_usize, 0_usize, None);
+        while refused == 0 || !calls.is_empty() {
+            while refused == 0 && calls.len() < IN_FLIGHT {
+                let (mut client, request) = (client.clone(), request.clone());
+                calls.spawn(async move { client.check(request).await });
+            }
+            match calls.join_next().await.unwrap().unwrap() {
+                Ok(response) => {
+                    let got = answer(&response.into_inner());
+                    assert_eq!((got.code, got.status), (code::OK, 200), "{got:?}");
+                    answered += 1;
+                }
+                // A call the server never took: a stream above GOAWAY's last
+                // stream or on a connection after the listener closed
+                // (Unavailable), or one still queued in the client when the
+                // connection closed (Cancelled). Whether the server took any
+                // call it did not answer is what the access log says below.
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::Unavailable | tonic::Code::Cancelled
+                    ) =>
+                {
+                    refused += 1;
+                }
+                Err(status) => panic!("a check was cut off: {status:?}"),
+            }
+            if answered == 2_000 && signalled_at.is_none() {
+                server.sigterm();
+                signalled_at = Some(answered);
+            }
+        }
+        (answered, refused, signalled_at.unwrap())
+    });
+    assert!(
+        answered > signalled_at,
+        "checks kept being answered after SIGTERM (drain delay): {answered} answered, signalled at {signalled_at}"
+    );
+    assert!(refused > 0);
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    // Every check the server decided (and logged) reached the client.
+    let decided = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(decided, answered, "checks decided but never answered");
+}
