@@ -146,14 +146,28 @@ pub(crate) fn check(
 }
 
 fn http_header_count(http: &HttpRequest) -> usize {
-    http.header_map
-        .as_ref()
-        .map_or(http.headers.len(), |map| map.headers.len())
+    http.header_map.as_ref().map_or_else(
+        || {
+            http.headers
+                .values()
+                .map(|value| 1 + memchr::memchr_iter(b',', value.as_bytes()).count())
+                .sum()
+        },
+        |map| map.headers.len(),
+    )
 }
 
-/// The request's headers, from `header_map` (Envoy's `encode_raw_headers`)
-/// or `headers`, whichever the proxy filled. A request filling both could
-/// mean two different sets, so it is unreadable.
+/// The request's headers, from `header_map` (Envoy's `encode_raw_headers`,
+/// one entry per header line) or `headers`, whichever the proxy filled. A
+/// request filling both could mean two different sets, so it is unreadable.
+///
+/// In `headers`, Envoy joins the values of a repeated header with commas.
+/// Each comma-separated part is read as a header line of its own, as the
+/// origin receives them: `authorization: Basic …` and `authorization:
+/// Bearer <forged>` joined into one value are two token headers, refused as
+/// on the HTTP face, and never one "other scheme" that reads as no token. A
+/// single header whose value holds a comma reads the same way here, the
+/// stricter of the two readings (no token source's value holds a comma).
 fn read_headers<'r>(
     http: &'r HttpRequest,
     headers: &mut Vec<httparse::Header<'r>>,
@@ -173,10 +187,14 @@ fn read_headers<'r>(
                 },
             }));
         }
-        _ => headers.extend(http.headers.iter().map(|(name, value)| httparse::Header {
-            name,
-            value: value.as_bytes(),
-        })),
+        _ => {
+            for (name, value) in &http.headers {
+                headers.extend(value.split(',').map(|part| httparse::Header {
+                    name,
+                    value: part.trim_ascii().as_bytes(),
+                }));
+            }
+        }
     }
     Ok(())
 }

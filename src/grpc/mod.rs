@@ -28,6 +28,8 @@
 mod check;
 mod codec;
 mod health;
+#[cfg(test)]
+mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;

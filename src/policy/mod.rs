@@ -605,6 +605,74 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_named_rule_applies_with_its_exclusions_read_one_way() {
+        let text = "default_action = \"deny\"\n[[token_config]]\nname = \"p\"\n@JWKS@\n[[rule]]\nname = \"admin\"\npaths = [\"/admin/**\"]\ntoken_configs = [\"p\"]\n[[rule]]\nname = \"api\"\npaths = [\"/api/**\"]\ntoken_configs = [\"p\"]\nexclude = [\"GET /api/health\"]\n";
+        let policy = crate::test_support::policy_with_demo_keys(text);
+        let api = policy.rule_named(b"api").unwrap();
+        assert!(policy.rule_named(b"API").is_none() && policy.rule_named(b"").is_none());
+        let mut buffers = PathBuffers::with_capacity(64);
+        let mut route = |method: &'static str, path: &'static str, over: Option<&'static [u8]>| {
+            let request = OriginalRequest {
+                method: method.as_bytes(),
+                host: b"api.example",
+                path: path.as_bytes(),
+            };
+            policy
+                .route_named(api, &request, over, false, &mut buffers)
+                .map(|routed| match routed.route {
+                    Route::Check(rule) => format!("check {}", rule.name),
+                    Route::Excluded(rule) => format!("excluded {}", rule.name),
+                    other => format!("{other:?}"),
+                })
+        };
+        // The named rule applies wherever the path is: routing is the proxy's.
+        assert_eq!(route("GET", "/admin/x", None), Ok("check api".to_owned()));
+        assert_eq!(
+            route("GET", "/api/health", None),
+            Ok("excluded api".to_owned())
+        );
+        assert_eq!(
+            route("POST", "/api/health", None),
+            Ok("check api".to_owned())
+        );
+        // A rewritten path (dot segments, `;` parameters stripped) never
+        // meets an exclusion; a method override that would is unreadable.
+        assert_eq!(
+            route("GET", "/api/./health", None),
+            Ok("check api".to_owned())
+        );
+        assert_eq!(
+            route("GET", "/api/health;v=1", None),
+            Ok("check api".to_owned())
+        );
+        assert_eq!(
+            route("POST", "/api/health", Some(b"GET")),
+            Err(Unreadable::AmbiguousMethod)
+        );
+        assert_eq!(
+            route("GET", "/api/x/%2e%2e/health", None),
+            Ok("check api".to_owned())
+        );
+        let no_host = OriginalRequest {
+            method: b"GET",
+            host: b"",
+            path: b"/api/x",
+        };
+        assert_eq!(
+            policy
+                .route_named(
+                    api,
+                    &no_host,
+                    None,
+                    false,
+                    &mut PathBuffers::with_capacity(8)
+                )
+                .err(),
+            Some(Unreadable::Host)
+        );
+    }
+
+    #[test]
     fn a_rule_index_is_its_position() {
         let text = "default_action = \"deny\"\n[[token_config]]\nname = \"p\"\n@JWKS@\n[[rule]]\nname = \"a\"\ntoken_configs = [\"p\"]\n[[rule]]\nname = \"b\"\ntoken_configs = [\"p\"]\n[[rule]]\nname = \"c\"\ntoken_configs = [\"p\"]\n";
         let policy = crate::test_support::policy_with_demo_keys(text);
