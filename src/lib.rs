@@ -123,6 +123,7 @@ pub use jwtgate_engine::{
 /// - [`SigningKey`](internals::SigningKey), to mint test tokens.
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::grpc::Checker as GrpcChecker;
     pub use crate::http::chunked::ChunkedDecoder;
     pub use crate::http::request::{
         HeadScan, HeadStatus, HeaderSlots, Limits, ProtocolError, leading_empty_lines, parse_head,

@@ -8,6 +8,12 @@ use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::ProstCodec;
 
+/// One `CheckRequest` from a message's bytes.
+pub(crate) fn decode(message: impl bytes::Buf) -> Result<CheckRequest, Status> {
+    CheckRequest::decode(message)
+        .map_err(|error| Status::invalid_argument(format!("not a CheckRequest: {error}")))
+}
+
 /// Encodes `CheckResponse`s and decodes `CheckRequest`s.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CheckCodec;
@@ -21,9 +27,7 @@ impl Decoder for CheckDecoder {
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<CheckRequest>, Status> {
-        CheckRequest::decode(src)
-            .map(Some)
-            .map_err(|error| Status::invalid_argument(format!("not a CheckRequest: {error}")))
+        decode(src).map(Some)
     }
 
     fn buffer_settings(&self) -> BufferSettings {

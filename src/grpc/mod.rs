@@ -76,6 +76,43 @@ pub struct GrpcOptions {
     pub idle_timeout: Duration,
 }
 
+/// Not a stable API: one shard's gRPC check without the transport, for the
+/// fuzz target: a message's bytes in, the `CheckResponse` (or the gRPC
+/// error) out, as the face answers them.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Checker {
+    authorizer: Authorizer,
+}
+
+impl Checker {
+    /// A checker over `snapshot` whose clock stands at `now`.
+    pub fn new(snapshot: crate::snapshot::Snapshot, now: crate::UnixTime) -> Checker {
+        let options = crate::authz::AuthzOptions {
+            clock: crate::authz::Clock::Fixed(now),
+            ..crate::server::ServeOptions::default().authz
+        };
+        let shared = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(snapshot));
+        Checker {
+            authorizer: Authorizer::new(
+                shared,
+                options,
+                std::sync::Arc::new(crate::authz::Denials::default()),
+            ),
+        }
+    }
+
+    /// Decodes `message` and checks it as from `peer`.
+    pub fn check_message(
+        &mut self,
+        message: &[u8],
+        peer: std::net::IpAddr,
+    ) -> Result<envoy_types::pb::envoy::service::auth::v3::CheckResponse, tonic::Status> {
+        let request = codec::decode(message)?;
+        check::check(&mut self.authorizer, &request, peer)
+    }
+}
+
 /// What every gRPC connection of a shard shares.
 #[derive(Debug)]
 struct Shared {

@@ -251,6 +251,26 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
             .verify_listen
             .map_or("off".to_owned(), |a| a.to_string())
     );
+    let secs = |d: std::time::Duration| format!("{}s", d.as_secs_f64());
+    match &options.grpc {
+        None => {
+            let _ = writeln!(out, "  grpc_listen: off");
+        }
+        Some(grpc) => {
+            let _ = writeln!(
+                out,
+                "  grpc_listen: {} (Envoy ext_authz Authorization/Check and grpc.health.v1; \
+                 messages up to {} B, {} streams per connection, keep-alive ping every {} \
+                 answered within {}, idle connections closed after {})",
+                grpc.listen,
+                grpc.max_message_bytes,
+                grpc.max_concurrent_streams,
+                secs(grpc.keepalive_interval),
+                secs(grpc.keepalive_timeout),
+                secs(grpc.idle_timeout)
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "  shards: {}",
@@ -274,7 +294,6 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
         options.authz.max_body,
         options.max_connections
     );
-    let secs = |d: std::time::Duration| format!("{}s", d.as_secs_f64());
     let _ = writeln!(
         out,
         "  timeouts: header {}, idle {}, drain {} after a delay of {}",

@@ -2035,6 +2035,7 @@ original request from: X-Original-Method/-URI and Host (nginx)
   listen: 127.0.0.1:8080
   admin_listen: 127.0.0.1:9901
   verify_listen: off
+  grpc_listen: off
   shards: one per core
   io: auto (io_uring, else epoll)
   limits: head 16384 B, request line 8192 B, body 65536 B, 10000 connections per shard

@@ -327,7 +327,7 @@ const READY: &str = "jwtgate_ready";
 
 fn requests(outcome: &str, action: &str) -> String {
     format!(
-        r#"jwtgate_requests_total{{rule="api",token_config="users",outcome="{outcome}",action="{action}"}}"#
+        r#"jwtgate_requests_total{{rule="api",token_config="users",outcome="{outcome}",action="{action}",face="http"}}"#
     )
 }
 

@@ -309,7 +309,7 @@ impl Check {
 
 fn series(rule: &str, token_config: &str, outcome: &str, action: &str) -> String {
     format!(
-        r#"jwtgate_requests_total{{rule="{rule}",token_config="{token_config}",outcome="{outcome}",action="{action}"}}"#
+        r#"jwtgate_requests_total{{rule="{rule}",token_config="{token_config}",outcome="{outcome}",action="{action}",face="http"}}"#
     )
 }
 
@@ -723,6 +723,7 @@ fn exact_counts_after_a_known_mix(io: &str) {
         .iter()
         .map(|row| {
             let text = |field: &str| row[field].as_str().unwrap().to_owned();
+            assert_eq!(text("face"), "http", "{stats}");
             (
                 series(
                     &text("rule"),
@@ -829,9 +830,10 @@ fn promtool_accepts_the_exposition(io: &str) {
 }
 
 /// The fields of every access-log line, in order.
-const LOG_FIELDS: [&str; 13] = [
+const LOG_FIELDS: [&str; 14] = [
     "time",
     "shard",
+    "face",
     "method",
     "host",
     "path",

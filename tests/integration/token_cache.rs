@@ -821,7 +821,7 @@ fn entries_0_turns_the_cache_off() {
         assert_eq!(
             sample(
                 &text,
-                r#"jwtgate_requests_total{rule="api",token_config="users",outcome="valid",action="allow"}"#
+                r#"jwtgate_requests_total{rule="api",token_config="users",outcome="valid",action="allow",face="http"}"#
             ),
             Some(3),
             "{how}: the requests themselves are counted\n{text}"
