@@ -226,6 +226,64 @@ CHUNKED = [
 ]
 CHUNK_LIMITS = [255, 1, 0, 4, 255, 2, 255, 255, 255, 255, 255, 255, 255, 255, 255]
 
+# --- gRPC CheckRequests -----------------------------------------------------------
+def pb_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pb_field(number: int, payload) -> bytes:
+    """A length-delimited field (strings, bytes, messages, map entries)."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    return pb_varint(number << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_map(number: int, pairs) -> bytes:
+    return b"".join(pb_field(number, pb_field(1, k) + pb_field(2, v)) for k, v in pairs)
+
+
+def check_request(method, path, headers=(), raw_headers=None, extensions=(), query="", host="api.example"):
+    """envoy.service.auth.v3.CheckRequest: attributes(1) → request(4) → http(2)."""
+    http = pb_field(2, method) + pb_map(3, headers) + pb_field(4, path) + pb_field(5, host)
+    if query:
+        http += pb_field(7, query)
+    if raw_headers is not None:
+        entries = b"".join(pb_field(1, pb_field(1, k) + pb_field(3, v)) for k, v in raw_headers)
+        http += pb_field(13, entries)
+    attributes = pb_field(4, pb_field(2, http)) + pb_map(10, extensions)
+    return pb_field(1, attributes)
+
+
+def grpc_requests():
+    import hmac
+    secret = base64.urlsafe_b64decode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow==")
+    signing_input = b64(b'{"alg":"HS256"}') + "." + b64(b'{"iss":"joe","exp":1300820000,"scope":"read admin"}')
+    token = signing_input + "." + b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())
+    bearer = [("authorization", "Bearer " + token)]
+    return [
+        check_request("GET", "/api/orders?page=2", bearer),
+        check_request("POST", "/admin/users", bearer),
+        check_request("GET", "/api/health"),
+        check_request("GET", "/api/./health"),
+        check_request("GET", "/api/orders"),
+        check_request("GET", "/api/orders", raw_headers=bearer + [("x-other", "1")]),
+        check_request("GET", "/api/orders", bearer, extensions=[("jwtgate_rule", "admin")]),
+        check_request("GET", "/api/orders", bearer, extensions=[("jwtgate_rule", "nope")]),
+        check_request("GET", "/api/orders", bearer, raw_headers=bearer),
+        check_request("GET", "/api/orders", bearer, query="page=2"),
+        check_request("GET", "/api/orders", [("authorization", "Basic dXNlcjpwYXNz,Bearer " + token)]),
+        check_request("GET", "/api/orders", [("cookie", "a=1; b=2"), ("x-http-method-override", "DELETE")]),
+        check_request("OPTIONS", "/api/orders", [("origin", "https://a.example"), ("access-control-request-method", "GET")]),
+        check_request("GET", "/api/orders", bearer, host="bad host"),
+        b"", b"\x0a\x00", b"\xff\xff\xff\xff",
+    ]
+
+
 write("request_head", HEADS)
 write("canonical_path", PATHS)
 write("token_sources", SOURCES)
@@ -234,4 +292,5 @@ write("json_tape", json_docs())
 write("jwks_keyset", key_docs())
 write("config_toml", configs())
 write("head_scan", [split_prefix(i) + h.encode() for i, h in enumerate(HEADS + SOURCES[:4])])
+write("grpc_check", grpc_requests())
 write("chunked_body", [bytes([CHUNK_LIMITS[i]]) + split_prefix(i) + c.encode() for i, c in enumerate(CHUNKED)])

@@ -216,19 +216,21 @@ pub(super) fn forwarded(raw: &RawServer, at: Located<'_>) -> Result<Forwarded, C
 }
 
 /// The proxies whose forwarded headers are believed: only with a forwarding
-/// style that reads them.
+/// style that reads them, or a gRPC face (whose peers state the whole
+/// request). With the request-line style they concern only the gRPC face.
 pub(super) fn trusted_proxies(
     raw: &RawServer,
     forwarded: &Forwarded,
     at: Located<'_>,
 ) -> Result<Vec<IpNet>, ConfigError> {
     if matches!(forwarded, Forwarded::RequestLine { .. })
+        && raw.grpc_listen.is_none()
         && let Some(first) = raw.trusted_proxies.first()
     {
         return Err(at.at(
             first.span(),
             "server.trusted_proxies",
-            "only applies with forwarded = \"x-original\" or \"x-forwarded\": the request line needs no trust",
+            "only applies with forwarded = \"x-original\" or \"x-forwarded\", or to the gRPC face's peers with server.grpc_listen: the request line needs no trust",
         ));
     }
     raw.trusted_proxies

@@ -708,3 +708,49 @@ fn a_drain_answers_the_checks_in_flight_and_refuses_only_unsent_ones() {
     let decided = std::fs::read_to_string(&log).unwrap().lines().count();
     assert_eq!(decided, answered, "checks decided but never answered");
 }
+
+#[test]
+fn trusted_proxies_apply_to_grpc_peers() {
+    let env = Env::new("trusted");
+    let token = bearer(&env.token(""));
+    let auth = [("authorization", token.as_str())];
+    // With Envoy's request-line style, trusted proxies concern only the gRPC
+    // face, which the file must then name.
+    let path = env.dir.write(
+        "no-grpc.toml",
+        config(r#"trusted_proxies = ["10.0.0.0/8"]"#),
+    );
+    let out = common::server::run_jwtgate(&["check-config", path.to_str().unwrap()], b"");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("server.grpc_listen"),
+        "{said}"
+    );
+    // Loopback is not among the trusted proxies: the statement is not believed.
+    let grpc_listen = "grpc_listen = \"127.0.0.1:0\"";
+    let server = env.serve(
+        &format!("{grpc_listen}\ntrusted_proxies = [\"10.0.0.0/8\"]"),
+        &[],
+    );
+    let grpc = GrpcClient::connect(server.grpc_addr().unwrap());
+    let got = answer(
+        &grpc
+            .check(check_request("GET", HOST, "/v1/health", &auth))
+            .unwrap(),
+    );
+    assert_eq!((got.code, got.status), (code::PERMISSION_DENIED, 403));
+    assert_eq!(got.header("x-jwtgate-outcome"), Some("untrusted_proxy"));
+    drop((grpc, server));
+    // It is once loopback is trusted.
+    let server = env.serve(
+        &format!("{grpc_listen}\ntrusted_proxies = [\"127.0.0.1/32\"]"),
+        &[],
+    );
+    let grpc = GrpcClient::connect(server.grpc_addr().unwrap());
+    let got = answer(
+        &grpc
+            .check(check_request("GET", HOST, "/v1/x", &auth))
+            .unwrap(),
+    );
+    assert_eq!((got.code, got.status), (code::OK, 200));
+}
