@@ -465,7 +465,7 @@ fn grpc_allocations_per_check(io: IoMode) -> f64 {
             )
         })
         .collect();
-    let mut run = |checks: usize| {
+    let run = |checks: usize| {
         for (request, allowed) in requests.iter().cycle().take(checks) {
             let got = answer(&client.check(request.clone()).unwrap());
             assert_eq!(got.status == 200, *allowed, "{io:?}: {got:?}");

@@ -336,6 +336,13 @@ impl Authorizer {
         then(summary, out.get(start..).unwrap_or_default())
     }
 
+    /// Counts a gRPC call answered with error status `code` (not a decision).
+    pub(crate) fn count_grpc_error(&self, code: i32) {
+        if let Some(metrics) = &self.metrics {
+            metrics.borrow_mut().count_grpc_error(code);
+        }
+    }
+
     /// Records how long a check took from its arrival to its answer, for a
     /// face whose connections do not time their own requests (gRPC).
     pub(crate) fn record_request(&self, latency: std::time::Duration) {

@@ -272,25 +272,43 @@ impl hyper::service::Service<http::Request<Incoming>> for Calls {
     fn call(&self, request: http::Request<Incoming>) -> CallFuture {
         self.started.set(self.started.get() + 1);
         let path = request.uri().path();
+        let shared = Rc::clone(&self.shared);
         if path == CHECK_PATH {
             let checker = check::Checker {
-                authorizer: Rc::clone(&self.shared.authorizer),
+                authorizer: Rc::clone(&shared.authorizer),
                 peer: self.peer.ip(),
             };
-            let max = self.shared.options.max_message_bytes;
+            let max = shared.options.max_message_bytes;
             Box::pin(async move {
                 let mut grpc = tonic::server::Grpc::new(codec::CheckCodec)
                     .apply_max_message_size_config(Some(max), None);
-                Ok(grpc.unary(checker, request).await)
+                let response = grpc.unary(checker, request).await;
+                // A decision always comes with status 0; anything else in
+                // the headers (a trailers-only answer) is an error tonic or
+                // the check answered instead of one.
+                if let Some(code) = error_code(&response) {
+                    shared.authorizer.borrow().count_grpc_error(code);
+                }
+                Ok(response)
             })
         } else if path.starts_with(HEALTH_PREFIX) {
-            let mut health = HealthServer::new(self.shared.readiness.clone());
+            let mut health = HealthServer::new(shared.readiness.clone());
             Box::pin(async move { health.call(request).await })
         } else {
+            shared
+                .authorizer
+                .borrow()
+                .count_grpc_error(tonic::Code::Unimplemented as i32);
             let status = tonic::Status::unimplemented(
                 "jwtgate serves envoy.service.auth.v3.Authorization/Check and grpc.health.v1.Health",
             );
             Box::pin(std::future::ready(Ok(status.into_http())))
         }
     }
+}
+
+/// The error status of a trailers-only answer, if it is one.
+fn error_code(response: &http::Response<tonic::body::Body>) -> Option<i32> {
+    let code = response.headers().get("grpc-status")?.to_str().ok()?;
+    code.parse().ok().filter(|&code| code != 0)
 }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use super::hub::{Recent, Totals};
-use super::{ACTIONS, CacheGauges, DECISIONS, Decision, PROTOCOL_STATUSES, Taken};
+use super::{ACTIONS, CacheGauges, DECISIONS, Decision, GRPC_ERRORS, PROTOCOL_STATUSES, Taken};
 use crate::json_string::quote_into;
 use crate::latency::{LatencyHistogram, REPORTED_PERCENTILES};
 use crate::snapshot::Snapshot;
@@ -300,6 +300,15 @@ pub(crate) fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
     }
     family(
         &mut out,
+        "jwtgate_grpc_errors_total",
+        "counter",
+        "gRPC calls the gRPC face answered with an error status instead of a decision, by code: a message that does not decode (invalid_argument) or is too large (out_of_range), an unknown method (unimplemented), or a failure inside jwtgate (internal). Envoy's failure_mode_allow and status_on_error decide what such a check means.",
+    );
+    for ((_, code), count) in GRPC_ERRORS.iter().zip(totals.grpc_errors) {
+        let _ = writeln!(out, "jwtgate_grpc_errors_total{{code=\"{code}\"}} {count}");
+    }
+    family(
+        &mut out,
         "jwtgate_connections_open",
         "gauge",
         "Open connections per shard.",
@@ -484,6 +493,11 @@ pub(crate) fn stats(totals: &Totals, context: &Context<'_>) -> Vec<u8> {
     {
         let comma = if index > 0 { "," } else { "" };
         let _ = write!(out, "{comma}\"{status}\":{count}");
+    }
+    out.extend_from_slice(b"},\"grpc_errors\":{");
+    for (index, ((_, code), count)) in GRPC_ERRORS.iter().zip(totals.grpc_errors).enumerate() {
+        let comma = if index > 0 { "," } else { "" };
+        let _ = write!(out, "{comma}\"{code}\":{count}");
     }
     let open: u64 = totals.connections.iter().map(|c| c.open).sum();
     let accepted: u64 = totals.connections.iter().map(|c| c.accepted).sum();

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::table::Table;
-use super::{ACTIONS, CacheGauges, DECISIONS, Decision, Face, PROTOCOL_STATUSES, Taken};
+use super::{
+    ACTIONS, CacheGauges, DECISIONS, Decision, Face, GRPC_ERRORS, PROTOCOL_STATUSES, Taken,
+};
 use crate::latency::LatencyHistogram;
 
 /// What a shard's check service counted since the last collection.
@@ -25,6 +27,7 @@ pub struct Counted {
     pub(super) request: LatencyHistogram,
     pub(super) verification: LatencyHistogram,
     pub(super) protocol_errors: [u64; PROTOCOL_STATUSES.len()],
+    pub(super) grpc_errors: [u64; GRPC_ERRORS.len()],
     pub(super) cache: CacheGauges,
 }
 
@@ -125,6 +128,8 @@ pub(crate) struct Totals {
     pub verification: LatencyHistogram,
     /// Refused by the connection loop, by [`PROTOCOL_STATUSES`].
     pub protocol_errors: [u64; PROTOCOL_STATUSES.len()],
+    /// gRPC calls answered with an error, by [`GRPC_ERRORS`].
+    pub grpc_errors: [u64; GRPC_ERRORS.len()],
     /// Per shard, as last reported.
     pub connections: Vec<Connections>,
     /// Verified-token cache `[misses, hits]` by token configuration, since start.
@@ -257,6 +262,9 @@ impl Totals {
         for (total, added) in self.protocol_errors.iter_mut().zip(counted.protocol_errors) {
             *total += added;
         }
+        for (total, added) in self.grpc_errors.iter_mut().zip(counted.grpc_errors) {
+            *total += added;
+        }
     }
 }
 
@@ -288,6 +296,7 @@ impl Hub {
             request: LatencyHistogram::new(),
             verification: LatencyHistogram::new(),
             protocol_errors: [0; PROTOCOL_STATUSES.len()],
+            grpc_errors: [0; GRPC_ERRORS.len()],
             connections: vec![Connections::default(); shards],
             cache_lookups: BTreeMap::new(),
             caches: vec![CacheGauges::default(); shards],

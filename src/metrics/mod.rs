@@ -181,6 +181,18 @@ pub struct Place {
 /// written against it keep finding it.
 pub(crate) const PROTOCOL_STATUSES: [u16; 7] = [400, 408, 413, 414, 431, 500, 501];
 
+/// The gRPC status codes of calls the gRPC face answered with an error
+/// itself, in label order, with the label of each; any other code is
+/// counted as `other`.
+pub(crate) const GRPC_ERRORS: [(i32, &str); 6] = [
+    (3, "invalid_argument"),
+    (8, "resource_exhausted"),
+    (11, "out_of_range"),
+    (12, "unimplemented"),
+    (13, "internal"),
+    (-1, "other"),
+];
+
 /// A shard's counters and histograms, owned by its check service and touched
 /// only by its thread.
 #[derive(Debug)]
@@ -191,6 +203,7 @@ pub struct ShardMetrics {
     request: LatencyHistogram,
     verification: LatencyHistogram,
     protocol_errors: [u64; PROTOCOL_STATUSES.len()],
+    grpc_errors: [u64; GRPC_ERRORS.len()],
     cache: CacheGauges,
 }
 
@@ -216,6 +229,7 @@ impl ShardMetrics {
             request: LatencyHistogram::new(),
             verification: LatencyHistogram::new(),
             protocol_errors: [0; PROTOCOL_STATUSES.len()],
+            grpc_errors: [0; GRPC_ERRORS.len()],
             cache: CacheGauges::default(),
         }
     }
@@ -283,6 +297,17 @@ impl ShardMetrics {
         }
     }
 
+    /// Counts a gRPC call the gRPC face answered with error status `code`.
+    pub fn count_grpc_error(&mut self, code: i32) {
+        let index = GRPC_ERRORS
+            .iter()
+            .position(|&(known, _)| known == code)
+            .unwrap_or(GRPC_ERRORS.len() - 1);
+        if let Some(slot) = self.grpc_errors.get_mut(index) {
+            *slot += 1;
+        }
+    }
+
     /// Everything counted since the last call, leaving the shard at zero.
     pub fn take(&mut self) -> hub::Counted {
         let mut tables = std::mem::take(&mut self.retired);
@@ -298,6 +323,7 @@ impl ShardMetrics {
             request,
             verification,
             protocol_errors: std::mem::take(&mut self.protocol_errors),
+            grpc_errors: std::mem::take(&mut self.grpc_errors),
             cache: self.cache,
         }
     }

@@ -599,6 +599,17 @@ fn malformed_oversize_and_unknown_calls_are_refused_and_the_face_carries_on() {
             .unwrap(),
     );
     assert_eq!(got.status, 200, "the connection still serves checks");
+    // Each is counted by its code: a misconfigured proxy shows on /metrics.
+    let metrics = String::from_utf8(get(server.admin_addr(), "/metrics", &[]).body).unwrap();
+    for (code, count) in [
+        ("invalid_argument", 1),
+        ("out_of_range", 1),
+        ("unimplemented", 1),
+        ("internal", 0),
+    ] {
+        let series = format!("jwtgate_grpc_errors_total{{code=\"{code}\"}} {count}\n");
+        assert!(metrics.contains(&series), "{series} in\n{metrics}");
+    }
 }
 
 #[test]
