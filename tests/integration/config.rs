@@ -2111,6 +2111,89 @@ requests:
     assert_answer("example: orders", &r, Expect::Denied("missing"), &[]);
 }
 
+/// The part of `check-config`'s report from the rules on: what the examples'
+/// comments and the README promise about them.
+fn rules_and_requests(file: &str, requests: &[&str]) -> String {
+    let mut args = vec!["check-config", file];
+    for request in requests {
+        args.extend(["--request", request]);
+    }
+    let out = run_jwtgate(&args, b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(0) && stderr.is_empty(),
+        "{file}: {out:?}"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let at = stdout.find("rules, first match wins:").unwrap();
+    stdout[at..].to_owned()
+}
+
+#[test]
+fn check_config_of_the_envoy_and_istio_examples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let envoy = root.join("examples/envoy/jwtgate.toml");
+    assert_eq!(
+        rules_and_requests(
+            envoy.to_str().unwrap(),
+            &[
+                "GET https://api.example.com/v1/orders",
+                "GET https://api.example.com/v1/status",
+                "HEAD https://api.example.com/v1/status",
+                "GET https://api.example.com/v1/./status",
+                "GET https://api.example.com/Admin/users",
+                "GET https://api.example.com/healthz",
+            ],
+        ),
+        r#"rules, first match wins:
+  1. admin: hosts any; paths /admin/**; methods any; token_configs users (any one valid); action block; require scope contains "admin"; forward scope -> x-jwt-scope; gRPC face removes authorization
+  2. api: hosts any; paths /v1/**; methods any; token_configs users (any one valid); action block; exclude GET /v1/status; forward email -> x-jwt-email, scope -> x-jwt-scope
+
+requests:
+  GET https://api.example.com/v1/orders -> rule api (#2): token checked, denied unless valid
+  GET https://api.example.com/v1/status -> rule api (#2): excluded endpoint, allowed without a token
+  HEAD https://api.example.com/v1/status -> rule api (#2): token checked, denied unless valid
+  GET https://api.example.com/v1/./status -> rule api (#2): token checked, denied unless valid [path read as /v1/status]
+  GET https://api.example.com/Admin/users -> rule admin (#1): token checked, denied unless valid
+  GET https://api.example.com/healthz -> no rule: default_action deny (403)
+"#
+    );
+
+    // The Istio example carries its configuration in a ConfigMap: the block
+    // under `jwtgate.toml: |`, indented by four spaces, up to the next document.
+    let manifest = std::fs::read_to_string(root.join("examples/istio/jwtgate.yaml")).unwrap();
+    let block = manifest
+        .split_once("  jwtgate.toml: |\n")
+        .unwrap()
+        .1
+        .split("\n---\n")
+        .next()
+        .unwrap();
+    let toml = block
+        .lines()
+        .map(|line| line.strip_prefix("    ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = TempDir::new("istio-example");
+    let istio = dir.write("jwtgate.toml", toml);
+    assert_eq!(
+        rules_and_requests(
+            istio.to_str().unwrap(),
+            &[
+                "GET http://api.shop.svc.cluster.local:8080/v1/orders",
+                "GET http://api/v1/status",
+            ],
+        ),
+        r#"rules, first match wins:
+  1. api: hosts any; paths /v1/**; methods any; token_configs users (any one valid); action block; exclude GET /v1/status; forward email -> x-jwt-email, scope -> x-jwt-scope
+
+requests:
+  GET http://api.shop.svc.cluster.local:8080/v1/orders -> rule api (#1): token checked, denied unless valid
+  GET http://api/v1/status -> rule api (#1): excluded endpoint, allowed without a token
+"#
+    );
+}
+
 #[test]
 fn verify_with_a_token_configuration_of_the_file() {
     let env = Env::new();

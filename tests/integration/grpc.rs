@@ -764,4 +764,100 @@ fn trusted_proxies_apply_to_grpc_peers() {
             .unwrap(),
     );
     assert_eq!((got.code, got.status), (code::OK, 200));
+/// `examples/envoy/`: jwtgate.toml served as it is (ports overridden), asked
+/// what envoy-grpc-ext-authz.yaml makes Envoy ask: `header_map` (its
+/// `encode_raw_headers: true`), `jwtgate_rule = "admin"` on the `/admin/`
+/// route only, and nothing for `/healthz` (the filter is disabled there).
+#[test]
+fn the_envoy_example_answers_as_its_comments_say() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = root.join("examples/envoy/jwtgate.toml");
+    let server = Server::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--shards",
+        "1",
+        "--grpc-listen",
+        "127.0.0.1:0",
+    ]);
+    let grpc = GrpcClient::connect(server.grpc_addr().unwrap());
+    let pem = std::fs::read_to_string(root.join("examples/keys/demo-rs256.pk8.pem")).unwrap();
+    let demo = SigningKey::from_pkcs8(Algorithm::Rs256, &common::pem_to_der(&pem)).unwrap();
+    let token = |extra: &str| {
+        let claims = format!(
+            r#"{{"iss":"https://demo.jwtgate.invalid/","aud":"demo-api","sub":"alice","iat":{T},"exp":{}{extra}}}"#,
+            T + 3600
+        );
+        let header = r#"{"alg":"RS256","kid":"demo-rs256","typ":"JWT"}"#;
+        bearer(&mint(header, &claims, &demo, Algorithm::Rs256))
+    };
+    let admin = token(r#","scope":"read admin","email":"alice@example.com""#);
+    let reader = token(r#","scope":"read","email":"alice@example.com""#);
+    // What Envoy sends for a GET of `path` with `authorization` (if any), on
+    // a route naming `rule` (if any).
+    let ask = |path: &str, authorization: Option<&str>, rule: Option<&str>| {
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|value| ("authorization", value))
+            .into_iter()
+            .collect();
+        let request = check_request_raw("GET", HOST, path, &headers);
+        let request = match rule {
+            Some(rule) => with_extension(request, "jwtgate_rule", rule),
+            None => request,
+        };
+        grpc.check(request).unwrap()
+    };
+
+    // The /admin/ route: scope required, the token removed, the identity set.
+    let response = ask("/admin/users", Some(&admin), Some("admin"));
+    let got = answer(&response);
+    assert_eq!((got.code, got.status), (code::OK, 200), "{got:?}");
+    assert_eq!(got.removed, ["authorization"]);
+    assert_eq!(got.header("x-jwt-sub"), Some("alice"));
+    assert_eq!(got.header("x-jwt-scope"), Some("read%20admin"));
+    assert_eq!(
+        got.header("x-jwt-email"),
+        Some(""),
+        "another rule's, emptied"
+    );
+    assert_eq!(metadata(&response, &["rule"]), Some("admin"));
+    let scope = metadata(&response, &["claims", "x-jwt-scope"]);
+    assert_eq!(scope, Some("read%20admin"));
+    let got = answer(&ask("/admin/users", Some(&reader), Some("admin")));
+    assert_eq!((got.code, got.status), (code::PERMISSION_DENIED, 403));
+    assert_eq!(got.header("x-jwtgate-outcome"), Some("insufficient_scope"));
+
+    // The catch-all route names no rule: jwtgate routes by its own reading.
+    let got = answer(&ask("/v1/orders", Some(&admin), None));
+    assert_eq!((got.code, got.status), (code::OK, 200), "{got:?}");
+    assert!(got.removed.is_empty(), "only rule admin strips the token");
+    assert_eq!(got.header("x-jwt-email"), Some("alice@example.com"));
+    let got = answer(&ask("/Admin/users", None, None));
+    assert_eq!(
+        (got.status, got.header("x-jwtgate-outcome")),
+        (401, Some("missing"))
+    );
+    let got = answer(&ask("/v1/status", None, None));
+    assert_eq!(
+        (got.status, got.header("x-jwtgate-outcome")),
+        (200, Some("excluded"))
+    );
+    let got = answer(&ask("/v1/orders", None, None));
+    assert_eq!((got.code, got.status), (code::UNAUTHENTICATED, 401));
+    assert_eq!(
+        got.header("www-authenticate"),
+        Some(r#"Bearer realm="jwtgate""#)
+    );
+    // Were Envoy to ask about /healthz (its route disables the filter).
+    let got = answer(&ask("/healthz", Some(&admin), None));
+    assert_eq!((got.code, got.status), (code::PERMISSION_DENIED, 403));
+    assert_eq!(got.header("x-jwtgate-outcome"), Some("no_matching_rule"));
+
+    // Envoy's health check: the server ("") and the service name agree.
+    const SERVING: i32 = 1;
+    assert_eq!(grpc.health("").unwrap(), SERVING);
+    let service = grpc.health("envoy.service.auth.v3.Authorization");
+    assert_eq!(service.unwrap(), SERVING);
 }
