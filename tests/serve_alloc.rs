@@ -465,7 +465,7 @@ fn grpc_allocations_per_check(io: IoMode) -> f64 {
             )
         })
         .collect();
-    let mut run = |checks: usize| {
+    let run = |checks: usize| {
         for (request, allowed) in requests.iter().cycle().take(checks) {
             let got = answer(&client.check(request.clone()).unwrap());
             assert_eq!(got.status == 200, *allowed, "{io:?}: {got:?}");
@@ -482,6 +482,7 @@ fn grpc_allocations_per_check(io: IoMode) -> f64 {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // the measured rate, for the log
 fn serving_allocates_nothing_per_request_once_warm() {
     for io in [IoMode::Uring, IoMode::Epoll] {
         let per_check = grpc_allocations_per_check(io);
