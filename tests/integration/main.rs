@@ -21,6 +21,7 @@ mod e2e_nginx;
 mod e2e_origin;
 mod fuzz_regressions;
 mod grpc;
+mod grpc_attacks;
 mod http_framing;
 mod jwks;
 mod metrics;
