@@ -21,6 +21,7 @@ mod e2e_nginx;
 mod e2e_origin;
 mod fuzz_regressions;
 mod grpc;
+mod grpc_attacks;
 mod grpc_python;
 mod http_framing;
 mod jwks;
