@@ -37,6 +37,7 @@ use envoy_types::pb::google::rpc;
 use crate::authz::{Authorizer, Origin, Summary};
 use crate::http::{Framing, OriginalRequest, RequestHead};
 use crate::metrics::Face;
+use crate::policy::source::same_header_name;
 
 /// The context extension (set per route in Envoy) that names the rule.
 pub(crate) const RULE_EXTENSION: &str = "jwtgate_rule";
@@ -122,7 +123,9 @@ pub(crate) fn check(
     let Some(http) = http else {
         let head = RequestHead::stated("", "", &[]);
         let origin = Origin::Unreadable("a CheckRequest needs attributes.request.http");
-        return authorizer.decide_from(Face::Grpc, &head, origin, framing, &mut out, translate);
+        return authorizer.decide_from(Face::Grpc, &head, origin, framing, &mut out, |s, a| {
+            translate(s, a, &[])
+        });
     };
     let mut headers = Vec::with_capacity(http_header_count(http));
     let origin = match read_headers(http, &mut headers) {
@@ -142,7 +145,9 @@ pub(crate) fn check(
         },
     };
     let head = RequestHead::stated(&http.method, &http.path, &headers);
-    authorizer.decide_from(Face::Grpc, &head, origin, framing, &mut out, translate)
+    authorizer.decide_from(Face::Grpc, &head, origin, framing, &mut out, |s, a| {
+        translate(s, a, &headers)
+    })
 }
 
 fn http_header_count(http: &HttpRequest) -> usize {
@@ -200,8 +205,22 @@ fn read_headers<'r>(
 }
 
 /// Re-expresses the rendered HTTP answer as a `CheckResponse`.
-fn translate(summary: Summary<'_>, answer: &[u8]) -> Result<CheckResponse, tonic::Status> {
-    let mut slots = [httparse::EMPTY_HEADER; 64];
+///
+/// `client` is the request's headers: a client header that an application
+/// reads as one of the answer's headers (`x_jwt_sub` for `x-jwt-sub`: CGI,
+/// WSGI, Rack and PHP fold `_` and `-` together) but that the answer's
+/// overwrite does not reach is named in `headers_to_remove`.
+fn translate(
+    summary: Summary<'_>,
+    answer: &[u8],
+    client: &[httparse::Header<'_>],
+) -> Result<CheckResponse, tonic::Status> {
+    // One slot per line of the head: the policy decides how many headers an
+    // allowed answer forwards.
+    let lines = memchr::memmem::find(answer, b"\r\n\r\n").map_or(0, |end| {
+        memchr::memchr_iter(b'\n', answer.get(..end).unwrap_or_default()).count()
+    });
+    let mut slots = vec![httparse::EMPTY_HEADER; lines + 1];
     let mut response = httparse::Response::new(&mut slots);
     let body_at = match response.parse(answer) {
         Ok(httparse::Status::Complete(at)) => at,
@@ -232,13 +251,23 @@ fn translate(summary: Summary<'_>, answer: &[u8]) -> Result<CheckResponse, tonic
     let http_response = if status == 200 {
         identity_metadata(&mut metadata, summary, response.headers);
         let strip = summary.rule().is_some_and(|rule| rule.strip_authorization);
+        let mut headers_to_remove: Vec<String> = Vec::new();
+        if strip {
+            headers_to_remove.push("authorization".to_owned());
+        }
+        for field in client {
+            let folded_twin = response.headers.iter().any(|header| {
+                !header.name.eq_ignore_ascii_case(field.name)
+                    && same_header_name(field.name, header.name)
+            });
+            let name = field.name.to_ascii_lowercase();
+            if folded_twin && !headers_to_remove.contains(&name) {
+                headers_to_remove.push(name);
+            }
+        }
         HttpResponse::OkResponse(OkHttpResponse {
             headers,
-            headers_to_remove: if strip {
-                vec!["authorization".to_owned()]
-            } else {
-                Vec::new()
-            },
+            headers_to_remove,
             ..OkHttpResponse::default()
         })
     } else if matches!(status, 400 | 401 | 403) {

@@ -119,6 +119,7 @@ struct Shared {
     authorizer: Rc<RefCell<Authorizer>>,
     readiness: Readiness,
     options: GrpcOptions,
+    call_timeout: Duration,
 }
 
 /// The gRPC face of one shard, ready to start on the shard's thread.
@@ -132,6 +133,9 @@ pub(crate) struct ShardFace {
     pub(crate) max_connections: usize,
     /// How long a drain waits for in-flight checks.
     pub(crate) drain_timeout: Duration,
+    /// How long one call may take from its headers to its answer, and a new
+    /// connection to its first call (the HTTP face's `header_timeout`).
+    pub(crate) call_timeout: Duration,
 }
 
 /// The task that serves a shard's gRPC face until it has drained.
@@ -150,6 +154,7 @@ impl ShardFace {
             authorizer,
             readiness: self.readiness,
             options: self.options,
+            call_timeout: self.call_timeout,
         });
         Ok(Box::pin(accept_loop(
             listener,
@@ -218,6 +223,7 @@ async fn serve_connection(
     mut draining: watch::Receiver<bool>,
 ) {
     let options = shared.options;
+    let call_timeout = shared.call_timeout;
     let calls = Rc::new(Cell::new(0u64));
     let service = Calls {
         shared,
@@ -233,7 +239,10 @@ async fn serve_connection(
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let mut seen = calls.get();
-    let mut idle_at = Instant::now() + options.idle_timeout;
+    // A connection gets as long to start its first call as a call gets to
+    // finish: one that never does (silent, or stalled in the handshake)
+    // must not hold a connection slot for the idle timeout.
+    let mut idle_at = Instant::now() + call_timeout.min(options.idle_timeout);
     loop {
         tokio::select! {
             _ = connection.as_mut() => return,
@@ -247,9 +256,15 @@ async fn serve_connection(
             }
         }
     }
-    // GOAWAY: no new calls; the ones in flight are answered.
+    // A connection that never started a call (silent, or stalled in the
+    // handshake, where a GOAWAY cannot go) has nothing to finish: close it.
+    if calls.get() == 0 {
+        return;
+    }
+    // GOAWAY: no new calls; the ones in flight are answered, each within
+    // the call timeout.
     connection.as_mut().graceful_shutdown();
-    let _ = connection.await;
+    let _ = tokio::time::timeout(call_timeout, connection).await;
 }
 
 /// The calls of one connection.
@@ -282,7 +297,18 @@ impl hyper::service::Service<http::Request<Incoming>> for Calls {
             Box::pin(async move {
                 let mut grpc = tonic::server::Grpc::new(codec::CheckCodec)
                     .apply_max_message_size_config(Some(max), None);
-                let response = grpc.unary(checker, request).await;
+                // A call whose message never completes is ended, and what it
+                // buffered freed: dropping it resets the stream.
+                let response =
+                    match tokio::time::timeout(shared.call_timeout, grpc.unary(checker, request))
+                        .await
+                    {
+                        Ok(response) => response,
+                        Err(_) => tonic::Status::deadline_exceeded(
+                            "the call did not complete within the server's header_timeout",
+                        )
+                        .into_http(),
+                    };
                 // A decision always comes with status 0; anything else in
                 // the headers (a trailers-only answer) is an error tonic or
                 // the check answered instead of one.

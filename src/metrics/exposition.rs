@@ -302,7 +302,7 @@ pub(crate) fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
         &mut out,
         "jwtgate_grpc_errors_total",
         "counter",
-        "gRPC calls the gRPC face answered with an error status instead of a decision, by code: a message that does not decode (invalid_argument) or is too large (out_of_range), an unknown method (unimplemented), or a failure inside jwtgate (internal). Envoy's failure_mode_allow and status_on_error decide what such a check means.",
+        "gRPC calls the gRPC face answered with an error status instead of a decision, by code: a message that does not decode (invalid_argument) or is too large (out_of_range), a call not complete within header_timeout (deadline_exceeded), an unknown method (unimplemented), or a failure inside jwtgate (internal). Envoy's failure_mode_allow and status_on_error decide what such a check means.",
     );
     for ((_, code), count) in GRPC_ERRORS.iter().zip(totals.grpc_errors) {
         let _ = writeln!(out, "jwtgate_grpc_errors_total{{code=\"{code}\"}} {count}");

@@ -184,8 +184,9 @@ pub(crate) const PROTOCOL_STATUSES: [u16; 7] = [400, 408, 413, 414, 431, 500, 50
 /// The gRPC status codes of calls the gRPC face answered with an error
 /// itself, in label order, with the label of each; any other code is
 /// counted as `other`.
-pub(crate) const GRPC_ERRORS: [(i32, &str); 6] = [
+pub(crate) const GRPC_ERRORS: [(i32, &str); 7] = [
     (3, "invalid_argument"),
+    (4, "deadline_exceeded"),
     (8, "resource_exhausted"),
     (11, "out_of_range"),
     (12, "unimplemented"),

@@ -374,6 +374,7 @@ impl Server {
                     },
                     max_connections: settings.max_connections,
                     drain_timeout: settings.drain_timeout,
+                    call_timeout: settings.limits.header_timeout,
                 };
                 let start: shard::SecondFace<Authorizer> =
                     Box::new(move |authorizer, draining| face.start(authorizer, draining));

@@ -764,6 +764,8 @@ fn trusted_proxies_apply_to_grpc_peers() {
             .unwrap(),
     );
     assert_eq!((got.code, got.status), (code::OK, 200));
+}
+
 /// `examples/envoy/`: jwtgate.toml served as it is (ports overridden), asked
 /// what envoy-grpc-ext-authz.yaml makes Envoy ask: `header_map` (its
 /// `encode_raw_headers: true`), `jwtgate_rule = "admin"` on the `/admin/`
