@@ -4,8 +4,8 @@
 //! RFC 7515 A.1 secret, so that a seed's token verifies).
 //!
 //! Invariants: no panic; a message that decodes is always answered with a
-//! `CheckResponse` (a gRPC error only for a message that does not decode,
-//! `INVALID_ARGUMENT`); its status is OK exactly when it carries an
+//! `CheckResponse` that Envoy's generated types decode (a gRPC error only
+//! for a message that does not decode, `INVALID_ARGUMENT`); its status is OK exactly when it carries an
 //! `ok_response`, and 16, 7 or 3 with a 401, 403 or 400 denial; every header
 //! it sets overwrites; and nothing is allowed but a valid token or the
 //! excluded endpoint.
@@ -14,10 +14,12 @@
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr};
 
+use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use jwtgate::UnixTime;
 use jwtgate::internals::{GrpcChecker, Snapshot};
 use libfuzzer_sys::fuzz_target;
+use prost::Message as _;
 
 /// RFC 7515 A.1's token expires at 1300819380.
 const NOW: UnixTime = UnixTime(1_300_819_000);
@@ -56,7 +58,7 @@ const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 fuzz_target!(|data: &[u8]| {
     let answered = CHECKER.with(|checker| checker.borrow_mut().check_message(data, PEER));
     let response = match answered {
-        Ok(response) => response,
+        Ok(encoded) => CheckResponse::decode(&encoded[..]).expect("the answer decodes"),
         Err(status) => {
             assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
             return;

@@ -1,51 +1,59 @@
-//! The `Check` codec: prost, except that a message that does not decode is
-//! `INVALID_ARGUMENT` (the caller sent it), where tonic's prost codec says
-//! `INTERNAL`, which reads as jwtgate's own failure.
+//! The `Check` codec: a call's message handed over as its bytes, which
+//! `request` reads in place, and an answer already encoded by `response`,
+//! copied into tonic's frame. tonic still frames the call (length prefixes,
+//! size limits, compression, status trailers).
 
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
-use prost::Message as _;
+use bytes::{Buf as _, BufMut as _, Bytes};
 use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
-use tonic_prost::ProstCodec;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-/// One `CheckRequest` from a message's bytes.
-pub(crate) fn decode(message: impl bytes::Buf) -> Result<CheckRequest, Status> {
-    CheckRequest::decode(message)
-        .map_err(|error| Status::invalid_argument(format!("not a CheckRequest: {error}")))
-}
+/// A `CheckResponse`, encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EncodedResponse(pub(crate) Vec<u8>);
 
-/// Encodes `CheckResponse`s and decodes `CheckRequest`s.
+/// Hands over `CheckRequest` bytes and writes encoded `CheckResponse`s.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CheckCodec;
 
-/// Decodes one `CheckRequest`.
+/// Takes a message's bytes out of tonic's buffer: a split of the buffer it
+/// was received into, not a copy.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CheckDecoder;
+pub(crate) struct MessageDecoder;
 
-impl Decoder for CheckDecoder {
-    type Item = CheckRequest;
+impl Decoder for MessageDecoder {
+    type Item = Bytes;
     type Error = Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<CheckRequest>, Status> {
-        decode(src).map(Some)
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
+}
 
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
+/// Copies an encoded answer into the frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EncodedEncoder;
+
+impl Encoder for EncodedEncoder {
+    type Item = EncodedResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: EncodedResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item.0);
+        Ok(())
     }
 }
 
 impl Codec for CheckCodec {
-    type Encode = CheckResponse;
-    type Decode = CheckRequest;
-    type Encoder = <ProstCodec<CheckResponse, CheckRequest> as Codec>::Encoder;
-    type Decoder = CheckDecoder;
+    type Encode = EncodedResponse;
+    type Decode = Bytes;
+    type Encoder = EncodedEncoder;
+    type Decoder = MessageDecoder;
 
-    fn encoder(&mut self) -> Self::Encoder {
-        ProstCodec::<CheckResponse, CheckRequest>::default().encoder()
+    fn encoder(&mut self) -> EncodedEncoder {
+        EncodedEncoder
     }
 
-    fn decoder(&mut self) -> CheckDecoder {
-        CheckDecoder
+    fn decoder(&mut self) -> MessageDecoder {
+        MessageDecoder
     }
 }

@@ -4,7 +4,9 @@
 //! `check` answers what `Authorizer::decide` answers to the same request sent
 //! in Envoy's HTTP style (the request line and headers as the client sent
 //! them): the same status, headers and body, and the gRPC status that stands
-//! for that HTTP status.
+//! for that HTTP status. Requests are encoded and answers decoded by
+//! Envoy's generated types (prost), so the reading and writing in place are
+//! checked on the way.
 
 use std::sync::Arc;
 
@@ -12,10 +14,11 @@ use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
 use proptest::prelude::*;
+use prost::Message as _;
 
-use super::check::check;
+use super::check::check_message;
 use crate::authz::{Authorizer, AuthzOptions, Clock, Denials};
 use crate::http::request::{HeadStatus, HeaderSlots, parse_head};
 use crate::http::{Framing, Limits};
@@ -78,6 +81,17 @@ const PATHS: [&str; 13] = [
     "/api//orders",
     "/%61pi/orders",
 ];
+
+/// `request`, encoded, checked as the face checks a call's message, and
+/// the answer decoded.
+fn check(
+    authorizer: &mut Authorizer,
+    request: &CheckRequest,
+    peer: std::net::IpAddr,
+) -> Result<CheckResponse, tonic::Status> {
+    let answer = check_message(authorizer, &request.encode_to_vec(), peer)?;
+    Ok(CheckResponse::decode(&answer[..]).unwrap_or_else(|error| panic!("{error}")))
+}
 
 fn authorizer() -> Authorizer {
     let secret = jwtgate_engine::base64url::encode(SECRET);
