@@ -399,11 +399,14 @@ fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
 
 /// Checks per gRPC measurement, and the most allocations per check the
 /// server may make before this test calls it a regression. Zero is a goal
-/// for this face, not a requirement (prost decodes a `CheckRequest` into
-/// owned strings and maps, and hyper and tonic allocate per stream); this
-/// measures and reports what it costs.
+/// for this face, not a requirement: hyper, h2 and tonic allocate per
+/// stream, and the check itself a few buffers (the rendered answer, the
+/// encoded one, the header list). Measured at 19 per check once the
+/// messages were read and written in place (53 with prost's owned types);
+/// the bound leaves room for a dependency's update, not for a return to
+/// owned messages.
 const GRPC_CHECKS: usize = 2_000;
-const GRPC_ALLOCATIONS_BOUND: u64 = 200;
+const GRPC_ALLOCATIONS_BOUND: u64 = 32;
 
 /// Server allocations per gRPC check on a warm connection: a valid token
 /// (a cache hit once warm), a forged one, an expired one and none, in turn.

@@ -24,6 +24,11 @@ use crate::authz::{Authorizer, Origin};
 use crate::http::{Framing, OriginalRequest, RequestHead};
 use crate::metrics::Face;
 
+/// Room for the rendered HTTP answer of a typical check (a denial's head
+/// and body, or an allowed answer with a few identity headers), so that it
+/// is rendered without growing.
+const RENDERED_CAPACITY: usize = 1024;
+
 /// What a check needs of its shard and connection.
 #[derive(Debug, Clone)]
 pub(crate) struct Checker {
@@ -80,8 +85,8 @@ fn check(
         peer,
     };
     let rule = stated.rule.map(str::as_bytes);
-    let mut rendered = Vec::with_capacity(512);
-    let mut encoded = Vec::with_capacity(512);
+    let mut rendered = Vec::with_capacity(RENDERED_CAPACITY);
+    let mut encoded = Vec::new();
     let Some(http) = &stated.http else {
         let head = RequestHead::stated("", "", &[]);
         let origin = Origin::Unreadable("a CheckRequest needs attributes.request.http");

@@ -84,6 +84,10 @@ pub(crate) fn translate(
         Ok(httparse::Status::Complete(at)) => at,
         _ => return Err(Untranslatable::Unreadable),
     };
+    // The message repeats the answer's headers and body with a few bytes of
+    // framing each, and adds the metadata: room for it all, so that it is
+    // written without growing.
+    out.reserve(2 * answer.len() + 256);
     let status = response.code.unwrap_or(0);
     let headers: &[httparse::Header<'_>] = response.headers;
     let grpc_code = match status {
