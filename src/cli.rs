@@ -202,6 +202,12 @@ pub(crate) struct ServeArgs {
     /// /healthz already answers 503 and requests are still served [default: 0].
     #[arg(long, value_name = "SECONDS")]
     pub(crate) drain_delay: Option<f64>,
+    /// Seconds over which a drain closes keep-alive connections that stay
+    /// idle: each is closed once idle for between half of this and all of
+    /// it, unless it sends a request first, which is answered with
+    /// `connection: close`; 0 closes them at once [default: 1].
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) drain_close_spread: Option<f64>,
     /// Open connections per shard before accepting pauses [default: 10000].
     #[arg(long, value_name = "N")]
     pub(crate) max_connections: Option<usize>,

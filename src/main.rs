@@ -190,6 +190,7 @@ impl ServeArgs {
             idle_timeout: timeout("idle-timeout", self.idle_timeout)?,
             drain_timeout: timeout("drain-timeout", self.drain_timeout)?,
             drain_delay: seconds("drain-delay", self.drain_delay)?,
+            drain_close_spread: seconds("drain-close-spread", self.drain_close_spread)?,
             metrics: self.no_metrics.then_some(false),
             access_log: self.access_log.as_deref().map(Destination::parse),
             access_log_sample: self
@@ -324,6 +325,7 @@ mod tests {
             ("idle-timeout", seconds(defaults.idle_timeout)),
             ("drain-timeout", seconds(defaults.drain_timeout)),
             ("drain-delay", seconds(defaults.drain_delay)),
+            ("drain-close-spread", seconds(defaults.drain_close_spread)),
             ("summary-interval", seconds(defaults.summary_interval)),
             (
                 "token-cache-entries",

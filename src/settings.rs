@@ -273,6 +273,10 @@ server_settings! {
     drain_timeout: Duration = Some(Duration::from_secs(10)),
     /// Between a shutdown signal and closing the listeners [default: 0].
     drain_delay: Duration = Some(Duration::ZERO),
+    /// Over how long a drain closes the keep-alive connections that stay
+    /// idle, spread so that a client about to send gets its answer (with
+    /// `connection: close`) instead of racing the close [default: 1 s].
+    drain_close_spread: Duration = Some(Duration::from_secs(1)),
     /// Per-request counters and histograms [default: on].
     metrics: bool = Some(true),
     /// The JSON-lines access log [default: off]. A relative path in the file
@@ -363,6 +367,7 @@ impl ServerLayer {
             drain_timeout: positive(all.drain_timeout.expect(DEFAULTED))
                 .map_err(|error| error.of("server.drain_timeout"))?,
             drain_delay: all.drain_delay.expect(DEFAULTED),
+            drain_close_spread: all.drain_close_spread.expect(DEFAULTED),
             authz: AuthzOptions {
                 forward_payload: all.forward_payload.expect(DEFAULTED),
                 max_body: all.max_body_bytes.expect(DEFAULTED),

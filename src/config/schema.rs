@@ -48,6 +48,7 @@ pub(crate) struct RawServer {
     pub(crate) idle_timeout: Option<Spanned<String>>,
     pub(crate) drain_timeout: Option<Spanned<String>>,
     pub(crate) drain_delay: Option<Spanned<String>>,
+    pub(crate) drain_close_spread: Option<Spanned<String>>,
     pub(crate) metrics: Option<bool>,
     pub(crate) access_log: Option<Spanned<String>>,
     pub(crate) access_log_sample: Option<Spanned<f64>>,

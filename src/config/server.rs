@@ -116,6 +116,11 @@ pub(super) fn server_settings(
             .as_ref()
             .map(|value| duration(value, "server.drain_delay", at))
             .transpose()?,
+        drain_close_spread: raw
+            .drain_close_spread
+            .as_ref()
+            .map(|value| duration(value, "server.drain_close_spread", at))
+            .transpose()?,
         metrics: raw.metrics,
         access_log: raw.access_log.as_ref().map(|value| {
             match Destination::parse(value.get_ref()) {

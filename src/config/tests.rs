@@ -26,6 +26,7 @@ listen = "127.0.0.1:0"
 admin_listen = "off"
 forwarded = "x-original"
 header_timeout = "5s"
+drain_close_spread = "250ms"
 
 [[token_config]]
 name = "production"
@@ -75,6 +76,10 @@ fn a_full_configuration_loads_and_routes() {
     assert_eq!(&*policy.forwarded_headers, &["x-jwt-scope".into()]);
     assert_eq!(loaded.server.admin_listen, Some(AdminListen::Off));
     assert_eq!(loaded.server.header_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(
+        loaded.server.drain_close_spread,
+        Some(Duration::from_millis(250))
+    );
     let api = &policy.rules[1];
     assert_eq!(&*api.token_configs, &[0, 1]);
     assert_eq!(api.mode, Mode::Any);
@@ -141,6 +146,10 @@ fn every_kind_of_mistake_names_its_place() {
         (
             format!("{base}[server]\nidle_timeout = \"0s\"\n"),
             "server.idle_timeout: must be longer than zero",
+        ),
+        (
+            format!("{base}[server]\ndrain_close_spread = 1\n"),
+            "jwtgate.toml:3:22: server.drain_close_spread: invalid type: integer `1`, expected a string",
         ),
         (
             format!("{base}[server]\nio = \"kqueue\"\n"),

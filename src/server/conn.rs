@@ -506,12 +506,15 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
         let now = Instant::now();
         let idle = self.input.is_empty() && self.discard == 0;
         if idle {
-            if self.shard.draining.is_draining() {
-                return false;
-            }
             self.request_started = None;
-            self.tracked
-                .arm(Phase::Idle, now + self.limits.idle_timeout);
+            let mut deadline = now + self.limits.idle_timeout;
+            // Only a connection accepted during the drain is idle here then
+            // (the others answer with `connection: close` and end): it gets
+            // until the end of the close spread for its one request.
+            if let Some(drained_by) = self.shard.draining.idle_deadline() {
+                deadline = deadline.min(drained_by);
+            }
+            self.tracked.arm(Phase::Idle, deadline);
         } else {
             let started = *self.request_started.get_or_insert(now);
             self.tracked

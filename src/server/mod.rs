@@ -112,6 +112,12 @@ pub struct ServeOptions {
     /// requests are still served, so a load balancer can stop sending before the
     /// listeners close.
     pub drain_delay: Duration,
+    /// Over how long a drain closes keep-alive connections that stay idle
+    /// (each after between half of it and all of it), so that clients
+    /// sending continuously get their next request answered with
+    /// `connection: close` instead of racing a close; zero closes them at
+    /// once.
+    pub drain_close_spread: Duration,
     /// The ext_authz answer.
     pub authz: AuthzOptions,
     /// Bounds of one `POST /v1/verify`.
@@ -310,6 +316,8 @@ impl Server {
             limits: options.limits,
             max_connections: options.max_connections.max(1),
             drain_timeout: options.drain_timeout,
+            // Spread past the drain timeout would be cut off by it anyway.
+            drain_close_spread: options.drain_close_spread.min(options.drain_timeout),
         };
         let denials = Arc::new(Denials::default());
         let (access_log, sink) = match &options.access_log {

@@ -11,7 +11,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
-use std::net::Shutdown;
+use std::net::{IpAddr, Shutdown};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -129,6 +129,8 @@ pub(crate) struct ShardSettings {
     pub(crate) limits: ConnectionLimits,
     pub(crate) max_connections: usize,
     pub(crate) drain_timeout: Duration,
+    /// Over how long a drain closes the connections that stay idle.
+    pub(crate) drain_close_spread: Duration,
 }
 
 /// Settings of the io_uring instance each shard creates.
@@ -270,14 +272,25 @@ async fn serve<L, V, B>(
 
     // A dropped sender (the server handle gone) also stops the shard.
     let _ = stop.await;
-    shard.draining.start();
+    let drain_started = Instant::now();
+    // From here every answer carries `connection: close`.
+    shard
+        .draining
+        .start(drain_started, settings.drain_close_spread);
     // The second face drains beside this one, within the same timeout.
     let _ = drain_signal.send(true);
+    // Connections the kernel has completed but the accept loop not yet
+    // taken would be reset with the listener, their requests lost: take
+    // them first, each for one request. Nothing runs on this thread between
+    // the last of them and the shutdown.
+    adopt_backlog::<L, V>(&running.stopper, &shard, &service, settings.limits);
     let _ = socket2::SockRef::from(&running.stopper).shutdown(Shutdown::Read);
     shard.slot_freed.notify_waiters();
     let _ = accepting.await;
     drop(running.stopper);
-    shard.registry.close_idle();
+    shard
+        .registry
+        .close_idle(drain_started, settings.drain_close_spread);
     let drained = tokio::time::timeout(settings.drain_timeout, shard.all_closed()).await;
     if drained.is_err() {
         shard.registry.expire_all();
@@ -341,21 +354,53 @@ async fn accept_loop<L: Listener, V: Service + 'static>(
                 continue;
             }
         };
-        shard.accepted.set(shard.accepted.get() + 1);
-        let tracked = Rc::new(Tracked::new(
-            stream,
-            Phase::Idle,
-            Instant::now() + limits.idle_timeout,
-        ));
-        let slot = Slot {
-            shard: Rc::clone(&shard),
-            index: shard.registry.insert(Rc::clone(&tracked)),
-        };
-        let service = Rc::clone(&service);
-        tokio::task::spawn_local(async move {
-            conn::serve(tracked, peer, slot.shard.parts(), service, limits).await;
-            drop(slot);
-        });
+        adopt(&shard, &service, limits, stream, peer);
+    }
+}
+
+/// Serves `stream` from `peer` on the shard, tracked in its registry.
+fn adopt<S: Stream, V: Service + 'static>(
+    shard: &Rc<Shard<S>>,
+    service: &Rc<RefCell<V>>,
+    limits: ConnectionLimits,
+    stream: S,
+    peer: IpAddr,
+) {
+    shard.accepted.set(shard.accepted.get() + 1);
+    let tracked = Rc::new(Tracked::new(
+        stream,
+        Phase::Idle,
+        Instant::now() + limits.idle_timeout,
+    ));
+    let slot = Slot {
+        shard: Rc::clone(shard),
+        index: shard.registry.insert(Rc::clone(&tracked)),
+    };
+    let service = Rc::clone(service);
+    tokio::task::spawn_local(async move {
+        conn::serve(tracked, peer, slot.shard.parts(), service, limits).await;
+        drop(slot);
+    });
+}
+
+/// Serves every connection waiting in the listener's backlog (the drain,
+/// just before the listener closes), past `max_connections` if need be:
+/// there are at most the backlog's length, and each gets one request.
+fn adopt_backlog<L: Listener, V: Service + 'static>(
+    listener: &std::net::TcpListener,
+    shard: &Rc<Shard<L::Stream>>,
+    service: &Rc<RefCell<V>>,
+    limits: ConnectionLimits,
+) {
+    // The socket is non-blocking (Listener::from_std requires it), so this
+    // ends when the backlog is empty.
+    while let Ok((stream, peer)) = listener.accept() {
+        match L::adopt(stream) {
+            Ok(stream) => adopt(shard, service, limits, stream, peer.ip()),
+            Err(error) => crate::diagnostics::warn(format_args!(
+                "a connection taken at the drain could not be served: {error}"
+            )),
+        }
     }
 }
 
@@ -376,6 +421,9 @@ impl<S: Stream> Drop for Slot<S> {
     }
 }
 
+/// How often the sweeper looks during a drain.
+const DRAIN_SWEEP_PERIOD: Duration = Duration::from_millis(20);
+
 /// Expires connections past their deadline, a few times per shortest timeout
 /// (at least once a second), and gives the service its tick.
 fn sweep<S: Stream, V: Service>(
@@ -389,7 +437,13 @@ fn sweep<S: Stream, V: Service>(
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            if shard.is_draining() {
+                // A drain closes idle connections at times spread over
+                // --drain-close-spread: finer ticks keep the spread.
+                tokio::time::sleep(period.min(DRAIN_SWEEP_PERIOD)).await;
+            } else {
+                ticks.tick().await;
+            }
             shard.registry.sweep(Instant::now());
             service.borrow_mut().tick();
         }

@@ -12,7 +12,7 @@
 use std::cell::{Cell, RefCell};
 use std::net::Shutdown;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::transport::Stream;
 
@@ -133,11 +133,33 @@ impl<S: Stream> Registry<S> {
         }
     }
 
-    /// Closes every idle connection (a drain); busy ones finish their request.
-    pub(crate) fn close_idle(&self) {
-        for connection in self.slots.borrow().iter().flatten() {
-            if connection.phase() == Phase::Idle && !connection.expired() {
+    /// Schedules the close of every idle connection (a drain): the `n` idle
+    /// ones are closed one after another from `spread / 2` to `spread` after
+    /// `now`, each unless it sends a request first (which it gets answered,
+    /// with `connection: close`). Busy ones finish their request.
+    ///
+    /// A client that sends continuously is then never closed on while it
+    /// writes: its next request arrives long before its turn. Closing them
+    /// all at once would race every such client, and send every client of
+    /// the shard to reconnect elsewhere at the same moment.
+    pub(crate) fn close_idle(&self, now: Instant, spread: Duration) {
+        let slots = self.slots.borrow();
+        let idle = || {
+            slots
+                .iter()
+                .flatten()
+                .filter(|connection| connection.phase() == Phase::Idle && !connection.expired())
+        };
+        let count = idle().count().max(1) as f64;
+        for (turn, connection) in idle().enumerate() {
+            if spread.is_zero() {
                 connection.expire();
+                continue;
+            }
+            let share = 0.5 + 0.5 * (turn as f64 + 1.0) / count;
+            let close_at = now + spread.mul_f64(share);
+            if close_at < connection.deadline.get() {
+                connection.deadline.set(close_at);
             }
         }
     }
@@ -151,19 +173,31 @@ impl<S: Stream> Registry<S> {
     }
 }
 
-/// Whether the shard has begun to drain: set once by the shard when it is told
-/// to stop; its connections then answer with `connection: close` and end
-/// instead of waiting for another request.
+/// Whether the shard has begun to drain, and since when: set once by the
+/// shard when it is told to stop. Its connections then answer with
+/// `connection: close`, and one that is idle is closed by the end of the
+/// close spread ([`Registry::close_idle`]).
 #[derive(Debug, Default)]
-pub(crate) struct Draining(Cell<bool>);
+pub(crate) struct Draining {
+    since: Cell<Option<Instant>>,
+    spread: Cell<Duration>,
+}
 
 impl Draining {
-    pub(crate) fn start(&self) {
-        self.0.set(true);
+    pub(crate) fn start(&self, now: Instant, spread: Duration) {
+        self.since.set(Some(now));
+        self.spread.set(spread);
     }
 
     pub(crate) fn is_draining(&self) -> bool {
-        self.0.get()
+        self.since.get().is_some()
+    }
+
+    /// When an idle connection is closed during the drain at the latest: a
+    /// connection accepted during the drain waits this long for its one
+    /// request.
+    pub(crate) fn idle_deadline(&self) -> Option<Instant> {
+        self.since.get().map(|since| since + self.spread.get())
     }
 }
 

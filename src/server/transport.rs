@@ -38,6 +38,10 @@ pub(crate) trait Listener: Sized + 'static {
     /// Accepts one connection, with `TCP_NODELAY` set (responses are complete
     /// messages and must not wait for an ACK), and its peer's address.
     async fn accept(&self) -> io::Result<(Self::Stream, IpAddr)>;
+    /// Takes over a connection accepted on the std socket (the drain takes
+    /// the listener's backlog that way), with `TCP_NODELAY` set. Must be
+    /// called inside the runtime.
+    fn adopt(stream: std::net::TcpStream) -> io::Result<Self::Stream>;
 }
 
 /// io_uring sockets (tokio-uring).
@@ -56,6 +60,11 @@ impl Listener for UringListener {
         let (stream, peer) = self.0.accept().await?;
         stream.set_nodelay(true)?;
         Ok((stream, peer.ip()))
+    }
+
+    fn adopt(stream: std::net::TcpStream) -> io::Result<Self::Stream> {
+        stream.set_nodelay(true)?;
+        Ok(tokio_uring::net::TcpStream::from_std(stream))
     }
 }
 
@@ -91,6 +100,12 @@ impl Listener for EpollListener {
         let (stream, peer) = self.0.accept().await?;
         stream.set_nodelay(true)?;
         Ok((stream, peer.ip()))
+    }
+
+    fn adopt(stream: std::net::TcpStream) -> io::Result<Self::Stream> {
+        stream.set_nodelay(true)?;
+        stream.set_nonblocking(true)?;
+        tokio::net::TcpStream::from_std(stream)
     }
 }
 

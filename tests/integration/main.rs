@@ -17,6 +17,7 @@ mod attacks;
 mod cli;
 mod config;
 mod dodges;
+mod drain;
 mod e2e_nginx;
 mod e2e_origin;
 mod fuzz_regressions;
