@@ -1,11 +1,14 @@
-//! The key manager: one thread that fetches every remote key set when it is
-//! due, builds the new verifier off the hot path and hands the
-//! configuration's new keys to its [`KeySink`] (the snapshot's publisher),
-//! which replaces that configuration's keys alone. Handing over (here, and
-//! for a reloaded configuration in [`Manager::publish_reloaded`]) happens
-//! under one lock, so a fetch never overwrites a reload or the reverse.
+//! The key manager: one thread that starts a fetch of every remote key set
+//! when it is due, each on a thread of its own (at most [`MAX_FETCHES`] at
+//! once), so that an identity provider that hangs holds its own refresh up
+//! to its `fetch_timeout` and never another configuration's. A fetch builds
+//! the new verifier off the hot path and hands the configuration's new keys
+//! to its [`KeySink`] (the snapshot's publisher), which replaces that
+//! configuration's keys alone. Handing over (after a fetch, and for a
+//! reloaded configuration in [`Manager::publish_reloaded`]) happens under
+//! one lock, so a fetch never overwrites a reload or the reverse.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,6 +29,11 @@ struct Due {
 
 /// How often the thread looks at the refetch flags and the clock.
 const TICK: Duration = Duration::from_millis(50);
+
+/// Fetches in flight at once. One per source up to this: sources that hang
+/// each hold one until their `fetch_timeout`, and only with this many
+/// hanging at once does another source wait (for the first to time out).
+pub(crate) const MAX_FETCHES: usize = 8;
 
 /// After this many failures in a row the backoff stops growing.
 const MAX_BACKOFF_STEPS: u32 = 10;
@@ -124,6 +132,8 @@ struct Source {
     verifier: Arc<Verifier>,
     /// When it was first asked for (start-up waits from here).
     since: Instant,
+    /// A fetch of it is in flight: no second one starts.
+    fetching: bool,
 }
 
 impl Source {
@@ -141,6 +151,7 @@ impl Source {
             last_error: None,
             available: false,
             since: now,
+            fetching: false,
         }
     }
 }
@@ -175,6 +186,8 @@ pub(crate) struct Manager {
     sources: Mutex<Vec<Source>>,
     stop: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Fetch threads running.
+    fetches: AtomicUsize,
 }
 
 /// ± this fraction of a refresh period, so that many gateways started
@@ -253,6 +266,7 @@ impl Manager {
             sources: Mutex::new(sources),
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
+            fetches: AtomicUsize::new(0),
         });
         let running = Arc::clone(&manager);
         let handle = std::thread::Builder::new()
@@ -335,8 +349,23 @@ impl Manager {
                 })
                 .collect::<Vec<_>>()
         }
-        .into_iter()
-        .map(|(name, remote)| (name, fetch(&remote, None, false)))
+        .chunks(MAX_FETCHES)
+        .flat_map(|chunk| {
+            // At the same time: a reload adding several sources waits for
+            // the slowest, not for the sum.
+            std::thread::scope(|scope| {
+                let fetching: Vec<_> = chunk
+                    .iter()
+                    .map(|(name, remote)| {
+                        scope.spawn(move || (name.clone(), fetch(remote, None, false)))
+                    })
+                    .collect();
+                fetching
+                    .into_iter()
+                    .filter_map(|fetch| fetch.join().ok())
+                    .collect::<Vec<_>>()
+            })
+        })
         .collect();
         let mut sources = lock(&self.sources);
         // Checked before anything changes, so that a refused reload leaves
@@ -395,6 +424,10 @@ impl Manager {
                     if !Arc::ptr_eq(&source.remote, &remote) {
                         remote.carry_over(&source.remote);
                         source.remote = Arc::clone(&remote);
+                        // A fetch in flight under the old settings lands
+                        // nowhere (it finds no source with its settings):
+                        // the next one may start.
+                        source.fetching = false;
                     }
                     source
                 }
@@ -443,34 +476,65 @@ impl Manager {
         );
     }
 
-    fn run(&self) {
+    fn run(self: &Arc<Self>) {
         while !self.stop.load(Ordering::Acquire) {
             let now = Instant::now();
             let due: Vec<Due> = {
-                let sources = lock(&self.sources);
+                let mut sources = lock(&self.sources);
+                let room = MAX_FETCHES.saturating_sub(self.fetches.load(Ordering::Acquire));
                 sources
-                    .iter()
+                    .iter_mut()
+                    .filter(|source| !source.fetching)
                     .filter_map(|source| {
                         let refetch = now >= source.next_refetch && source.remote.take_wanted();
-                        (now >= source.next_refresh || refetch).then(|| Due {
-                            name: source.name.clone(),
-                            remote: Arc::clone(&source.remote),
-                            jwks_uri: source.jwks_uri.clone(),
-                            refetch,
+                        (now >= source.next_refresh || refetch).then(|| {
+                            source.fetching = true;
+                            Due {
+                                name: source.name.clone(),
+                                remote: Arc::clone(&source.remote),
+                                jwks_uri: source.jwks_uri.clone(),
+                                refetch,
+                            }
                         })
                     })
+                    .take(room)
                     .collect()
             };
             for due in due {
-                if self.stop.load(Ordering::Acquire) {
-                    return;
-                }
-                // The network is used without the lock: a slow IdP never holds up a reload.
-                let outcome = fetch(&due.remote, due.jwks_uri, due.refetch);
-                self.apply(&due.name, &due.remote, outcome);
+                self.start_fetch(due);
             }
             self.expire_stale(Instant::now());
             std::thread::sleep(TICK);
+        }
+    }
+
+    /// Fetches `due` on a thread of its own: the network is used without
+    /// the lock, so a slow identity provider holds up neither a reload nor
+    /// another source.
+    fn start_fetch(self: &Arc<Self>, due: Due) {
+        self.fetches.fetch_add(1, Ordering::AcqRel);
+        let manager = Arc::clone(self);
+        let name = due.name.clone();
+        let remote = Arc::clone(&due.remote);
+        let started = std::thread::Builder::new()
+            .name("jwtgate-fetch".to_owned())
+            .spawn(move || {
+                let outcome = fetch(&due.remote, due.jwks_uri, due.refetch);
+                manager.apply(&due.name, &due.remote, outcome);
+                manager.fetches.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(error) = started {
+            self.fetches.fetch_sub(1, Ordering::AcqRel);
+            // Out of threads: the source is due again at the next tick.
+            if let Some(source) = lock(&self.sources)
+                .iter_mut()
+                .find(|source| source.name == name && Arc::ptr_eq(&source.remote, &remote))
+            {
+                source.fetching = false;
+            }
+            warn(format_args!(
+                "keys of token_config {name:?}: could not start a fetch: {error}"
+            ));
         }
     }
 
@@ -483,6 +547,7 @@ impl Manager {
             // Reloaded away while fetching.
             return;
         };
+        source.fetching = false;
         if let Some(verifier) = absorb(source, name, outcome) {
             source.verifier = Arc::new(verifier);
             self.sink.refreshed(remote, source.keys());

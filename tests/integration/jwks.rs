@@ -769,6 +769,79 @@ startup_timeout = "2s"
     assert_metrics(&server, &[(SUCCESSES, 1.0), (AVAILABLE, 1.0), (READY, 1.0)]);
 }
 
+/// An identity provider that never answers (its fetches hang until their
+/// 20 s `fetch_timeout`), listed first, holds neither the start-up of
+/// another configuration nor its rotation: that one starts with its keys
+/// and picks up a rotated key after its first unknown `kid` while the hung
+/// fetch is still in flight.
+#[test]
+fn a_hung_identity_provider_holds_up_no_other_configuration() {
+    const HUNG: &str = "/hung.json";
+    let env = Env::new("hung");
+    env.publish(&[rsa("k1")]);
+    env.https.set(
+        HUNG,
+        Reply::json(jwks(&[rsa("h1")])).delay(Duration::from_secs(60)),
+    );
+    let config = format!(
+        r#"default_action = "deny"
+
+[server]
+shards = 1
+
+[[token_config]]
+name = "hung"
+jwks_url = "{hung}"
+issuer = "https://hung.test/"
+ca_file = "ca.pem"
+algorithms = ["RS256"]
+fetch_timeout = "20s"
+min_refetch_interval = "1s"
+startup_timeout = "1s"
+allow_start_without_keys = true
+
+[[token_config]]
+name = "users"
+jwks_url = "{users}"
+issuer = "{ISS}"
+ca_file = "ca.pem"
+algorithms = ["RS256"]
+audiences = ["{AUD}"]
+{FAST}
+[[rule]]
+name = "api"
+paths = ["/v1/**"]
+token_configs = ["users"]
+action = "block"
+"#,
+        hung = env.https.url(HUNG),
+        users = env.url(),
+    );
+    let path = env.dir.write("jwtgate.toml", config);
+    let server = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
+    assert_eq!(check(&server, &env.rs256("k1")), ok());
+    wait_until(&server, "the hung fetch reaching its server", || {
+        (env.https.hits(HUNG) >= 1).then_some(())
+    });
+
+    env.publish(&[rsa("k2")]);
+    let rotated = Instant::now();
+    wait_for_answer(&server, &env.rs256("k2"), &ok(), &[refused("unknown_kid")]);
+    let hung_failures = metric(
+        &server,
+        r#"jwtgate_jwks_fetches_total{token_config="hung",result="failure"}"#,
+    );
+    assert_eq!(
+        hung_failures, 0.0,
+        "the hung fetch ended before the rotation was picked up: it may have waited for it"
+    );
+    assert!(
+        rotated.elapsed() < Duration::from_secs(10),
+        "the rotation took {:?}, about as long as the hung fetch's timeout",
+        rotated.elapsed()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Discovery
 // ---------------------------------------------------------------------------
