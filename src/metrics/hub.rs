@@ -6,6 +6,14 @@
 //! core) is reported from what it sent before; its late answer stays in the
 //! channel and is merged by the next collection, so nothing is lost or counted
 //! twice. A shard sends one last delta, unasked, when it stops.
+//!
+//! What an answer costs the shard is constant and small: its latency
+//! histograms (a few hundred KiB each) are handed over, not copied, and
+//! replaced by a pair this side has emptied and sent back ([`Spares`]), so
+//! copying and zeroing happen here, off the shard. And asks are at least
+//! [`MIN_ASK_INTERVAL`] apart: an admin port scraped in a tight loop is
+//! answered as fast as that allows, and cannot take more than that from
+//! the shards.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,12 +67,22 @@ struct Ask {
 /// How long a collection waits for the shards' answers.
 pub(crate) const COLLECT_WAIT: Duration = Duration::from_secs(1);
 
+/// Least time between two asks: at most 20 collections a second reach the
+/// shards, however fast the admin port is scraped.
+pub(crate) const MIN_ASK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// An emptied pair of latency histograms (request, verification) for a
+/// shard to record into next.
+pub(crate) type Spares = (LatencyHistogram, LatencyHistogram);
+
 /// A shard's end of the collection channel.
 #[derive(Debug)]
 pub(crate) struct ShardLink {
     shard: usize,
     ask: Arc<Ask>,
     deltas: crossbeam_channel::Sender<Delta>,
+    /// Histograms this side emptied after merging an answer, for the next.
+    spares: crossbeam_channel::Receiver<Spares>,
     /// Whether the last delta was sent; if the shard ends without sending it
     /// (a panic), dropping the link does, so that no collection waits for it.
     finished: std::cell::Cell<bool>,
@@ -79,6 +97,12 @@ impl Drop for ShardLink {
 }
 
 impl ShardLink {
+    /// Emptied histograms to record into after the next answer, if this
+    /// side has sent some back.
+    pub(crate) fn spares(&self) -> Option<Spares> {
+        self.spares.try_recv().ok()
+    }
+
     /// Waits for the next ask and returns its number.
     pub(crate) async fn asked(&self) -> u64 {
         self.ask.wake.notified().await;
@@ -140,6 +164,8 @@ pub(crate) struct Totals {
     pub recent: Recent,
     answered: Vec<u64>,
     asks: u64,
+    /// When the shards were last asked.
+    asked_at: Option<Instant>,
 }
 
 /// The window of the periodic summary.
@@ -220,16 +246,16 @@ impl Totals {
         std::mem::replace(&mut self.recent, Recent::new())
     }
 
-    fn merge(&mut self, delta: Delta) {
+    /// Merges `delta`; returns its shard and histograms, to be emptied and
+    /// sent back.
+    fn merge(&mut self, delta: Delta) -> Option<(usize, Spares)> {
         if let Some(answered) = self.answered.get_mut(delta.shard) {
             *answered = (*answered).max(delta.answers);
         }
         if let Some(connections) = self.connections.get_mut(delta.shard) {
             *connections = delta.connections;
         }
-        let Some(counted) = delta.counted else {
-            return;
-        };
+        let counted = delta.counted?;
         if let Some(cache) = self.caches.get_mut(delta.shard) {
             *cache = counted.cache;
         }
@@ -265,6 +291,7 @@ impl Totals {
         for (total, added) in self.grpc_errors.iter_mut().zip(counted.grpc_errors) {
             *total += added;
         }
+        Some((delta.shard, (counted.request, counted.verification)))
     }
 }
 
@@ -273,6 +300,8 @@ impl Totals {
 pub(crate) struct Hub {
     asks: Vec<Arc<Ask>>,
     deltas: crossbeam_channel::Receiver<Delta>,
+    /// Per shard: where its emptied histograms go back.
+    spares: Vec<crossbeam_channel::Sender<Spares>>,
     totals: Mutex<Totals>,
 }
 
@@ -281,13 +310,18 @@ impl Hub {
     pub(crate) fn new(shards: usize) -> (Arc<Hub>, Vec<ShardLink>) {
         let (sender, deltas) = crossbeam_channel::unbounded();
         let asks: Vec<Arc<Ask>> = (0..shards).map(|_| Arc::new(Ask::default())).collect();
+        // Bounded: a shard takes one pair per answer, so more never pile up.
+        let (spares, returned): (Vec<_>, Vec<_>) =
+            (0..shards).map(|_| crossbeam_channel::bounded(2)).unzip();
         let links = asks
             .iter()
+            .zip(returned)
             .enumerate()
-            .map(|(shard, ask)| ShardLink {
+            .map(|(shard, (ask, spares))| ShardLink {
                 shard,
                 ask: Arc::clone(ask),
                 deltas: sender.clone(),
+                spares,
                 finished: std::cell::Cell::new(false),
             })
             .collect();
@@ -303,10 +337,12 @@ impl Hub {
             recent: Recent::new(),
             answered: vec![0; shards],
             asks: 0,
+            asked_at: None,
         };
         let hub = Hub {
             asks,
             deltas,
+            spares,
             totals: Mutex::new(totals),
         };
         (Arc::new(hub), links)
@@ -319,6 +355,16 @@ impl Hub {
             .totals
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Waiting (with the lock: concurrent scrapes queue behind it) keeps
+        // every answer as fresh as the scrape, and the shards' share bounded.
+        if let Some(asked_at) = totals.asked_at {
+            let next = asked_at + MIN_ASK_INTERVAL;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+        }
+        totals.asked_at = Some(Instant::now());
         totals.asks += 1;
         let number = totals.asks;
         for ask in &self.asks {
@@ -328,15 +374,31 @@ impl Hub {
         let deadline = Instant::now() + wait;
         while totals.answered.iter().any(|&answered| answered < number) {
             match self.deltas.recv_deadline(deadline) {
-                Ok(delta) => totals.merge(delta),
+                Ok(delta) => {
+                    let merged = totals.merge(delta);
+                    self.send_back(merged);
+                }
                 Err(_) => break,
             }
         }
         // Unasked deltas (a stopped shard's last) that arrived meanwhile.
         while let Ok(delta) = self.deltas.try_recv() {
-            totals.merge(delta);
+            let merged = totals.merge(delta);
+            self.send_back(merged);
         }
         totals
+    }
+
+    /// Empties a shard's merged histograms here and sends them back for it
+    /// to record into next (if it has no pair waiting already).
+    fn send_back(&self, merged: Option<(usize, Spares)>) {
+        if let Some((shard, (mut request, mut verification))) = merged
+            && let Some(sender) = self.spares.get(shard)
+        {
+            request.reset();
+            verification.reset();
+            let _ = sender.try_send((request, verification));
+        }
     }
 }
 
@@ -390,5 +452,44 @@ mod tests {
         assert_eq!(totals.by_action(Taken::Allow), 2);
         assert_eq!(totals.take_recent().requests(), 2);
         assert_eq!(totals.recent.requests(), 0);
+    }
+
+    #[test]
+    fn histograms_are_handed_over_and_come_back_emptied_and_asks_are_spaced() {
+        let policy = crate::test_support::policy_with_demo_keys(
+            "default_action = \"deny\"\n[[token_config]]\nname = \"prod\"\n@JWKS@\n[[rule]]\nname = \"api\"\ntoken_configs = [\"prod\"]\n",
+        );
+        let (hub, links) = Hub::new(1);
+        let link = &links[0];
+        let mut shard = ShardMetrics::new(&policy);
+        assert!(
+            link.spares().is_none(),
+            "nothing to give back before an answer"
+        );
+        shard.record_request(Duration::from_micros(40));
+        link.answer(
+            1,
+            Some(shard.take_with(link.spares())),
+            Connections::default(),
+        );
+        let first = {
+            let totals = hub.collect(Duration::from_secs(5));
+            assert_eq!(totals.request.count(), 1);
+            totals.asked_at.unwrap()
+        };
+        // The merged pair came back, emptied; the shard records into it next.
+        let spares = link.spares().expect("the merged histograms came back");
+        assert_eq!((spares.0.count(), spares.1.count()), (0, 0));
+        shard.record_request(Duration::from_micros(50));
+        shard.record_request(Duration::from_micros(60));
+        link.answer(
+            2,
+            Some(shard.take_with(Some(spares))),
+            Connections::default(),
+        );
+        let totals = hub.collect(Duration::from_secs(5));
+        assert_eq!(totals.request.count(), 3);
+        // A second collection at once asked no sooner than the interval allows.
+        assert!(totals.asked_at.unwrap() >= first + MIN_ASK_INTERVAL);
     }
 }

@@ -311,14 +311,22 @@ impl ShardMetrics {
 
     /// Everything counted since the last call, leaving the shard at zero.
     pub fn take(&mut self) -> hub::Counted {
+        self.take_with(None)
+    }
+
+    /// [`ShardMetrics::take`], recording next into `spares` (emptied
+    /// histograms the collecting side sent back): the histograms are handed
+    /// over, not copied, and no zeroing happens on the shard. Without spares,
+    /// new ones are allocated.
+    pub(crate) fn take_with(&mut self, spares: Option<hub::Spares>) -> hub::Counted {
         let mut tables = std::mem::take(&mut self.retired);
         if self.table.any() {
             tables.push(self.table.take());
         }
-        let request = self.request.clone();
-        let verification = self.verification.clone();
-        self.request.reset();
-        self.verification.reset();
+        let (next_request, next_verification) =
+            spares.unwrap_or_else(|| (LatencyHistogram::new(), LatencyHistogram::new()));
+        let request = std::mem::replace(&mut self.request, next_request);
+        let verification = std::mem::replace(&mut self.verification, next_verification);
         hub::Counted {
             tables,
             request,

@@ -325,7 +325,7 @@ async fn report<S: Stream>(link: Rc<ShardLink>, shard: Rc<Shard<S>>) {
         let counted = shard
             .metrics
             .as_ref()
-            .map(|metrics| metrics.borrow_mut().take());
+            .map(|metrics| metrics.borrow_mut().take_with(link.spares()));
         link.answer(number, counted, shard.connections());
     }
 }
