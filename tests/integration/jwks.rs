@@ -1422,6 +1422,93 @@ fn cache_control_max_age_schedules_the_refresh() {
     assert_metrics(&server, &[(FAILURES, 0.0)]);
 }
 
+/// Ten key rotations through the JWKS URL under continuous load, as an
+/// identity provider rotates: it publishes the next key beside the current
+/// one, signs with the next once relying parties have it, and drops the old
+/// one with the following rotation. Three keep-alive clients send
+/// throughout with the key in use: every answer is 200, before, during and
+/// after each swap of the key set.
+#[test]
+fn ten_key_rotations_under_load_fail_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    let env = Env::new("rotations");
+    let publish = |keys: &[String]| {
+        env.https.set(
+            JWKS,
+            Reply::json(jwks(keys)).header("Cache-Control", "max-age=0"),
+        );
+    };
+    let kid = |round: usize| format!("k{round}");
+    let tokens: Arc<Vec<String>> = Arc::new((0..=10).map(|round| env.rs256(&kid(round))).collect());
+    publish(&[rsa(&kid(0))]);
+    let server = env.serve(&format!("{FAST}min_refresh_interval = \"1s\"\n"));
+    let in_use = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let (tokens, in_use, stop) =
+                (Arc::clone(&tokens), Arc::clone(&in_use), Arc::clone(&stop));
+            let (answered, failures) = (Arc::clone(&answered), Arc::clone(&failures));
+            let addr = server.addr();
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                while !stop.load(Ordering::SeqCst) {
+                    let round = in_use.load(Ordering::SeqCst);
+                    match check_on(&mut conn, &tokens[round]) {
+                        Ok(answer) if answer == ok() => {
+                            answered.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(answer) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("k{round}: {answer:?}")),
+                        Err(error) => {
+                            failures.lock().unwrap().push(format!("k{round}: {error}"));
+                            conn = Conn::open(addr);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for round in 1..=10 {
+        publish(&[rsa(&kid(round - 1)), rsa(&kid(round))]);
+        // A probe of its own (its first answers may be unknown_kid, and ask
+        // for the refetch) learns when the shards hold the new key.
+        wait_for_answer(&server, &tokens[round], &ok(), &[refused("unknown_kid")]);
+        let before = answered.load(Ordering::SeqCst);
+        in_use.store(round, Ordering::SeqCst);
+        wait_until(&server, "answers with the new key", || {
+            (answered.load(Ordering::SeqCst) >= before + 30).then_some(())
+        });
+    }
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}\nstderr:\n{}",
+        failures.len(),
+        answered.load(Ordering::SeqCst) + failures.len(),
+        &failures[..failures.len().min(10)],
+        server.stderr_text()
+    );
+    // The key of round 9 left with the last rotation.
+    assert_eq!(
+        check(&server, &tokens[9]),
+        ok(),
+        "k9 is still published beside k10"
+    );
+    publish(&[rsa(&kid(10))]);
+    wait_for_answer(&server, &tokens[9], &refused("unknown_kid"), &[ok()]);
+}
+
 /// `max_stale` counts from a failure, not from the last fetch: with the
 /// server healthy and the next refresh ten minutes away, keys are still
 /// served when twice `max_stale` has passed since they were fetched (before
