@@ -20,6 +20,7 @@ use bytes::Bytes;
 use super::codec::EncodedResponse;
 use super::request::{StatedCheck, StatedHttp};
 use super::response::{Untranslatable, translate};
+use super::wire::WireError;
 use crate::authz::{Authorizer, Origin};
 use crate::http::{Framing, OriginalRequest, RequestHead};
 use crate::metrics::Face;
@@ -68,9 +69,47 @@ pub(crate) fn check_message(
     message: &[u8],
     peer: IpAddr,
 ) -> Result<Vec<u8>, tonic::Status> {
-    let stated = StatedCheck::read(message)
-        .map_err(|error| tonic::Status::invalid_argument(error.reason()))?;
-    check(authorizer, &stated, peer)
+    match StatedCheck::read(message) {
+        Ok(stated) => check(authorizer, &stated, peer),
+        // Well framed, as Envoy frames it, but a header or the path is not
+        // UTF-8 (Envoy passes on bytes a client sent): a denial, since a
+        // gRPC error is what `failure_mode_allow` turns into an allow.
+        Err(WireError::Utf8) => unreadable(
+            authorizer,
+            peer,
+            "a string the check reads (method, host, path, query, a header, a context extension) is not UTF-8",
+        ),
+        Err(error) => Err(tonic::Status::invalid_argument(error.reason())),
+    }
+}
+
+/// Decides a request whose statement cannot be read, as a 400 denial.
+fn unreadable(
+    authorizer: &mut Authorizer,
+    peer: IpAddr,
+    reason: &'static str,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut rendered = Vec::with_capacity(RENDERED_CAPACITY);
+    let mut encoded = Vec::new();
+    authorizer
+        .decide_from(
+            Face::Grpc,
+            &RequestHead::stated("", "", &[]),
+            Origin::Unreadable(reason),
+            framing(peer),
+            &mut rendered,
+            |s, a| translate(s, a, &[], &mut encoded),
+        )
+        .map(|()| encoded)
+        .map_err(internal)
+}
+
+fn framing(peer: IpAddr) -> Framing {
+    Framing {
+        close: false,
+        head_only: false,
+        peer,
+    }
 }
 
 /// Decides `stated` from `peer` on `authorizer`.
@@ -79,24 +118,17 @@ fn check(
     stated: &StatedCheck<'_>,
     peer: IpAddr,
 ) -> Result<Vec<u8>, tonic::Status> {
-    let framing = Framing {
-        close: false,
-        head_only: false,
-        peer,
-    };
+    let framing = framing(peer);
     let rule = stated.rule.map(str::as_bytes);
+    let Some(http) = &stated.http else {
+        return unreadable(
+            authorizer,
+            peer,
+            "a CheckRequest needs attributes.request.http",
+        );
+    };
     let mut rendered = Vec::with_capacity(RENDERED_CAPACITY);
     let mut encoded = Vec::new();
-    let Some(http) = &stated.http else {
-        let head = RequestHead::stated("", "", &[]);
-        let origin = Origin::Unreadable("a CheckRequest needs attributes.request.http");
-        return authorizer
-            .decide_from(Face::Grpc, &head, origin, framing, &mut rendered, |s, a| {
-                translate(s, a, &[], &mut encoded)
-            })
-            .map(|()| encoded)
-            .map_err(internal);
-    };
     let mut headers = Vec::with_capacity(header_count(http));
     let origin = match read_headers(http, &mut headers) {
         Err(reason) => Origin::Unreadable(reason),

@@ -4,13 +4,20 @@
 //! decision code reads; `wire` reads the fields.
 //!
 //! It reads what prost's generated decoder reads, field for field (the
-//! property tests hold it to that), with three differences, each stricter:
+//! property tests hold it to that), with three differences:
 //! - a `headers` map that names one header twice keeps both entries (prost
 //!   keeps the last), so that two `authorization` entries are two tokens,
 //!   refused, and never the one a decoder happened to keep;
 //! - a group (wire types 3 and 4) is refused anywhere;
-//! - in messages a check never reads (`source`, `destination`, `time`,
-//!   `metadata_context`, `tls_session`), only the framing is checked.
+//! - fields a check never reads are checked for their framing only: their
+//!   strings are not checked for UTF-8 (a request body of Latin-1 bytes,
+//!   which Envoy sends as it came with `with_request_body`, must not turn
+//!   the check into an error that `failure_mode_allow` would let through),
+//!   nor their messages decoded (`source`, `destination`, `time`,
+//!   `metadata_context`, `tls_session`).
+//!
+//! A string the check reads that is not UTF-8 is [`WireError::Utf8`], which
+//! `check` answers with a denial (400), never with a gRPC error.
 //!
 //! Field numbers are those of Envoy's `external_auth.proto` and
 //! `attribute_context.proto`, as `envoy-types` generates them.
@@ -117,16 +124,13 @@ impl<'m> StatedHttp<'m> {
                 5 => self.host = value.string()?,
                 7 => self.query = value.string()?,
                 13 => self.read_header_map(value.bytes()?)?,
-                // id, scheme, fragment, protocol, body: strings, unread.
-                1 | 6 | 8 | 10 | 11 => {
-                    value.string()?;
+                // id, scheme, fragment, protocol, body (strings, unread),
+                // raw_body (bytes)
+                1 | 6 | 8 | 10 | 11 | 12 => {
+                    value.bytes()?;
                 }
                 // size (int64)
                 9 if !matches!(value, Value::Varint(_)) => return Err(WireError::FieldType),
-                // raw_body (bytes)
-                12 => {
-                    value.bytes()?;
-                }
                 _ => {}
             }
         }

@@ -318,3 +318,59 @@ fn a_second_scheme_joined_beside_a_forged_token_is_two_tokens_not_none() {
         Some(HttpResponse::OkResponse(_))
     ));
 }
+
+/// Envoy passes on bytes a client sent: a header value that is not UTF-8 is
+/// a 400 denial, and a request body that is not UTF-8 (an unread field) is
+/// no obstacle at all. Neither becomes a gRPC error, which Envoy's
+/// `failure_mode_allow` would turn into an allow.
+#[test]
+fn bytes_that_are_not_utf8_never_become_a_grpc_error() {
+    let mut authorizer = authorizer();
+    let peer = Framing::default().peer;
+    let valid = format!("Bearer {}", token(false, false, false));
+    let mut request = check_request(
+        "GET",
+        "/api/orders",
+        &[
+            ("authorization".to_owned(), valid),
+            ("x-note".to_owned(), "MARK".to_owned()),
+        ],
+        false,
+    );
+    if let Some(http) = request
+        .attributes
+        .as_mut()
+        .and_then(|attributes| attributes.request.as_mut())
+        .and_then(|request| request.http.as_mut())
+    {
+        http.body = "BODY".to_owned();
+    }
+    let encoded = request.encode_to_vec();
+    let patched = |needle: &[u8]| {
+        let mut bytes = encoded.clone();
+        let at = bytes
+            .windows(needle.len())
+            .position(|window| window == needle)
+            .unwrap_or_else(|| panic!("{needle:?} is in the message"));
+        bytes[at..at + needle.len()].fill(0xff);
+        bytes
+    };
+    let answer = |bytes: &[u8], authorizer: &mut Authorizer| {
+        let encoded = check_message(authorizer, bytes, peer)
+            .unwrap_or_else(|status| panic!("a gRPC error: {status:?}"));
+        CheckResponse::decode(&encoded[..]).unwrap_or_else(|error| panic!("{error}"))
+    };
+
+    let response = answer(&patched(b"MARK"), &mut authorizer);
+    let Some(HttpResponse::DeniedResponse(denied)) = &response.http_response else {
+        panic!("not denied: {response:?}");
+    };
+    assert_eq!(denied.status.as_ref().map(|status| status.code), Some(400));
+    assert_eq!(response.status.as_ref().map(|status| status.code), Some(3));
+
+    let response = answer(&patched(b"BODY"), &mut authorizer);
+    assert!(
+        matches!(response.http_response, Some(HttpResponse::OkResponse(_))),
+        "{response:?}"
+    );
+}

@@ -362,7 +362,24 @@ impl Manager {
                     .collect();
                 fetching
                     .into_iter()
-                    .filter_map(|fetch| fetch.join().ok())
+                    .zip(chunk)
+                    .map(|(fetching, (name, remote))| {
+                        // A fetch that panicked is a failed one: the reload
+                        // is refused as for any other failure.
+                        fetching.join().unwrap_or_else(|_| {
+                            (
+                                name.clone(),
+                                Fetch {
+                                    result: Err(FetchError::Transport {
+                                        url: remote.settings.location.describe(),
+                                        reason: "the fetch failed unexpectedly".to_owned(),
+                                    }),
+                                    jwks_uri: None,
+                                    forget_jwks_uri: false,
+                                },
+                            )
+                        })
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -519,9 +536,14 @@ impl Manager {
         let started = std::thread::Builder::new()
             .name("jwtgate-fetch".to_owned())
             .spawn(move || {
-                let outcome = fetch(&due.remote, due.jwks_uri, due.refetch);
+                let done = FetchDone {
+                    manager: &manager,
+                    name: &due.name,
+                    remote: &due.remote,
+                };
+                let outcome = fetch(&due.remote, due.jwks_uri.clone(), due.refetch);
                 manager.apply(&due.name, &due.remote, outcome);
-                manager.fetches.fetch_sub(1, Ordering::AcqRel);
+                drop(done);
             });
         if let Err(error) = started {
             self.fetches.fetch_sub(1, Ordering::AcqRel);
@@ -547,7 +569,6 @@ impl Manager {
             // Reloaded away while fetching.
             return;
         };
-        source.fetching = false;
         if let Some(verifier) = absorb(source, name, outcome) {
             source.verifier = Arc::new(verifier);
             self.sink.refreshed(remote, source.keys());
@@ -571,6 +592,27 @@ impl Manager {
                 self.sink.refreshed(&source.remote, source.keys());
             }
         }
+    }
+}
+
+/// A fetch thread's end, however it ends (a panic included): its slot is
+/// given back, and its source may be fetched again. Were a panic to skip
+/// this, the source would never be fetched again and a slot would be lost.
+struct FetchDone<'f> {
+    manager: &'f Manager,
+    name: &'f str,
+    remote: &'f Arc<RemoteKeys>,
+}
+
+impl Drop for FetchDone<'_> {
+    fn drop(&mut self) {
+        if let Some(source) = lock(&self.manager.sources)
+            .iter_mut()
+            .find(|source| *source.name == *self.name && Arc::ptr_eq(&source.remote, self.remote))
+        {
+            source.fetching = false;
+        }
+        self.manager.fetches.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

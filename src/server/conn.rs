@@ -508,9 +508,10 @@ impl<S: Stream, V: Service> Connection<'_, S, V> {
         if idle {
             self.request_started = None;
             let mut deadline = now + self.limits.idle_timeout;
-            // Only a connection accepted during the drain is idle here then
-            // (the others answer with `connection: close` and end): it gets
-            // until the end of the close spread for its one request.
+            // During a drain a connection waits here for a request only if
+            // it has had none since the drain began (answers then close):
+            // one accepted during the drain, or one whose last answer went
+            // out before. It gets until the end of the close spread.
             if let Some(drained_by) = self.shard.draining.idle_deadline() {
                 deadline = deadline.min(drained_by);
             }

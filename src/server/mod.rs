@@ -49,7 +49,7 @@ use crate::metrics::exposition::summary_line;
 use crate::metrics::{COLLECT_WAIT, Hub, ShardMetrics};
 use crate::snapshot::SharedSnapshot;
 use crate::status::Status;
-use shard::{Endpoint, ShardSettings, SharedMetrics};
+use shard::{Endpoint, ListenerGroup, ShardSettings, SharedMetrics};
 
 /// Which I/O runtime the shards use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,6 +358,7 @@ impl Server {
         };
         let seed = crate::UnixTime::now().0.unsigned_abs();
         let mut grpc_sockets = grpc_sockets.into_iter();
+        let group = ListenerGroup::new(data.len());
         for ((index, listener), link) in data.into_iter().enumerate().zip(links) {
             let log = sink
                 .clone()
@@ -394,6 +395,7 @@ impl Server {
                 metrics,
                 link: Some(link),
                 second: grpc_face,
+                group: Some(Arc::clone(&group)),
             };
             server.shards.push(spawn_shard(
                 threads,
@@ -421,6 +423,7 @@ impl Server {
                 metrics: None,
                 link: None,
                 second: None,
+                group: None,
             };
             server.batch.push(spawn_shard(
                 threads,
@@ -441,6 +444,7 @@ impl Server {
                 metrics: None,
                 link: None,
                 second: None,
+                group: None,
             };
             let admin_settings = ShardSettings {
                 max_connections: 64,

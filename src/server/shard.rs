@@ -14,6 +14,8 @@ use std::io;
 use std::net::{IpAddr, Shutdown};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot, watch};
@@ -50,6 +52,8 @@ pub(crate) struct Shard<S> {
     all_closed: Notify,
     /// Connections accepted since start.
     accepted: Cell<u64>,
+    /// The listener is closed (or closing): the accept loop ends.
+    closed: Cell<bool>,
 }
 
 impl<S: Stream> Shard<S> {
@@ -63,6 +67,7 @@ impl<S: Stream> Shard<S> {
             slot_freed: Notify::new(),
             all_closed: Notify::new(),
             accepted: Cell::new(0),
+            closed: Cell::new(false),
         }
     }
 
@@ -78,11 +83,6 @@ impl<S: Stream> Shard<S> {
         while self.registry.open() > 0 {
             self.all_closed.notified().await;
         }
-    }
-
-    /// Whether the shard is draining: no new requests after the current ones.
-    fn is_draining(&self) -> bool {
-        self.draining.is_draining()
     }
 
     /// What a connection uses of the shard.
@@ -121,6 +121,51 @@ pub(crate) struct Endpoint<B, V> {
     pub(crate) link: Option<ShardLink>,
     /// The gRPC face, on check shards that have one.
     pub(crate) second: Option<SecondFace<V>>,
+    /// The shards sharing this listener's port, on check shards.
+    pub(crate) group: Option<Arc<ListenerGroup>>,
+}
+
+/// The listeners of the shards that share one port (SO_REUSEPORT). A drain
+/// closes every one of them before any shard answers with `connection:
+/// close`: a client told to reconnect is then refused, never queued on
+/// another shard's listener just as that one closes, which would reset the
+/// connection with the request the client wrote on it.
+#[derive(Debug)]
+pub(crate) struct ListenerGroup {
+    open: AtomicUsize,
+    all_closed: Notify,
+}
+
+/// How long a shard waits for the other shards' listeners to close: a
+/// shard too busy to get there within it must not hold up the drain.
+const GROUP_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+impl ListenerGroup {
+    pub(crate) fn new(listeners: usize) -> Arc<ListenerGroup> {
+        Arc::new(ListenerGroup {
+            open: AtomicUsize::new(listeners),
+            all_closed: Notify::new(),
+        })
+    }
+
+    fn closed_one(&self) {
+        if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_closed.notify_waiters();
+        }
+    }
+
+    async fn all_closed(&self) {
+        loop {
+            let notified = self.all_closed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a close in between wakes it.
+            notified.as_mut().enable();
+            if self.open.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// How a shard runs, decided before it starts.
@@ -235,6 +280,7 @@ async fn serve<L, V, B>(
     V: Service + 'static,
     B: FnOnce(Option<SharedMetrics>) -> V,
 {
+    let group = endpoint.group;
     let running = match take_over::<L>(endpoint.listener) {
         Ok(running) => running,
         Err(error) => return started(Err(error)),
@@ -272,27 +318,44 @@ async fn serve<L, V, B>(
 
     // A dropped sender (the server handle gone) also stops the shard.
     let _ = stop.await;
-    let drain_started = Instant::now();
-    // From here every answer carries `connection: close`.
-    shard
-        .draining
-        .start(drain_started, settings.drain_close_spread);
+    let stopped_at = Instant::now();
     // The second face drains beside this one, within the same timeout.
     let _ = drain_signal.send(true);
     // Connections the kernel has completed but the accept loop not yet
     // taken would be reset with the listener, their requests lost: take
     // them first, each for one request. Nothing runs on this thread between
     // the last of them and the shutdown.
+    shard.closed.set(true);
     adopt_backlog::<L, V>(&running.stopper, &shard, &service, settings.limits);
     let _ = socket2::SockRef::from(&running.stopper).shutdown(Shutdown::Read);
     shard.slot_freed.notify_waiters();
     let _ = accepting.await;
     drop(running.stopper);
+    // Until every listener of the port is closed, answers keep their
+    // connections open, so that no client is sent to reconnect yet.
+    if let Some(group) = &group {
+        group.closed_one();
+        let _ = tokio::time::timeout(GROUP_CLOSE_WAIT, group.all_closed()).await;
+    }
+    let drain_started = Instant::now();
+    // From here every answer carries `connection: close`.
+    shard
+        .draining
+        .start(drain_started, settings.drain_close_spread);
     shard
         .registry
         .close_idle(drain_started, settings.drain_close_spread);
-    let drained = tokio::time::timeout(settings.drain_timeout, shard.all_closed()).await;
-    if drained.is_err() {
+    // Swept here, every few milliseconds, so that idle connections close at
+    // their turn in the spread (the sweeper may be most of a second from
+    // its next look).
+    let drain_ends = stopped_at + settings.drain_timeout;
+    let mut drained = false;
+    while !drained && Instant::now() < drain_ends {
+        let wait = DRAIN_SWEEP_PERIOD.min(drain_ends.saturating_duration_since(Instant::now()));
+        drained = tokio::time::timeout(wait, shard.all_closed()).await.is_ok();
+        shard.registry.sweep(Instant::now());
+    }
+    if !drained {
         shard.registry.expire_all();
         // The cut-short operations complete at once; let their tasks finish.
         let _ = tokio::time::timeout(Duration::from_secs(1), shard.all_closed()).await;
@@ -310,7 +373,7 @@ async fn serve<L, V, B>(
         let counted = shard
             .metrics
             .as_ref()
-            .map(|metrics| metrics.borrow_mut().take());
+            .map(|metrics| metrics.borrow_mut().take_with(link.spares()));
         link.last(counted, shard.connections());
     }
 }
@@ -338,15 +401,15 @@ async fn accept_loop<L: Listener, V: Service + 'static>(
 ) {
     loop {
         // Back-pressure: at the limit, connections wait in the kernel's backlog.
-        while shard.registry.open() >= shard.max_connections && !shard.is_draining() {
+        while shard.registry.open() >= shard.max_connections && !shard.closed.get() {
             shard.slot_freed.notified().await;
         }
-        if shard.is_draining() {
+        if shard.closed.get() {
             return;
         }
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
-            Err(_) if shard.is_draining() => return,
+            Err(_) if shard.closed.get() => return,
             Err(error) => {
                 crate::diagnostics::warn(format_args!("accept failed: {error}"));
                 // Out of file descriptors or memory: give closing connections a moment.
@@ -393,16 +456,31 @@ fn adopt_backlog<L: Listener, V: Service + 'static>(
     limits: ConnectionLimits,
 ) {
     // The socket is non-blocking (Listener::from_std requires it), so this
-    // ends when the backlog is empty.
-    while let Ok((stream, peer)) = listener.accept() {
-        match L::adopt(stream) {
-            Ok(stream) => adopt(shard, service, limits, stream, peer.ip()),
-            Err(error) => crate::diagnostics::warn(format_args!(
-                "a connection taken at the drain could not be served: {error}"
-            )),
+    // ends when the backlog is empty; the bound is the kernel's own cap on a
+    // backlog, so that clients reconnecting meanwhile cannot keep it going.
+    for _ in 0..MAX_BACKLOG {
+        match listener.accept() {
+            Ok((stream, peer)) => match L::adopt(stream) {
+                Ok(stream) => adopt(shard, service, limits, stream, peer.ip()),
+                Err(error) => crate::diagnostics::warn(format_args!(
+                    "a connection taken at the drain could not be served: {error}"
+                )),
+            },
+            // One that gave up while waiting; the next may not have.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                ) => {}
+            // Empty (WouldBlock), or out of descriptors: nothing more to take.
+            Err(_) => break,
         }
     }
 }
+
+/// Most connections the drain takes from a listener's backlog: Linux's
+/// default `somaxconn`, the most a backlog holds unless raised.
+const MAX_BACKLOG: usize = 4096;
 
 /// A connection's place in the registry, given back when the connection task
 /// ends however it ends (a panic included), so that slots never leak.
@@ -421,7 +499,8 @@ impl<S: Stream> Drop for Slot<S> {
     }
 }
 
-/// How often the sweeper looks during a drain.
+/// How often the drain sweeps: idle connections close at times spread
+/// over `--drain-close-spread`.
 const DRAIN_SWEEP_PERIOD: Duration = Duration::from_millis(20);
 
 /// Expires connections past their deadline, a few times per shortest timeout
@@ -437,13 +516,7 @@ fn sweep<S: Stream, V: Service>(
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if shard.is_draining() {
-                // A drain closes idle connections at times spread over
-                // --drain-close-spread: finer ticks keep the spread.
-                tokio::time::sleep(period.min(DRAIN_SWEEP_PERIOD)).await;
-            } else {
-                ticks.tick().await;
-            }
+            ticks.tick().await;
             shard.registry.sweep(Instant::now());
             service.borrow_mut().tick();
         }

@@ -156,7 +156,9 @@ fn client(addr: SocketAddr, load: &Load) -> Tally {
     tally
 }
 
-fn run(label: &str, io: &str, signal: Signal, extra: &[&str]) -> Tally {
+/// `serve` on two shards (or as `extra` says) with an RS256 JWKS, and a
+/// request with a valid token for it.
+fn start(io: &str, extra: &[&str]) -> (Server, Vec<u8>) {
     let dir = TempDir::new("drain");
     let jwks = dir.write("jwks.json", format!(r#"{{"keys":[{}]}}"#, rsa_jwk("k1")));
     let token = mint(
@@ -181,18 +183,25 @@ fn run(label: &str, io: &str, signal: Signal, extra: &[&str]) -> Tally {
         AUD,
         "--io",
         io,
-        "--shards",
-        "2",
         "--drain-timeout",
         DRAIN_TIMEOUT,
     ];
+    if !extra.contains(&"--shards") {
+        args.extend(["--shards", "2"]);
+    }
     args.extend_from_slice(extra);
-    let mut server = Server::start(&args);
+    // The server has read the JWKS by its readiness line.
+    let server = Server::start(&args);
+    let request =
+        format!("GET /orders HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer {token}\r\n\r\n")
+            .into_bytes();
+    (server, request)
+}
+
+fn run(label: &str, io: &str, signal: Signal, extra: &[&str]) -> Tally {
+    let (mut server, request) = start(io, extra);
     let load = Arc::new(Load {
-        request: format!(
-            "GET /orders HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer {token}\r\n\r\n"
-        )
-        .into_bytes(),
+        request,
         answered: AtomicU64::new(0),
         signalled: AtomicBool::new(false),
         deadline: Instant::now() + Duration::from_secs(60),
@@ -296,4 +305,45 @@ fn no_request_is_lost_through_sigterm_or_sigint_under_keep_alive_load() {
         "requests lost:\n{}",
         failures.join("\n")
     );
+}
+
+/// Connections waiting in the listener's backlog when the drain begins (here
+/// because the shard is at `--max-connections`) are served, each its one
+/// request, not reset with the listener.
+#[test]
+fn the_backlog_is_served_at_the_drain() {
+    for io in ["uring", "epoll"] {
+        let (mut server, request) = start(io, &["--shards", "1", "--max-connections", "1"]);
+        let mut held = TcpStream::connect(server.addr()).unwrap();
+        held.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        held.write_all(&request).unwrap();
+        let mut buffer = Vec::new();
+        assert_eq!(
+            read_answer(&mut held, &mut buffer),
+            Ok((200, false)),
+            "{io}"
+        );
+        // The shard holds its one connection: these wait in the backlog.
+        let mut waiting: Vec<TcpStream> = (0..5)
+            .map(|_| {
+                let mut stream = TcpStream::connect(server.addr()).unwrap();
+                stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+                stream.write_all(&request).unwrap();
+                stream
+            })
+            .collect();
+        server.sigterm();
+        for (index, stream) in waiting.iter_mut().enumerate() {
+            assert_eq!(
+                read_answer(stream, &mut buffer),
+                Ok((200, true)),
+                "{io}: connection {index} from the backlog"
+            );
+        }
+        assert_eq!(
+            server.wait_exit(Duration::from_secs(30)).code(),
+            Some(0),
+            "{io}"
+        );
+    }
 }

@@ -116,6 +116,15 @@ impl Env {
         self.https.set(JWKS, Reply::json(jwks(keys)));
     }
 
+    /// [`Env::publish`] with `Cache-Control: max-age=0`: refetched every
+    /// `min_refresh_interval`, no token asking.
+    fn publish_refreshing(&self, keys: &[String]) {
+        self.https.set(
+            JWKS,
+            Reply::json(jwks(keys)).header("Cache-Control", "public, max-age=0, must-revalidate"),
+        );
+    }
+
     /// An RS256 token for `iss`, audience `aud` (JSON), naming `kid`.
     fn token_for(&self, kid: &str, iss: &str, aud: &str) -> String {
         mint(
@@ -1406,12 +1415,7 @@ fn a_reload_with_a_new_ca_file_trusts_the_new_ca() {
 #[test]
 fn cache_control_max_age_schedules_the_refresh() {
     let env = Env::new("maxage");
-    let publish = |keys: &[String]| {
-        env.https.set(
-            JWKS,
-            Reply::json(jwks(keys)).header("Cache-Control", "public, max-age=0, must-revalidate"),
-        );
-    };
+    let publish = |keys: &[String]| env.publish_refreshing(keys);
     publish(&[rsa("k1")]);
     let server = env.serve(&format!("{FAST}min_refresh_interval = \"1s\"\n"));
     assert_eq!(check(&server, &env.rs256("k1")), ok());
@@ -1434,12 +1438,7 @@ fn ten_key_rotations_under_load_fail_no_request() {
     use std::sync::atomic::AtomicUsize;
 
     let env = Env::new("rotations");
-    let publish = |keys: &[String]| {
-        env.https.set(
-            JWKS,
-            Reply::json(jwks(keys)).header("Cache-Control", "max-age=0"),
-        );
-    };
+    let publish = |keys: &[String]| env.publish_refreshing(keys);
     let kid = |round: usize| format!("k{round}");
     let tokens: Arc<Vec<String>> = Arc::new((0..=10).map(|round| env.rs256(&kid(round))).collect());
     publish(&[rsa(&kid(0))]);
