@@ -328,6 +328,24 @@ mod tests {
         })
     }
 
+    /// Lengths at the edges of one, two and three bytes of length prefix,
+    /// each nested once (the body moved up by `put_message`).
+    #[test]
+    fn writes_every_length_prefix_as_prost_does() {
+        for length in [0, 1, 127, 128, 129, 16_383, 16_384, 16_385, 70_000] {
+            let sample = Sample {
+                inner: Some(Box::new(Sample {
+                    text: "x".repeat(length),
+                    ..Sample::default()
+                })),
+                ..Sample::default()
+            };
+            let mut out = Vec::new();
+            write(&sample, &mut out);
+            assert_eq!(out, sample.encode_to_vec(), "{length}");
+        }
+    }
+
     proptest! {
         #[test]
         fn writes_what_prost_reads_and_prost_writes(sample in sample()) {
