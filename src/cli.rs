@@ -211,6 +211,11 @@ pub(crate) struct ServeArgs {
     /// Open connections per shard before accepting pauses [default: 10000].
     #[arg(long, value_name = "N")]
     pub(crate) max_connections: Option<usize>,
+    /// Seconds a request may wait for its shard and still be verified: an
+    /// overloaded shard answers a token its cache does not hold with 429
+    /// `overloaded` once requests wait longer; 0 never does [default: 0.15].
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) max_queue_delay: Option<f64>,
     /// Do not count or time check requests (/metrics keeps the gauges).
     #[arg(long)]
     pub(crate) no_metrics: bool,

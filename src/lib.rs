@@ -88,6 +88,7 @@ mod jwks;
 mod latency;
 mod metrics;
 mod policy;
+mod queue_delay;
 pub mod server;
 pub mod settings;
 mod signing;

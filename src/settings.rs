@@ -265,6 +265,11 @@ server_settings! {
     max_verify_lines: usize = Some(10_000),
     /// Open connections per shard before accepting pauses [default: 10,000].
     max_connections: usize = Some(10_000),
+    /// Longest a request may have waited for its shard and still be
+    /// verified: past it, a token the shard's cache does not hold is answered
+    /// 429 `overloaded` instead [default: 150 ms, under Envoy's default
+    /// ext_authz timeout of 200 ms; 0: never].
+    max_queue_delay: Duration = Some(Duration::from_millis(150)),
     /// From a request's first byte to its last (408 beyond) [default: 10 s].
     header_timeout: Duration = Some(Duration::from_secs(10)),
     /// Idle keep-alive connections, and each write [default: 60 s].
@@ -373,6 +378,7 @@ impl ServerLayer {
                 max_body: all.max_body_bytes.expect(DEFAULTED),
                 danger_skip_verification: runtime.danger_skip_verification,
                 clock: runtime.clock,
+                max_queue_delay: all.max_queue_delay.filter(|delay| !delay.is_zero()),
                 token_cache: CacheSettings {
                     entries: cache_entries(all.token_cache_entries.expect(DEFAULTED))
                         .map_err(|error| error.of("server.token_cache_entries"))?,

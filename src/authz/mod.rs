@@ -26,7 +26,7 @@ mod tokens;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::access_log::{Entry, ShardLog};
 use crate::metrics::{CacheGauges, Decision, Face, Place, ShardMetrics, Taken};
@@ -34,6 +34,7 @@ use crate::metrics::{CacheGauges, Decision, Face, Place, ShardMetrics, Taken};
 use crate::http::response::write_simple;
 use crate::http::{BodyPolicy, Framing, OriginalRequest, RequestHead, Service};
 use crate::policy::{self, Action, DefaultAction, Policy, Route, Routed, Rule};
+use crate::queue_delay::{QueueDelay, Shedding};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::{CacheSettings, Outcome, TokenCache, UnixTime};
 
@@ -75,6 +76,9 @@ pub struct AuthzOptions {
     pub clock: Clock,
     /// Each shard's verified-token cache.
     pub token_cache: CacheSettings,
+    /// Past this wait for its shard, a request whose token is not cached is
+    /// answered 429 instead of verified (`None`: always verified).
+    pub max_queue_delay: Option<Duration>,
 }
 
 /// The ext_authz check service of one shard.
@@ -98,6 +102,8 @@ pub(crate) struct Authorizer {
     log: Option<ShardLog>,
     /// What a logged request's tokens said.
     seen: tokens::Seen,
+    /// Set when verifications are refused once the shard is overloaded.
+    shedding: Option<Shedding>,
     shard: usize,
 }
 
@@ -236,6 +242,7 @@ impl Authorizer {
             metrics: None,
             log: None,
             seen: tokens::Seen::default(),
+            shedding: None,
             shard: 0,
         }
     }
@@ -255,6 +262,17 @@ impl Authorizer {
         }
         self.metrics = metrics;
         self.log = log;
+        self
+    }
+
+    /// Refuses to verify tokens its cache does not hold while requests
+    /// wait for the shard longer than `max_queue_delay` (if set), as `delay`
+    /// (the shard's heartbeat) measures it.
+    pub(crate) fn shedding(mut self, delay: Arc<QueueDelay>) -> Authorizer {
+        self.shedding = self
+            .options
+            .max_queue_delay
+            .map(|limit| Shedding::new(delay, limit));
         self
     }
 
@@ -573,6 +591,7 @@ impl Authorizer {
                 out,
                 start,
                 seen: (observe == Some(true)).then_some(&mut self.seen),
+                shedding: self.shedding.as_ref(),
             },
         );
         if let (Some(metrics), Some(timed)) = (&self.metrics, timed) {
@@ -592,6 +611,10 @@ impl Authorizer {
             tokens::Verdict::Valid { claims_ok: false } => Outcome::InsufficientScope,
             tokens::Verdict::Missing => Outcome::Missing,
             tokens::Verdict::Refused(rejection) => rejection.outcome(),
+            tokens::Verdict::Shed => {
+                out.truncate(start);
+                return shed(rule.action, place, all_headers, framing, out);
+            }
         };
         out.truncate(start);
         let decision = Decision::Token(outcome);
@@ -626,6 +649,37 @@ impl Authorizer {
             Record {
                 place,
                 ..Record::blocked(decision, response::status(outcome))
+            }
+        }
+    }
+}
+
+/// The answer to a request shed by an overloaded shard: 429 under a `block`
+/// rule (a denial every proxy passes on, never a 5xx that one failing open
+/// would let through); under a `log` rule, which never blocks, the pass it
+/// would have had with a failed token, marked `overloaded`.
+fn shed(
+    action: Action,
+    place: Place,
+    all_headers: &[Box<str>],
+    framing: Framing,
+    out: &mut Vec<u8>,
+) -> Record {
+    match action {
+        Action::Log => {
+            response::allowed_without_identity(out, "overloaded", true, all_headers, framing.close);
+            Record {
+                place,
+                decision: Decision::Overloaded,
+                taken: Taken::Log,
+                status: 200,
+            }
+        }
+        Action::Block => {
+            response::overloaded(out, framing);
+            Record {
+                place,
+                ..Record::blocked(Decision::Overloaded, 429)
             }
         }
     }

@@ -424,6 +424,19 @@ pub(super) fn unknown_rule(out: &mut Vec<u8>, framing: Framing) {
     );
 }
 
+/// The answer to a request whose token the shard was too far behind to
+/// verify; `retry-after` spreads the retries over the next second.
+pub(super) fn overloaded(out: &mut Vec<u8>, framing: Framing) {
+    crate::http::response::write_simple(
+        out,
+        429,
+        "application/json",
+        b"cache-control: no-store\r\nretry-after: 1\r\nx-jwtgate-outcome: overloaded\r\n",
+        br#"{"error":"overloaded","detail":"the server is too far behind to verify a token it has not seen; retry"}"#,
+        framing,
+    );
+}
+
 /// The answer to a request that matches no rule under `default_action = "deny"`.
 pub(super) fn no_matching_rule(out: &mut Vec<u8>, framing: Framing) {
     crate::http::response::write_simple(

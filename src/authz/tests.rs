@@ -5,6 +5,7 @@
 //! shard of a server does.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use proptest::prelude::*;
@@ -13,6 +14,7 @@ use super::{Authorizer, AuthzOptions, Clock, Denials};
 use crate::http::request::{HeadStatus, HeaderSlots, parse_head};
 use crate::http::{Framing, Limits};
 use crate::jwks::TokenKeys;
+use crate::queue_delay::QueueDelay;
 use crate::signing::SigningKey;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::{Algorithm, CacheSettings, UnixTime};
@@ -188,6 +190,10 @@ enum Step {
     Keys(u8),
     /// The clock moves by this many seconds (either way).
     Clock(i64),
+    /// The shard with the cache falls behind (true) or catches up: it may
+    /// then answer 429 for a token its cache does not hold, and nothing else
+    /// differs.
+    Overload(bool),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -197,11 +203,13 @@ fn step() -> impl Strategy<Value = Step> {
         1 => variant().prop_map(Step::Reload),
         1 => (1u8..=3).prop_map(Step::Keys),
         3 => prop_oneof![-40i64..40, -400i64..400].prop_map(Step::Clock),
+        1 => any::<bool>().prop_map(Step::Overload),
     ]
 }
 
-/// A shard's authorizer over `shared`, with `entries` cache entries.
-fn authorizer(shared: &SharedSnapshot, entries: usize) -> Authorizer {
+/// A shard's authorizer over `shared`, with `entries` cache entries, shedding
+/// load when `delay` says it is behind by more than 100 ms.
+fn authorizer(shared: &SharedSnapshot, entries: usize, delay: &Arc<QueueDelay>) -> Authorizer {
     Authorizer::new(
         Arc::clone(shared),
         AuthzOptions {
@@ -209,10 +217,23 @@ fn authorizer(shared: &SharedSnapshot, entries: usize) -> Authorizer {
                 entries,
                 max_age: std::time::Duration::from_secs(120),
             },
+            max_queue_delay: Some(Duration::from_millis(100)),
             ..crate::server::ServeOptions::default().authz
         },
         Arc::new(Denials::default()),
     )
+    .shedding(Arc::clone(delay))
+}
+
+/// A heartbeat that is on time, or (`behind`) whose byte has been on its
+/// way for a second.
+fn heartbeat(delay: &QueueDelay, behind: bool) {
+    delay.behind(behind);
+}
+
+fn is_shed(answer: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(answer);
+    text.starts_with("HTTP/1.1 429 ") && text.contains("\r\nx-jwtgate-outcome: overloaded\r\n")
 }
 
 /// The whole answer of `authorizer` to `request` at `now`.
@@ -245,10 +266,14 @@ fn same_answers(start: Variant, tokens: &[Token], steps: &[Step]) -> Result<u64,
         .map(|(subject, token)| token.mint(subject))
         .collect();
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot(start)));
+    let (loaded, unloaded) = (QueueDelay::for_tests(), QueueDelay::for_tests());
+    heartbeat(&loaded, false);
+    heartbeat(&unloaded, false);
     // Eight entries: one set, so eviction is exercised too.
-    let mut cached = authorizer(&shared, 8);
-    let mut uncached = authorizer(&shared, 0);
+    let mut cached = authorizer(&shared, 8, &loaded);
+    let mut uncached = authorizer(&shared, 0, &unloaded);
     let mut now = T0;
+    let mut behind = false;
     for (index, step) in steps.iter().enumerate() {
         match step {
             Step::Request { token, path } => {
@@ -257,6 +282,9 @@ fn same_answers(start: Variant, tokens: &[Token], steps: &[Step]) -> Result<u64,
                 let request = request(path, token.map(String::as_str));
                 let with = answer(&mut cached, &request, now);
                 let without = answer(&mut uncached, &request, now);
+                if behind && is_shed(&with) {
+                    continue;
+                }
                 prop_assert_eq!(
                     String::from_utf8_lossy(&with),
                     String::from_utf8_lossy(&without),
@@ -286,6 +314,10 @@ fn same_answers(start: Variant, tokens: &[Token], steps: &[Step]) -> Result<u64,
                 }));
             }
             Step::Clock(seconds) => now += seconds,
+            Step::Overload(now_behind) => {
+                behind = *now_behind;
+                heartbeat(&loaded, behind);
+            }
         }
     }
     Ok(cached.cache.hits())
@@ -348,7 +380,9 @@ fn hits_happen_and_end_at_exp_plus_leeway_to_the_second() {
     assert_eq!(hits, 4, "repeats are hits, except at and just after expiry");
 
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot(start)));
-    let mut cached = authorizer(&shared, 8);
+    let delay = QueueDelay::for_tests();
+    heartbeat(&delay, false);
+    let mut cached = authorizer(&shared, 8, &delay);
     let token = valid.mint(0);
     let ok = answer(&mut cached, &request_bytes(&token), T0 + 129);
     assert!(
@@ -368,4 +402,87 @@ fn hits_happen_and_end_at_exp_plus_leeway_to_the_second() {
 
 fn request_bytes(token: &str) -> Vec<u8> {
     request("/api/orders", Some(token))
+}
+
+/// An overloaded shard still answers the tokens its cache holds, exactly as
+/// before; it answers 429 for every other token, valid or forged, without
+/// verifying it (so never 200 for a forgery); and once it catches up it
+/// verifies again.
+#[test]
+fn an_overloaded_shard_answers_from_its_cache_and_sheds_the_rest() {
+    let start = Variant {
+        keys: 1,
+        issuer: 0,
+        leeway: 30,
+        short_lived: false,
+    };
+    let minted = |subject, signer| {
+        Token {
+            kid: 0,
+            signer,
+            issuer: 0,
+            admin: false,
+            iat: -10,
+            exp: 100,
+            nbf: None,
+        }
+        .mint(subject)
+    };
+    let (known, new, forged) = (minted(0, 0), minted(1, 0), minted(2, 1));
+    let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot(start)));
+    let delay = QueueDelay::for_tests();
+    heartbeat(&delay, false);
+    let mut shard = authorizer(&shared, 8, &delay);
+    let first = answer(&mut shard, &request_bytes(&known), T0);
+    assert!(
+        first.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+
+    heartbeat(&delay, true);
+    let again = answer(&mut shard, &request_bytes(&known), T0 + 1);
+    assert!(
+        again.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&again)
+    );
+    for token in [&new, &forged] {
+        let shed = answer(&mut shard, &request_bytes(token), T0 + 1);
+        assert!(is_shed(&shed), "{}", String::from_utf8_lossy(&shed));
+        let text = String::from_utf8_lossy(&shed);
+        assert!(text.contains("\r\nretry-after: 1\r\n"), "{text}");
+        assert!(text.ends_with(r#"{"error":"overloaded","detail":"the server is too far behind to verify a token it has not seen; retry"}"#), "{text}");
+    }
+    // Past its exp + leeway a cached token is checked afresh: under
+    // overload that is shed too, never passed.
+    let late = answer(&mut shard, &request_bytes(&known), T0 + 130);
+    assert!(is_shed(&late), "{}", String::from_utf8_lossy(&late));
+    // No token, and a path no rule covers, cost no verification: answered as ever.
+    let missing = answer(&mut shard, &request("/api/orders", None), T0 + 1);
+    assert!(
+        missing.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&missing)
+    );
+    let unruled = answer(&mut shard, &request("/elsewhere", Some(&new)), T0 + 1);
+    assert!(
+        unruled.starts_with(b"HTTP/1.1 403"),
+        "{}",
+        String::from_utf8_lossy(&unruled)
+    );
+
+    heartbeat(&delay, false);
+    let caught_up = answer(&mut shard, &request_bytes(&new), T0 + 1);
+    assert!(
+        caught_up.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&caught_up)
+    );
+    let refused = answer(&mut shard, &request_bytes(&forged), T0 + 1);
+    assert!(
+        refused.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&refused)
+    );
 }

@@ -28,6 +28,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::metrics::ShardMetrics;
+use crate::queue_delay::Shedding;
 use crate::{Lookup, Outcome, Rejection, Scratch, TokenCache, UnixTime};
 
 use super::response::{self, Identity};
@@ -55,6 +56,9 @@ pub(crate) enum Verdict {
     Missing,
     /// Refused, with the reason to report.
     Refused(Rejection),
+    /// Not verified: the shard is overloaded and its cache does not hold a
+    /// token of the request.
+    Shed,
 }
 
 #[derive(Clone, Copy)]
@@ -125,6 +129,8 @@ pub(crate) struct Workspace<'w> {
     pub(crate) start: usize,
     /// Set when the request is logged: the identity the log line names.
     pub(crate) seen: Option<&'w mut Seen>,
+    /// Set when the shard refuses to verify once overloaded.
+    pub(crate) shedding: Option<&'w Shedding>,
 }
 
 /// What a log line says about a request's tokens: the first token's `kid`
@@ -247,6 +253,19 @@ pub(crate) fn check_rule<'b>(
             };
             if rule.mode == Mode::Any && matches!(ledger.state(slot), Some(State::Valid)) {
                 continue;
+            }
+            // Checked per token, as late as possible: a verification is
+            // refused only when the shard is behind at the moment it would run.
+            if keys.available()
+                && work.shedding.is_some_and(Shedding::overloaded)
+                && !work
+                    .cache
+                    .holds(keys.verifier(), keys.generation(), token, request.now)
+            {
+                return Decided {
+                    verdict: Verdict::Shed,
+                    config: Some(position),
+                };
             }
             let verified = if keys.available() {
                 let (verified, lookup) = work.cache.verify(

@@ -44,6 +44,7 @@ pub(crate) struct RawServer {
     pub(crate) max_verify_body_bytes: Option<u64>,
     pub(crate) max_verify_lines: Option<usize>,
     pub(crate) max_connections: Option<usize>,
+    pub(crate) max_queue_delay: Option<Spanned<String>>,
     pub(crate) header_timeout: Option<Spanned<String>>,
     pub(crate) idle_timeout: Option<Spanned<String>>,
     pub(crate) drain_timeout: Option<Spanned<String>>,

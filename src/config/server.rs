@@ -108,6 +108,11 @@ pub(super) fn server_settings(
         max_verify_body_bytes: raw.max_verify_body_bytes,
         max_verify_lines: raw.max_verify_lines,
         max_connections: raw.max_connections,
+        max_queue_delay: raw
+            .max_queue_delay
+            .as_ref()
+            .map(|value| duration(value, "server.max_queue_delay", at))
+            .transpose()?,
         header_timeout: positive_duration(&raw.header_timeout, "server.header_timeout", at)?,
         idle_timeout: positive_duration(&raw.idle_timeout, "server.idle_timeout", at)?,
         drain_timeout: positive_duration(&raw.drain_timeout, "server.drain_timeout", at)?,

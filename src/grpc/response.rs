@@ -41,6 +41,7 @@ mod code {
     pub(super) const OK: u64 = 0;
     pub(super) const INVALID_ARGUMENT: u64 = 3;
     pub(super) const PERMISSION_DENIED: u64 = 7;
+    pub(super) const RESOURCE_EXHAUSTED: u64 = 8;
     pub(super) const UNAUTHENTICATED: u64 = 16;
 }
 
@@ -95,6 +96,9 @@ pub(crate) fn translate(
         400 => code::INVALID_ARGUMENT,
         401 => code::UNAUTHENTICATED,
         403 => code::PERMISSION_DENIED,
+        // A denial (with the 429 in `denied_response`), not a gRPC error:
+        // Envoy's `failure_mode_allow` would let an error through.
+        429 => code::RESOURCE_EXHAUSTED,
         other => return Err(Untranslatable::Status(other)),
     };
     // CheckResponse.status: google.rpc.Status

@@ -374,3 +374,57 @@ fn bytes_that_are_not_utf8_never_become_a_grpc_error() {
         "{response:?}"
     );
 }
+
+/// An overloaded shard's 429 reaches Envoy as a denial (its status code
+/// `RESOURCE_EXHAUSTED`, the 429 and `retry-after` in `denied_response`),
+/// never as a gRPC error that `failure_mode_allow` would pass; under a `log`
+/// rule, which never blocks, it is the pass marked `overloaded`.
+#[test]
+fn an_overloaded_shard_denies_over_grpc_and_never_errs() {
+    let delay = crate::queue_delay::QueueDelay::for_tests();
+    let mut authorizer = authorizer().shedding(Arc::clone(&delay));
+    delay.behind(true);
+    let peer = Framing::default().peer;
+    let bearer = vec![(
+        "authorization".to_owned(),
+        format!("Bearer {}", token(false, false, false)),
+    )];
+    let response = check(
+        &mut authorizer,
+        &check_request("GET", "/api/orders", &bearer, false),
+        peer,
+    )
+    .unwrap_or_else(|status| panic!("a gRPC error: {status:?}"));
+    assert_eq!(response.status.as_ref().map(|status| status.code), Some(8));
+    let Some(HttpResponse::DeniedResponse(denied)) = &response.http_response else {
+        panic!("not denied: {response:?}");
+    };
+    assert_eq!(denied.status.as_ref().map(|status| status.code), Some(429));
+    let header = |name: &str| {
+        denied
+            .headers
+            .iter()
+            .filter_map(|option| option.header.as_ref())
+            .find(|header| header.key == name)
+            .map(|header| header.value.as_str())
+    };
+    assert_eq!(header("retry-after"), Some("1"));
+    assert_eq!(header("x-jwtgate-outcome"), Some("overloaded"));
+
+    let response = check(
+        &mut authorizer,
+        &check_request("GET", "/audit/log", &bearer, false),
+        peer,
+    )
+    .unwrap_or_else(|status| panic!("a gRPC error: {status:?}"));
+    let Some(HttpResponse::OkResponse(ok)) = &response.http_response else {
+        panic!("a log rule blocked: {response:?}");
+    };
+    let outcome = ok
+        .headers
+        .iter()
+        .filter_map(|option| option.header.as_ref())
+        .find(|header| header.key == "x-jwtgate-outcome")
+        .map(|header| header.value.as_str());
+    assert_eq!(outcome, Some("overloaded"));
+}

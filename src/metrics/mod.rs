@@ -49,10 +49,12 @@ pub enum Decision {
     UntrustedProxy,
     /// The original request could not be read or its path is ambiguous (400).
     BadRequest,
+    /// The shard was too far behind to verify a token it had not cached (429).
+    Overloaded,
 }
 
 /// Number of distinct decisions.
-pub(crate) const DECISIONS: usize = Outcome::COUNT + 5;
+pub(crate) const DECISIONS: usize = Outcome::COUNT + 6;
 
 impl Decision {
     /// Dense index, `0..DECISIONS`.
@@ -65,6 +67,7 @@ impl Decision {
             Decision::NoRule => TOKENS + 2,
             Decision::UntrustedProxy => TOKENS + 3,
             Decision::BadRequest => TOKENS + 4,
+            Decision::Overloaded => TOKENS + 5,
         }
     }
 
@@ -78,6 +81,7 @@ impl Decision {
             Some(2) => Some(Decision::NoRule),
             Some(3) => Some(Decision::UntrustedProxy),
             Some(4) => Some(Decision::BadRequest),
+            Some(5) => Some(Decision::Overloaded),
             Some(_) => None,
         }
     }
@@ -91,6 +95,7 @@ impl Decision {
             Decision::NoRule => "no_rule",
             Decision::UntrustedProxy => "untrusted_proxy",
             Decision::BadRequest => "bad_request",
+            Decision::Overloaded => "overloaded",
         }
     }
 }
@@ -100,7 +105,7 @@ impl Decision {
 pub enum Taken {
     /// Answered 200 as a pass (valid token, excluded endpoint, allowed missing token, ...).
     Allow,
-    /// Denied (401, 403 or 400).
+    /// Denied (401, 403, 400 or 429).
     Block,
     /// Would have been denied; let through because the rule's action is `log`.
     Log,

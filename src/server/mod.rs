@@ -22,6 +22,8 @@
 //! requests are answered with lives in [`crate::authz`] and `crate::admin`.
 
 mod conn;
+mod descriptors;
+mod heartbeat;
 mod shard;
 mod tracking;
 mod transport;
@@ -47,8 +49,10 @@ use crate::grpc::{GrpcOptions, Readiness, ShardFace};
 use crate::http::Service;
 use crate::metrics::exposition::summary_line;
 use crate::metrics::{COLLECT_WAIT, Hub, ShardMetrics};
+use crate::queue_delay::QueueDelay;
 use crate::snapshot::SharedSnapshot;
 use crate::status::Status;
+use heartbeat::Pacemaker;
 use shard::{Endpoint, ListenerGroup, ShardSettings, SharedMetrics};
 
 /// Which I/O runtime the shards use.
@@ -241,7 +245,7 @@ fn spawn_shard<V, B>(
 ) -> Result<Thread, ServeError>
 where
     V: Service + 'static,
-    B: FnOnce(Option<SharedMetrics>) -> V + Send + 'static,
+    B: FnOnce(Option<SharedMetrics>, Arc<QueueDelay>) -> V + Send + 'static,
 {
     let (stop, stopped) = oneshot::channel();
     let handle = std::thread::Builder::new()
@@ -312,9 +316,33 @@ impl Server {
             .admin_listen
             .map(|addr| local_addr(admin_socket.as_ref(), addr));
 
+        let faces =
+            1 + usize::from(options.grpc.is_some()) + usize::from(!batch_sockets.is_empty());
+        let open_files = descriptors::raise_limit();
+        let max_connections = descriptors::fitting(
+            options.max_connections.max(1),
+            shard_count,
+            faces,
+            open_files,
+        );
+        if max_connections < options.max_connections {
+            warn(format_args!(
+                "max_connections lowered from {} to {max_connections} per shard: {shard_count} \
+                 shards serving {faces} listener(s) each would need {} open files with \
+                 {} reserved, and the limit is {} (raise it: ulimit -n, or LimitNOFILE= \
+                 in a systemd unit)",
+                options.max_connections,
+                options
+                    .max_connections
+                    .saturating_mul(shard_count * faces)
+                    .saturating_add(descriptors::RESERVED as usize),
+                descriptors::RESERVED,
+                open_files.unwrap_or_default(),
+            ));
+        }
         let settings = ShardSettings {
             limits: options.limits,
-            max_connections: options.max_connections.max(1),
+            max_connections,
             drain_timeout: options.drain_timeout,
             // Spread past the drain timeout would be cut off by it anyway.
             drain_close_spread: options.drain_close_spread.min(options.drain_timeout),
@@ -359,6 +387,11 @@ impl Server {
         let seed = crate::UnixTime::now().0.unsigned_abs();
         let mut grpc_sockets = grpc_sockets.into_iter();
         let group = ListenerGroup::new(data.len());
+        // The shards hold it; it ends once they and this function are done.
+        let pacemaker = match options.authz.max_queue_delay {
+            Some(_) => Some(Pacemaker::start().map_err(ServeError::Thread)?),
+            None => None,
+        };
         for ((index, listener), link) in data.into_iter().enumerate().zip(links) {
             let log = sink
                 .clone()
@@ -368,8 +401,10 @@ impl Server {
                 .then(|| ShardMetrics::new(&policy.load().policy));
             let (policy, denials, authz) =
                 (Arc::clone(&policy), Arc::clone(&denials), options.authz);
-            let service = move |metrics| {
-                Authorizer::new(policy, authz, denials).observed(index, metrics, log)
+            let service = move |metrics, delay| {
+                Authorizer::new(policy, authz, denials)
+                    .observed(index, metrics, log)
+                    .shedding(delay)
             };
             let core = cores.get(index % cores.len().max(1)).copied();
             let name = format!("jwtgate-shard-{index}");
@@ -396,6 +431,7 @@ impl Server {
                 link: Some(link),
                 second: grpc_face,
                 group: Some(Arc::clone(&group)),
+                pacemaker: pacemaker.clone(),
             };
             server.shards.push(spawn_shard(
                 threads,
@@ -415,7 +451,7 @@ impl Server {
         // against the shards, instead of batches stalling a shard's event loop.
         for (index, listener) in batch_sockets.into_iter().enumerate() {
             let (policy, clock, limits) = (Arc::clone(&policy), options.authz.clock, options.batch);
-            let service = move |_| BatchVerifier::new(policy, clock, limits);
+            let service = move |_, _| BatchVerifier::new(policy, clock, limits);
             let name = format!("jwtgate-verify-{index}");
             let endpoint = Endpoint {
                 listener,
@@ -424,6 +460,7 @@ impl Server {
                 link: None,
                 second: None,
                 group: None,
+                pacemaker: None,
             };
             server.batch.push(spawn_shard(
                 threads,
@@ -440,11 +477,12 @@ impl Server {
             let admin = Admin::new(Arc::clone(&observed));
             let endpoint = Endpoint {
                 listener,
-                service: move |_| admin,
+                service: move |_, _| admin,
                 metrics: None,
                 link: None,
                 second: None,
                 group: None,
+                pacemaker: None,
             };
             let admin_settings = ShardSettings {
                 max_connections: 64,

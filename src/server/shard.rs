@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot, watch};
 
 use super::conn::{self, ConnectionLimits, ShardParts};
+use super::heartbeat::{Heartbeat, Pacemaker};
 use super::tracking::{BufferPool, Draining, Phase, Registry, Tracked};
 use super::transport::{EpollListener, Listener, Stream, UringListener};
 use crate::http::Service;
 use crate::metrics::{Connections, ShardLink, ShardMetrics};
+use crate::queue_delay::QueueDelay;
 
 /// Size of a fresh connection buffer: a typical check request (a JWT of 1 KB
 /// and proxy headers) fits with room to spare.
@@ -112,7 +114,8 @@ pub(crate) struct Endpoint<B, V> {
     /// The bound, listening, non-blocking socket (one per shard, SO_REUSEPORT).
     pub(crate) listener: std::net::TcpListener,
     /// Builds the service on the shard's thread, handed the shard's metrics
-    /// when it records any: what the two share there need not be `Send`.
+    /// when it records any and the shard's heartbeat (how long its work
+    /// waits): what the two share there need not be `Send`.
     pub(crate) service: B,
     /// The shard's counters, laid out before its thread starts (check shards
     /// with metrics on).
@@ -123,6 +126,8 @@ pub(crate) struct Endpoint<B, V> {
     pub(crate) second: Option<SecondFace<V>>,
     /// The shards sharing this listener's port, on check shards.
     pub(crate) group: Option<Arc<ListenerGroup>>,
+    /// What sends the heartbeat a shedding service reads, on check shards.
+    pub(crate) pacemaker: Option<Arc<Pacemaker>>,
 }
 
 /// The listeners of the shards that share one port (SO_REUSEPORT). A drain
@@ -219,7 +224,7 @@ pub(crate) fn run_uring<V, B>(
     started: impl FnOnce(io::Result<()>),
 ) where
     V: Service + 'static,
-    B: FnOnce(Option<SharedMetrics>) -> V,
+    B: FnOnce(Option<SharedMetrics>, Arc<QueueDelay>) -> V,
 {
     let runtime = match tokio_uring::Runtime::new(&uring_builder(tuned)) {
         Ok(runtime) => runtime,
@@ -238,7 +243,7 @@ pub(crate) fn run_epoll<V, B>(
     started: impl FnOnce(io::Result<()>),
 ) where
     V: Service + 'static,
-    B: FnOnce(Option<SharedMetrics>) -> V,
+    B: FnOnce(Option<SharedMetrics>, Arc<QueueDelay>) -> V,
 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -260,13 +265,17 @@ pub(crate) fn run_epoll<V, B>(
 struct Running<L> {
     listener: L,
     stopper: std::net::TcpListener,
+    /// Another duplicate, with which the accept loop takes what else waits.
+    waiting: std::net::TcpListener,
 }
 
 fn take_over<L: Listener>(listener: std::net::TcpListener) -> io::Result<Running<L>> {
     let stopper = listener.try_clone()?;
+    let waiting = listener.try_clone()?;
     Ok(Running {
         listener: L::from_std(listener)?,
         stopper,
+        waiting,
     })
 }
 
@@ -278,7 +287,7 @@ async fn serve<L, V, B>(
 ) where
     L: Listener,
     V: Service + 'static,
-    B: FnOnce(Option<SharedMetrics>) -> V,
+    B: FnOnce(Option<SharedMetrics>, Arc<QueueDelay>) -> V,
 {
     let group = endpoint.group;
     let running = match take_over::<L>(endpoint.listener) {
@@ -288,7 +297,29 @@ async fn serve<L, V, B>(
     let metrics = endpoint
         .metrics
         .map(|metrics| Rc::new(RefCell::new(metrics)));
-    let service = Rc::new(RefCell::new((endpoint.service)(metrics.clone())));
+    let delay = QueueDelay::new();
+    let service = (endpoint.service)(metrics.clone(), Arc::clone(&delay));
+    // Only a service that kept the heartbeat reads it (one that sheds
+    // load): the others' shards are spared its wake-ups.
+    let heartbeat = if Arc::strong_count(&delay) > 1 {
+        match endpoint
+            .pacemaker
+            .as_ref()
+            .map(|pacemaker| Heartbeat::start::<L>(pacemaker, &delay))
+            .transpose()
+        {
+            Ok(heartbeat) => heartbeat,
+            Err(error) => {
+                crate::diagnostics::warn(format_args!(
+                    "no load shedding on this shard: its heartbeat could not start: {error}"
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let service = Rc::new(RefCell::new(service));
     let (drain_signal, drain_watch) = watch::channel(false);
     let second = match endpoint
         .second
@@ -302,6 +333,7 @@ async fn serve<L, V, B>(
     let link = endpoint.link.map(Rc::new);
     let accepting = tokio::task::spawn_local(accept_loop(
         running.listener,
+        running.waiting,
         Rc::clone(&shard),
         Rc::clone(&service),
         settings.limits,
@@ -326,7 +358,15 @@ async fn serve<L, V, B>(
     // them first, each for one request. Nothing runs on this thread between
     // the last of them and the shutdown.
     shard.closed.set(true);
-    adopt_backlog::<L, V>(&running.stopper, &shard, &service, settings.limits);
+    // Past `max_connections` if need be: there are at most the backlog's
+    // length, and each gets one request.
+    adopt_waiting::<L, V>(
+        &running.stopper,
+        &shard,
+        &service,
+        settings.limits,
+        MAX_BACKLOG,
+    );
     let _ = socket2::SockRef::from(&running.stopper).shutdown(Shutdown::Read);
     shard.slot_freed.notify_waiters();
     let _ = accepting.await;
@@ -364,6 +404,9 @@ async fn serve<L, V, B>(
         let _ = second.await;
     }
     sweeper.abort();
+    if let Some(heartbeat) = heartbeat {
+        heartbeat.stop().await;
+    }
     if let Some(reporter) = reporter {
         reporter.abort();
     }
@@ -395,6 +438,7 @@ async fn report<S: Stream>(link: Rc<ShardLink>, shard: Rc<Shard<S>>) {
 
 async fn accept_loop<L: Listener, V: Service + 'static>(
     listener: L,
+    waiting: std::net::TcpListener,
     shard: Rc<Shard<L::Stream>>,
     service: Rc<RefCell<V>>,
     limits: ConnectionLimits,
@@ -418,6 +462,12 @@ async fn accept_loop<L: Listener, V: Service + 'static>(
             }
         };
         adopt(&shard, &service, limits, stream, peer);
+        // Then whatever else waits, as nginx's `multi_accept` does: one
+        // accept per turn of the shard would leave a flood of new
+        // connections queued in the kernel, out of sight of the queue delay
+        // that sheds load, their wait unbounded by anything jwtgate sets.
+        let room = shard.max_connections.saturating_sub(shard.registry.open());
+        adopt_waiting::<L, V>(&waiting, &shard, &service, limits, room.min(ACCEPT_BATCH));
     }
 }
 
@@ -446,24 +496,25 @@ fn adopt<S: Stream, V: Service + 'static>(
     });
 }
 
-/// Serves every connection waiting in the listener's backlog (the drain,
-/// just before the listener closes), past `max_connections` if need be:
-/// there are at most the backlog's length, and each gets one request.
-fn adopt_backlog<L: Listener, V: Service + 'static>(
+/// Serves up to `most` of the connections waiting in the listener's
+/// backlog, taken with non-blocking accepts on `listener` (a duplicate of
+/// the shard's listening socket).
+fn adopt_waiting<L: Listener, V: Service + 'static>(
     listener: &std::net::TcpListener,
     shard: &Rc<Shard<L::Stream>>,
     service: &Rc<RefCell<V>>,
     limits: ConnectionLimits,
+    most: usize,
 ) {
     // The socket is non-blocking (Listener::from_std requires it), so this
-    // ends when the backlog is empty; the bound is the kernel's own cap on a
-    // backlog, so that clients reconnecting meanwhile cannot keep it going.
-    for _ in 0..MAX_BACKLOG {
+    // ends when the backlog is empty, or at `most`, so that clients
+    // reconnecting meanwhile cannot keep it going.
+    for _ in 0..most {
         match listener.accept() {
             Ok((stream, peer)) => match L::adopt(stream) {
                 Ok(stream) => adopt(shard, service, limits, stream, peer.ip()),
                 Err(error) => crate::diagnostics::warn(format_args!(
-                    "a connection taken at the drain could not be served: {error}"
+                    "a connection taken from the backlog could not be served: {error}"
                 )),
             },
             // One that gave up while waiting; the next may not have.
@@ -477,6 +528,9 @@ fn adopt_backlog<L: Listener, V: Service + 'static>(
         }
     }
 }
+
+/// Most connections taken from the backlog after each accept.
+const ACCEPT_BATCH: usize = 256;
 
 /// Most connections the drain takes from a listener's backlog: Linux's
 /// default `somaxconn`, the most a backlog holds unless raised.

@@ -376,6 +376,22 @@ impl TokenCache {
         }
     }
 
+    /// Whether [`TokenCache::verify`] of `token` at `now` would be a hit,
+    /// changing nothing: an overloaded server answers what its cache holds
+    /// and refuses to verify the rest.
+    pub fn holds(&self, verifier: &Verifier, generation: u64, token: &[u8], now: UnixTime) -> bool {
+        if self.slots.is_empty() || generation == 0 || token.len() > TokenCache::MAX_TOKEN_LEN {
+            return false;
+        }
+        let hash = self.hasher.hash_one(token);
+        let leeway = verifier.validation().leeway_seconds();
+        self.set_range(self.set_of(hash)).any(|index| {
+            self.slots.get(index).is_some_and(|slot| {
+                slot.holds(hash, generation, token) && slot.usable(now.0, self.max_age, leeway)
+            })
+        })
+    }
+
     /// Whether set `set` has a free slot.
     fn has_room(&self, set: usize) -> bool {
         self.set_range(set)
@@ -941,6 +957,58 @@ mod tests {
             .collect();
         assert_eq!(lookups, [Lookup::Miss, Lookup::Miss, Lookup::Hit]);
         assert_eq!(cache.evictions(), 1);
+    }
+
+    #[test]
+    fn holds_says_whether_the_next_verification_is_a_hit() {
+        // exp 1700000600 with the default 60 s leeway: valid up to 1700000659.
+        let verifier = verifier(|v| v);
+        let mut cache = TokenCache::new(CacheSettings::DEFAULT);
+        let other = token(r#"{"sub":"bob","exp":1700000600}"#);
+        let token = token(r#"{"sub":"alice","exp":1700000600}"#);
+        // Past max_age (5 min), before the entry was stored, past exp, and
+        // each time the entry is stored again by the miss before.
+        let times = [
+            NOW,
+            NOW,
+            NOW + 299,
+            NOW + 300,
+            NOW + 300,
+            NOW - 1,
+            NOW + 300,
+        ];
+        let times = times
+            .into_iter()
+            .chain([1_700_000_659, 1_700_000_660, 1_700_000_659]);
+        let mut hits = 0;
+        for now in times {
+            let holds = cache.holds(&verifier, 1, &token, UnixTime(now));
+            // A look changes nothing: asked twice, the same answer.
+            assert_eq!(holds, cache.holds(&verifier, 1, &token, UnixTime(now)));
+            let (_, lookup) = cached(&mut cache, &verifier, 1, &token, now);
+            assert_eq!(holds, lookup == Lookup::Hit, "at {now}");
+            hits += usize::from(holds);
+        }
+        assert!(hits >= 3, "the sequence has hits to compare: {hits}");
+        assert!(
+            !cache.holds(&verifier, 2, &token, UnixTime(NOW)),
+            "another generation"
+        );
+        assert!(
+            !cache.holds(&verifier, 0, &token, UnixTime(NOW)),
+            "generation 0 bypasses"
+        );
+        assert!(
+            !cache.holds(&verifier, 1, &other, UnixTime(NOW)),
+            "another token"
+        );
+        assert!(
+            !TokenCache::new(CacheSettings {
+                entries: 0,
+                ..CacheSettings::DEFAULT
+            })
+            .holds(&verifier, 1, &token, UnixTime(NOW))
+        );
     }
 
     #[test]

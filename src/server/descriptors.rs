@@ -1,0 +1,65 @@
+//! Open files: every connection holds a descriptor, so the process's
+//! open-file limit bounds how many connections the shards can hold. A limit
+//! reached in the middle of serving would fail accepts (the connection waits
+//! in the backlog, unexplained) and key fetches alike; instead the limit is
+//! raised at start as far as the process may (its soft limit to its hard
+//! one, as Go's runtime and nginx's `worker_rlimit_nofile` do), and
+//! `max_connections` is lowered, with a warning naming the numbers, when the
+//! shards could still not hold it.
+
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+/// Descriptors kept for everything that is not a connection of a face:
+/// listeners, the admin port's connections (64), key fetches, the access
+/// log, the heartbeat's loopback pairs, standard streams.
+pub(super) const RESERVED: u64 = 256;
+
+/// Raises the soft open-file limit to the hard one; returns the soft limit
+/// then in force (`None`: unlimited).
+pub(super) fn raise_limit() -> Option<u64> {
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return limit.maximum;
+        }
+    }
+    limit.current
+}
+
+/// The most connections per shard and face that `limit` descriptors hold,
+/// for `shards` shards serving `faces` faces each; `wanted` if they fit.
+pub(super) fn fitting(wanted: usize, shards: usize, faces: usize, limit: Option<u64>) -> usize {
+    let Some(limit) = limit else {
+        return wanted;
+    };
+    let holders = u64::try_from(shards.max(1).saturating_mul(faces.max(1))).unwrap_or(u64::MAX);
+    let fit = limit.saturating_sub(RESERVED) / holders;
+    usize::try_from(fit).map_or(wanted, |fit| wanted.min(fit.max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_fit_the_limit_after_the_reserve() {
+        assert_eq!(fitting(10_000, 2, 1, Some(20_000)), 9_872);
+        assert_eq!(fitting(10_000, 2, 1, Some(1_048_576)), 10_000);
+        assert_eq!(fitting(10_000, 4, 2, Some(20_000)), 2_468);
+        assert_eq!(fitting(10_000, 1, 1, None), 10_000, "unlimited");
+        assert_eq!(fitting(10_000, 2, 1, Some(100)), 1, "never zero");
+        assert_eq!(fitting(500, 2, 3, Some(4_096)), 500);
+    }
+
+    #[test]
+    fn the_soft_limit_is_raised_to_the_hard_one() {
+        let raised = raise_limit();
+        let now = getrlimit(Resource::Nofile);
+        assert_eq!(raised, now.current);
+        assert_eq!(now.current, now.maximum);
+    }
+}
