@@ -53,7 +53,8 @@
 //! | [`settings`] | server settings described once (types, defaults, layers merged defaults → file → flags) and every cap checked in one place | public |
 //! | [`config`] | the TOML configuration file → validated `Policy` and server settings; errors with file, line, column, key; hot reload | public: loading and its errors |
 //! | `policy` | token configurations, sources (header, cookie, query), rules, canonical paths, claim requirements | internal |
-//! | [`authz`] | the ext_authz decision (route → tokens → verify → 200/401/403) and the `POST /v1/verify` batch face | public: the options |
+//! | [`authz`] | the ext_authz decision (route → tokens → verify → 200/401/403, 429 when overloaded) and the `POST /v1/verify` batch face | public: the options |
+//! | `queue_delay` | how long a shard's work waits (the heartbeat's measure), and shedding past `max_queue_delay` | internal |
 //! | `admin` | the admin listener's answers (`/healthz`, `/readyz`, `/metrics`, `/stats`) | internal |
 //! | `metrics` | per-shard counters and histograms, collection into totals, Prometheus and JSON exposition | internal |
 //! | [`access_log`] | the JSON-lines access log: per-shard buffers, sampling, a writer thread | public: the options |

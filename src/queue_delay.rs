@@ -36,73 +36,133 @@ pub(crate) const PROBES: usize = 2;
 pub(crate) struct QueueDelay {
     /// What the sending times are counted from.
     base: Instant,
-    /// When each probe's byte was sent, in nanoseconds after `base` (at
-    /// least 1), while it is on its way; 0 otherwise.
-    sent: [AtomicU64; PROBES],
+    probes: [Probe; PROBES],
 }
+
+#[derive(Debug, Default)]
+struct Probe {
+    /// When the byte on its way was sent, in nanoseconds after `base` (at
+    /// least 1); 0 when none is; [`STOPPED`] once the probe has ended.
+    sent: AtomicU64,
+    /// How long the last byte that arrived took, in nanoseconds: the wait
+    /// as last measured, which stands until the next byte arrives (else
+    /// each byte's arrival would read as "no wait" until the next one aged
+    /// past the limit, and a steady overload would be verified in bursts).
+    last: AtomicU64,
+}
+
+/// A probe that has ended: it sends no more, and nothing of it counts.
+const STOPPED: u64 = u64::MAX;
 
 impl QueueDelay {
     /// A heartbeat with no byte on its way.
     pub(crate) fn new() -> Arc<QueueDelay> {
+        QueueDelay::since(Instant::now())
+    }
+
+    fn since(base: Instant) -> Arc<QueueDelay> {
         Arc::new(QueueDelay {
-            base: Instant::now(),
-            sent: std::array::from_fn(|_| AtomicU64::new(0)),
+            base,
+            probes: std::array::from_fn(|_| Probe::default()),
         })
     }
 
-    /// How long a request served at `now` has waited at least: how long the
-    /// oldest byte on its way has been (zero when none is).
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos())
+            .unwrap_or(STOPPED - 1)
+            .clamp(1, STOPPED - 1)
+    }
+
+    /// How long a request served at `now` has waited at least: for each
+    /// probe, how long its byte on its way has been, or the last byte took
+    /// if that is longer; the longest of the probes (zero when none says).
     pub(crate) fn waited(&self, now: Instant) -> Duration {
         let now = now.saturating_duration_since(self.base);
-        self.sent
+        self.probes
             .iter()
-            .map(|sent| sent.load(Ordering::Relaxed))
-            .filter(|&sent| sent != 0)
-            .map(|sent| now.saturating_sub(Duration::from_nanos(sent)))
+            .map(|probe| {
+                let on_its_way = match probe.sent.load(Ordering::Relaxed) {
+                    0 | STOPPED => Duration::ZERO,
+                    sent => now.saturating_sub(Duration::from_nanos(sent)),
+                };
+                on_its_way.max(Duration::from_nanos(probe.last.load(Ordering::Relaxed)))
+            })
             .max()
             .unwrap_or_default()
     }
 
     /// Notes that probe `probe` sends its byte at `at`; false (nothing to
-    /// send) while its last byte is still on its way.
+    /// send) while its last byte is still on its way or once it has ended.
     pub(crate) fn send(&self, probe: usize, at: Instant) -> bool {
-        let nanos = u64::try_from(at.saturating_duration_since(self.base).as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.sent.get(probe).is_some_and(|sent| {
-            sent.compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed)
+        let nanos = self.nanos(at);
+        self.probes.get(probe).is_some_and(|probe| {
+            probe
+                .sent
+                .compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         })
+    }
+
+    /// Takes back a byte that could not be sent, so the next period sends one.
+    pub(crate) fn unsent(&self, probe: usize) {
+        if let Some(probe) = self.probes.get(probe) {
+            let sent = probe.sent.load(Ordering::Relaxed);
+            if sent != STOPPED {
+                let _ = probe
+                    .sent
+                    .compare_exchange(sent, 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Notes that probe `probe`'s byte was read at `at`: how long it took
+    /// is the wait as measured until the next byte arrives.
+    pub(crate) fn arrived(&self, probe: usize, at: Instant) {
+        let Some(probe) = self.probes.get(probe) else {
+            return;
+        };
+        let sent = probe.sent.load(Ordering::Relaxed);
+        if sent == 0 || sent == STOPPED {
+            return;
+        }
+        let took = self.nanos(at).saturating_sub(sent);
+        if probe
+            .sent
+            .compare_exchange(sent, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            probe.last.store(took, Ordering::Relaxed);
+        }
+    }
+
+    /// Ends probe `probe` for good: its byte on its way, if any, and its
+    /// last measure no longer count, and it sends no more. A probe whose
+    /// reading end is gone must never read as a wait that grows forever.
+    pub(crate) fn stop(&self, probe: usize) {
+        if let Some(probe) = self.probes.get(probe) {
+            probe.sent.store(STOPPED, Ordering::Relaxed);
+            probe.last.store(0, Ordering::Relaxed);
+        }
     }
 
     /// A shard `behind` (a second or more, or not at all): its first probe's
     /// byte sent a second before the heartbeat began, or none on its way.
     #[cfg(test)]
     pub(crate) fn behind(&self, behind: bool) {
-        let second = if behind { 1 } else { 0 };
-        if let Some(sent) = self.sent.first() {
-            sent.store(second, Ordering::Relaxed);
+        if let Some(probe) = self.probes.first() {
+            probe.sent.store(u64::from(behind), Ordering::Relaxed);
+            probe.last.store(0, Ordering::Relaxed);
         }
     }
 
     /// A heartbeat that began a second ago, for [`QueueDelay::behind`].
     #[cfg(test)]
     pub(crate) fn for_tests() -> Arc<QueueDelay> {
-        let base = Instant::now()
-            .checked_sub(Duration::from_secs(1))
-            .unwrap_or_else(Instant::now);
-        Arc::new(QueueDelay {
-            base,
-            sent: std::array::from_fn(|_| AtomicU64::new(0)),
-        })
-    }
-
-    /// Notes that probe `probe`'s byte was read, or that the probe stopped
-    /// (whose last byte must not count as waiting forever).
-    pub(crate) fn arrived(&self, probe: usize) {
-        if let Some(sent) = self.sent.get(probe) {
-            sent.store(0, Ordering::Relaxed);
-        }
+        QueueDelay::since(
+            Instant::now()
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or_else(Instant::now),
+        )
     }
 }
 
@@ -131,7 +191,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_wait_is_the_oldest_byte_on_its_way() {
+    fn the_wait_is_the_byte_on_its_way_or_the_last_one_s_transit() {
         let delay = QueueDelay::new();
         let start = Instant::now() + Duration::from_secs(1);
         let ms = Duration::from_millis;
@@ -144,13 +204,49 @@ mod tests {
         assert!(!delay.send(0, start + ms(10)), "one byte at a time");
         assert!(delay.send(1, start + ms(30)));
         assert_eq!(delay.waited(start + ms(75)), ms(75));
-        delay.arrived(0);
-        assert_eq!(delay.waited(start + ms(75)), ms(45));
         assert_eq!(delay.waited(start), Duration::ZERO, "sent after now");
-        delay.arrived(1);
-        assert_eq!(delay.waited(start + ms(75)), Duration::ZERO);
+        delay.arrived(0, start + ms(80));
+        delay.arrived(1, start + ms(40));
+        // Until the next byte arrives, the last transit stands.
+        assert_eq!(delay.waited(start + ms(500)), ms(80));
+        assert!(delay.send(0, start + ms(90)));
+        assert_eq!(
+            delay.waited(start + ms(300)),
+            ms(210),
+            "the new byte is older"
+        );
+        delay.arrived(0, start + ms(95));
+        assert_eq!(delay.waited(start + ms(300)), ms(10), "caught up");
         assert!(!delay.send(PROBES, start), "no such probe");
-        delay.arrived(PROBES);
+        delay.arrived(PROBES, start);
+    }
+
+    #[test]
+    fn a_probe_that_ended_never_counts_nor_sends_again() {
+        let delay = QueueDelay::new();
+        let start = Instant::now() + Duration::from_secs(1);
+        assert!(delay.send(0, start));
+        delay.stop(0);
+        let later = start + Duration::from_secs(3600);
+        assert_eq!(delay.waited(later), Duration::ZERO);
+        assert!(!delay.send(0, later), "stopped for good");
+        delay.arrived(0, later);
+        delay.unsent(0);
+        assert!(!delay.send(0, later));
+        assert_eq!(delay.waited(later), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_byte_that_could_not_be_sent_is_taken_back() {
+        let delay = QueueDelay::new();
+        let start = Instant::now() + Duration::from_secs(1);
+        assert!(delay.send(0, start));
+        delay.unsent(0);
+        assert_eq!(
+            delay.waited(start + Duration::from_secs(60)),
+            Duration::ZERO
+        );
+        assert!(delay.send(0, start));
     }
 
     #[test]
@@ -161,9 +257,6 @@ mod tests {
         delay.behind(true);
         assert!(shedding.overloaded());
         delay.behind(false);
-        assert!(!shedding.overloaded());
-        delay.behind(true);
-        delay.arrived(0);
         assert!(!shedding.overloaded());
     }
 }

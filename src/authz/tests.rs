@@ -272,6 +272,11 @@ fn same_answers(start: Variant, tokens: &[Token], steps: &[Step]) -> Result<u64,
     // Eight entries: one set, so eviction is exercised too.
     let mut cached = authorizer(&shared, 8, &loaded);
     let mut uncached = authorizer(&shared, 0, &unloaded);
+    // Always behind and never holding a token: it sheds every request that
+    // needs a verification, and only those.
+    let always_behind = QueueDelay::for_tests();
+    heartbeat(&always_behind, true);
+    let mut sheds_all = authorizer(&shared, 0, &always_behind);
     let mut now = T0;
     let mut behind = false;
     for (index, step) in steps.iter().enumerate() {
@@ -283,6 +288,14 @@ fn same_answers(start: Variant, tokens: &[Token], steps: &[Step]) -> Result<u64,
                 let with = answer(&mut cached, &request, now);
                 let without = answer(&mut uncached, &request, now);
                 if behind && is_shed(&with) {
+                    // Only what needs a verification is shed: a request with
+                    // no token, or one no rule checks, is answered as ever.
+                    let reference = answer(&mut sheds_all, &request, now);
+                    prop_assert!(
+                        is_shed(&reference),
+                        "step {}: shed what needs no verification",
+                        index
+                    );
                     continue;
                 }
                 prop_assert_eq!(

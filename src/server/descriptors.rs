@@ -9,10 +9,21 @@
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
-/// Descriptors kept for everything that is not a connection of a face:
-/// listeners, the admin port's connections (64), key fetches, the access
-/// log, the heartbeat's loopback pairs, standard streams.
-pub(super) const RESERVED: u64 = 256;
+/// Descriptors kept for the process's own use: the admin port and its
+/// connections (64), key fetches (8 at once), the access log, the
+/// configuration and key files, standard streams.
+const RESERVED_BASE: u64 = 128;
+
+/// Descriptors each shard keeps per face besides its connections: the
+/// listener and its two duplicates, the runtime's ring and event fds, the
+/// heartbeat's loopback pairs.
+const RESERVED_PER_FACE: u64 = 16;
+
+/// Descriptors kept back from connections for `shards` shards of `faces` faces.
+pub(super) fn reserved(shards: usize, faces: usize) -> u64 {
+    let holders = u64::try_from(shards.max(1).saturating_mul(faces.max(1))).unwrap_or(u64::MAX);
+    RESERVED_BASE.saturating_add(RESERVED_PER_FACE.saturating_mul(holders))
+}
 
 /// Raises the soft open-file limit to the hard one; returns the soft limit
 /// then in force (`None`: unlimited).
@@ -37,7 +48,7 @@ pub(super) fn fitting(wanted: usize, shards: usize, faces: usize, limit: Option<
         return wanted;
     };
     let holders = u64::try_from(shards.max(1).saturating_mul(faces.max(1))).unwrap_or(u64::MAX);
-    let fit = limit.saturating_sub(RESERVED) / holders;
+    let fit = limit.saturating_sub(reserved(shards, faces)) / holders;
     usize::try_from(fit).map_or(wanted, |fit| wanted.min(fit.max(1)))
 }
 
@@ -47,9 +58,16 @@ mod tests {
 
     #[test]
     fn connections_fit_the_limit_after_the_reserve() {
-        assert_eq!(fitting(10_000, 2, 1, Some(20_000)), 9_872);
+        assert_eq!(reserved(2, 1), 160);
+        assert_eq!(fitting(10_000, 2, 1, Some(20_000)), 9_920);
         assert_eq!(fitting(10_000, 2, 1, Some(1_048_576)), 10_000);
+        assert_eq!(reserved(4, 2), 256);
         assert_eq!(fitting(10_000, 4, 2, Some(20_000)), 2_468);
+        assert_eq!(
+            fitting(10_000, usize::MAX, 3, Some(20_000)),
+            1,
+            "no overflow"
+        );
         assert_eq!(fitting(10_000, 1, 1, None), 10_000, "unlimited");
         assert_eq!(fitting(10_000, 2, 1, Some(100)), 1, "never zero");
         assert_eq!(fitting(500, 2, 3, Some(4_096)), 500);

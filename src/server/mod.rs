@@ -17,7 +17,9 @@
 //! Files: `transport` (the two runtimes behind one interface), `shard`
 //! (runtime, accept loop, sweeper, drain, the shard's metrics), `conn` (one
 //! connection's loop, which sees of its shard only the parts lent to it),
-//! `tracking` (phases, deadlines, buffer pool, draining flag). Imports point
+//! `tracking` (phases, deadlines, buffer pool, draining flag), `heartbeat`
+//! (the pacemaker thread and each shard's probes, which measure how long its
+//! work waits), `descriptors` (the open-file limit). Imports point
 //! from `shard` down to `conn`, `tracking` and `transport`, never back. What
 //! requests are answered with lives in [`crate::authz`] and `crate::admin`.
 
@@ -270,7 +272,9 @@ where
 
 impl Server {
     /// Binds every socket, starts the shards and the admin thread, and returns
-    /// once all of them accept connections.
+    /// once all of them accept connections. It raises the process's soft
+    /// open-file limit to its hard limit, and lowers `max_connections` (with
+    /// a warning) when the shards could still not hold it.
     // Public, but hidden, for `tests/serve_alloc.rs`, which serves in its own
     // process without the control plane; embedders start a server through
     // `control::run`.
@@ -326,17 +330,19 @@ impl Server {
             open_files,
         );
         if max_connections < options.max_connections {
+            let reserved = descriptors::reserved(shard_count, faces);
             warn(format_args!(
                 "max_connections lowered from {} to {max_connections} per shard: {shard_count} \
                  shards serving {faces} listener(s) each would need {} open files with \
-                 {} reserved, and the limit is {} (raise it: ulimit -n, or LimitNOFILE= \
-                 in a systemd unit)",
+                 {reserved} kept for the process, and the limit is {} (raise it: ulimit -n, \
+                 or LimitNOFILE= in a systemd unit)",
                 options.max_connections,
-                options
-                    .max_connections
-                    .saturating_mul(shard_count * faces)
-                    .saturating_add(descriptors::RESERVED as usize),
-                descriptors::RESERVED,
+                u64::try_from(options.max_connections)
+                    .unwrap_or(u64::MAX)
+                    .saturating_mul(
+                        u64::try_from(shard_count.saturating_mul(faces)).unwrap_or(u64::MAX)
+                    )
+                    .saturating_add(reserved),
                 open_files.unwrap_or_default(),
             ));
         }

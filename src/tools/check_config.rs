@@ -294,6 +294,14 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
         options.authz.max_body,
         options.max_connections
     );
+    let overload = match options.authz.max_queue_delay {
+        Some(delay) => format!(
+            "429 overloaded for tokens not cached once requests wait {}",
+            secs(delay)
+        ),
+        None => "never shed (max_queue_delay 0)".to_owned(),
+    };
+    let _ = writeln!(out, "  overload: {overload}");
     let _ = writeln!(
         out,
         "  timeouts: header {}, idle {}, drain {} after a delay of {}",
