@@ -211,6 +211,9 @@ pub(crate) struct Entry<'a> {
     pub sub: Option<&'a str>,
     /// From the start of the decision to the answer rendered.
     pub latency: Duration,
+    /// Which check decided, in words (static text, never request bytes;
+    /// empty: nothing failed).
+    pub reason: &'static str,
 }
 
 /// A shard's end of the log: its buffer and sampler.
@@ -281,11 +284,17 @@ impl ShardLog {
                 None => out.extend_from_slice(b"null"),
             }
         }
-        let _ = writeln!(
+        let _ = write!(
             out,
-            ",\"latency_us\":{:.1}}}",
+            ",\"latency_us\":{:.1},\"reason\":",
             entry.latency.as_nanos() as f64 / 1000.0
         );
+        if entry.reason.is_empty() {
+            out.extend_from_slice(b"null}\n");
+        } else {
+            quote_bytes(out, entry.reason.as_bytes());
+            out.extend_from_slice(b"}\n");
+        }
         self.lines += 1;
         if self.buffer.len() >= FLUSH_AT {
             self.flush();

@@ -237,6 +237,13 @@ pub(crate) struct ServeArgs {
     /// verified again [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub(crate) token_cache_max_age: Option<f64>,
+    /// Join the listening ports of a jwtgate already running, for a binary
+    /// upgrade without a refused connection: start the new one with this
+    /// flag and an --admin-listen of its own, wait for its readiness, then
+    /// send the old one SIGTERM. Without it, a port another process listens
+    /// on is an error.
+    #[arg(long)]
+    pub(crate) handover: bool,
     /// Benchmarks only: answer 200 without verifying anything (the HTTP ceiling).
     #[arg(long, hide = true)]
     pub(crate) danger_no_verify: bool,
@@ -249,6 +256,18 @@ pub(crate) struct CheckConfigArgs {
     /// A sample request, e.g. "GET https://api.example.com/v1/users/7"; repeat for several.
     #[arg(long = "request", value_name = "REQUEST")]
     pub(crate) requests: Vec<String>,
+    /// A header of the sample requests' client, e.g. "Cookie: session=..."; repeat
+    /// for several. With it or --token, each --request is decided as `serve`
+    /// would decide it (local keys only) and the decision explained.
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "requests")]
+    pub(crate) headers: Vec<String>,
+    /// A token for the sample requests, put where the rule each one meets reads
+    /// tokens (its first token configuration's first source).
+    #[arg(long, value_name = "JWT", requires = "requests")]
+    pub(crate) token: Option<String>,
+    /// Decide at this Unix time instead of now.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub(crate) now: Option<i64>,
 }
 
 #[derive(Args)]

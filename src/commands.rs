@@ -77,7 +77,13 @@ pub(crate) fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     };
     let stdout = std::io::stdout();
     let mut output = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let summary = batch::run(&verifier, inputs, &mut output, &options, &mut progress)?;
+    let summary = match batch::run(&verifier, inputs, &mut output, &options, &mut progress) {
+        Ok(summary) => summary,
+        Err(batch::BatchError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(ended_by_reader());
+        }
+        Err(error) => return Err(error.into()),
+    };
     drop(output);
     if show_progress {
         eprint!("\r\x1b[2K");
@@ -97,6 +103,13 @@ pub(crate) fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The reader of stdout went away (`verify ... | head -1`): end without a
+/// word, as Unix tools do, by the signal they end by (status 141 in a shell).
+fn ended_by_reader() -> ExitCode {
+    let _ = signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGPIPE);
+    ExitCode::from(141)
 }
 
 pub(crate) fn run_keygen(args: &KeygenArgs) -> Result<ExitCode, Failure> {

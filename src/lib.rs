@@ -102,8 +102,8 @@ pub mod tools;
 
 pub use jwtgate_engine::{
     Algorithm, AlgorithmSet, CacheSettings, ClaimName, Claims, KeySet, KeySetError, KeyWarning,
-    Lookup, NumericDate, Outcome, RegisteredClaim, Rejection, Scratch, SubjectMatch, TokenCache,
-    UnixTime, Validation, Verified, Verifier, VerifierError,
+    Lookup, NumericDate, Outcome, RegisteredClaim, Rejection, Scratch, Stage, SubjectMatch,
+    TokenCache, UnixTime, Validation, Verified, Verifier, VerifierError,
 };
 
 /// Not a stable API: the pieces of the service that jwtgate's own integration

@@ -13,7 +13,7 @@ use clap::Parser;
 use jwtgate::access_log::Destination;
 use jwtgate::authz::Clock;
 use jwtgate::control::{self, Console, Launch, PolicySource};
-use jwtgate::server::IoMode;
+use jwtgate::server::{IoMode, Sharing};
 use jwtgate::settings::{self, AdminListen, Runtime, ServerLayer, SettingError};
 use jwtgate::tools;
 use jwtgate::{Algorithm, AlgorithmSet, ClaimName, SubjectMatch, UnixTime, Validation, Verifier};
@@ -227,6 +227,11 @@ fn run_serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
             .now
             .map_or(Clock::System, |now| Clock::Fixed(UnixTime(now))),
         danger_skip_verification: args.danger_no_verify,
+        sharing: if args.handover {
+            Sharing::Handover
+        } else {
+            Sharing::Exclusive
+        },
     };
     let launch = Launch::new(policy, args.layer()?, runtime);
     control::run(launch, &mut Console { demo: args.demo })?;
@@ -240,6 +245,21 @@ fn run_check_config(args: &CheckConfigArgs) -> Result<ExitCode, Failure> {
         "{}",
         tools::check_config::report(&loaded, &args.config, &options, &args.requests)
     );
+    if !args.headers.is_empty() || args.token.is_some() {
+        let now = args.now.map_or_else(UnixTime::now, UnixTime);
+        println!("\ndecisions:");
+        for request in &args.requests {
+            let sample = tools::decision::Sample {
+                request,
+                headers: &args.headers,
+                token: args.token.as_deref(),
+            };
+            print!(
+                "{}",
+                tools::decision::explain(&loaded, options.authz, &sample, now)
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,7 +20,7 @@ use crate::access_log::{AccessLogOptions, Destination};
 use crate::authz::{AuthzOptions, BatchLimits, Clock};
 use crate::grpc::GrpcOptions;
 use crate::http::Limits;
-use crate::server::{ConnectionLimits, IoMode, ServeOptions};
+use crate::server::{ConnectionLimits, IoMode, ServeOptions, Sharing};
 
 /// Why a setting's value is refused. The text reads after the setting's name
 /// (`--idle-timeout: …`, `server.idle_timeout: …`).
@@ -299,13 +299,15 @@ server_settings! {
 }
 
 /// Settings of `serve` that are not server settings of the file: the
-/// command line's clock and the benchmark switch.
+/// command line's clock, the benchmark switch, and a handover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Runtime {
     /// The verification clock.
     pub clock: Clock,
     /// Answer 200 without verifying: only to measure the HTTP ceiling.
     pub danger_skip_verification: bool,
+    /// Join a running jwtgate's listening ports (`--handover`).
+    pub sharing: Sharing,
 }
 
 impl Default for Runtime {
@@ -313,6 +315,7 @@ impl Default for Runtime {
         Runtime {
             clock: Clock::System,
             danger_skip_verification: false,
+            sharing: Sharing::Exclusive,
         }
     }
 }
@@ -400,6 +403,7 @@ impl ServerLayer {
                 None => None,
             },
             summary_interval: all.summary_interval.filter(|every| !every.is_zero()),
+            sharing: runtime.sharing,
         })
     }
 }

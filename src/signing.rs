@@ -36,6 +36,16 @@ pub enum SigningError {
     /// A PKCS#8 private key was refused.
     #[error("private key rejected: {0}")]
     PrivateKey(ring::error::KeyRejected),
+    /// A PKCS#8 private key of another type than the algorithm needs.
+    #[error("{algorithm} needs {needs}, and this private key is {given}")]
+    KeyType {
+        /// The algorithm asked for.
+        algorithm: Algorithm,
+        /// The key type it needs, in words.
+        needs: &'static str,
+        /// The key type given, in words.
+        given: &'static str,
+    },
     /// An HMAC algorithm was asked of a PKCS#8 key.
     #[error("HMAC secrets are not PKCS#8 keys")]
     HmacNotPkcs8,
@@ -172,9 +182,55 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+fn family_text(family: KeyFamily) -> &'static str {
+    match family {
+        KeyFamily::Rsa => "an RSA key",
+        KeyFamily::P256 => "an EC key on P-256",
+        KeyFamily::P384 => "an EC key on P-384",
+        KeyFamily::Ed25519 => "an Ed25519 key",
+        KeyFamily::Hmac => "an HMAC secret",
+    }
+}
+
+/// The key type a PKCS#8 key names in its algorithm identifier, which comes
+/// within its first few dozen bytes: the object identifiers' DER encodings
+/// (rsaEncryption, id-ecPublicKey with its curve, id-Ed25519).
+fn pkcs8_family(der: &[u8]) -> Option<KeyFamily> {
+    const RSA: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+    const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+    let head = der.get(..der.len().min(64))?;
+    let holds = |oid: &[u8]| head.windows(oid.len()).any(|window| window == oid);
+    [
+        (RSA, KeyFamily::Rsa),
+        (P256, KeyFamily::P256),
+        (P384, KeyFamily::P384),
+        (ED25519, KeyFamily::Ed25519),
+    ]
+    .into_iter()
+    .find_map(|(oid, family)| holds(oid).then_some(family))
+}
+
 impl SigningKey {
     /// A private key from PKCS#8 DER, for the family `algorithm` needs.
     pub fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<SigningKey, SigningError> {
+        SigningKey::read_pkcs8(algorithm, der).map_err(|error| {
+            let needs = family_text(algorithm.family());
+            match (error, pkcs8_family(der)) {
+                (SigningError::PrivateKey(_), Some(family)) if family != algorithm.family() => {
+                    SigningError::KeyType {
+                        algorithm,
+                        needs,
+                        given: family_text(family),
+                    }
+                }
+                (error, _) => error,
+            }
+        })
+    }
+
+    fn read_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<SigningKey, SigningError> {
         let rng = rand::SystemRandom::new();
         let inner = match algorithm.family() {
             KeyFamily::Rsa => SigningInner::Rsa(
@@ -363,6 +419,45 @@ mod tests {
         ));
         let error = SigningKey::from_pkcs8(Algorithm::Es256, b"not DER").map(|_| ());
         assert!(error.is_err_and(|e| e.to_string().starts_with("private key rejected: ")));
+    }
+
+    #[test]
+    fn a_key_of_another_type_is_named_with_the_type_needed() {
+        let cases = [
+            (
+                Algorithm::Es256,
+                Algorithm::Rs256,
+                "ES256 needs an EC key on P-256, and this private key is an RSA key",
+            ),
+            (
+                Algorithm::Rs256,
+                Algorithm::Es384,
+                "RS256 needs an RSA key, and this private key is an EC key on P-384",
+            ),
+            (
+                Algorithm::Es384,
+                Algorithm::Es256,
+                "ES384 needs an EC key on P-384, and this private key is an EC key on P-256",
+            ),
+            (
+                Algorithm::EdDsa,
+                Algorithm::Ps256,
+                "EdDSA needs an Ed25519 key, and this private key is an RSA key",
+            ),
+            (
+                Algorithm::Es256,
+                Algorithm::EdDsa,
+                "ES256 needs an EC key on P-256, and this private key is an Ed25519 key",
+            ),
+        ];
+        for (wanted, given, message) in cases {
+            let generated = generate(given, 2048).unwrap();
+            let der = generated.pkcs8_der.unwrap();
+            let error = SigningKey::from_pkcs8(wanted, &der)
+                .map(|_| ())
+                .unwrap_err();
+            assert_eq!(error.to_string(), message);
+        }
     }
 
     #[test]

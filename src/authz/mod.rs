@@ -3,7 +3,8 @@
 //! challenge, or 403.
 //!
 //! Files: `tokens` (finding and checking a rule's tokens), `response` (the
-//! answers' bytes), `batch` (the network batch face, `POST /v1/verify`, whose
+//! answers' bytes), `wiring` (a rate-limited stderr line for checks refused
+//! for how they were sent), `batch` (the network batch face, `POST /v1/verify`, whose
 //! types are re-exported here).
 //!
 //! Neighbours: `crate::http` supplies the parsed head and the `Service`
@@ -22,6 +23,7 @@ mod response;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod wiring;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -104,6 +106,8 @@ pub(crate) struct Authorizer {
     seen: tokens::Seen,
     /// Set when verifications are refused once the shard is overloaded.
     shedding: Option<Shedding>,
+    /// Stderr lines for checks refused for how they were sent.
+    wiring: wiring::WiringNotices,
     shard: usize,
 }
 
@@ -114,6 +118,8 @@ struct Record {
     decision: Decision,
     taken: Taken,
     status: u16,
+    /// Which check decided, in words, for the access log ("": nothing failed).
+    reason: &'static str,
 }
 
 impl Record {
@@ -123,6 +129,7 @@ impl Record {
             decision,
             taken: Taken::Allow,
             status: 200,
+            reason: "",
         }
     }
 
@@ -132,7 +139,12 @@ impl Record {
             decision,
             taken: Taken::Block,
             status,
+            reason: "",
         }
+    }
+
+    fn because(self, reason: &'static str) -> Record {
+        Record { reason, ..self }
     }
 
     /// The token outcome, when a token was looked at.
@@ -190,6 +202,11 @@ impl<'p> Summary<'p> {
             .map_or("", |config| &config.name)
     }
 
+    /// Which check decided, in words ("": nothing failed).
+    pub(crate) fn reason(&self) -> &'static str {
+        self.record.reason
+    }
+
     /// The `outcome` label.
     pub(crate) fn outcome_name(&self) -> &'static str {
         self.record.decision.name()
@@ -243,6 +260,7 @@ impl Authorizer {
             log: None,
             seen: tokens::Seen::default(),
             shedding: None,
+            wiring: wiring::WiringNotices::default(),
             shard: 0,
         }
     }
@@ -321,6 +339,13 @@ impl Authorizer {
         let start = out.len();
         if self.metrics.is_none() && self.log.is_none() {
             let record = self.decide_with(&snapshot, head, origin, framing, out, None);
+            self.wiring.note(
+                self.shard,
+                face,
+                record.decision,
+                record.reason,
+                framing.peer,
+            );
             let summary = Summary {
                 policy: &snapshot.policy,
                 record,
@@ -331,6 +356,13 @@ impl Authorizer {
         let started = logged.then(Instant::now);
         self.seen.clear();
         let decided = self.decide_with(&snapshot, head, origin, framing, out, Some(logged));
+        self.wiring.note(
+            self.shard,
+            face,
+            decided.decision,
+            decided.reason,
+            framing.peer,
+        );
         if let Some(metrics) = &self.metrics {
             // Counted per policy: a key refresh shares the policy, so the
             // shard's table carries on.
@@ -413,6 +445,7 @@ impl Authorizer {
             kid: as_text(self.seen.kid.as_deref()),
             sub: as_text(self.seen.sub.as_deref()),
             latency,
+            reason: decided.reason,
         });
     }
 
@@ -430,7 +463,7 @@ impl Authorizer {
         let policy = &*snapshot.policy;
         if let Origin::Unreadable(detail) = origin {
             response::bad_request(out, detail, framing);
-            return Record::blocked(Decision::BadRequest, 400);
+            return Record::blocked(Decision::BadRequest, 400).because(detail);
         }
         if self.options.danger_skip_verification {
             response::unverified(out, framing.close);
@@ -456,7 +489,7 @@ impl Authorizer {
                 br#"{"error":"untrusted_proxy","detail":"forwarded headers are only believed from server.trusted_proxies"}"#,
                 framing,
             );
-            return Record::blocked(Decision::UntrustedProxy, 403);
+            return Record::blocked(Decision::UntrustedProxy, 403).because(UNTRUSTED_PROXY);
         }
         let (original, named) = match origin {
             Origin::Stated { request, rule } => (Some(request), rule),
@@ -465,7 +498,7 @@ impl Authorizer {
                     Ok(original) => (Some(original), None),
                     Err(error) => {
                         response::bad_request(out, error.detail(), framing);
-                        return Record::blocked(Decision::BadRequest, 400);
+                        return Record::blocked(Decision::BadRequest, 400).because(error.detail());
                     }
                 }
             }
@@ -476,7 +509,7 @@ impl Authorizer {
             Some(Some(rule)) => Some(rule),
             Some(None) => {
                 response::unknown_rule(out, framing);
-                return Record::blocked(Decision::NoRule, 403);
+                return Record::blocked(Decision::NoRule, 403).because(response::UNKNOWN_RULE);
             }
         };
         let (route, query) = match original {
@@ -497,7 +530,7 @@ impl Authorizer {
                     Ok(routed) => (routed, query),
                     Err(error) => {
                         response::bad_request(out, error.detail(), framing);
-                        return Record::blocked(Decision::BadRequest, 400);
+                        return Record::blocked(Decision::BadRequest, 400).because(error.detail());
                     }
                 }
             }
@@ -559,7 +592,8 @@ impl Authorizer {
             }
             Route::Default(DefaultAction::Deny) => {
                 response::no_matching_rule(out, framing);
-                return Record::blocked(Decision::NoRule, 403);
+                return Record::blocked(Decision::NoRule, 403)
+                    .because("no rule matches the request and default_action is deny");
             }
         };
         let identity = Identity {
@@ -601,16 +635,22 @@ impl Authorizer {
             rule: Some(rule.index),
             config: decided.config,
         };
-        let outcome = match decided.verdict {
+        let (outcome, reason) = match decided.verdict {
             tokens::Verdict::Valid { claims_ok: true } => {
                 return Record {
                     place,
                     ..Record::allowed(None, Decision::Token(Outcome::Valid))
                 };
             }
-            tokens::Verdict::Valid { claims_ok: false } => Outcome::InsufficientScope,
-            tokens::Verdict::Missing => Outcome::Missing,
-            tokens::Verdict::Refused(rejection) => rejection.outcome(),
+            tokens::Verdict::Valid { claims_ok: false } => (
+                Outcome::InsufficientScope,
+                "the token lacks a claim value the rule requires (require_claims)",
+            ),
+            tokens::Verdict::Missing => (
+                Outcome::Missing,
+                "no source of the rule's token configurations holds a token",
+            ),
+            tokens::Verdict::Refused(rejection) => (rejection.outcome(), rejection.detail()),
             tokens::Verdict::Shed => {
                 out.truncate(start);
                 return shed(rule.action, place, all_headers, framing, out);
@@ -630,6 +670,7 @@ impl Authorizer {
                 place,
                 ..Record::allowed(None, decision)
             }
+            .because(reason)
         } else if rule.action == Action::Log {
             response::allowed_without_identity(
                 out,
@@ -643,6 +684,7 @@ impl Authorizer {
                 decision,
                 taken: Taken::Log,
                 status: 200,
+                reason,
             }
         } else {
             out.extend_from_slice(self.denials.response(outcome, framing));
@@ -650,9 +692,13 @@ impl Authorizer {
                 place,
                 ..Record::blocked(decision, response::status(outcome))
             }
+            .because(reason)
         }
     }
 }
+
+const SHED: &str = "the shard was too far behind to verify a token it had not cached";
+const UNTRUSTED_PROXY: &str = "forwarded headers came from a peer outside server.trusted_proxies";
 
 /// The answer to a request shed by an overloaded shard: 429 under a `block`
 /// rule (a denial every proxy passes on, never a 5xx that one failing open
@@ -673,6 +719,7 @@ fn shed(
                 decision: Decision::Overloaded,
                 taken: Taken::Log,
                 status: 200,
+                reason: SHED,
             }
         }
         Action::Block => {
@@ -681,6 +728,7 @@ fn shed(
                 place,
                 ..Record::blocked(Decision::Overloaded, 429)
             }
+            .because(SHED)
         }
     }
 }

@@ -413,6 +413,9 @@ pub(super) fn bad_request(out: &mut Vec<u8>, detail: &'static str, framing: Fram
 /// The answer to a gRPC check whose route names (in `jwtgate_rule`) a rule
 /// the policy does not define: a mismatch between the proxy's configuration
 /// and jwtgate's, which must deny, never allow.
+pub(super) const UNKNOWN_RULE: &str =
+    "the route's jwtgate_rule context extension names no rule of the policy";
+
 pub(super) fn unknown_rule(out: &mut Vec<u8>, framing: Framing) {
     crate::http::response::write_simple(
         out,

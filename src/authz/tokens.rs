@@ -12,6 +12,12 @@
 //!   (with `"all"`, identities differ by design: a user and a service token;
 //!   the first configuration's token gives the identity).
 //!
+//! When several of a rule's configurations refuse one token, the reason
+//! reported (answer, access log, metrics label) is that of the configuration
+//! that got furthest with it ([`crate::Stage`]: the algorithm, the `typ`, the
+//! kid, the signature, the claims), the first listed among equals: an expired
+//! token is `expired` whichever order the rule lists its configurations in.
+//!
 //! A request with no token at all is `Missing` in both modes, so
 //! `on_missing = "allow"` applies to both.
 //!
@@ -63,6 +69,8 @@ pub(crate) enum Verdict {
 
 #[derive(Clone, Copy)]
 enum State {
+    /// Not checked yet: what every slot holds until its token is.
+    Unchecked,
     Valid,
     Refused(Rejection),
 }
@@ -81,7 +89,7 @@ impl<'b> Ledger<'b> {
     fn new() -> Ledger<'b> {
         Ledger {
             tokens: [&[]; MAX_TOKENS],
-            states: [(State::Refused(Rejection::new(Outcome::Missing, "")), 0); MAX_TOKENS],
+            states: [(State::Unchecked, 0); MAX_TOKENS],
             len: 0,
             malformed: None,
         }
@@ -106,6 +114,23 @@ impl<'b> Ledger<'b> {
     fn set(&mut self, slot: usize, state: State, config: usize) {
         if let Some(entry) = self.states.get_mut(slot) {
             *entry = (state, config);
+        }
+    }
+
+    /// Records that the configuration at `config` refused the token in
+    /// `slot`. Of several refusals the one that got furthest stands (the
+    /// configuration that knew the token's algorithm, its kid, its
+    /// signature), the first listed among equals: a token refused as
+    /// `expired` by its own configuration is not reported as
+    /// `alg_not_allowed` by another that never could have accepted it.
+    fn refuse(&mut self, slot: usize, rejection: Rejection, config: usize) {
+        let stands = match self.state(slot) {
+            Some(State::Unchecked) => true,
+            Some(State::Refused(earlier)) => rejection.stage() > earlier.stage(),
+            Some(State::Valid) | None => false,
+        };
+        if stands {
+            self.set(slot, State::Refused(rejection), config);
         }
     }
 
@@ -284,7 +309,11 @@ pub(crate) fn check_rule<'b>(
                 }
                 verified
             } else {
-                Err(KEYS_UNAVAILABLE)
+                // A token this configuration could never accept is refused
+                // for that, so that another configuration's reason can stand.
+                keys.verifier()
+                    .screen(token, work.scratch)
+                    .and(Err(KEYS_UNAVAILABLE))
             };
             if let (Err(rejection), Some(remote)) = (&verified, keys.remote())
                 && rejection.outcome() == Outcome::UnknownKid
@@ -321,9 +350,7 @@ pub(crate) fn check_rule<'b>(
                     {
                         seen.note_kid(jwtgate_engine::claimed_kid(token, work.scratch));
                     }
-                    if !matches!(ledger.state(slot), Some(State::Valid)) {
-                        ledger.set(slot, State::Refused(rejection), position);
-                    }
+                    ledger.refuse(slot, rejection, position);
                     if rule.mode == Mode::All {
                         all_mode_failure.get_or_insert((rejection, Some(position)));
                     }
@@ -361,7 +388,7 @@ pub(crate) fn check_rule<'b>(
         .states()
         .find_map(|(s, config)| match s {
             State::Refused(rejection) => Some((rejection, config)),
-            State::Valid => None,
+            State::Valid | State::Unchecked => None,
         })
         .or(ledger.malformed);
     match (valid, first_refusal) {

@@ -97,7 +97,7 @@ impl Located<'_> {
 
     /// A TOML syntax or type error, with the key path read from the text.
     pub(crate) fn toml_error(&self, error: &toml::de::Error) -> ConfigError {
-        let message = error.message().trim().to_owned();
+        let message = suggest_field(error.message().trim());
         match error.span() {
             Some(span) => {
                 let key = key_path_at(self.source, span.start);
@@ -106,6 +106,52 @@ impl Located<'_> {
             None => self.whole("", message),
         }
     }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`, ..." with the list
+/// (some 30 names for a token configuration) replaced by the one name the
+/// typo most likely meant, when one is close enough.
+fn suggest_field(message: &str) -> String {
+    let Some((unknown, expected)) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+    else {
+        return message.to_owned();
+    };
+    let known = expected.split('`').skip(1).step_by(2);
+    let nearest = known
+        .map(|name| (edit_distance(unknown, name), name))
+        .min_by_key(|&(distance, _)| distance);
+    match nearest {
+        Some((distance, name)) if distance <= (unknown.len() / 3).max(1) => {
+            format!("unknown field `{unknown}`: did you mean `{name}`?")
+        }
+        _ => message.to_owned(),
+    }
+}
+
+/// Levenshtein distance over bytes (key names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &x) in a.as_bytes().iter().enumerate() {
+        let mut diagonal = i;
+        let mut left = i + 1;
+        for (j, &y) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
+            let cost = diagonal + usize::from(x != y);
+            let next = cost.min(above + 1).min(left + 1);
+            diagonal = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = next;
+            }
+            left = next;
+        }
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+    }
+    row.last().copied().unwrap_or(0)
 }
 
 /// The dotted key path of the line holding `offset`: the enclosing table
@@ -166,5 +212,31 @@ mod tests {
         let offset = source.find('3').unwrap();
         assert_eq!(key_path_at(source, offset), "rule[1].paths");
         assert_eq!(key_path_at(source, 0), "default_action");
+    }
+
+    #[test]
+    fn an_unknown_field_names_the_one_it_most_likely_meant() {
+        let serde = |unknown: &str| {
+            format!(
+                "unknown field `{unknown}`, expected one of `name`, `issuer`, `audiences`, `leeway`, `jwks_url`"
+            )
+        };
+        for (typo, meant) in [
+            ("audience", "audiences"),
+            ("isuer", "issuer"),
+            ("jwks_uri", "jwks_url"),
+            ("Leeway", "leeway"),
+        ] {
+            assert_eq!(
+                suggest_field(&serde(typo)),
+                format!("unknown field `{typo}`: did you mean `{meant}`?")
+            );
+        }
+        // Nothing close: the whole list stays.
+        assert_eq!(suggest_field(&serde("colour")), serde("colour"));
+        assert_eq!(suggest_field("expected a string"), "expected a string");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", "abc"), 0);
     }
 }

@@ -58,7 +58,7 @@ use crate::policy::{DefaultAction, Policy, Rule, TokenConfig};
 use crate::settings::{self, ServerLayer};
 use error::Located;
 use rule::{RESERVED_HEADERS, rule_of};
-use schema::RawFile;
+use schema::{DurationText, RawFile};
 use server::{forwarded, server_settings, trusted_proxies};
 use token::token_config;
 
@@ -191,7 +191,11 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(seconds).ok()
 }
 
-fn duration(value: &Spanned<String>, key: &str, at: Located<'_>) -> Result<Duration, ConfigError> {
+fn duration(
+    value: &Spanned<DurationText>,
+    key: &str,
+    at: Located<'_>,
+) -> Result<Duration, ConfigError> {
     parse_duration(value.get_ref()).ok_or_else(|| {
         at.at(
             value.span(),
@@ -202,7 +206,7 @@ fn duration(value: &Spanned<String>, key: &str, at: Located<'_>) -> Result<Durat
 }
 
 fn positive_duration(
-    value: &Option<Spanned<String>>,
+    value: &Option<Spanned<DurationText>>,
     key: &str,
     at: Located<'_>,
 ) -> Result<Option<Duration>, ConfigError> {

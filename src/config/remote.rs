@@ -12,7 +12,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::Located;
-use super::schema::RawTokenConfig;
+use super::schema::{DurationText, RawTokenConfig};
 use super::{ConfigError, positive_duration};
 use crate::jwks::{
     AllowedHost, FetchSettings, Location, Origin, RemoteSettings, Schedule, Startup,
@@ -212,7 +212,7 @@ pub(super) fn remote_of(
     }
     // Bounded both ways: below a second the IdP is hammered (a refetch per
     // unknown kid), beyond a year deadlines stop meaning anything.
-    let positive = |value: &Option<Spanned<String>>, field: &str, default: Duration| {
+    let positive = |value: &Option<Spanned<DurationText>>, field: &str, default: Duration| {
         let parsed = positive_duration(value, &key(field), at)?;
         if let (Some(value), Some(parsed)) = (value, parsed)
             && !(Duration::from_secs(1)..=Duration::from_secs(365 * 86_400)).contains(&parsed)

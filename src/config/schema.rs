@@ -7,6 +7,57 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+/// A duration as written: a string with a unit (`"60s"`). A bare number is
+/// refused with the string to write instead, since its unit is anyone's guess.
+#[derive(Debug)]
+pub(crate) struct DurationText(pub(crate) String);
+
+impl std::ops::Deref for DurationText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = DurationText;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as \"500ms\", \"60s\", \"10m\" or \"1h\"")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DurationText, E> {
+                Ok(DurationText(text.to_owned()))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<DurationText, E> {
+                Err(bare_number(number))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<DurationText, E> {
+                Err(bare_number(number))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<DurationText, E> {
+                Err(bare_number(number))
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+fn bare_number<E: serde::de::Error>(number: impl std::fmt::Display) -> E {
+    E::custom(format_args!(
+        "a duration is a string with its unit, such as \"{number}s\" or \"{number}ms\", not a bare {number}"
+    ))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFile {
@@ -28,9 +79,9 @@ pub(crate) struct RawServer {
     pub(crate) grpc_listen: Option<Spanned<String>>,
     pub(crate) grpc_max_message_bytes: Option<Spanned<usize>>,
     pub(crate) grpc_max_concurrent_streams: Option<Spanned<u32>>,
-    pub(crate) grpc_keepalive_interval: Option<Spanned<String>>,
-    pub(crate) grpc_keepalive_timeout: Option<Spanned<String>>,
-    pub(crate) grpc_idle_timeout: Option<Spanned<String>>,
+    pub(crate) grpc_keepalive_interval: Option<Spanned<DurationText>>,
+    pub(crate) grpc_keepalive_timeout: Option<Spanned<DurationText>>,
+    pub(crate) grpc_idle_timeout: Option<Spanned<DurationText>>,
     pub(crate) shards: Option<usize>,
     pub(crate) io: Option<Spanned<String>>,
     pub(crate) forwarded: Option<Spanned<String>>,
@@ -44,18 +95,18 @@ pub(crate) struct RawServer {
     pub(crate) max_verify_body_bytes: Option<u64>,
     pub(crate) max_verify_lines: Option<usize>,
     pub(crate) max_connections: Option<usize>,
-    pub(crate) max_queue_delay: Option<Spanned<String>>,
-    pub(crate) header_timeout: Option<Spanned<String>>,
-    pub(crate) idle_timeout: Option<Spanned<String>>,
-    pub(crate) drain_timeout: Option<Spanned<String>>,
-    pub(crate) drain_delay: Option<Spanned<String>>,
-    pub(crate) drain_close_spread: Option<Spanned<String>>,
+    pub(crate) max_queue_delay: Option<Spanned<DurationText>>,
+    pub(crate) header_timeout: Option<Spanned<DurationText>>,
+    pub(crate) idle_timeout: Option<Spanned<DurationText>>,
+    pub(crate) drain_timeout: Option<Spanned<DurationText>>,
+    pub(crate) drain_delay: Option<Spanned<DurationText>>,
+    pub(crate) drain_close_spread: Option<Spanned<DurationText>>,
     pub(crate) metrics: Option<bool>,
     pub(crate) access_log: Option<Spanned<String>>,
     pub(crate) access_log_sample: Option<Spanned<f64>>,
-    pub(crate) summary_interval: Option<Spanned<String>>,
+    pub(crate) summary_interval: Option<Spanned<DurationText>>,
     pub(crate) token_cache_entries: Option<Spanned<usize>>,
-    pub(crate) token_cache_max_age: Option<Spanned<String>>,
+    pub(crate) token_cache_max_age: Option<Spanned<DurationText>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,9 +130,9 @@ pub(crate) struct RawTokenConfig {
     pub(crate) issuer: Option<String>,
     #[serde(default)]
     pub(crate) audiences: Vec<String>,
-    pub(crate) leeway: Option<Spanned<String>>,
+    pub(crate) leeway: Option<Spanned<DurationText>>,
     pub(crate) require: Option<Vec<String>>,
-    pub(crate) max_lifetime: Option<Spanned<String>>,
+    pub(crate) max_lifetime: Option<Spanned<DurationText>>,
     pub(crate) typ: Option<String>,
     pub(crate) subject: Option<Spanned<String>>,
     pub(crate) subject_prefix: Option<Spanned<String>>,
@@ -92,15 +143,15 @@ pub(crate) struct RawTokenConfig {
     pub(crate) issuer_discovery: Option<Spanned<bool>>,
     pub(crate) danger_allow_http: Option<Spanned<bool>>,
     pub(crate) ca_file: Option<Spanned<String>>,
-    pub(crate) connect_timeout: Option<Spanned<String>>,
-    pub(crate) fetch_timeout: Option<Spanned<String>>,
+    pub(crate) connect_timeout: Option<Spanned<DurationText>>,
+    pub(crate) fetch_timeout: Option<Spanned<DurationText>>,
     pub(crate) max_response_bytes: Option<Spanned<u64>>,
-    pub(crate) refresh_interval: Option<Spanned<String>>,
-    pub(crate) min_refresh_interval: Option<Spanned<String>>,
-    pub(crate) max_refresh_interval: Option<Spanned<String>>,
-    pub(crate) min_refetch_interval: Option<Spanned<String>>,
-    pub(crate) max_stale: Option<Spanned<String>>,
-    pub(crate) startup_timeout: Option<Spanned<String>>,
+    pub(crate) refresh_interval: Option<Spanned<DurationText>>,
+    pub(crate) min_refresh_interval: Option<Spanned<DurationText>>,
+    pub(crate) max_refresh_interval: Option<Spanned<DurationText>>,
+    pub(crate) min_refetch_interval: Option<Spanned<DurationText>>,
+    pub(crate) max_stale: Option<Spanned<DurationText>>,
+    pub(crate) startup_timeout: Option<Spanned<DurationText>>,
     pub(crate) allow_start_without_keys: Option<Spanned<bool>>,
     pub(crate) jwks_allowed_hosts: Option<Spanned<Vec<Spanned<String>>>>,
 }

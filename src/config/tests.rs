@@ -149,7 +149,7 @@ fn every_kind_of_mistake_names_its_place() {
         ),
         (
             format!("{base}[server]\ndrain_close_spread = 1\n"),
-            "jwtgate.toml:3:22: server.drain_close_spread: invalid type: integer `1`, expected a string",
+            "jwtgate.toml:3:22: server.drain_close_spread: a duration is a string with its unit, such as \"1s\" or \"1ms\", not a bare 1",
         ),
         (
             format!("{base}[server]\nio = \"kqueue\"\n"),

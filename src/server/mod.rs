@@ -1,7 +1,8 @@
 //! `jwtgate serve`: per-core shards answering ext_authz check requests.
 //!
 //! ```text
-//!  main thread: binds one SO_REUSEPORT socket per shard, starts the shards,
+//!  main thread: binds one SO_REUSEPORT socket per shard (after checking that
+//!               no other process listens there), starts the shards,
 //!               waits for SIGTERM, then drains
 //!  shard i (pinned to core i): own runtime (io_uring or epoll), own listeners,
 //!               accept → read → parse → verify → respond → write, own sweeper
@@ -19,13 +20,15 @@
 //! connection's loop, which sees of its shard only the parts lent to it),
 //! `tracking` (phases, deadlines, buffer pool, draining flag), `heartbeat`
 //! (the pacemaker thread and each shard's probes, which measure how long its
-//! work waits), `descriptors` (the open-file limit). Imports point
+//! work waits), `descriptors` (the open-file limit), `ports` (binding, so
+//! that a port another process holds is an error, not a silent share). Imports point
 //! from `shard` down to `conn`, `tracking` and `transport`, never back. What
 //! requests are answered with lives in [`crate::authz`] and `crate::admin`.
 
 mod conn;
 mod descriptors;
 mod heartbeat;
+mod ports;
 mod shard;
 mod tracking;
 mod transport;
@@ -42,6 +45,7 @@ use tokio::sync::oneshot;
 /// The request-head limits of [`ConnectionLimits::head`].
 pub use crate::http::request::Limits;
 pub use conn::ConnectionLimits;
+pub use ports::Sharing;
 
 use crate::access_log::{AccessLog, AccessLogOptions, ShardLog};
 use crate::admin::{Admin, Observed};
@@ -55,6 +59,7 @@ use crate::queue_delay::QueueDelay;
 use crate::snapshot::SharedSnapshot;
 use crate::status::Status;
 use heartbeat::Pacemaker;
+use ports::bind_group;
 use shard::{Endpoint, ListenerGroup, ShardSettings, SharedMetrics};
 
 /// Which I/O runtime the shards use.
@@ -133,6 +138,9 @@ pub struct ServeOptions {
     pub metrics: bool,
     /// The JSON-lines access log, if any.
     pub access_log: Option<AccessLogOptions>,
+    /// Whether the listening ports may be held already: only for a handover
+    /// from a running jwtgate (`--handover`).
+    pub sharing: Sharing,
     /// How often the serving command prints a one-line summary to stderr
     /// (`None` or zero: never; a summary is always printed at shutdown).
     pub summary_interval: Option<Duration>,
@@ -197,35 +205,6 @@ impl Thread {
         let _ = self.stop.send(());
         self.handle
     }
-}
-
-/// Binds `count` sockets to `addr` with SO_REUSEPORT (the first one picks the
-/// port when `addr` has port 0, the others join it).
-fn bind_group(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>, ServeError> {
-    let mut bound = Vec::with_capacity(count);
-    let mut addr_now = addr;
-    for _ in 0..count {
-        let listener = bind_one(addr_now).map_err(|source| ServeError::Bind { addr, source })?;
-        addr_now = listener
-            .local_addr()
-            .map_err(|source| ServeError::Bind { addr, source })?;
-        bound.push(listener);
-    }
-    Ok(bound)
-}
-
-fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
 }
 
 fn local_addr(listener: Option<&std::net::TcpListener>, fallback: SocketAddr) -> SocketAddr {
@@ -296,24 +275,24 @@ impl Server {
                 Err(error) => (ActiveIo::Epoll, Some(error.to_string())),
             },
         };
-        let data = bind_group(options.listen, shard_count)?;
+        let data = bind_group(options.listen, shard_count, options.sharing)?;
         let listen = local_addr(data.first(), options.listen);
         let grpc_sockets = match &options.grpc {
-            Some(grpc) => bind_group(grpc.listen, shard_count)?,
+            Some(grpc) => bind_group(grpc.listen, shard_count, options.sharing)?,
             None => Vec::new(),
         };
         let grpc_listen = options
             .grpc
             .map(|grpc| local_addr(grpc_sockets.first(), grpc.listen));
         let batch_sockets = match options.verify_listen {
-            Some(addr) => bind_group(addr, shard_count)?,
+            Some(addr) => bind_group(addr, shard_count, options.sharing)?,
             None => Vec::new(),
         };
         let verify_listen = options
             .verify_listen
             .map(|addr| local_addr(batch_sockets.first(), addr));
         let admin_socket = match options.admin_listen {
-            Some(addr) => bind_group(addr, 1)?.pop(),
+            Some(addr) => Some(ports::bind_single(addr)?),
             None => None,
         };
         let admin_listen = options

@@ -3,6 +3,7 @@
 //! command line can print them as they are.
 
 pub mod check_config;
+pub mod decision;
 pub mod inspect;
 pub mod keygen;
 pub mod mint;

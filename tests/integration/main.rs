@@ -30,6 +30,8 @@ mod metrics;
 mod overload;
 mod path_reading;
 mod properties;
+mod reasons;
+mod second_instance;
 mod serve;
 mod smoke;
 mod steady_state_alloc;

@@ -830,7 +830,7 @@ fn promtool_accepts_the_exposition(io: &str) {
 }
 
 /// The fields of every access-log line, in order.
-const LOG_FIELDS: [&str; 14] = [
+const LOG_FIELDS: [&str; 15] = [
     "time",
     "shard",
     "face",
@@ -845,6 +845,7 @@ const LOG_FIELDS: [&str; 14] = [
     "kid",
     "sub",
     "latency_us",
+    "reason",
 ];
 
 /// Reads the access log: one JSON object per line, each with exactly
@@ -1007,6 +1008,13 @@ fn tokens_are_never_logged(io: &str) {
         let shard = line["shard"].as_u64().unwrap();
         assert!(shard < 2, "{line:?}");
         assert!(line["latency_us"].as_f64().unwrap() >= 0.0, "{line:?}");
+        // A reason whenever something failed, none when nothing did.
+        let passed = match text("outcome").as_str() {
+            "valid" | "excluded" | "preflight" => true,
+            "no_rule" => line["status"] == 200,
+            _ => false,
+        };
+        assert_eq!(line["reason"].is_null(), passed, "{line:?}");
         let time = text("time");
         assert!(
             time.len() >= 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',

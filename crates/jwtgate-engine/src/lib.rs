@@ -79,7 +79,7 @@ pub use jose::base64url;
 pub use jose::claims::{Audience, ClaimName, Claims, NumericDate, RegisteredClaim};
 pub use jose::header::Header;
 pub use keys::{Key, KeySet, KeySetError, KeyWarning};
-pub use outcome::{Outcome, Rejection};
+pub use outcome::{Outcome, Rejection, Stage};
 pub use time::UnixTime;
 pub use verify::{
     Scratch, SubjectMatch, Validation, Verified, Verifier, VerifierError, claimed_kid,

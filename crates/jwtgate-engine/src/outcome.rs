@@ -138,18 +138,86 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// How far a verification got before it was refused, in the order a
+/// verification runs. The further a configuration got with a token, the more
+/// the token is that configuration's own: one that accepts its algorithm,
+/// knows its `kid`, or verified its signature. When several configurations
+/// refuse one token, the refusal reported is the one that got furthest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// Reading the token (its size, encoding, JSON, `crit`, a known `alg`):
+    /// every configuration refuses such a token alike.
+    Read,
+    /// The configuration's algorithm allow-list.
+    Algorithm,
+    /// The configuration's `typ`, once the algorithm is accepted.
+    Type,
+    /// Looking up a key for the token's `kid` (or its `alg`, without one).
+    KeyLookup,
+    /// The configuration had no usable key set to look in: the token may be
+    /// its own, but nothing tells.
+    KeySet,
+    /// A key was found: its binding to the algorithm, and the signature.
+    Signature,
+    /// The signature verified: the claims.
+    Claims,
+}
+
+impl Stage {
+    /// Where a refusal with `outcome` happens, unless said otherwise.
+    const fn of(outcome: Outcome) -> Stage {
+        match outcome {
+            Outcome::Missing
+            | Outcome::Malformed
+            | Outcome::TokenTooLarge
+            | Outcome::UnsupportedCrit
+            | Outcome::AmbiguousToken => Stage::Read,
+            Outcome::AlgNotAllowed => Stage::Algorithm,
+            Outcome::WrongType => Stage::Type,
+            Outcome::UnknownKid => Stage::KeyLookup,
+            Outcome::KeysUnavailable => Stage::KeySet,
+            Outcome::BadSignature => Stage::Signature,
+            Outcome::Valid
+            | Outcome::Expired
+            | Outcome::NotYetValid
+            | Outcome::IssuedInFuture
+            | Outcome::LifetimeTooLong
+            | Outcome::MissingClaim
+            | Outcome::WrongIssuer
+            | Outcome::WrongAudience
+            | Outcome::WrongSubject
+            | Outcome::InsufficientScope => Stage::Claims,
+        }
+    }
+}
+
 /// A denied token: the outcome and a static, human explanation of the exact check
 /// that failed. The explanation never contains token bytes, so it is safe to log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Two rejections are equal when they say the same thing (outcome and
+/// explanation); the [`Stage`] only ranks them against each other.
+#[derive(Debug, Clone, Copy)]
 pub struct Rejection {
     outcome: Outcome,
+    stage: Stage,
     detail: &'static str,
 }
 
 impl Rejection {
-    /// A rejection with `outcome`, explained by `detail`.
+    /// A rejection with `outcome`, explained by `detail`, at the stage where
+    /// a verification meets that outcome (see [`Rejection::at`]).
     pub const fn new(outcome: Outcome, detail: &'static str) -> Rejection {
-        Rejection { outcome, detail }
+        Rejection {
+            outcome,
+            stage: Stage::of(outcome),
+            detail,
+        }
+    }
+
+    /// The same refusal met at `stage`: a payload that is not JSON once its
+    /// signature verified is malformed, but the token is the configuration's own.
+    pub const fn at(self, stage: Stage) -> Rejection {
+        Rejection { stage, ..self }
     }
 
     /// The outcome (never [`Outcome::Valid`] for rejections built by the engine).
@@ -157,11 +225,24 @@ impl Rejection {
         self.outcome
     }
 
+    /// How far the verification got before this refusal.
+    pub const fn stage(self) -> Stage {
+        self.stage
+    }
+
     /// Which check failed, in words.
     pub const fn detail(self) -> &'static str {
         self.detail
     }
 }
+
+impl PartialEq for Rejection {
+    fn eq(&self, other: &Rejection) -> bool {
+        self.outcome == other.outcome && self.detail == other.detail
+    }
+}
+
+impl Eq for Rejection {}
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

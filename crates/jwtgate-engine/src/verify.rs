@@ -31,7 +31,7 @@ use crate::jose::header::Header;
 use crate::jose::json::{JsonError, JsonStr, Tape};
 use crate::jose::token::RawToken;
 use crate::keys::{Key, KeySet};
-use crate::outcome::{Outcome, Rejection};
+use crate::outcome::{Outcome, Rejection, Stage};
 use crate::time::UnixTime;
 
 /// How `sub` must look.
@@ -432,6 +432,67 @@ impl Verifier {
         now: UnixTime,
         scratch: &'a mut Scratch,
     ) -> Result<Verified<'a>, Rejection> {
+        let Scratch {
+            header: header_bytes,
+            payload: payload_bytes,
+            signature: signature_bytes,
+            header_tape,
+            claims_tape,
+        } = scratch;
+        let (raw, header) = self.read_header(token, header_bytes, header_tape)?;
+        let key = self.keys.select(header.kid, header.algorithm)?;
+
+        let at_signature = |rejection: Rejection| rejection.at(Stage::Signature);
+        base64url::decode_into(raw.signature, signature_bytes)
+            .map_err(|_| at_signature(malformed("signature is not strict base64url")))?;
+        base64url::decode_into(raw.payload, payload_bytes)
+            .map_err(|_| at_signature(malformed("payload is not strict base64url")))?;
+        key.verifying_key()
+            .verify(header.algorithm, raw.signing_input, signature_bytes)
+            .map_err(|_| {
+                Rejection::new(
+                    Outcome::BadSignature,
+                    "signature does not verify with the selected key",
+                )
+            })?;
+
+        // From here on the token is this configuration's own, whatever fails.
+        let at_claims = |rejection: Rejection| rejection.at(Stage::Claims);
+        let claims = claims_tape
+            .parse(payload_bytes, self.validation.max_json_depth)
+            .map_err(|error| at_claims(json_rejection(Part::Payload, error)))?;
+        let claims = Claims::parse(claims).map_err(at_claims)?;
+        self.check_claims(&claims, now)?;
+        Ok(Verified {
+            header,
+            claims,
+            key,
+            payload_b64: raw.payload,
+        })
+    }
+
+    /// The checks of [`Verifier::verify`] that need no key: the token's
+    /// size and encoding, its header, this configuration's algorithm
+    /// allow-list and `typ`. A configuration whose key set is unusable
+    /// still tells with them whether a token could be its own.
+    pub fn screen(&self, token: &[u8], scratch: &mut Scratch) -> Result<(), Rejection> {
+        let Scratch {
+            header,
+            header_tape,
+            ..
+        } = scratch;
+        self.read_header(token, header, header_tape).map(|_| ())
+    }
+
+    /// Splits `token` and reads its header, checking it against this
+    /// configuration: algorithm first (the stronger sign that a token is
+    /// meant for another configuration), then `typ`.
+    fn read_header<'a>(
+        &self,
+        token: &'a [u8],
+        header_bytes: &'a mut Vec<u8>,
+        header_tape: &'a mut Tape,
+    ) -> Result<(RawToken<'a>, Header<'a>), Rejection> {
         let validation = &self.validation;
         if token.len() > validation.max_token_len {
             return Err(Rejection::new(
@@ -443,20 +504,18 @@ impl Verifier {
             return Err(malformed("empty token"));
         }
         let raw = RawToken::split(token)?;
-        let Scratch {
-            header: header_bytes,
-            payload: payload_bytes,
-            signature: signature_bytes,
-            header_tape,
-            claims_tape,
-        } = scratch;
-
         base64url::decode_into(raw.header, header_bytes)
             .map_err(|_| malformed("header is not strict base64url"))?;
         let header = header_tape
             .parse(header_bytes, validation.max_json_depth)
             .map_err(|error| json_rejection(Part::Header, error))?;
         let header = Header::parse(header)?;
+        if !validation.algorithms.contains(header.algorithm) {
+            return Err(Rejection::new(
+                Outcome::AlgNotAllowed,
+                "alg is not in this configuration's allow-list",
+            ));
+        }
         if let Some(wanted) = &validation.typ {
             let typ = header.typ.ok_or(Rejection::new(
                 Outcome::WrongType,
@@ -469,38 +528,7 @@ impl Verifier {
                 ));
             }
         }
-        if !validation.algorithms.contains(header.algorithm) {
-            return Err(Rejection::new(
-                Outcome::AlgNotAllowed,
-                "alg is not in this configuration's allow-list",
-            ));
-        }
-        let key = self.keys.select(header.kid, header.algorithm)?;
-
-        base64url::decode_into(raw.signature, signature_bytes)
-            .map_err(|_| malformed("signature is not strict base64url"))?;
-        base64url::decode_into(raw.payload, payload_bytes)
-            .map_err(|_| malformed("payload is not strict base64url"))?;
-        key.verifying_key()
-            .verify(header.algorithm, raw.signing_input, signature_bytes)
-            .map_err(|_| {
-                Rejection::new(
-                    Outcome::BadSignature,
-                    "signature does not verify with the selected key",
-                )
-            })?;
-
-        let claims = claims_tape
-            .parse(payload_bytes, validation.max_json_depth)
-            .map_err(|error| json_rejection(Part::Payload, error))?;
-        let claims = Claims::parse(claims)?;
-        self.check_claims(&claims, now)?;
-        Ok(Verified {
-            header,
-            claims,
-            key,
-            payload_b64: raw.payload,
-        })
+        Ok((raw, header))
     }
 
     /// The claim checks of [`Verifier::verify`], time included: also what
@@ -642,6 +670,74 @@ mod tests {
             Ok(_) => Outcome::Valid,
             Err(rejection) => rejection.outcome(),
         }
+    }
+
+    fn refusal(verifier: &Verifier, token: &str) -> Option<(Outcome, Stage)> {
+        let mut scratch = verifier.scratch();
+        let refused = verifier.verify(token.as_bytes(), NOW, &mut scratch).err();
+        refused.map(|rejection| (rejection.outcome(), rejection.stage()))
+    }
+
+    /// Each refusal says how far the verification got, in the order the
+    /// checks run; `screen` runs the checks that need no key.
+    #[test]
+    fn a_refusal_says_how_far_the_verification_got() {
+        let v = verifier(|v| v.typ("at+jwt").audience("api"));
+        let fresh = format!(r#"{{"aud":"api","exp":{}}}"#, NOW.0 + 60);
+        let signed = |header: &str, claims: &str| token(header, claims);
+        let mut forged = signed(r#"{"alg":"HS256","kid":"k","typ":"at+jwt"}"#, &fresh);
+        forged.push('!');
+        let cases = [
+            ("x.y".to_owned(), Some((Outcome::Malformed, Stage::Read))),
+            (
+                signed(r#"{"alg":"HS256","crit":["b64"],"typ":"at+jwt"}"#, &fresh),
+                Some((Outcome::UnsupportedCrit, Stage::Read)),
+            ),
+            (
+                signed(r#"{"alg":"HS384","kid":"k","typ":"JWT"}"#, &fresh),
+                Some((Outcome::AlgNotAllowed, Stage::Algorithm)),
+            ),
+            (
+                signed(r#"{"alg":"HS256","kid":"k","typ":"JWT"}"#, &fresh),
+                Some((Outcome::WrongType, Stage::Type)),
+            ),
+            (
+                signed(r#"{"alg":"HS256","kid":"x","typ":"at+jwt"}"#, &fresh),
+                Some((Outcome::UnknownKid, Stage::KeyLookup)),
+            ),
+            (forged, Some((Outcome::Malformed, Stage::Signature))),
+            (
+                signed(r#"{"alg":"HS256","kid":"k","typ":"at+jwt"}"#, "[1]"),
+                Some((Outcome::Malformed, Stage::Claims)),
+            ),
+            (
+                signed(
+                    r#"{"alg":"HS256","kid":"k","typ":"at+jwt"}"#,
+                    &format!(r#"{{"aud":"web","exp":{}}}"#, NOW.0 + 60),
+                ),
+                Some((Outcome::WrongAudience, Stage::Claims)),
+            ),
+            (
+                signed(r#"{"alg":"HS256","kid":"k","typ":"at+jwt"}"#, &fresh),
+                None,
+            ),
+        ];
+        let mut scratch = v.scratch();
+        for (token, want) in cases {
+            assert_eq!(refusal(&v, &token), want, "{token}");
+            let screened = v.screen(token.as_bytes(), &mut scratch).err();
+            let screened = screened.map(|rejection| (rejection.outcome(), rejection.stage()));
+            let keyless = want.filter(|(_, stage)| *stage < Stage::KeyLookup);
+            assert_eq!(screened, keyless, "{token}");
+        }
+        let mut bad = token(r#"{"alg":"HS256","kid":"k","typ":"at+jwt"}"#, &fresh);
+        let last = bad.pop().map_or('A', |c| if c == 'A' { 'B' } else { 'A' });
+        bad.push(last);
+        assert_eq!(
+            refusal(&v, &bad).map(|(outcome, _)| outcome),
+            Some(Outcome::BadSignature)
+        );
+        assert!(Stage::KeySet > Stage::KeyLookup && Stage::KeySet < Stage::Signature);
     }
 
     #[test]

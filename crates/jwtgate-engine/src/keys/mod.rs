@@ -25,7 +25,7 @@ use crate::crypto::{KeyRejected, VerifyingKey};
 use crate::jose::alg::{Algorithm, AlgorithmSet, KeyFamily};
 use crate::jose::json::{JsonStr, Tape, Value};
 use crate::jose::jwk::{Jwk, JwkError, JwkMaterial};
-use crate::outcome::{Outcome, Rejection};
+use crate::outcome::{Outcome, Rejection, Stage};
 
 /// JWKS documents nest only a few levels (`{"keys":[{"key_ops":[...]}]}`).
 const JWKS_MAX_DEPTH: usize = 8;
@@ -143,10 +143,13 @@ const LINEAR_KID_SEARCH: usize = 8;
 
 const NO_SUCH_KID: Rejection =
     Rejection::new(Outcome::UnknownKid, "no key in the key set has this kid");
+// The kid names a key of this set: the token is this configuration's own,
+// which an algorithm-confusion attempt must not hide behind another's refusal.
 const KEY_BOUND_ELSEWHERE: Rejection = Rejection::new(
     Outcome::AlgNotAllowed,
     "the key with this kid is bound to a different algorithm",
-);
+)
+.at(Stage::Signature);
 const NO_KID_NO_KEY: Rejection = Rejection::new(
     Outcome::UnknownKid,
     "token has no kid and no key of the set fits its alg",
