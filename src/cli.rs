@@ -89,9 +89,11 @@ pub(crate) struct VerifyArgs {
         requires = "token_config"
     )]
     pub(crate) config: Option<PathBuf>,
-    /// The token configuration of --config to verify with.
+    /// The token configuration of --config to verify with; repeat for several
+    /// (a token is valid for the first that accepts it, and each line then
+    /// names the configuration).
     #[arg(long, value_name = "NAME", requires = "config")]
-    pub(crate) token_config: Option<String>,
+    pub(crate) token_config: Vec<String>,
     /// Input file, one token per line; repeat for several; "-" or none reads stdin.
     #[arg(long = "input", value_name = "FILE")]
     pub(crate) inputs: Vec<PathBuf>,
@@ -120,6 +122,14 @@ pub(crate) enum IoArg {
     Epoll,
     /// io_uring if available, else epoll with a warning.
     Auto,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum LogFormatArg {
+    /// `jwtgate: message`, `jwtgate: warning: message`.
+    Text,
+    /// One JSON object per line: time, level, message.
+    Json,
 }
 
 #[derive(Args)]
@@ -237,6 +247,9 @@ pub(crate) struct ServeArgs {
     /// verified again [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub(crate) token_cache_max_age: Option<f64>,
+    /// Format of the lines on stderr (the access log has its own) [default: text].
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub(crate) log_format: Option<LogFormatArg>,
     /// Join the listening ports of a jwtgate already running, for a binary
     /// upgrade without a refused connection: start the new one with this
     /// flag and an --admin-listen of its own, wait for its readiness, then
@@ -268,6 +281,11 @@ pub(crate) struct CheckConfigArgs {
     /// Decide at this Unix time instead of now.
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub(crate) now: Option<i64>,
+    /// Fetch every remote key set (jwks_url, issuer_discovery) once and say
+    /// what came back; exit 1 if one cannot be had. Sample decisions then use
+    /// the fetched keys.
+    #[arg(long)]
+    pub(crate) fetch: bool,
 }
 
 #[derive(Args)]
@@ -319,8 +337,8 @@ pub(crate) struct MintArgs {
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub(crate) now: Option<i64>,
     /// Signing threads [default: one per available core].
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub(crate) threads: usize,
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<usize>,
 }
 
 #[derive(Args)]

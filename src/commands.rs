@@ -34,12 +34,16 @@ fn open_input(path: &Path) -> Result<Input, Failure> {
 
 pub(crate) fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     let threads = settings::batch_threads(args.threads.unwrap_or(0)).map_err(refused("threads"))?;
-    let verifier = match (&args.config, &args.token_config) {
-        (Some(file), Some(name)) => {
+    let checks = match &args.config {
+        Some(file) => {
             args.settings.refuse_with_config(file)?;
-            control::verifier_for(file, name, &mut Console::default())?
+            batch::Checks::named(control::verifiers_for(
+                file,
+                &args.token_config,
+                &mut Console::default(),
+            )?)
         }
-        _ => Arc::new(args.settings.verifier()?),
+        None => batch::Checks::one(Arc::new(args.settings.verifier()?)),
     };
     let paths: Vec<PathBuf> = if args.inputs.is_empty() {
         vec![PathBuf::from("-")]
@@ -77,7 +81,7 @@ pub(crate) fn run_verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     };
     let stdout = std::io::stdout();
     let mut output = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let summary = match batch::run(&verifier, inputs, &mut output, &options, &mut progress) {
+    let summary = match batch::run(&checks, inputs, &mut output, &options, &mut progress) {
         Ok(summary) => summary,
         Err(batch::BatchError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
             return Ok(ended_by_reader());
@@ -143,7 +147,7 @@ pub(crate) fn run_mint(args: &MintArgs) -> Result<ExitCode, Failure> {
         claims: args.claims.clone(),
         count: args.count,
         now: args.now.map_or_else(UnixTime::now, UnixTime),
-        threads: args.threads,
+        threads: args.threads.unwrap_or(0),
     };
     let stdout = std::io::stdout();
     let mut output = std::io::BufWriter::new(stdout.lock());

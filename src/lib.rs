@@ -61,7 +61,7 @@
 //! | `status` | readiness, draining, configuration generation and reload results | internal |
 //! | [`grpc`] | the gRPC face: Envoy's `Authorization/Check` and gRPC health, on every shard, deciding with the shard's authorizer | public: the options |
 //! | [`server`] | `jwtgate serve`: per-core shards on io_uring or epoll, connections, timeouts, drain | public: the options and the running server |
-//! | `diagnostics` | one-line operational warnings on stderr, usable from any layer | internal |
+//! | `diagnostics` | one-line operational lines on stderr with a level (text or JSON), usable from any layer | `serve --log-format` |
 //! | [`demo`] | `jwtgate demo`: the engine on the bundled demo keys | public |
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -81,7 +81,7 @@ pub mod batch;
 pub mod config;
 pub mod control;
 pub mod demo;
-mod diagnostics;
+pub mod diagnostics;
 pub mod grpc;
 mod http;
 mod json_string;

@@ -13,12 +13,13 @@ use clap::Parser;
 use jwtgate::access_log::Destination;
 use jwtgate::authz::Clock;
 use jwtgate::control::{self, Console, Launch, PolicySource};
+use jwtgate::diagnostics::LogFormat;
 use jwtgate::server::{IoMode, Sharing};
 use jwtgate::settings::{self, AdminListen, Runtime, ServerLayer, SettingError};
 use jwtgate::tools;
 use jwtgate::{Algorithm, AlgorithmSet, ClaimName, SubjectMatch, UnixTime, Validation, Verifier};
 
-use cli::{CheckConfigArgs, Cli, Command, IoArg, ServeArgs, Settings};
+use cli::{CheckConfigArgs, Cli, Command, IoArg, LogFormatArg, ServeArgs, Settings};
 
 mod cli;
 mod commands;
@@ -213,6 +214,10 @@ impl ServeArgs {
 }
 
 fn run_serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
+    jwtgate::diagnostics::set_format(match args.log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) | None => LogFormat::Text,
+    });
     let policy = match &args.config {
         Some(file) => {
             args.settings.refuse_with_config(file)?;
@@ -239,12 +244,19 @@ fn run_serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
 }
 
 fn run_check_config(args: &CheckConfigArgs) -> Result<ExitCode, Failure> {
-    let loaded = jwtgate::config::load(&args.config)?;
+    let mut loaded = jwtgate::config::load(&args.config)?;
     let options = loaded.server.clone().resolve(Runtime::default())?;
     print!(
         "{}",
         tools::check_config::report(&loaded, &args.config, &options, &args.requests)
     );
+    let fetched = if args.fetch {
+        let (report, all_fetched) = tools::check_config::fetch_report(&mut loaded);
+        print!("{report}");
+        all_fetched
+    } else {
+        true
+    };
     if !args.headers.is_empty() || args.token.is_some() {
         let now = args.now.map_or_else(UnixTime::now, UnixTime);
         println!("\ndecisions:");
@@ -260,7 +272,11 @@ fn run_check_config(args: &CheckConfigArgs) -> Result<ExitCode, Failure> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if fetched {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn main() -> ExitCode {
@@ -306,6 +322,28 @@ mod tests {
             .get_help()
             .map(ToString::to_string)
             .unwrap_or_default()
+    }
+
+    /// Each flag of every command states its default once, or not at all,
+    /// in the help as printed (clap's own `[default: ...]` included).
+    #[test]
+    fn no_flag_states_two_defaults() {
+        let mut command = Cli::command();
+        command.build();
+        for sub in command.get_subcommands_mut() {
+            let help = sub.render_long_help().to_string();
+            let mut flag = String::new();
+            let mut defaults = 0;
+            for line in help.lines() {
+                let trimmed = line.trim_start();
+                if trimmed.starts_with('-') && line.len() - trimmed.len() <= 6 {
+                    flag = trimmed.to_owned();
+                    defaults = 0;
+                }
+                defaults += line.matches("[default").count();
+                assert!(defaults <= 1, "{}: {flag}\n{help}", sub.get_name());
+            }
+        }
     }
 
     #[test]

@@ -220,6 +220,14 @@ macro_rules! server_settings {
             pub fn over(self, lower: ServerLayer) -> ServerLayer {
                 ServerLayer { $( $name: self.$name.or(lower.$name), )* }
             }
+
+            /// The names of the settings whose values differ from `other`'s,
+            /// in the table's order.
+            pub fn differences(&self, other: &ServerLayer) -> Vec<&'static str> {
+                let mut names = Vec::new();
+                $( if self.$name != other.$name { names.push(stringify!($name)); } )*
+                names
+            }
         }
     };
 }

@@ -24,6 +24,7 @@ mod render;
 
 use std::io::{self, BufReader, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -200,6 +201,84 @@ const TOO_LONG: Rejection = Rejection::new(
     "line is longer than the token limit",
 );
 
+/// The token configurations a run verifies with. With several, a token is
+/// valid for the first that accepts it; a token none accepts gets the reason
+/// of the one that got furthest with it ([`crate::Stage`]), the first listed
+/// among equals, as `serve` reports a rule's; each line then names the
+/// configuration (`"token_config"`).
+pub struct Checks {
+    configs: Vec<(Option<String>, Arc<Verifier>)>,
+}
+
+impl Checks {
+    /// One verifier; lines name no configuration.
+    pub fn one(verifier: Arc<Verifier>) -> Checks {
+        Checks {
+            configs: vec![(None, verifier)],
+        }
+    }
+
+    /// Named token configurations, in precedence order; lines name the
+    /// configuration when there are several.
+    pub fn named(configs: Vec<(String, Arc<Verifier>)>) -> Checks {
+        let several = configs.len() > 1;
+        Checks {
+            configs: configs
+                .into_iter()
+                .map(|(name, verifier)| (several.then_some(name), verifier))
+                .collect(),
+        }
+    }
+
+    /// The longest token any of them accepts.
+    fn token_limit(&self) -> usize {
+        self.configs
+            .iter()
+            .map(|(_, verifier)| verifier.validation().token_limit())
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn scratch(&self) -> Scratch {
+        Scratch::with_token_limit(self.token_limit())
+    }
+
+    /// Verifies `token` and renders its line into `out`; its outcome.
+    fn verify_into(
+        &self,
+        out: &mut Vec<u8>,
+        input: Option<&str>,
+        line: u64,
+        token: &[u8],
+        now: UnixTime,
+        scratch: &mut Scratch,
+    ) -> Outcome {
+        let mut furthest: Option<(Rejection, Option<&str>)> = None;
+        for (name, verifier) in &self.configs {
+            // Rendered here, while the verification borrows the scratch.
+            match verifier.verify(token, now, scratch) {
+                Ok(verified) => {
+                    render::valid(out, input, line, name.as_deref(), &verified);
+                    return Outcome::Valid;
+                }
+                Err(rejection) => {
+                    if furthest.is_none_or(|(best, _)| rejection.stage() > best.stage()) {
+                        furthest = Some((rejection, name.as_deref()));
+                    }
+                }
+            }
+        }
+        let (rejection, name) = furthest.unwrap_or((NO_CONFIGURATION, None));
+        render::rejected(out, input, line, name, rejection);
+        rejection.outcome()
+    }
+}
+
+const NO_CONFIGURATION: Rejection = Rejection::new(
+    Outcome::KeysUnavailable,
+    "no token configuration to verify with",
+);
+
 /// Verifies every line of an in-memory `body` (the network face, `POST
 /// /v1/verify`) and appends one JSON line per input line to `out`, exactly as
 /// [`run`] would print them for the same bytes: LF ends a line, a CR before it
@@ -230,7 +309,7 @@ pub(crate) fn verify_buffer(
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         number += 1;
         if line.len() > max_line {
-            render::rejected(out, None, number, TOO_LONG);
+            render::rejected(out, None, number, None, TOO_LONG);
             continue;
         }
         let verified = match refused {
@@ -238,10 +317,10 @@ pub(crate) fn verify_buffer(
             None => verifier.verify(line, now, scratch),
         };
         match verified {
-            Ok(verified) => render::valid(out, None, number, &verified),
+            Ok(verified) => render::valid(out, None, number, None, &verified),
             Err(rejection) => {
                 unknown_kid |= rejection.outcome() == Outcome::UnknownKid;
-                render::rejected(out, None, number, rejection);
+                render::rejected(out, None, number, None, rejection);
             }
         }
     }
@@ -252,7 +331,7 @@ pub(crate) fn verify_buffer(
 /// in input order. `progress` is called from the caller's thread every
 /// `options.progress_interval` while the run lasts.
 pub fn run(
-    verifier: &Verifier,
+    checks: &Checks,
     inputs: Vec<Input>,
     output: &mut dyn Write,
     options: &BatchOptions,
@@ -265,7 +344,7 @@ pub fn run(
     };
     let pool = (threads * 4).max(4);
     let limits = BatchLimits {
-        max_line: verifier.validation().token_limit(),
+        max_line: checks.token_limit(),
         lines: options.batch_lines.max(1),
         bytes: options.batch_bytes.max(1),
     };
@@ -299,7 +378,7 @@ pub fn run(
                         core_affinity::set_for_current(core);
                     }
                     verify_batches(
-                        verifier,
+                        checks,
                         &work_rx,
                         &done_tx,
                         options.now,
@@ -410,13 +489,13 @@ fn read_inputs(
 
 /// Worker thread: verifies and renders every line of each batch.
 fn verify_batches(
-    verifier: &Verifier,
+    checks: &Checks,
     work: &Receiver<Batch>,
     done: &Sender<Batch>,
     fixed_now: Option<UnixTime>,
     names: Option<&Vec<String>>,
 ) -> LatencyHistogram {
-    let mut scratch = verifier.scratch();
+    let mut scratch = checks.scratch();
     let mut latency = LatencyHistogram::new();
     let mut lines = Vec::new();
     while let Ok(mut batch) = work.recv() {
@@ -425,7 +504,7 @@ fn verify_batches(
         // marked failed so the writer stops the run instead of waiting for it forever.
         let verified = catch_unwind(AssertUnwindSafe(|| {
             verify_batch(
-                verifier,
+                checks,
                 &mut batch,
                 &mut lines,
                 &mut scratch,
@@ -443,7 +522,7 @@ fn verify_batches(
 }
 
 fn verify_batch(
-    verifier: &Verifier,
+    checks: &Checks,
     batch: &mut Batch,
     lines: &mut Vec<lines::Line>,
     scratch: &mut Scratch,
@@ -458,7 +537,7 @@ fn verify_batch(
             .and_then(|names| names.get(line.input as usize))
             .map(String::as_str);
         let outcome = if line.kind == LineKind::TooLong {
-            render::rejected(&mut batch.output, name, line.number, TOO_LONG);
+            render::rejected(&mut batch.output, name, line.number, None, TOO_LONG);
             TOO_LONG.outcome()
         } else {
             let token = batch
@@ -466,18 +545,10 @@ fn verify_batch(
                 .get(line.start as usize..line.end as usize)
                 .unwrap_or_default();
             let started = Instant::now();
-            let result = verifier.verify(token, now, scratch);
+            let outcome =
+                checks.verify_into(&mut batch.output, name, line.number, token, now, scratch);
             latency.record(started.elapsed());
-            match result {
-                Ok(verified) => {
-                    render::valid(&mut batch.output, name, line.number, &verified);
-                    Outcome::Valid
-                }
-                Err(rejection) => {
-                    render::rejected(&mut batch.output, name, line.number, rejection);
-                    rejection.outcome()
-                }
-            }
+            outcome
         };
         if let Some(count) = batch.outcome_counts.get_mut(outcome.index()) {
             *count += 1;

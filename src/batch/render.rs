@@ -5,7 +5,9 @@
 //! {"line":2,"valid":false,"error":"expired","detail":"exp has passed"}
 //! ```
 //!
-//! `input` (the file name) leads each object when several inputs are given.
+//! `input` (the file name) leads each object when several inputs are given;
+//! `token_config` follows `line` when a run verifies with several token
+//! configurations.
 //! Absent claims are left out. String claims are copied as they stand between
 //! their quotes in the token's JSON, which the engine has already validated as a
 //! JSON string body, so nothing is unescaped or re-escaped.
@@ -36,9 +38,25 @@ fn string_member(out: &mut Vec<u8>, name: &str, value: Option<JsonStr<'_>>) {
     }
 }
 
-/// Renders a verified token's line.
-pub(crate) fn valid(out: &mut Vec<u8>, input: Option<&str>, line: u64, verified: &Verified<'_>) {
+/// `,"token_config":"name"` when a run verifies with several configurations.
+fn config_member(out: &mut Vec<u8>, config: Option<&str>) {
+    if let Some(config) = config {
+        out.extend_from_slice(b",\"token_config\":");
+        json_string(out, config);
+    }
+}
+
+/// Renders a verified token's line (`config`: the token configuration that
+/// accepted it, when a run has several).
+pub(crate) fn valid(
+    out: &mut Vec<u8>,
+    input: Option<&str>,
+    line: u64,
+    config: Option<&str>,
+    verified: &Verified<'_>,
+) {
     prefix(out, input, line);
+    config_member(out, config);
     let _ = write!(
         out,
         ",\"valid\":true,\"alg\":\"{}\"",
@@ -65,9 +83,17 @@ pub(crate) fn valid(out: &mut Vec<u8>, input: Option<&str>, line: u64, verified:
     out.extend_from_slice(b"}\n");
 }
 
-/// Renders a refused token's line.
-pub(crate) fn rejected(out: &mut Vec<u8>, input: Option<&str>, line: u64, rejection: Rejection) {
+/// Renders a refused token's line (`config`: the token configuration whose
+/// reason it is, when a run has several).
+pub(crate) fn rejected(
+    out: &mut Vec<u8>,
+    input: Option<&str>,
+    line: u64,
+    config: Option<&str>,
+    rejection: Rejection,
+) {
     prefix(out, input, line);
+    config_member(out, config);
     let _ = write!(
         out,
         ",\"valid\":false,\"error\":\"{}\",\"detail\":",
@@ -89,6 +115,7 @@ mod tests {
             &mut out,
             None,
             2,
+            None,
             Rejection::new(Outcome::Expired, "exp has passed"),
         );
         assert_eq!(
@@ -100,11 +127,12 @@ mod tests {
             &mut out,
             Some("a\"b.txt"),
             7,
+            Some("staging"),
             Rejection::new(Outcome::Malformed, "empty token"),
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "{\"input\":\"a\\\"b.txt\",\"line\":7,\"valid\":false,\"error\":\"malformed\",\"detail\":\"empty token\"}\n"
+            "{\"input\":\"a\\\"b.txt\",\"line\":7,\"token_config\":\"staging\",\"valid\":false,\"error\":\"malformed\",\"detail\":\"empty token\"}\n"
         );
     }
 }

@@ -130,8 +130,8 @@ fn suggest_field(message: &str) -> String {
     }
 }
 
-/// Levenshtein distance over bytes (key names are ASCII).
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance over bytes (key and method names are ASCII).
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     let b = b.as_bytes();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, &x) in a.as_bytes().iter().enumerate() {

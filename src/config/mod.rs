@@ -191,6 +191,21 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(seconds).ok()
 }
 
+/// `file` as an error shows it: absolute, with what the configuration
+/// wrote when that was relative (relative paths are read from the
+/// configuration file's folder, not from where jwtgate was started).
+fn shown_path(file: &Path, written: &str) -> String {
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
+    if Path::new(written).is_absolute() {
+        absolute.display().to_string()
+    } else {
+        format!(
+            "{} (\"{written}\" is read from the configuration file's folder)",
+            absolute.display()
+        )
+    }
+}
+
 fn duration(
     value: &Spanned<DurationText>,
     key: &str,

@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use super::{ConfigError, load};
 use crate::jwks::KeysRefused;
 use crate::settings::ServerLayer;
-use crate::snapshot::Publisher;
+use crate::snapshot::{Publisher, Snapshot};
 
 /// What one file looked like: modification time and size (`None`: unreadable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +52,36 @@ pub struct Reloaded {
     pub rules: usize,
     /// Keys skipped with a warning.
     pub warnings: Vec<String>,
-    /// The `[server]` table changed: those settings need a restart.
-    pub server_changed: bool,
+    /// The `[server]` settings that changed (they need a restart), by name.
+    pub server_changed: Vec<&'static str>,
+    /// What changed in the keys read from files, as `token_config "name":
+    /// added kid ...` lines (fetched keys report their own changes).
+    pub key_changes: Vec<String>,
+}
+
+/// The changes between the local keys in force and those `loaded` read,
+/// for each token configuration that keeps its name and reads keys from a
+/// file or the file itself: a reload that only changed a key file says
+/// which kids came and went, as a fetch does.
+fn local_key_changes(current: &Snapshot, loaded: &super::Loaded) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (config, keys) in loaded.policy.configs.iter().zip(&loaded.keys) {
+        if keys.remote().is_some() {
+            continue;
+        }
+        let before = current
+            .configs()
+            .find(|(name, keys)| *name == &*config.name && keys.remote().is_none())
+            .map(|(_, keys)| keys.verifier().keys());
+        let Some(before) = before else { continue };
+        for change in crate::jwks::key_changes(Some(before), keys.verifier().keys()) {
+            lines.push(format!(
+                "keys of token_config {:?}: {change}",
+                &*config.name
+            ));
+        }
+    }
+    lines
 }
 
 /// Why a reload was kept out (the running configuration stays in force).
@@ -156,7 +184,8 @@ impl Reloader {
             token_configs: loaded.policy.configs.len(),
             rules: loaded.policy.rules.len(),
             warnings: loaded.warnings.clone(),
-            server_changed: loaded.server != self.server,
+            server_changed: loaded.server.differences(&self.server),
+            key_changes: local_key_changes(&self.publisher.current(), &loaded),
         };
         let mut files = vec![self.path.clone()];
         files.extend(loaded.key_files.iter().cloned());

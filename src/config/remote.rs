@@ -204,7 +204,10 @@ pub(super) fn remote_of(
             return Err(at.at(
                 file.span(),
                 key("ca_file"),
-                format!("cannot read {}: {error}", path.display()),
+                format!(
+                    "cannot read {}: {error}",
+                    super::shown_path(&path, file.get_ref())
+                ),
             ));
         }
         key_files.push(path.clone());

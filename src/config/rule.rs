@@ -39,6 +39,70 @@ pub(super) const FORBIDDEN_FORWARD_HEADERS: [&str; 14] = [
 pub(super) const RESERVED_HEADERS: [&str; 4] =
     ["x-jwt-sub", "x-jwt-iss", "x-jwt-kid", "x-jwt-payload"];
 
+/// The methods of IANA's HTTP Method Registry (those without a `-`, which
+/// method names here cannot hold), and PURGE, which caches use. A method
+/// outside it is a typo far more often than a custom method, and a typo
+/// silently drops an exclusion or a rule's coverage.
+const KNOWN_METHODS: [&str; 39] = [
+    "ACL",
+    "BIND",
+    "CHECKIN",
+    "CHECKOUT",
+    "CONNECT",
+    "COPY",
+    "DELETE",
+    "GET",
+    "HEAD",
+    "LABEL",
+    "LINK",
+    "LOCK",
+    "MERGE",
+    "MKACTIVITY",
+    "MKCALENDAR",
+    "MKCOL",
+    "MKREDIRECTREF",
+    "MKWORKSPACE",
+    "MOVE",
+    "OPTIONS",
+    "ORDERPATCH",
+    "PATCH",
+    "POST",
+    "PRI",
+    "PROPFIND",
+    "PROPPATCH",
+    "PURGE",
+    "PUT",
+    "QUERY",
+    "REBIND",
+    "REPORT",
+    "SEARCH",
+    "TRACE",
+    "UNBIND",
+    "UNCHECKOUT",
+    "UNLINK",
+    "UNLOCK",
+    "UPDATE",
+    "UPDATEREDIRECTREF",
+];
+
+/// Refuses a method name outside [`KNOWN_METHODS`], naming the closest one.
+fn known_method(method: &str) -> Result<(), String> {
+    if KNOWN_METHODS.contains(&method) {
+        return Ok(());
+    }
+    let closest = KNOWN_METHODS
+        .iter()
+        .map(|known| (super::error::edit_distance(method, known), known))
+        .min_by_key(|&(distance, _)| distance)
+        .filter(|&(distance, _)| distance <= 2)
+        .map(|(_, known)| format!(" (did you mean \"{known}\"?)"))
+        .unwrap_or_default();
+    Err(format!(
+        "\"{method}\" is not an HTTP method{closest}; methods are those of IANA's registry \
+         (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, ...) and PURGE"
+    ))
+}
+
 fn endpoint(text: &Spanned<String>, key: &str, at: Located<'_>) -> Result<Endpoint, ConfigError> {
     let value = text.get_ref().trim();
     let (method, path) = match value.split_once(' ') {
@@ -53,6 +117,9 @@ fn endpoint(text: &Spanned<String>, key: &str, at: Located<'_>) -> Result<Endpoi
             key,
             "an endpoint is \"METHOD /path\" or \"/path\", the method in upper case",
         ));
+    }
+    if let Some(method) = method {
+        known_method(method).map_err(|message| at.at(text.span(), key, message))?;
     }
     let path =
         PathPattern::parse(path).map_err(|error| at.at(text.span(), key, error.to_string()))?;
@@ -101,7 +168,10 @@ pub(super) fn rule_of(
                 "expected a method name such as \"GET\"",
             ));
         }
-        methods.push(text.to_ascii_uppercase().into());
+        let upper = text.to_ascii_uppercase();
+        known_method(&upper)
+            .map_err(|message| at.at(method.span(), key(&format!("methods[{i}]")), message))?;
+        methods.push(upper.into());
     }
     if rule.token_configs.is_empty() {
         return Err(at.at(

@@ -116,6 +116,21 @@ fn a_full_configuration_loads_and_routes() {
     assert_eq!(route("GET", "other.example.com", "/"), "default Deny");
 }
 
+/// A key file that cannot be read is named by its absolute path, with the
+/// path as written and where relative paths are read from.
+#[test]
+fn an_unreadable_key_file_is_named_as_resolved() {
+    let message = error(
+        "default_action = \"deny\"\n[[token_config]]\nname = \"p\"\npublic_key_file = \"no/such.pem\"\n",
+    );
+    let absolute = std::env::current_dir().unwrap().join("no/such.pem");
+    let want = format!(
+        "token_config[0].public_key_file: cannot read {} (\"no/such.pem\" is read from the configuration file's folder): ",
+        absolute.display()
+    );
+    assert!(message.contains(&want), "{message}");
+}
+
 #[test]
 fn every_kind_of_mistake_names_its_place() {
     let base = "default_action = \"deny\"\n";
@@ -181,7 +196,7 @@ fn every_kind_of_mistake_names_its_place() {
         ),
         (
             format!("{base}[[token_config]]\nname = \"p\"\npublic_key_file = \"no/such.pem\"\n"),
-            "jwtgate.toml:4:19: token_config[0].public_key_file: cannot read no/such.pem",
+            "jwtgate.toml:4:19: token_config[0].public_key_file: cannot read /",
         ),
         (
             format!("{base}[[token_config]]\nname = \"p\"\njwks = '{{\"keys\":[]}}'\n"),
@@ -328,6 +343,26 @@ fn every_kind_of_mistake_names_its_place() {
                 "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nexclude = [\"get /health\"]\n"
             ),
             "rule[0].exclude[0]: an endpoint is",
+        ),
+        (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nexclude = [\"GETT /v1/health\"]\n"
+            ),
+            "rule[0].exclude[0]: \"GETT\" is not an HTTP method (did you mean \"GET\"?); methods are those of IANA's registry",
+        ),
+        (
+            format!(
+                "{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nmethods = [\"get\", \"delet\"]\n"
+            ),
+            "rule[0].methods[1]: \"DELET\" is not an HTTP method (did you mean \"DELETE\"?)",
+        ),
+        (
+            format!("{base}{tc}[[token_config]]\nname = \"q\"\naudience = [\"api\"]\n"),
+            "token_config[1].audience: unknown field `audience`: did you mean `audiences`?",
+        ),
+        (
+            format!("{base}[server]\nidle_timeout = 60\n"),
+            "jwtgate.toml:3:16: server.idle_timeout: a duration is a string with its unit, such as \"60s\" or \"60ms\", not a bare 60",
         ),
         (
             format!("{base}{tc}[[rule]]\nname = \"r\"\ntoken_configs = [\"p\"]\nmode = \"some\"\n"),

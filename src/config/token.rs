@@ -299,7 +299,10 @@ fn keys_of(
             at.at(
                 value.span(),
                 key(field),
-                format!("cannot read {}: {error}", file.display()),
+                format!(
+                    "cannot read {}: {error}",
+                    super::shown_path(&file, value.get_ref())
+                ),
             )
         })?;
         key_files.push(file);

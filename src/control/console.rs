@@ -8,6 +8,7 @@ use std::path::Path;
 use super::{Report, Stop, Trigger};
 use crate::UnixTime;
 use crate::config::{ReloadError, Reloaded};
+use crate::diagnostics::{Level, line};
 use crate::server::Server;
 
 /// Writes what the control plane reports as `jwtgate serve` does.
@@ -19,11 +20,14 @@ pub struct Console {
 
 impl Report for Console {
     fn file_warning(&mut self, file: &Path, warning: &str) {
-        eprintln!("jwtgate: {}: {warning}", file.display());
+        line(
+            Level::Warning,
+            &format!("jwtgate: {}: {warning}", file.display()),
+        );
     }
 
     fn warning(&mut self, warning: &str) {
-        eprintln!("jwtgate: warning: {warning}");
+        line(Level::Warning, &format!("jwtgate: warning: {warning}"));
     }
 
     fn ready(&mut self, server: &Server) {
@@ -48,7 +52,10 @@ impl Report for Console {
         if self.demo {
             match crate::demo::curl_lines(server.local_addr(), UnixTime::now()) {
                 Ok(lines) => println!("{lines}"),
-                Err(error) => eprintln!("jwtgate: warning: no demo lines: {error}"),
+                Err(error) => line(
+                    Level::Warning,
+                    &format!("jwtgate: warning: no demo lines: {error}"),
+                ),
             }
         }
         let _ = std::io::stdout().flush();
@@ -61,36 +68,54 @@ impl Report for Console {
                 for warning in &reloaded.warnings {
                     self.file_warning(file, warning);
                 }
-                eprintln!(
-                    "jwtgate: reloaded {} ({why}): {} token configurations, {} rules",
-                    file.display(),
-                    reloaded.token_configs,
-                    reloaded.rules
+                line(
+                    Level::Info,
+                    &format!(
+                        "jwtgate: reloaded {} ({why}): {} token configurations, {} rules",
+                        file.display(),
+                        reloaded.token_configs,
+                        reloaded.rules
+                    ),
                 );
-                if reloaded.server_changed {
-                    self.warning("[server] settings changed; they take effect on restart");
+                for change in &reloaded.key_changes {
+                    line(Level::Info, &format!("jwtgate: {change}"));
+                }
+                if !reloaded.server_changed.is_empty() {
+                    self.warning(&format!(
+                        "[server] settings changed: {}; they take effect on restart",
+                        reloaded.server_changed.join(", ")
+                    ));
                 }
             }
-            Err(error) => eprintln!(
-                "jwtgate: reload failed ({why}), keeping the running configuration: {error}"
+            Err(error) => line(
+                Level::Warning,
+                &format!(
+                    "jwtgate: reload failed ({why}), keeping the running configuration: {error}"
+                ),
             ),
         }
     }
 
-    fn summary(&mut self, line: &str) {
-        eprintln!("{line}");
+    fn summary(&mut self, summary: &str) {
+        line(Level::Info, summary);
     }
 
     fn stopping(&mut self, stop: Stop) {
-        eprintln!("jwtgate serve: {}, draining", stop.name());
+        line(
+            Level::Info,
+            &format!("jwtgate serve: {}, draining", stop.name()),
+        );
     }
 
     fn stopped_during_startup(&mut self) {
-        eprintln!("jwtgate serve: stopped during start-up, before any key set arrived");
+        line(
+            Level::Info,
+            "jwtgate serve: stopped during start-up, before any key set arrived",
+        );
     }
 
     fn stopped(&mut self, summary: &str) {
-        eprintln!("{summary}");
-        eprintln!("jwtgate serve: stopped");
+        line(Level::Info, summary);
+        line(Level::Info, "jwtgate serve: stopped");
     }
 }

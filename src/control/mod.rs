@@ -460,6 +460,20 @@ pub fn verifier_for(
     name: &str,
     report: &mut dyn Report,
 ) -> Result<Arc<Verifier>, VerifierError> {
+    let mut verifiers = verifiers_for(file, &[name.to_owned()], report)?;
+    verifiers
+        .pop()
+        .map(|(_, verifier)| verifier)
+        .ok_or_else(|| VerifierError::NoKeys(name.to_owned()))
+}
+
+/// The verifiers of the token configurations `names` of the configuration
+/// `file`, in that order, each with its keys fetched once if it fetches them.
+pub fn verifiers_for(
+    file: &Path,
+    names: &[String],
+    report: &mut dyn Report,
+) -> Result<Vec<(String, Arc<Verifier>)>, VerifierError> {
     let (_, loaded) = load_file(file, report)?;
     let defined: Vec<String> = loaded
         .policy
@@ -473,23 +487,31 @@ pub fn verifier_for(
         let manager = start_manager(&publisher).map_err(VerifierError::KeyManager)?;
         let missing = manager.wait_for_keys(|| false).unwrap_or_default();
         manager.stop();
-        if let Some(error) = missing.into_iter().find(|error| error.config == name) {
+        if let Some(error) = missing
+            .into_iter()
+            .find(|error| names.contains(&error.config))
+        {
             return Err(VerifierError::MissingKeys(error));
         }
     }
     let snapshot = publisher.current();
-    let (_, keys) = snapshot
-        .configs()
-        .find(|(own, _)| *own == name)
-        .ok_or_else(|| VerifierError::Unknown {
-            file: file.display().to_string(),
-            name: name.to_owned(),
-            defined: defined.join(", "),
-        })?;
-    if !keys.available() {
-        return Err(VerifierError::NoKeys(name.to_owned()));
-    }
-    Ok(Arc::clone(keys.verifier()))
+    names
+        .iter()
+        .map(|name| {
+            let (_, keys) = snapshot
+                .configs()
+                .find(|(own, _)| own == name)
+                .ok_or_else(|| VerifierError::Unknown {
+                    file: file.display().to_string(),
+                    name: name.clone(),
+                    defined: defined.join(", "),
+                })?;
+            if !keys.available() {
+                return Err(VerifierError::NoKeys(name.clone()));
+            }
+            Ok((name.clone(), Arc::clone(keys.verifier())))
+        })
+        .collect()
 }
 
 /// The key manager over the remote sources of the snapshot `publisher` has

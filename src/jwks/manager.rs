@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{FetchError, KeySink, KeySource, Location, RemoteKeys, TokenKeys, audit, unix_now};
-use crate::diagnostics::warn;
+use crate::diagnostics::{Level, info, log, warn};
 use crate::{KeySet, KeySetError, Verifier, VerifierError};
 
 /// A source due for a fetch.
@@ -134,6 +134,9 @@ struct Source {
     since: Instant,
     /// A fetch of it is in flight: no second one starts.
     fetching: bool,
+    /// When the last good document arrived and the `max-age` it came with,
+    /// so that a reload that changes the schedule reschedules from there.
+    fetched: Option<(Instant, Option<Duration>)>,
 }
 
 impl Source {
@@ -152,7 +155,30 @@ impl Source {
             available: false,
             since: now,
             fetching: false,
+            fetched: None,
         }
+    }
+
+    /// The refresh due under `schedule` after a good fetch that came with
+    /// `max_age`.
+    fn period(schedule: &crate::jwks::Schedule, max_age: Option<Duration>) -> Duration {
+        max_age.map_or(schedule.refresh_interval, |age| {
+            age.clamp(schedule.min_refresh_interval, schedule.max_refresh_interval)
+        })
+    }
+
+    /// A reload changed the schedule: the next refresh is where the new one
+    /// puts it after the last good fetch (at once if that is past), not
+    /// where the old one did. A source that is failing keeps its backoff.
+    fn reschedule(&mut self, schedule: &crate::jwks::Schedule, now: Instant) {
+        let Some((at, max_age)) = self.fetched else {
+            return;
+        };
+        if self.failures_in_row > 0 {
+            return;
+        }
+        self.next_refresh = after(at, Source::period(schedule, max_age)).max(now);
+        self.expires = after(self.next_refresh, schedule.max_stale);
     }
 }
 
@@ -439,6 +465,10 @@ impl Manager {
                     // the new settings (and client) take over the state.
                     let mut source = sources.swap_remove(position);
                     if !Arc::ptr_eq(&source.remote, &remote) {
+                        let schedule = &remote.settings.schedule;
+                        if source.remote.settings.schedule != *schedule {
+                            source.reschedule(schedule, now);
+                        }
                         remote.carry_over(&source.remote);
                         source.remote = Arc::clone(&remote);
                         // A fetch in flight under the old settings lands
@@ -647,20 +677,29 @@ fn absorb(source: &mut Source, name: &str, outcome: Fetch) -> Option<Verifier> {
             if !changes.is_empty() {
                 remote.changes.fetch_add(1, Ordering::Relaxed);
                 for change in &changes {
-                    warn(format_args!("keys of token_config {name:?}: {change}"));
+                    // A rotation is an event to record; a key dropped as
+                    // unusable is one to look into.
+                    let level = if change.starts_with("dropped") {
+                        Level::Warning
+                    } else {
+                        Level::Info
+                    };
+                    log(
+                        level,
+                        format_args!("keys of token_config {name:?}: {change}"),
+                    );
                 }
             }
             if source.last_error.take().is_some() || !source.available {
                 let count = verifier.keys().keys().len();
-                warn(format_args!(
+                info(format_args!(
                     "keys of token_config {name:?}: {count} key{} from {} in force",
                     if count == 1 { "" } else { "s" },
                     remote.settings.location.describe()
                 ));
             }
-            let period = max_age.map_or(schedule.refresh_interval, |age| {
-                age.clamp(schedule.min_refresh_interval, schedule.max_refresh_interval)
-            });
+            let period = Source::period(&schedule, max_age);
+            source.fetched = Some((now, max_age));
             source.next_refresh = after(now, jitter(period));
             source.expires = after(source.next_refresh, schedule.max_stale);
             source.failures_in_row = 0;
@@ -672,7 +711,7 @@ fn absorb(source: &mut Source, name: &str, outcome: Fetch) -> Option<Verifier> {
         }
         Err(reason) => {
             remote.failures.fetch_add(1, Ordering::Relaxed);
-            remote.failing.store(true, Ordering::Relaxed);
+            remote.failed_because(&reason);
             source.failures_in_row = (source.failures_in_row + 1).min(MAX_BACKOFF_STEPS);
             // 1 s, 2 s, 4 s ... up to the refresh interval; without usable
             // keys, every min_refetch_interval at most, to recover soon.
@@ -698,6 +737,17 @@ fn absorb(source: &mut Source, name: &str, outcome: Fetch) -> Option<Verifier> {
             None
         }
     }
+}
+
+/// Fetches `remote`'s key set once, as the key manager's first fetch would,
+/// and builds it under the validation of `checks`: the key set, or why it
+/// could not be had, in words (`check-config --fetch`).
+pub(crate) fn fetch_once(remote: &RemoteKeys, checks: &Verifier) -> Result<Verifier, String> {
+    let location = remote.settings.location.describe();
+    let (body, _) = fetch(remote, None, false)
+        .result
+        .map_err(|error| error.to_string())?;
+    verifier_for(checks, &body).map_err(|error| format!("{location}: {error}"))
 }
 
 /// Fetches a source's key set (through discovery when configured; a refetch

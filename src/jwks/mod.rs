@@ -42,8 +42,8 @@ use crate::Verifier;
 
 pub(crate) use fetch::{FetchError, FetchSettings, Fetcher};
 pub(crate) use hosts::{AllowedHost, Destinations, Origin};
-pub(crate) use manager::Manager;
 pub use manager::{KeysRefusal, KeysRefused, StartupError, UnusableKeySet};
+pub(crate) use manager::{Manager, fetch_once};
 
 /// Where a remote key set is found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +142,9 @@ pub struct RemoteKeys {
     fetched_at: AtomicI64,
     /// The last fetch failed (the last good set, if any, is still served).
     failing: AtomicBool,
+    /// Why the last fetch failed, for `/readyz` (written by the key manager
+    /// on a failure, read by the admin thread; never by a shard).
+    last_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl RemoteKeys {
@@ -156,6 +159,7 @@ impl RemoteKeys {
             changes: AtomicU64::new(0),
             fetched_at: AtomicI64::new(0),
             failing: AtomicBool::new(false),
+            last_failure: std::sync::Mutex::new(None),
         })
     }
 
@@ -218,6 +222,21 @@ impl RemoteKeys {
     /// Whether the last fetch failed.
     pub fn failing(&self) -> bool {
         self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Why the last failed fetch failed, if one has.
+    pub fn last_failure(&self) -> Option<String> {
+        self.last_failure
+            .lock()
+            .map_or(None, |reason| reason.clone())
+    }
+
+    /// Records why a fetch failed.
+    pub(crate) fn failed_because(&self, reason: &str) {
+        self.failing.store(true, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = Some(reason.to_owned());
+        }
     }
 
     /// Unix seconds of the last successful fetch, if any.
@@ -321,4 +340,11 @@ pub(crate) trait KeySink: Send + Sync + std::fmt::Debug {
 /// Unix seconds now.
 fn unix_now() -> i64 {
     crate::UnixTime::now().0
+}
+
+/// What changed between two key sets, one line per key added, changed or
+/// removed (empty when they hold the same keys), in the words fetched key
+/// sets are reported with.
+pub(crate) fn key_changes(old: Option<&crate::KeySet>, new: &crate::KeySet) -> Vec<String> {
+    audit::changes(old, new, b"")
 }

@@ -68,8 +68,11 @@ impl Context<'_> {
                     let age = remote
                         .fetched_at()
                         .map(|at| crate::UnixTime::now().0.saturating_sub(at));
+                    let why = remote
+                        .last_failure()
+                        .map_or_else(String::new, |reason| format!(" ({reason})"));
                     format!(
-                        "token_config {name:?}: fetching keys fails; serving the last good set, fetched {} s ago",
+                        "token_config {name:?}: fetching keys fails{why}; serving the last good set, fetched {} s ago",
                         age.unwrap_or(0)
                     )
                 })

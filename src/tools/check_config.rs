@@ -414,3 +414,82 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
     }
     out
 }
+
+/// `check-config --fetch`: every remote key set fetched once, side by side,
+/// the fetched keys put in `loaded` for the sample decisions that follow.
+/// The report, and whether every fetch gave usable keys.
+pub fn fetch_report(loaded: &mut Loaded) -> (String, bool) {
+    let remotes: Vec<(usize, std::sync::Arc<crate::jwks::RemoteKeys>)> = loaded
+        .keys
+        .iter()
+        .enumerate()
+        .filter_map(|(index, keys)| Some((index, std::sync::Arc::clone(keys.remote()?))))
+        .collect();
+    let mut out = String::from("\nfetched key sets:\n");
+    if remotes.is_empty() {
+        out.push_str("  (none: every key set is local)\n");
+        return (out, true);
+    }
+    let results: Vec<(usize, Result<crate::Verifier, String>)> = std::thread::scope(|scope| {
+        let fetches: Vec<_> = remotes
+            .iter()
+            .map(|(index, remote)| {
+                let checks = loaded.keys.get(*index).map(|keys| keys.verifier());
+                scope.spawn(move || match checks {
+                    Some(checks) => (*index, crate::jwks::fetch_once(remote, checks)),
+                    None => (*index, Err("no such token configuration".to_owned())),
+                })
+            })
+            .collect();
+        fetches
+            .into_iter()
+            .map(|fetch| {
+                fetch
+                    .join()
+                    .unwrap_or((usize::MAX, Err("the fetch thread failed".to_owned())))
+            })
+            .collect()
+    });
+    let mut all_fetched = true;
+    for (index, result) in results {
+        let name = loaded
+            .policy
+            .configs
+            .get(index)
+            .map_or("?", |config| &*config.name);
+        let Some(remote) = loaded
+            .keys
+            .get(index)
+            .and_then(|keys| keys.remote().cloned())
+        else {
+            all_fetched = false;
+            continue;
+        };
+        match result {
+            Ok(verifier) => {
+                let keys = verifier.keys().keys();
+                let _ = writeln!(
+                    out,
+                    "  token_config {name:?}: {} key{} from {}",
+                    keys.len(),
+                    if keys.len() == 1 { "" } else { "s" },
+                    remote.settings().location.describe()
+                );
+                for key in keys {
+                    let _ = writeln!(out, "    key {}", key.describe());
+                }
+                if let Some(slot) = loaded.keys.get_mut(index) {
+                    *slot = crate::jwks::TokenKeys::new(
+                        std::sync::Arc::new(verifier),
+                        crate::jwks::KeySource::Fetched(remote),
+                    );
+                }
+            }
+            Err(reason) => {
+                all_fetched = false;
+                let _ = writeln!(out, "  token_config {name:?}: fetch failed: {reason}");
+            }
+        }
+    }
+    (out, all_fetched)
+}

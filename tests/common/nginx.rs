@@ -95,10 +95,33 @@ impl Nginx {
         probed: &[usize],
         servers: impl Fn(&[u16]) -> String,
     ) -> Nginx {
+        Nginx::start_with(binary, count, probed, |ports, root| {
+            wrapped(root, &servers(ports))
+        })
+    }
+
+    /// Starts nginx on a whole configuration file, `conf(ports)`, with the
+    /// temp prefix as its `-p`, so that the file's relative paths land there.
+    /// Ready as [`Nginx::start`].
+    pub fn start_file(
+        binary: &Path,
+        count: usize,
+        probed: &[usize],
+        conf: impl Fn(&[u16]) -> String,
+    ) -> Nginx {
+        Nginx::start_with(binary, count, probed, |ports, _| conf(ports))
+    }
+
+    fn start_with(
+        binary: &Path,
+        count: usize,
+        probed: &[usize],
+        conf: impl Fn(&[u16], &str) -> String,
+    ) -> Nginx {
         let mut failures = Vec::new();
         for attempt in 1..=NGINX_ATTEMPTS {
             let ports = free_ports(count);
-            match Nginx::try_start(binary, ports.clone(), probed, &servers(&ports)) {
+            match Nginx::try_start(binary, ports.clone(), probed, &conf) {
                 Ok(nginx) => return nginx,
                 Err(why) => failures.push(format!("attempt {attempt} (ports {ports:?}): {why}")),
             }
@@ -110,45 +133,19 @@ impl Nginx {
         binary: &Path,
         ports: Vec<u16>,
         probed: &[usize],
-        servers: &str,
+        conf: &dyn Fn(&[u16], &str) -> String,
     ) -> Result<Nginx, String> {
         let dir = TempDir::new("e2e-nginx");
         let root = dir.root().display().to_string();
-        let user = if running_as_root() {
-            // The workers would otherwise drop to `nobody`; keeping root keeps
-            // the temp prefix writable for them.
-            "user root;\n"
-        } else {
-            ""
-        };
-        let conf = format!(
-            r#"{user}daemon off;
-master_process on;
-worker_processes 1;
-error_log stderr;
-pid {root}/nginx.pid;
-events {{
-    worker_connections 256;
-}}
-http {{
-    access_log off;
-    default_type text/plain;
-    client_body_temp_path {root}/client_body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-{servers}
-}}
-"#
-        );
+        let conf = conf(&ports, &root);
         let conf_path = dir.write("nginx.conf", conf);
         let mut child = Command::new(binary)
             .arg("-p")
             .arg(dir.root())
             .arg("-c")
             .arg(&conf_path)
-            .args(["-e", "stderr"])
+            // In the foreground, whatever the file says: the test owns the process.
+            .args(["-e", "stderr", "-g", "daemon off;"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -223,6 +220,37 @@ http {{
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
+}
+
+/// A configuration around the test's `servers`, its files under `root`.
+fn wrapped(root: &str, servers: &str) -> String {
+    let user = if running_as_root() {
+        // The workers would otherwise drop to `nobody`; keeping root keeps
+        // the temp prefix writable for them.
+        "user root;\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"{user}master_process on;
+worker_processes 1;
+error_log stderr;
+pid {root}/nginx.pid;
+events {{
+    worker_connections 256;
+}}
+http {{
+    access_log off;
+    default_type text/plain;
+    client_body_temp_path {root}/client_body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+{servers}
+}}
+"#
+    )
 }
 
 impl Drop for Nginx {

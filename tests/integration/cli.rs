@@ -1700,3 +1700,75 @@ fn verify_answers_each_line_while_the_input_stays_open() {
     finished.send(()).unwrap();
     watchdog.join().unwrap();
 }
+
+/// The README's "Verifying tokens in bulk" commands, run as written (with
+/// `jwtgate` the binary under test) in a scratch directory: each succeeds,
+/// and `inspect` of the first minted token says it is valid.
+#[test]
+fn the_readme_bulk_walkthrough_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split_once("## Verifying tokens in bulk")
+        .map(|(_, rest)| rest)
+        .unwrap();
+    let block = section
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .unwrap();
+    let dir = TempDir::new("readme-bulk");
+    let bin = env!("CARGO_BIN_EXE_jwtgate");
+    let script = format!("set -eu\njwtgate() {{ \"{bin}\" \"$@\"; }}\n{block}");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script}\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("verdict: valid (alg RS256"), "{stdout}");
+    let results = std::fs::read_to_string(dir.path("results.jsonl")).unwrap();
+    assert_eq!(results.lines().count(), 1000);
+    assert!(results.lines().all(|line| line.contains("\"valid\":true")));
+}
+
+/// `verify ... | head -1`: when the reader of stdout goes away, verify ends
+/// the way Unix tools do (by SIGPIPE), without a word on stderr.
+#[test]
+fn verify_ends_quietly_when_its_reader_goes_away() {
+    use std::io::{BufRead as _, BufReader};
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = TempDir::new("broken-pipe");
+    let jwks = write_hs_jwks(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+        .args(["verify", "--jwks", jwks.to_str().unwrap(), "--threads", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 200,000 results of some 90 bytes: far more than the pipe and the
+    // writer's buffer hold, so the writes meet the closed pipe.
+    let writer = std::thread::spawn(move || {
+        let lines = "not-a-token\n".repeat(200_000);
+        let _ = stdin.write_all(lines.as_bytes());
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("{\"line\":1,"), "{first}");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert!(!stderr.contains("jwtgate:"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(13), "{:?}: {stderr}", out.status);
+}

@@ -2389,6 +2389,78 @@ fn reload_config(exclude: &str, action: &str) -> String {
     )
 }
 
+/// `--log-format json`: every line on stderr is one JSON object with its
+/// time, level and message, from start-up through a reload to the end.
+#[test]
+fn stderr_lines_are_json_objects_with_a_level_when_asked() {
+    let env = Env::new();
+    let first = reload_config(r#""/v1/health""#, "block")
+        .replace("shards = 1\n", "shards = 1\nidle_timeout = \"60s\"\n");
+    let mut server = env.serve(&first, &["--log-format", "json"]);
+    let second = first.replace("\"60s\"", "\"30s\"");
+    rewrite_unnoticed(&env.config_path(), &second);
+    server.sighup();
+    wait_for_stderr(&server, "the reload, as JSON", |t| {
+        t.contains("\"message\":\"[server] settings changed")
+    });
+    server.sigterm();
+    assert_eq!(server.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    let stderr = wait_for_stderr(&server, "the last line", |t| {
+        t.contains("\"message\":\"stopped\"")
+    });
+    let mut levels = Vec::new();
+    for line in stderr.lines() {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{stderr}"));
+        let time = value["time"].as_str().unwrap_or_default();
+        assert!(time.ends_with('Z') && time.len() == 20, "{line}");
+        assert!(value["message"].is_string(), "{line}");
+        levels.push((
+            value["level"].as_str().unwrap_or_default().to_owned(),
+            value["message"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    let reloaded = format!(
+        "reloaded {} (SIGHUP): 2 token configurations, 1 rules",
+        env.config_str()
+    );
+    assert!(levels.contains(&("info".to_owned(), reloaded)), "{stderr}");
+    assert!(
+        levels.contains(&(
+            "warning".to_owned(),
+            "[server] settings changed: idle_timeout; they take effect on restart".to_owned()
+        )),
+        "{stderr}"
+    );
+}
+
+/// A reload that changes `[server]` settings applies the policy and names
+/// the settings that wait for a restart.
+#[test]
+fn a_reload_names_the_server_settings_that_need_a_restart() {
+    let env = Env::new();
+    let first = reload_config(r#""/v1/health""#, "block").replace(
+        "shards = 1\n",
+        "shards = 1\nidle_timeout = \"60s\"\nmax_connections = 100\n",
+    );
+    let server = env.serve(&first, &[]);
+    let second = first
+        .replace("\"60s\"", "\"30s\"")
+        .replace("= 100\n", "= 777\n");
+    rewrite_unnoticed(&env.config_path(), &second);
+    server.sighup();
+    let stderr = wait_for_stderr(&server, "the server settings named", |t| {
+        t.contains("[server] settings changed")
+    });
+    assert!(
+        stderr.contains(
+            "jwtgate: warning: [server] settings changed: max_connections, idle_timeout; \
+             they take effect on restart\n"
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn sighup_reloads_the_rewritten_file() {
     let env = Env::new();
@@ -2512,9 +2584,16 @@ fn a_key_file_change_reloads_the_keys() {
         "jwtgate: reloaded {} (file changed): 2 token configurations, 1 rules\n",
         env.config_str()
     );
-    wait_for_stderr(&gate.server, "reload after a key change", |t| {
-        t.contains(&reloaded)
+    let stderr = wait_for_stderr(&gate.server, "reload after a key change", |t| {
+        t.contains(&reloaded) && t.contains("keys of token_config \"service\": removed")
     });
+    // Said as a fetched key set's rotation is, for each configuration.
+    for name in ["users", "service"] {
+        let removed =
+            format!("jwtgate: keys of token_config \"{name}\": removed kid \"{KID_ED}\": ");
+        assert_eq!(stderr.matches(&removed).count(), 1, "{stderr}");
+    }
+    assert!(!stderr.contains("added kid"), "{stderr}");
     // The allow-list defaults to the keys' algorithms: with no EdDSA key left,
     // the token is refused for its algorithm before its kid is looked up.
     gate.get(

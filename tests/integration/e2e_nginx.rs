@@ -1,8 +1,8 @@
 //! End-to-end test behind a real nginx: `auth_request` asks a real
 //! `jwtgate serve` about every request, and a tiny upstream on a std thread
 //! echoes the request head it receives, so the test sees exactly what the API
-//! behind nginx would see. The shape of the nginx configuration is the one in
-//! the README (and `examples/nginx/jwtgate.conf`).
+//! behind nginx would see. nginx runs `examples/nginx/nginx.conf` itself,
+//! the README's recipe, with only its addresses changed.
 //!
 //! nginx is the Debian package (`/usr/sbin/nginx`, or `nginx` on the PATH). A
 //! machine without it fails these tests with a message saying so, unless
@@ -31,29 +31,35 @@ const T: i64 = 1_700_000_000;
 const ISS: &str = "https://idp.test/";
 const AUD: &str = "api";
 
-/// The front: the README's recipe (`examples/nginx/jwtgate.conf`) in front
-/// of the echoing upstream, on `port`.
-fn front_server(port: u16, jwtgate: SocketAddr, upstream: SocketAddr) -> String {
-    format!(
-        r#"    server {{
-        listen 127.0.0.1:{port};
-        {READY_LOCATION}
-        location / {{
-            auth_request /_jwtgate;
-            auth_request_set $jwt_sub $upstream_http_x_jwt_sub;
-            proxy_set_header X-Jwt-Sub $jwt_sub;
-            proxy_pass http://{upstream};
-        }}
-        location = /_jwtgate {{
-            internal;
-            proxy_pass http://{jwtgate};
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
-            proxy_set_header X-Original-Method $request_method;
-        }}
-    }}"#
-    )
+/// The front: `examples/nginx/nginx.conf` itself, its three addresses
+/// pointed at the test's nginx port, jwtgate and the echoing upstream, and
+/// nginx's readiness location added.
+fn front_file(port: u16, jwtgate: SocketAddr, upstream: SocketAddr) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx/nginx.conf");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in [
+        (
+            "listen 127.0.0.1:8000;".to_owned(),
+            format!("listen 127.0.0.1:{port};\n        {READY_LOCATION}"),
+        ),
+        (
+            "server 127.0.0.1:8080;".to_owned(),
+            format!("server {jwtgate};"),
+        ),
+        (
+            "server 127.0.0.1:9000;".to_owned(),
+            format!("server {upstream};"),
+        ),
+    ] {
+        assert_eq!(
+            text.matches(&from).count(),
+            1,
+            "{from} in {}",
+            path.display()
+        );
+        text = text.replace(&from, &to);
+    }
+    text
 }
 
 // ---------------------------------------------------------------------------
@@ -135,8 +141,8 @@ impl Stack {
             "--shards",
             "1",
         ]);
-        let nginx = Nginx::start(&binary, 1, &[0], |ports| {
-            front_server(ports[0], jwtgate.addr(), upstream)
+        let nginx = Nginx::start_file(&binary, 1, &[0], |ports| {
+            front_file(ports[0], jwtgate.addr(), upstream)
         });
         Some(Stack {
             nginx,
@@ -196,6 +202,9 @@ fn valid_token_reaches_upstream_with_sub_header() {
     );
     assert_eq!(stack.hits(), 1);
     let seen = echoed_headers(&r.body);
+    // The API sees the host the client asked for.
+    let hosts: Vec<&(String, String)> = seen.iter().filter(|(name, _)| name == "host").collect();
+    assert_eq!(hosts, [&("host".to_owned(), "jwtgate.test".to_owned())]);
     let subs: Vec<&str> = seen
         .iter()
         .filter(|(n, _)| n == "x-jwt-sub")

@@ -288,13 +288,17 @@ fn ready() -> (u16, String) {
     (200, "ready\n".to_owned())
 }
 
-/// Asserts `/readyz` says ready but degraded: the `users` key set is served
-/// while its fetches fail.
+/// Asserts `/readyz` says ready but degraded, and why: the `users` key set
+/// is served while its fetches fail, the last failure named with its URL.
 fn assert_degraded(server: &Server) {
     let (status, body) = readyz(server);
-    let want = "ready\ndegraded: token_config \"users\": fetching keys fails; serving the last good set, fetched ";
+    let want = "ready\ndegraded: token_config \"users\": fetching keys fails (";
     assert!(
-        status == 200 && body.starts_with(want) && body.ends_with(" s ago\n"),
+        status == 200
+            && body.starts_with(want)
+            && body.contains("https://127.0.0.1:")
+            && body.contains("); serving the last good set, fetched ")
+            && body.ends_with(" s ago\n"),
         "/readyz answered {status} {body:?}"
     );
 }
@@ -403,7 +407,14 @@ fn wait_for_answer(
 }
 
 /// The line the key manager writes for an event of the `users` key set.
+/// A key event of `users` on stderr: a rotation or the keys in force
+/// (information).
 fn audit(event: &str) -> String {
+    format!("jwtgate: keys of token_config \"users\": {event}")
+}
+
+/// A failing fetch of `users` on stderr (a warning).
+fn failure(event: &str) -> String {
     format!("jwtgate: warning: keys of token_config \"users\": {event}")
 }
 
@@ -553,7 +564,7 @@ fn a_server_down_keeps_the_last_good_keys() {
     // An unknown kid asks for a refetch, which is refused.
     assert_eq!(check(&server, &env.rs256("k9")), refused("unknown_kid"));
     wait_for_metric(&server, FAILURES, 1.0);
-    let prefix = audit(&format!(
+    let prefix = failure(&format!(
         "fetch failed (keeping the last good key set): {}: ",
         env.url()
     ));
@@ -576,7 +587,7 @@ fn a_server_down_keeps_the_last_good_keys() {
     let failures = metric(&server, FAILURES);
     wait_for_stderr(
         &server,
-        &audit(&format!(
+        &failure(&format!(
             "fetch failed (keeping the last good key set): {} answered HTTP 503\n",
             env.url()
         )),
@@ -645,7 +656,7 @@ fn refuse_each(env: &Env, server: &Server, answers: Vec<(Reply, String)>) {
         // A kid every refused set holds, so that a set wrongly taken shows.
         assert_eq!(check(server, &env.rs256("k2")), refused("unknown_kid"));
         wait_for_metric(server, FAILURES, failures + 1.0);
-        let prefix = audit("fetch failed (keeping the last good key set): ");
+        let prefix = failure("fetch failed (keeping the last good key set): ");
         wait_until(
             server,
             &format!("a fetch failed line with {message:?}"),
@@ -766,7 +777,7 @@ startup_timeout = "2s"
     wait_for_metric(&server, FAILURES, 1.0);
     let stderr = wait_for_stderr(
         &server,
-        &audit(&format!(
+        &failure(&format!(
             "fetch failed (keeping the last good key set): {}: ",
             env.url()
         )),
@@ -1092,7 +1103,7 @@ fn startup_allowed_without_keys_is_not_ready_until_the_first_fetch() {
     assert!(sample(&text, FAILURES) >= 1.0, "{text}");
     wait_for_stderr(
         &server,
-        &audit(&format!("fetch failed (no keys yet): {}: ", env.url())),
+        &failure(&format!("fetch failed (no keys yet): {}: ", env.url())),
     );
 
     env.https.up();
@@ -1728,7 +1739,7 @@ fn a_refused_redirect_keeps_the_last_good_keys() {
     let url = env.url();
     wait_for_stderr(
         &server,
-        &audit(&format!(
+        &failure(&format!(
             "fetch failed (keeping the last good key set): {url}: redirect to {elsewhere} refused: {}\n",
             off_host(&env)
         )),
@@ -1890,7 +1901,7 @@ fn a_discovery_document_that_moves_its_keys_off_host_keeps_the_last_good_keys() 
         .set(DISCOVERY, discovery_document(&issuer, &elsewhere));
     wait_for_stderr(
         &server,
-        &audit(&format!(
+        &failure(&format!(
             "fetch failed (keeping the last good key set): discovery {issuer}{DISCOVERY}: \
              jwks_uri {elsewhere} refused: {}\n",
             off_host(&env)
@@ -1908,4 +1919,56 @@ fn a_discovery_document_that_moves_its_keys_off_host_keeps_the_last_good_keys() 
     assert_degraded(&server);
     assert_eq!(env.https.hits("/keys"), old_uri_hits);
     assert_eq!(env.https.hits("/elsewhere"), 0);
+}
+
+/// A reload that shortens `refresh_interval` takes effect from the last
+/// fetch, not after the old interval (600 s here) runs out.
+#[test]
+fn a_reload_that_shortens_the_refresh_interval_refetches_on_the_new_schedule() {
+    let env = Env::new("reload-refresh");
+    env.publish(&[rsa("k1")]);
+    let server = env.serve(&format!("{FAST}refresh_interval = \"600s\"\n"));
+    assert_eq!(check(&server, &env.rs256("k1")), ok());
+    assert_eq!(env.https.hits(JWKS), 1);
+
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    let changed = text.replace("refresh_interval = \"600s\"", "refresh_interval = \"001s\"");
+    assert_ne!(text, changed);
+    rewrite_unnoticed(&env.config_path(), &changed);
+    server.sighup();
+    wait_for_generation(&server, 2.0);
+    wait_until(&server, "a refetch on the new schedule", || {
+        (env.https.hits(JWKS) >= 3).then_some(())
+    });
+}
+
+/// `check-config --fetch` fetches every remote key set once and says what
+/// came back; a source that cannot be had makes it exit 1, with the reason.
+#[test]
+fn check_config_fetch_reports_each_remote_key_set() {
+    let mut env = Env::new("check-config-fetch");
+    env.publish(&[rsa("k1"), rsa("k2")]);
+    let path = env.write_config(FAST);
+    let out = run_jwtgate(&["check-config", path.to_str().unwrap(), "--fetch"], b"");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{report}\nstderr: {}",
+        stderr_of(&out)
+    );
+    let want = format!(
+        "\nfetched key sets:\n  token_config \"users\": 2 keys from {}\n    key kid \"k1\"",
+        env.url()
+    );
+    assert!(report.contains(&want), "{report}");
+    assert!(report.contains("\n    key kid \"k2\""), "{report}");
+    assert_eq!(env.https.hits(JWKS), 1);
+
+    env.https.down();
+    let out = run_jwtgate(&["check-config", path.to_str().unwrap(), "--fetch"], b"");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let want = format!("  token_config \"users\": fetch failed: {}", env.url());
+    assert!(report.contains(&want), "{report}");
 }

@@ -446,3 +446,58 @@ fn check_config_explains_a_sample_decision_configuration_by_configuration() {
     );
     assert_eq!(decision, expected);
 }
+
+/// `verify --config` with several `--token-config`s reports each token as
+/// `serve` would under a rule listing them in that order, and names the
+/// configuration in each line.
+#[test]
+fn verify_with_several_configurations_gives_the_same_reasons() {
+    let dir = TempDir::new("reasons-verify");
+    let path = dir.write("jwtgate.toml", config(&dir));
+    let order: &[&str] = &[STAGING, PARTNERS, PRODUCTION];
+    let cases = cases();
+    let valid = mint(
+        r#"{"alg":"RS256","kid":"prod-rsa"}"#,
+        &claims(PRODUCTION, AUD, T, T + 3600),
+        &signing_key("rsa2048-a", Algorithm::Rs256),
+        Algorithm::Rs256,
+    );
+    let mut input = String::new();
+    for case in &cases {
+        input.push_str(&case.token);
+        input.push('\n');
+    }
+    input.push_str(&valid);
+    input.push('\n');
+    let mut args = vec!["verify", "--config", path.to_str().unwrap(), "--now", NOW];
+    for name in order {
+        args.extend_from_slice(&["--token-config", name]);
+    }
+    let out = common::server::run_jwtgate(&args, input.as_bytes());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), cases.len() + 1, "{stdout}");
+    for (line, case) in lines.iter().zip(&cases) {
+        let (outcome, token_config) = expected(case, order);
+        assert_eq!(line["valid"], false, "{}: {line}", case.name);
+        assert_eq!(line["error"], outcome, "{}: {line}", case.name);
+        assert_eq!(
+            line["token_config"],
+            token_config.as_str(),
+            "{}: {line}",
+            case.name
+        );
+    }
+    let last = lines.last().unwrap();
+    assert_eq!(last["valid"], true, "{last}");
+    assert_eq!(last["token_config"], PRODUCTION, "{last}");
+}
