@@ -22,6 +22,8 @@ pub enum Level {
     Info,
     /// What may need a person (a failing fetch, a refused reload).
     Warning,
+    /// Why the command stopped.
+    Error,
 }
 
 impl Level {
@@ -29,6 +31,7 @@ impl Level {
         match self {
             Level::Info => "info",
             Level::Warning => "warning",
+            Level::Error => "error",
         }
     }
 }
@@ -63,7 +66,7 @@ pub fn log(level: Level, message: fmt::Arguments<'_>) {
 #[allow(clippy::print_stderr)]
 pub fn line(level: Level, line: &str) {
     if !JSON.load(Ordering::Relaxed) {
-        eprintln!("{line}");
+        eprintln!("{}", printable(line));
         return;
     }
     let message = ["jwtgate: ", "jwtgate serve: "]
@@ -84,11 +87,32 @@ pub(crate) fn info(message: fmt::Arguments<'_>) {
     log(Level::Info, message);
 }
 
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): a message
+/// may quote a configuration file or a peer, and one line must stay one line,
+/// with no terminal escapes.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn render(level: Level, message: fmt::Arguments<'_>, json: bool) -> String {
     if !json {
+        let message = message.to_string();
+        let message = printable(&message);
         return match level {
             Level::Info => format!("jwtgate: {message}"),
             Level::Warning => format!("jwtgate: warning: {message}"),
+            Level::Error => format!("jwtgate: error: {message}"),
         };
     }
     let seconds = SystemTime::now()
@@ -121,6 +145,14 @@ mod tests {
         assert_eq!(
             render(Level::Warning, format_args!("fetch failed"), false),
             "jwtgate: warning: fetch failed"
+        );
+        assert_eq!(
+            render(
+                Level::Warning,
+                format_args!("key `a\u{1b}[31m\nFAKE`"),
+                false
+            ),
+            "jwtgate: warning: key `a\\u{1b}[31m\\nFAKE`"
         );
         let line = render(Level::Warning, format_args!("a \"quoted\"\nline"), true);
         let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();

@@ -13,7 +13,7 @@ use clap::Parser;
 use jwtgate::access_log::Destination;
 use jwtgate::authz::Clock;
 use jwtgate::control::{self, Console, Launch, PolicySource};
-use jwtgate::diagnostics::LogFormat;
+use jwtgate::diagnostics::{Level, LogFormat};
 use jwtgate::server::{IoMode, Sharing};
 use jwtgate::settings::{self, AdminListen, Runtime, ServerLayer, SettingError};
 use jwtgate::tools;
@@ -297,7 +297,9 @@ fn main() -> ExitCode {
         Some(Command::Inspect(args)) => commands::run_inspect(args),
     };
     result.unwrap_or_else(|error| {
-        eprintln!("jwtgate: {error}");
+        // Through the diagnostics, so that it is JSON under `--log-format
+        // json` and a quoted configuration cannot forge a line.
+        jwtgate::diagnostics::line(Level::Error, &format!("jwtgate: {error}"));
         ExitCode::from(2)
     })
 }

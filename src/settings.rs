@@ -60,6 +60,12 @@ pub enum SettingError {
     /// A stream limit of zero (no check could run) or past HTTP/2's practical range.
     #[error("between 1 and {MAX_GRPC_STREAMS}")]
     GrpcStreams,
+    /// Two faces on one port: their connections would be spread over both.
+    #[error("is on the port of {other}; each face needs a port of its own")]
+    SharedPort {
+        /// The face already there.
+        other: &'static str,
+    },
 }
 
 /// A setting refused once the layers are merged.
@@ -185,6 +191,29 @@ pub fn grpc_streams(streams: u32) -> Result<u32, SettingError> {
 pub fn head_limits(max_request_line: usize, max_header_bytes: usize) -> Result<(), SettingError> {
     if max_request_line > max_header_bytes {
         return Err(SettingError::RequestLineOverHead);
+    }
+    Ok(())
+}
+
+/// Refuses two faces on overlapping addresses: the same port on the same
+/// address, or on any address when one of them is a wildcard (`0.0.0.0`,
+/// `[::]`). Port 0 asks the kernel for a free port, so it never overlaps.
+fn distinct_ports(faces: &[(&'static str, Option<SocketAddr>)]) -> Result<(), Refused> {
+    let bound: Vec<(&'static str, SocketAddr)> = faces
+        .iter()
+        .filter_map(|&(name, addr)| Some((name, addr?)))
+        .filter(|(_, addr)| addr.port() != 0)
+        .collect();
+    for (index, &(name, addr)) in bound.iter().enumerate() {
+        let earlier = bound.iter().take(index).find(|(_, other)| {
+            other.port() == addr.port()
+                && (other.ip() == addr.ip()
+                    || other.ip().is_unspecified()
+                    || addr.ip().is_unspecified())
+        });
+        if let Some(&(other, _)) = earlier {
+            return Err(SettingError::SharedPort { other }.of(name));
+        }
     }
     Ok(())
 }
@@ -343,6 +372,18 @@ impl ServerLayer {
         };
         head_limits(head.max_request_line, head.max_header_bytes)
             .map_err(|error| error.of("server.max_request_line_bytes"))?;
+        distinct_ports(&[
+            ("server.listen", all.listen),
+            ("server.grpc_listen", all.grpc_listen),
+            ("server.verify_listen", all.verify_listen),
+            (
+                "server.admin_listen",
+                match all.admin_listen {
+                    Some(AdminListen::At(addr)) => Some(addr),
+                    _ => None,
+                },
+            ),
+        ])?;
         Ok(ServeOptions {
             listen: all.listen.expect(DEFAULTED),
             verify_listen: all.verify_listen,
@@ -430,6 +471,23 @@ impl Default for ServeOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_faces_never_share_a_port() {
+        let addr = |text: &str| Some(text.parse::<SocketAddr>().unwrap());
+        let refused = |faces: &[(&'static str, Option<SocketAddr>)]| {
+            distinct_ports(faces).map_err(|refused| refused.to_string())
+        };
+        assert_eq!(
+            refused(&[("server.listen", addr("127.0.0.1:8080")), ("server.grpc_listen", addr("127.0.0.1:8080"))]),
+            Err("server.grpc_listen: is on the port of server.listen; each face needs a port of its own".to_owned())
+        );
+        assert!(refused(&[("a", addr("0.0.0.0:8080")), ("b", addr("127.0.0.1:8080"))]).is_err());
+        assert!(refused(&[("a", addr("127.0.0.1:8080")), ("b", addr("[::]:8080"))]).is_err());
+        assert!(refused(&[("a", addr("127.0.0.1:8080")), ("b", addr("127.0.0.2:8080"))]).is_ok());
+        assert!(refused(&[("a", addr("127.0.0.1:0")), ("b", addr("127.0.0.1:0"))]).is_ok());
+        assert!(refused(&[("a", addr("127.0.0.1:8080")), ("b", None)]).is_ok());
+    }
 
     #[test]
     fn every_default_resolves() {

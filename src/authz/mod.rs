@@ -265,6 +265,13 @@ impl Authorizer {
         }
     }
 
+    /// This authorizer without the stderr notices of checks refused for how
+    /// they were sent: for a tool deciding sample requests.
+    pub(crate) fn without_notices(mut self) -> Authorizer {
+        self.wiring = wiring::WiringNotices::silent();
+        self
+    }
+
     /// Counts and times every request of shard number `shard` into `metrics`
     /// (the shard's own, which its connections also record into), and logs
     /// them to `log`.

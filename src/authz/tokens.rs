@@ -12,7 +12,7 @@
 //!   (with `"all"`, identities differ by design: a user and a service token;
 //!   the first configuration's token gives the identity).
 //!
-//! When several of a rule's configurations refuse one token, the reason
+//! With `mode = "any"`, when several of a rule's configurations refuse one token, the reason
 //! reported (answer, access log, metrics label) is that of the configuration
 //! that got furthest with it ([`crate::Stage`]: the algorithm, the `typ`, the
 //! kid, the signature, the claims), the first listed among equals: an expired

@@ -24,9 +24,19 @@ pub(super) const EVERY: Duration = Duration::from_secs(10);
 pub(super) struct WiringNotices {
     next: Option<Instant>,
     held_back: u64,
+    /// No lines at all (a tool deciding samples, not a service).
+    silent: bool,
 }
 
 impl WiringNotices {
+    /// Notices that never write (`check-config`'s sample decisions).
+    pub(super) fn silent() -> WiringNotices {
+        WiringNotices {
+            silent: true,
+            ..WiringNotices::default()
+        }
+    }
+
     /// Notes a decided check; writes a line when it was refused for how it
     /// was sent and the last line is [`EVERY`] old.
     pub(super) fn note(
@@ -37,6 +47,9 @@ impl WiringNotices {
         reason: &'static str,
         peer: IpAddr,
     ) {
+        if self.silent {
+            return;
+        }
         let status = match decision {
             Decision::BadRequest => 400,
             Decision::UntrustedProxy => 403,

@@ -177,8 +177,11 @@ impl Source {
         if self.failures_in_row > 0 {
             return;
         }
-        self.next_refresh = after(at, Source::period(schedule, max_age)).max(now);
-        self.expires = after(self.next_refresh, schedule.max_stale);
+        let due = after(at, jitter(Source::period(schedule, max_age)));
+        self.next_refresh = due.max(now);
+        // From when the refresh was due, never from now: a reload must not
+        // keep an old key set in force past max_stale.
+        self.expires = after(due, schedule.max_stale);
     }
 }
 

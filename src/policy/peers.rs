@@ -46,6 +46,11 @@ impl IpNet {
     }
 
     /// Whether `ip` is in the block (IPv4-mapped IPv6 peers count as IPv4).
+    /// The block's first address (its network address).
+    pub fn network(&self) -> IpAddr {
+        self.network
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         let (network, width) = bits(self.network);
         let (address, address_width) = bits(ip);

@@ -102,13 +102,38 @@ fn probe(addr: SocketAddr) -> io::Result<()> {
     socket.bind(&addr.into()).map_err(in_use)
 }
 
-/// Holds the start-up claim on `addr` among jwtgates: an abstract Unix
-/// socket (no file; released when the process ends, however it ends).
+/// Holds the start-up claim on `addr`'s port among jwtgates: an abstract
+/// Unix socket (no file; released when the process ends, however it ends).
+/// Named after the port alone, so that `0.0.0.0:P` and `127.0.0.1:P`, which
+/// overlap, are serialised too. Another jwtgate holds a claim only while it
+/// probes and binds, so a held one is waited for, briefly.
 fn claim(addr: SocketAddr) -> io::Result<UnixListener> {
-    let name = format!("jwtgate/listen/{addr}");
+    let name = format!("jwtgate/listen/tcp/{}", addr.port());
     let unix = UnixAddr::from_abstract_name(name.as_bytes())?;
-    UnixListener::bind_addr(&unix).map_err(in_use)
+    let deadline = std::time::Instant::now() + CLAIM_WAIT;
+    loop {
+        match UnixListener::bind_addr(&unix) {
+            Err(error)
+                if error.kind() == io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                // Polled: the holder gives no signal when it lets go.
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+                return Err(io::Error::new(io::ErrorKind::AddrInUse, CLAIM_HELD));
+            }
+            result => return result,
+        }
+    }
 }
+
+/// How long a claim another jwtgate holds is waited for.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+const CLAIM_HELD: &str = "another process has held jwtgate's start-up claim on this port \
+     (the abstract socket jwtgate/listen/tcp/PORT) for 2 s; a jwtgate holds it \
+     only while it binds";
 
 /// An address in use, in words that say what to do about it.
 fn in_use(error: io::Error) -> io::Error {
@@ -185,7 +210,11 @@ mod tests {
     fn the_claim_is_held_until_dropped() {
         let (_group, addr) = bound_group(1);
         let held = claim(addr).unwrap();
-        assert_eq!(claim(addr).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        let error = claim(addr).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+        assert!(error.to_string().contains("start-up claim"), "{error}");
+        // Any address of the port: the wildcard overlaps them all.
+        assert!(claim(SocketAddr::from(([0, 0, 0, 0], addr.port()))).is_err());
         drop(held);
         claim(addr).unwrap();
     }

@@ -142,11 +142,17 @@ fn route_text(policy: &Policy, request: &str) -> String {
         .unwrap_or(("GET", request.trim()));
     let target = target.trim();
     let (host, path) = match target.split_once("://") {
-        Some((_, rest)) => match rest.find('/') {
+        Some((_, rest)) => match rest.find(['/', '?']) {
             Some(slash) => rest.split_at(slash),
             None => (rest, "/"),
         },
         None => ("", target),
+    };
+    // `https://host?x` asks for `/?x`.
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_owned()
     };
     let mut buffers = PathBuffers::default();
     let original = OriginalRequest {

@@ -59,9 +59,63 @@ impl<'a> Client<'a> {
         };
         Client {
             method,
-            host: if host.is_empty() { "api.example" } else { host },
-            target: target.to_owned(),
+            host,
+            target: if target.starts_with('?') {
+                format!("/{target}")
+            } else {
+                target.to_owned()
+            },
         }
+    }
+}
+
+/// Headers the check request gets from `--request` (or from the recipe),
+/// never from `--header`.
+const SET_BY_THE_RECIPE: [&str; 8] = [
+    "host",
+    "x-original-method",
+    "x-original-uri",
+    "x-forwarded-method",
+    "x-forwarded-host",
+    "x-forwarded-uri",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// Why `sample` cannot be made into a request, if it cannot.
+fn unfit(sample: &Sample<'_>) -> Option<String> {
+    let mut texts = std::iter::once(sample.request)
+        .chain(sample.headers.iter().map(String::as_str))
+        .chain(sample.token);
+    if texts.any(|text| text.contains(['\r', '\n'])) {
+        return Some("a sample request, header or token holds a line break".to_owned());
+    }
+    for header in sample.headers {
+        let name = header
+            .split_once(':')
+            .map(|(name, _)| name.trim().to_ascii_lowercase())
+            .filter(|name| !name.is_empty() && !name.contains(' '));
+        let Some(name) = name else {
+            return Some(format!("--header {header:?} is not \"Name: value\""));
+        };
+        if SET_BY_THE_RECIPE.contains(&name.as_str()) {
+            return Some(format!(
+                "--header {name} is what --request and the forwarded style set; give it in --request"
+            ));
+        }
+    }
+    None
+}
+
+/// `text` with `token` cut short: a token is a credential, even in a
+/// terminal.
+fn abbreviated(text: &str, token: Option<&str>) -> String {
+    match token.filter(|token| token.len() > 24) {
+        Some(token) => {
+            let shown: String = token.chars().take(16).collect();
+            text.replace(token, &format!("{shown}...({} bytes)", token.len()))
+        }
+        None => text.to_owned(),
     }
 }
 
@@ -165,6 +219,7 @@ fn stage_text(stage: Stage) -> &'static str {
         Stage::KeySet => "the key set (none usable)",
         Stage::Signature => "the signature",
         Stage::Claims => "the claims",
+        _ => "a later check",
     }
 }
 
@@ -223,14 +278,27 @@ pub fn explain(
     now: UnixTime,
 ) -> String {
     let policy = &loaded.policy;
+    let sample = &Sample {
+        token: sample.token.map(str::trim),
+        ..*sample
+    };
+    if let Some(why) = unfit(sample) {
+        return format!("  {}\n    refused: {why}\n", sample.request.escape_debug());
+    }
     let mut client = Client::parse(sample.request);
+    if client.host.is_empty() {
+        return format!(
+            "  {}\n    refused: give the URL with its host, as in \"GET https://api.example.com/v1/orders\"\n",
+            sample.request
+        );
+    }
     let headers = client_headers(loaded, sample, &mut client);
     let request = check_request(&policy.forwarded, &client, &headers);
     let mut out = String::new();
     let _ = writeln!(out, "  {} {}{}", client.method, client.host, client.target);
     let _ = writeln!(out, "    check request as the recipe's proxy sends it:");
     for line in request.lines().filter(|line| !line.is_empty()) {
-        let _ = writeln!(out, "      {line}");
+        let _ = writeln!(out, "      {}", abbreviated(line, sample.token));
     }
     let mut slots = HeaderSlots::default();
     let head = match parse_head(request.as_bytes(), &mut slots, Limits::default()) {
@@ -251,9 +319,20 @@ pub fn explain(
         ..options
     };
     let mut authorizer =
-        Authorizer::new(Arc::clone(&shared), options, Arc::new(Denials::default()));
+        Authorizer::new(Arc::clone(&shared), options, Arc::new(Denials::default()))
+            .without_notices();
+    // From a peer whose forwarded headers are believed, as the proxy's are.
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let peer = if policy.trusts(loopback) {
+        loopback
+    } else {
+        policy
+            .trusted_proxies
+            .first()
+            .map_or(loopback, |net| net.network())
+    };
     let framing = Framing {
-        peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        peer,
         ..Framing::default()
     };
     let mut answer = Vec::new();

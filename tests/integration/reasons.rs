@@ -405,19 +405,19 @@ fn check_config_explains_a_sample_decision_configuration_by_configuration() {
     let dir = TempDir::new("reasons-check-config");
     let path = dir.write("jwtgate.toml", config(&dir));
     let token = cases_token_expired();
-    let out = common::server::run_jwtgate(
-        &[
+    let check = |extra: &[&str]| {
+        let mut args = vec![
             "check-config",
             path.to_str().unwrap(),
             "--request",
             "GET https://api.test/r4/orders",
             "--token",
             &token,
-            "--now",
-            NOW,
-        ],
-        b"",
-    );
+        ];
+        args.extend_from_slice(extra);
+        common::server::run_jwtgate(&args, b"")
+    };
+    let out = check(&["--now", NOW]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -429,7 +429,13 @@ fn check_config_explains_a_sample_decision_configuration_by_configuration() {
         .split_once("\ndecisions:\n")
         .map(|(_, decision)| decision)
         .unwrap_or_else(|| panic!("no decisions in:\n{stdout}"));
-    let bearer = format!("      authorization: Bearer {token}\n");
+    // The token is a credential: cut short even in the tool's output.
+    let bearer = format!(
+        "      authorization: Bearer {}...({} bytes)\n",
+        &token[..16],
+        token.len()
+    );
+    assert!(!stdout.contains(&token), "{stdout}");
     let expected = format!(
         "  GET api.test/r4/orders
     check request as the recipe's proxy sends it:
@@ -445,6 +451,30 @@ fn check_config_explains_a_sample_decision_configuration_by_configuration() {
 "
     );
     assert_eq!(decision, expected);
+
+    // A sample that would smuggle a line into the check request, or set what
+    // the recipe sets, is refused, not decided.
+    for (flag, value, why) in [
+        (
+            "--header",
+            "x-original-uri: /elsewhere",
+            "--header x-original-uri is what --request",
+        ),
+        (
+            "--header",
+            "Cookie: a=b\r\nX-Original-URI: /x",
+            "holds a line break",
+        ),
+        ("--header", "no colon here", "is not \"Name: value\""),
+    ] {
+        let out = check(&[flag, value]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("    refused: ") && stdout.contains(why),
+            "{value:?}: {stdout}"
+        );
+        assert!(!stdout.contains("    answer: "), "{value:?}: {stdout}");
+    }
 }
 
 /// `verify --config` with several `--token-config`s reports each token as

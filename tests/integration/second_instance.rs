@@ -140,3 +140,36 @@ fn a_handover_joins_the_ports_and_serves_on_after_the_first_one_exits() {
     second.sigterm();
     assert_eq!(second.wait_exit(Duration::from_secs(30)).code(), Some(0));
 }
+
+/// Two faces of one server on one port are refused before anything binds,
+/// with or without `--handover` (which joins another process, never itself).
+#[test]
+fn two_faces_of_one_server_never_share_a_port() {
+    let keys = keys();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    for extra in [&[][..], &["--handover"][..]] {
+        let mut args = vec![
+            "serve",
+            "--jwks",
+            &keys,
+            "--listen",
+            &port,
+            "--grpc-listen",
+            &port,
+            "--admin-listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let out = run_jwtgate_bounded(&args, START_TIMEOUT);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains("server.grpc_listen: is on the port of server.listen"),
+            "{extra:?}: {stderr}"
+        );
+    }
+}

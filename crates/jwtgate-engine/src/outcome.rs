@@ -144,11 +144,13 @@ impl fmt::Display for Outcome {
 /// knows its `kid`, or verified its signature. When several configurations
 /// refuse one token, the refusal reported is the one that got furthest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Stage {
-    /// Reading the token (its size, encoding, JSON, `crit`, a known `alg`):
-    /// every configuration refuses such a token alike.
+    /// Reading the token (its size, encoding, JSON, `crit`): every
+    /// configuration refuses such a token alike.
     Read,
-    /// The configuration's algorithm allow-list.
+    /// The configuration's algorithm allow-list (`none` and algorithms
+    /// jwtgate does not know are refused here too, by every configuration).
     Algorithm,
     /// The configuration's `typ`, once the algorithm is accepted.
     Type,
