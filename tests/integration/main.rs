@@ -27,6 +27,7 @@ mod grpc_python;
 mod http_framing;
 mod jwks;
 mod metrics;
+mod monitoring;
 mod overload;
 mod path_reading;
 mod properties;

@@ -762,30 +762,11 @@ fn exact_counts_after_a_known_mix(io: &str) {
 /// The promtool executable, or `None` when the test is to be skipped; panics
 /// when it is missing and skipping was not asked for.
 #[allow(clippy::print_stderr)]
-fn promtool() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("promtool"))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_some() {
-        return found;
-    }
-    if std::env::var("JWTGATE_SKIP_E2E").is_ok_and(|v| v == "1") {
-        eprintln!("metrics: promtool not found; skipped because JWTGATE_SKIP_E2E=1");
-        return None;
-    }
-    panic!(
-        "metrics: promtool not found on PATH. Install it (Debian: apt-get install prometheus) \
-         or set JWTGATE_SKIP_E2E=1 to skip the promtool check."
-    );
-}
-
 /// `promtool check metrics` (which lints as well as parses) accepts a scrape
 /// with every family present: request series, both histograms, and the
 /// access log's dropped-lines counter. It prints nothing and exits 0.
 fn promtool_accepts_the_exposition(io: &str) {
-    let Some(promtool) = promtool() else {
+    let Some(promtool) = common::promtool("metrics") else {
         return;
     };
     let env = Env::new();
