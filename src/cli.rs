@@ -9,9 +9,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `jwtgate --version`: the release, the commit it was built from, and the
+/// crypto backends behind the one crypto seam.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("JWTGATE_GIT_COMMIT"),
+    "; crypto: aws-lc-rs for RSA, ECDSA and Ed25519, ring for HMAC)"
+);
+
 /// jwtgate: a strict, fast JWT verification tier.
 #[derive(Parser)]
-#[command(name = "jwtgate", version, about, max_term_width = 100)]
+#[command(name = "jwtgate", version = VERSION, about, max_term_width = 100)]
 pub(crate) struct Cli {
     /// Without a command, `serve --demo`: the service on the built-in demo key.
     #[command(subcommand)]
@@ -34,6 +43,25 @@ pub(crate) enum Command {
     Mint(MintArgs),
     /// Decode a token without trusting it, and (given keys) say which check fails.
     Inspect(InspectArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one per command into a folder.
+    Man(ManArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell, e.g. `jwtgate completions bash > /etc/bash_completion.d/jwtgate`.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+#[derive(Args)]
+pub(crate) struct ManArgs {
+    /// Write jwtgate.1 and jwtgate-<command>.1 into this folder instead of
+    /// printing jwtgate.1.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 /// Key and claim settings shared by `verify` and `inspect`.

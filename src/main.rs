@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 use jwtgate::access_log::Destination;
 use jwtgate::authz::Clock;
 use jwtgate::control::{self, Console, Launch, PolicySource};
@@ -18,8 +18,9 @@ use jwtgate::server::{IoMode, Sharing};
 use jwtgate::settings::{self, AdminListen, Runtime, ServerLayer, SettingError};
 use jwtgate::tools;
 use jwtgate::{Algorithm, AlgorithmSet, ClaimName, SubjectMatch, UnixTime, Validation, Verifier};
+use std::io::Write as _;
 
-use cli::{CheckConfigArgs, Cli, Command, IoArg, LogFormatArg, ServeArgs, Settings};
+use cli::{CheckConfigArgs, Cli, Command, IoArg, LogFormatArg, ManArgs, ServeArgs, Settings};
 
 mod cli;
 mod commands;
@@ -279,6 +280,26 @@ fn run_check_config(args: &CheckConfigArgs) -> Result<ExitCode, Failure> {
     })
 }
 
+fn run_man(args: &ManArgs) -> Result<ExitCode, Failure> {
+    let command = Cli::command();
+    match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .and_then(|()| clap_mangen::generate_to(command, dir))
+                .map_err(|source| tools::ToolError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command).render(&mut page)?;
+            std::io::stdout().write_all(&page)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -295,6 +316,12 @@ fn main() -> ExitCode {
         Some(Command::Keygen(args)) => commands::run_keygen(args),
         Some(Command::Mint(args)) => commands::run_mint(args),
         Some(Command::Inspect(args)) => commands::run_inspect(args),
+        Some(Command::Completions(args)) => {
+            let mut command = Cli::command();
+            clap_complete::generate(args.shell, &mut command, "jwtgate", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man(args)) => run_man(args),
     };
     result.unwrap_or_else(|error| {
         // Through the diagnostics, so that it is JSON under `--log-format

@@ -1772,3 +1772,94 @@ fn verify_ends_quietly_when_its_reader_goes_away() {
     assert!(!stderr.contains("jwtgate:"), "{stderr}");
     assert_eq!(out.status.signal(), Some(13), "{:?}: {stderr}", out.status);
 }
+
+/// `--version` names the commit the binary was built from (when built from a
+/// checkout) and the crypto backends.
+#[test]
+fn version_names_the_commit_and_the_crypto_backends() {
+    let out = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{version}");
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    let commit = head.unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        version.trim(),
+        format!(
+            "jwtgate {} (commit {commit}; crypto: aws-lc-rs for RSA, ECDSA and Ed25519, ring for HMAC)",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+/// `completions SHELL` prints a script the shell accepts, naming every
+/// command and their flags; `man` prints the page, or one per command.
+#[test]
+fn completions_and_manual_pages_cover_every_command() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    for word in [
+        "check-config",
+        "serve",
+        "verify",
+        "--handover",
+        "--log-format",
+        "--max-queue-delay",
+    ] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    let dir = TempDir::new("completions");
+    let script = dir.write("jwtgate.bash", &bash);
+    let checked = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(run(&["completions", "zsh"]).starts_with("#compdef jwtgate"));
+    assert!(run(&["completions", "fish"]).contains("complete -c jwtgate"));
+
+    let page = run(&["man"]);
+    assert!(page.contains(".TH jwtgate 1"), "{page}");
+    assert!(page.contains("check\\-config"), "{page}");
+    let pages = dir.path("man");
+    run(&["man", "--out", pages.to_str().unwrap()]);
+    for command in [
+        "",
+        "-serve",
+        "-verify",
+        "-check-config",
+        "-inspect",
+        "-mint",
+        "-keygen",
+    ] {
+        let page = std::fs::read_to_string(pages.join(format!("jwtgate{command}.1")))
+            .unwrap_or_else(|e| panic!("jwtgate{command}.1: {e}"));
+        assert!(page.starts_with(".ie"), "jwtgate{command}.1");
+    }
+    let serve = std::fs::read_to_string(pages.join("jwtgate-serve.1")).unwrap();
+    assert!(serve.contains("handover"), "{serve}");
+}
