@@ -12,6 +12,7 @@
 //! fetches keys, [`crate::server`] serves.
 
 mod console;
+mod notify;
 mod signals;
 
 use std::path::{Path, PathBuf};
@@ -342,7 +343,13 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
         report.warning("--danger-no-verify: every request is allowed unverified");
     }
     report.ready(&server);
+    notify::notify(&format!(
+        "READY=1\nSTATUS=serving on {}\nMAINPID={}",
+        server.local_addr(),
+        std::process::id()
+    ));
     let stop = control_loop(&server, &options, &inbox, reloader.as_mut(), report);
+    notify::notify("STOPPING=1\nSTATUS=draining");
     report.stopping(stop);
     let summary = server.shutdown();
     if let Some(manager) = &keys {

@@ -70,10 +70,30 @@ impl Server {
         Server::start_with(&["serve"], args)
     }
 
+    /// [`Server::start`] with these environment variables set for it.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ],
+            args,
+            env,
+        )
+    }
+
     fn start_with(fixed: &[&str], args: &[&str]) -> Server {
+        Server::spawn(fixed, args, &[])
+    }
+
+    fn spawn(fixed: &[&str], args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
             .args(fixed)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -36,5 +36,6 @@ mod second_instance;
 mod serve;
 mod smoke;
 mod steady_state_alloc;
+mod systemd;
 mod token_cache;
 mod vectors;
