@@ -13,6 +13,7 @@ pub mod https;
 pub mod nginx;
 pub mod server;
 pub mod spellings;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 
@@ -222,25 +223,30 @@ pub fn rewrite_unnoticed(path: &Path, text: &str) {
     file.set_modified(before.modified().unwrap()).unwrap();
 }
 
-/// `promtool` on the PATH (Debian's `prometheus` package, installed by
-/// `.ci/run`), or `None` when `test` is to be skipped (`JWTGATE_SKIP_E2E=1`);
-/// panics when it is missing and skipping was not asked for.
+/// `program` on the PATH (from Debian's `package`, installed by `.ci/run`),
+/// or `None` when `test` is to be skipped (`JWTGATE_SKIP_E2E=1`); panics
+/// when it is missing and skipping was not asked for.
 #[allow(clippy::print_stderr)]
-pub fn promtool(test: &str) -> Option<PathBuf> {
+pub fn required_tool(test: &str, program: &str, package: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
-            .map(|dir| dir.join("promtool"))
+            .map(|dir| dir.join(program))
             .find(|candidate| candidate.is_file())
     });
     if found.is_some() {
         return found;
     }
     if std::env::var("JWTGATE_SKIP_E2E").is_ok_and(|v| v == "1") {
-        eprintln!("{test}: promtool not found; skipped because JWTGATE_SKIP_E2E=1");
+        eprintln!("{test}: {program} not found; skipped because JWTGATE_SKIP_E2E=1");
         return None;
     }
     panic!(
-        "{test}: promtool not found on PATH. Install it (Debian: apt-get install prometheus) \
-         or set JWTGATE_SKIP_E2E=1 to skip the promtool checks."
+        "{test}: {program} not found on PATH. Install it (Debian: apt-get install {package}) \
+         or set JWTGATE_SKIP_E2E=1 to skip this test."
     );
+}
+
+/// `promtool` (Debian's `prometheus`), as [`required_tool`].
+pub fn promtool(test: &str) -> Option<PathBuf> {
+    required_tool(test, "promtool", "prometheus")
 }

@@ -18,6 +18,7 @@ mod cli;
 mod config;
 mod dodges;
 mod drain;
+mod e2e_caddy;
 mod e2e_nginx;
 mod e2e_origin;
 mod fuzz_regressions;

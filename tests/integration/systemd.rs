@@ -17,7 +17,7 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,25 +37,6 @@ fn setting<'u>(unit: &'u str, key: &str) -> &'u str {
         .filter_map(|line| line.strip_prefix(key)?.strip_prefix('='))
         .next_back()
         .unwrap_or_else(|| panic!("no {key}= in the unit"))
-}
-
-#[allow(clippy::print_stderr)]
-fn systemd_analyze() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("systemd-analyze"))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() && std::env::var("JWTGATE_SKIP_E2E").is_ok_and(|v| v == "1") {
-        eprintln!("systemd: systemd-analyze not found; skipped because JWTGATE_SKIP_E2E=1");
-        return None;
-    }
-    Some(found.unwrap_or_else(|| {
-        panic!(
-            "systemd: systemd-analyze not found on PATH. Install it (Debian: apt-get install \
-             systemd) or set JWTGATE_SKIP_E2E=1"
-        )
-    }))
 }
 
 #[test]
@@ -100,7 +81,7 @@ fn the_unit_verifies_and_its_command_line_is_one_serve_accepts() {
         String::from_utf8_lossy(&checked.stderr)
     );
 
-    let Some(analyze) = systemd_analyze() else {
+    let Some(analyze) = common::required_tool("systemd", "systemd-analyze", "systemd") else {
         return;
     };
     let dir = TempDir::new("systemd");

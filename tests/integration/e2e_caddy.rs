@@ -1,0 +1,259 @@
+//! End-to-end test behind a real Caddy: `examples/caddy/Caddyfile` itself
+//! (`forward_auth`), its three addresses pointed at a free port, a real
+//! `jwtgate serve` and an upstream that echoes the request head it gets.
+//!
+//! Caddy 2.6 (Debian's) copies `copy_headers` onto the request after a 2xx,
+//! and where the answer lacks one it leaves the client's own value or an
+//! unexpanded placeholder: the test proves that a client's `X-Jwt-Sub:
+//! admin` never reaches the origin, for a valid token, a forged one, an
+//! excluded path and a log-mode rule.
+//!
+//! Caddy is the Debian package (`caddy` on the PATH, installed by
+//! `.ci/run`). A machine without it fails these tests with a message saying
+//! so, unless `JWTGATE_SKIP_E2E=1` is set.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use crate::common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::TempDir;
+use common::server::{Conn, Response, Server, request_bytes};
+use common::upstream::{echoed_headers, start_upstream};
+use common::{data_path, mint, signing_key};
+use jwtgate::Algorithm;
+
+const NOW: &str = "1700000000";
+const T: i64 = 1_700_000_000;
+const ISS: &str = "https://idp.test/";
+const AUD: &str = "api";
+const START: Duration = Duration::from_secs(30);
+
+/// A running Caddy, stopped on drop.
+struct Caddy {
+    child: Child,
+    addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Caddy {
+    /// Caddy on `examples/caddy/Caddyfile` with its addresses changed; ready
+    /// once its port accepts a connection. Tried on fresh ports a few times
+    /// (a port found free may be taken before Caddy binds it).
+    fn start(binary: &Path, jwtgate: SocketAddr, upstream: SocketAddr) -> Caddy {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/caddy/Caddyfile");
+        let original = std::fs::read_to_string(&path).unwrap();
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut text = original.clone();
+            for (from, to) in [
+                (":8000 {".to_owned(), format!(":{port} {{")),
+                (
+                    "forward_auth 127.0.0.1:8080".to_owned(),
+                    format!("forward_auth {jwtgate}"),
+                ),
+                (
+                    "reverse_proxy 127.0.0.1:9000".to_owned(),
+                    format!("reverse_proxy {upstream}"),
+                ),
+            ] {
+                assert_eq!(
+                    text.matches(&from).count(),
+                    1,
+                    "{from} in {}",
+                    path.display()
+                );
+                text = text.replace(&from, &to);
+            }
+            let dir = TempDir::new("e2e-caddy");
+            let file = dir.write("Caddyfile", text);
+            let mut child = Command::new(binary)
+                .args(["run", "--adapter", "caddyfile", "--config"])
+                .arg(&file)
+                .env("XDG_DATA_HOME", dir.path("data"))
+                .env("XDG_CONFIG_HOME", dir.path("config"))
+                .env("HOME", dir.root())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let deadline = Instant::now() + START;
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let mut stderr = String::new();
+                    if let Some(mut pipe) = child.stderr.take() {
+                        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                    }
+                    failures.push(format!("caddy exited ({status}): {stderr}"));
+                    break;
+                }
+                if TcpStream::connect(addr).is_ok() {
+                    return Caddy {
+                        child,
+                        addr,
+                        _dir: dir,
+                    };
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    failures.push(format!("no connection within {START:?}"));
+                    break;
+                }
+                // Polled: Caddy cannot say when it listens; the connect decides.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("caddy did not start:\n{}", failures.join("\n"));
+    }
+}
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn token(key: &str, sub: &str) -> String {
+    mint(
+        r#"{"alg":"RS256","typ":"JWT"}"#,
+        &format!(
+            r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"{sub}","iat":{T},"exp":{}}}"#,
+            T + 3600
+        ),
+        &signing_key(key, Algorithm::Rs256),
+        Algorithm::Rs256,
+    )
+}
+
+fn config(dir: &TempDir) -> PathBuf {
+    let text = format!(
+        r#"default_action = "deny"
+
+[server]
+forwarded = "x-forwarded"
+trusted_proxies = ["127.0.0.1"]
+
+[[token_config]]
+name = "users"
+public_key_file = "{key}"
+algorithms = ["RS256"]
+issuer = "{ISS}"
+audiences = ["{AUD}"]
+
+[[rule]]
+name = "api"
+paths = ["/v1/**"]
+exclude = ["GET /v1/health"]
+token_configs = ["users"]
+
+[[rule]]
+name = "beta"
+paths = ["/beta/**"]
+token_configs = ["users"]
+action = "log"
+"#,
+        key = data_path("rsa2048-a.spki.pem").display()
+    );
+    dir.write("jwtgate.toml", text)
+}
+
+fn get(caddy: &Caddy, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut all = vec![("Connection", "close")];
+    all.extend_from_slice(headers);
+    let mut conn = Conn::open(caddy.addr);
+    conn.send(&request_bytes("GET", path, &all, b""));
+    conn.try_read_response()
+        .unwrap_or_else(|e| panic!("no answer from caddy for {path}: {e}"))
+}
+
+/// The `x-jwt-sub` values the origin saw.
+fn subs(response: &Response) -> Vec<String> {
+    echoed_headers(&response.body)
+        .into_iter()
+        .filter(|(name, _)| name == "x-jwt-sub")
+        .map(|(_, value)| value)
+        .collect()
+}
+
+#[test]
+fn a_client_sent_identity_never_reaches_the_origin_through_caddy() {
+    let Some(binary) = common::required_tool("e2e_caddy", "caddy", "caddy") else {
+        return;
+    };
+    let dir = TempDir::new("e2e-caddy-jwtgate");
+    let path = config(&dir);
+    let (upstream, hits) = start_upstream();
+    let jwtgate = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
+    let caddy = Caddy::start(&binary, jwtgate.addr(), upstream);
+    let valid = format!("Bearer {}", token("rsa2048-a", "alice"));
+    let forged = format!("Bearer {}", token("rsa2048-b", "alice"));
+    let spoof = ("X-Jwt-Sub", "admin");
+
+    // A valid token: through, with jwtgate's identity and nothing else.
+    let r = get(
+        &caddy,
+        "/v1/orders?id=7",
+        &[("Authorization", &valid), spoof],
+    );
+    assert_eq!(r.status, 200, "{}{}", r.head_text(), r.body_text());
+    assert_eq!(subs(&r), ["alice"], "{}\n{}", r.head_text(), r.body_text());
+    // The original request reached jwtgate as the client sent it.
+    assert!(
+        r.body_text()
+            .starts_with("GET /v1/orders?id=7 HTTP/1.1\r\n"),
+        "{}",
+        r.body_text()
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // A forged token: our 401 at the client, nothing at the origin.
+    let r = get(&caddy, "/v1/orders", &[("Authorization", &forged), spoof]);
+    assert_eq!(r.status, 401, "{}", r.head_text());
+    assert_eq!(r.header("x-jwtgate-outcome"), Some("bad_signature"));
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|v| v.contains("bad_signature")),
+        "{}",
+        r.head_text()
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // An excluded path and a log-mode rule let the request through with no
+    // identity: the client's own never survives, nor a placeholder.
+    for (path, auth) in [("/v1/health", None), ("/beta/x", Some(forged.as_str()))] {
+        let mut headers = vec![spoof];
+        if let Some(auth) = auth {
+            headers.push(("Authorization", auth));
+        }
+        let r = get(&caddy, path, &headers);
+        assert_eq!(r.status, 200, "{path}: {}", r.head_text());
+        for sub in subs(&r) {
+            assert!(
+                sub.is_empty(),
+                "{path}: the origin saw x-jwt-sub {sub:?}\n{}",
+                r.body_text()
+            );
+        }
+        assert!(!r.body_text().contains('{'), "{path}: {}", r.body_text());
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+}
