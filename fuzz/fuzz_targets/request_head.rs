@@ -16,9 +16,10 @@ const SMALL: Limits = Limits {
     max_header_bytes: 256,
 };
 
-const STYLES: [ForwardedStyle<'static>; 4] = [
+const STYLES: [ForwardedStyle<'static>; 5] = [
     ForwardedStyle::XForwarded,
     ForwardedStyle::XOriginal,
+    ForwardedStyle::XOriginalUrl,
     ForwardedStyle::RequestLine { path_prefix: "" },
     ForwardedStyle::RequestLine {
         path_prefix: "/authz",
@@ -46,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
             "authorization",
             "cookie",
             "x-original-uri",
+            "x-original-url",
         ] {
             let values = head.header_values(name).count();
             assert_eq!(head.unique_header(name).is_some(), values == 1);
@@ -58,6 +60,12 @@ fuzz_target!(|data: &[u8]| {
                 && !path_prefix.is_empty()
             {
                 assert_eq!(original.path.first(), Some(&b'/'));
+            }
+            if style == ForwardedStyle::XOriginalUrl {
+                // A URL's path starts at its `/`; its authority holds no
+                // credentials.
+                assert_eq!(original.path.first(), Some(&b'/'));
+                assert!(!original.host.is_empty() && !original.host.contains(&b'@'));
             }
             if let Some(name) = host::host_name(original.host) {
                 assert!(!name.is_empty() && name.len() <= original.host.len());

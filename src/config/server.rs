@@ -204,12 +204,13 @@ pub(super) fn forwarded(raw: &RawServer, at: Located<'_>) -> Result<Forwarded, C
     let forwarded = match style.get_ref().as_str() {
         "x-forwarded" => Forwarded::XForwarded,
         "x-original" => Forwarded::XOriginal,
+        "x-original-url" => Forwarded::XOriginalUrl,
         "request-line" => Forwarded::RequestLine { path_prefix },
         _ => {
             return Err(at.at(
                 style.span(),
                 "server.forwarded",
-                "expected \"x-original\" (nginx auth_request), \"x-forwarded\" (Traefik, Caddy) or \"request-line\" (Envoy)",
+                "expected \"x-original\" (nginx auth_request), \"x-original-url\" (Kubernetes ingress-nginx), \"x-forwarded\" (Traefik, Caddy) or \"request-line\" (Envoy)",
             ));
         }
     };
@@ -240,7 +241,7 @@ pub(super) fn trusted_proxies(
         return Err(at.at(
             first.span(),
             "server.trusted_proxies",
-            "only applies with forwarded = \"x-original\" or \"x-forwarded\", or to the gRPC face's peers with server.grpc_listen: the request line needs no trust",
+            "only applies with forwarded = \"x-original\", \"x-original-url\" or \"x-forwarded\", or to the gRPC face's peers with server.grpc_listen: the request line needs no trust",
         ));
     }
     raw.trusted_proxies

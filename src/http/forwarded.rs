@@ -6,6 +6,7 @@
 //! |---|---|---|---|---|
 //! | `XForwarded` | Traefik ForwardAuth, Caddy `forward_auth` | `X-Forwarded-Method` | `X-Forwarded-Host` | `X-Forwarded-Uri` |
 //! | `XOriginal` | nginx `auth_request` (the usual recipe) | `X-Original-Method` | `Host` | `X-Original-URI` |
+//! | `XOriginalUrl` | Kubernetes ingress-nginx (`auth-url`) | `X-Original-Method` | `X-Original-URL`'s authority | `X-Original-URL`'s path and query |
 //! | `RequestLine` | Envoy HTTP ext_authz | request line | `Host` | request line, `path_prefix` stripped |
 //!
 //! There is no fallback from one source to another: nginx passes the client's
@@ -23,6 +24,10 @@ pub enum ForwardedStyle<'c> {
     XForwarded,
     /// `X-Original-Method`, `Host`, `X-Original-URI`.
     XOriginal,
+    /// `X-Original-Method` and the whole URL in `X-Original-URL`
+    /// (`scheme://host[:port]/path?query`), as ingress-nginx sends them: its
+    /// auth subrequest's `Host` is the auth service's, not the client's.
+    XOriginalUrl,
     /// The check request's own method, `Host` and path, with this prefix
     /// (Envoy's `path_prefix`) stripped from the path.
     RequestLine {
@@ -49,6 +54,44 @@ fn exactly_one<'b>(
 ) -> Result<&'b [u8], ProtocolError> {
     head.unique_header(name)
         .ok_or(ProtocolError::BadRequest(missing))
+}
+
+/// Host and path (with its query) of an absolute `http` or `https` URL. A
+/// URL with credentials, without a host or of another scheme is refused:
+/// readers disagree on where such an authority ends.
+fn url_parts(url: &[u8]) -> Result<(&[u8], &[u8]), ProtocolError> {
+    const NOT_A_URL: ProtocolError =
+        ProtocolError::BadRequest("X-Original-URL is not an absolute http or https URL");
+    let rest = [&b"https://"[..], b"http://"]
+        .iter()
+        .find_map(|scheme| {
+            url.get(..scheme.len())
+                .filter(|start| start.eq_ignore_ascii_case(scheme))
+                .and_then(|_| url.get(scheme.len()..))
+        })
+        .ok_or(NOT_A_URL)?;
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let (host, path) = rest.split_at(end);
+    if host.is_empty() || host.contains(&b'@') || host.contains(&b'\\') {
+        return Err(ProtocolError::BadRequest(
+            "X-Original-URL has no host, or credentials or a backslash in its authority",
+        ));
+    }
+    // ingress-nginx sends `$scheme://$http_host$request_uri`, whose path
+    // always starts with `/`: anything else (`https://host?q`) is refused
+    // rather than guessed at; a bare authority is the root.
+    if path.is_empty() {
+        return Ok((host, b"/"));
+    }
+    if path.first() != Some(&b'/') {
+        return Err(ProtocolError::BadRequest(
+            "X-Original-URL's path does not start with '/'",
+        ));
+    }
+    Ok((host, path))
 }
 
 impl<'b> OriginalRequest<'b> {
@@ -89,6 +132,22 @@ impl<'b> OriginalRequest<'b> {
                     "exactly one X-Original-URI is required",
                 )?,
             },
+            ForwardedStyle::XOriginalUrl => {
+                let (host, path) = url_parts(exactly_one(
+                    head,
+                    "x-original-url",
+                    "exactly one X-Original-URL is required",
+                )?)?;
+                OriginalRequest {
+                    method: exactly_one(
+                        head,
+                        "x-original-method",
+                        "exactly one X-Original-Method is required",
+                    )?,
+                    host,
+                    path,
+                }
+            }
             ForwardedStyle::RequestLine { path_prefix } => {
                 let path = head.path.as_bytes();
                 let path = match path.strip_prefix(path_prefix.as_bytes()) {
@@ -148,6 +207,37 @@ mod tests {
             original(request, ForwardedStyle::XOriginal),
             Ok(("POST".into(), "api.example".into(), "/orders".into()))
         );
+    }
+
+    #[test]
+    fn ingress_nginx_original_url_gives_host_and_path() {
+        let url = |value: &str| {
+            format!(
+                "GET /_external-auth HTTP/1.1\r\nHost: jwtgate.auth.svc\r\nX-Original-Method: PATCH\r\nX-Original-URL: {value}\r\nX-Original-URI: /public\r\n\r\n"
+            )
+        };
+        let read = |value: &str| original(url(value).as_bytes(), ForwardedStyle::XOriginalUrl);
+        assert_eq!(
+            read("https://api.example:8443/v1/x?a=b"),
+            Ok((
+                "PATCH".into(),
+                "api.example:8443".into(),
+                "/v1/x?a=b".into()
+            ))
+        );
+        assert_eq!(read("HTTP://api.example").unwrap().2, "/");
+        for refused in [
+            "/v1/x",
+            "ftp://api.example/x",
+            "https:///x",
+            "https://user@api.example/x",
+            "https://evil.example\\@api.example/x",
+            "https://api.example?x=1",
+        ] {
+            assert_eq!(read(refused), Err(400), "{refused}");
+        }
+        let twice = b"GET / HTTP/1.1\r\nHost: h\r\nX-Original-Method: GET\r\nX-Original-URL: https://a/x\r\nX-Original-URL: https://b/admin\r\n\r\n";
+        assert_eq!(original(twice, ForwardedStyle::XOriginalUrl), Err(400));
     }
 
     #[test]

@@ -295,6 +295,8 @@ pub enum Forwarded {
     XForwarded,
     /// `X-Original-Method`/`-URI` and `Host` (nginx).
     XOriginal,
+    /// `X-Original-Method` and `X-Original-URL` (Kubernetes ingress-nginx).
+    XOriginalUrl,
     /// The request line, with this prefix stripped (Envoy).
     RequestLine {
         /// Envoy's `path_prefix` (may be empty).
@@ -308,6 +310,7 @@ impl Forwarded {
         match self {
             Forwarded::XForwarded => ForwardedStyle::XForwarded,
             Forwarded::XOriginal => ForwardedStyle::XOriginal,
+            Forwarded::XOriginalUrl => ForwardedStyle::XOriginalUrl,
             Forwarded::RequestLine { path_prefix } => ForwardedStyle::RequestLine { path_prefix },
         }
     }

@@ -228,6 +228,8 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
         match &policy.forwarded {
             Forwarded::XForwarded => "X-Forwarded-Method/-Host/-Uri (Traefik, Caddy)".to_owned(),
             Forwarded::XOriginal => "X-Original-Method/-URI and Host (nginx)".to_owned(),
+            Forwarded::XOriginalUrl =>
+                "X-Original-Method and X-Original-URL (Kubernetes ingress-nginx)".to_owned(),
             Forwarded::RequestLine { path_prefix } if path_prefix.is_empty() =>
                 "the request line and Host (Envoy)".to_owned(),
             Forwarded::RequestLine { path_prefix } =>

@@ -71,10 +71,11 @@ impl<'a> Client<'a> {
 
 /// Headers the check request gets from `--request` (or from the recipe),
 /// never from `--header`.
-const SET_BY_THE_RECIPE: [&str; 8] = [
+const SET_BY_THE_RECIPE: [&str; 9] = [
     "host",
     "x-original-method",
     "x-original-uri",
+    "x-original-url",
     "x-forwarded-method",
     "x-forwarded-host",
     "x-forwarded-uri",
@@ -199,6 +200,10 @@ fn check_request(forwarded: &Forwarded, client: &Client<'_>, headers: &str) -> S
         Forwarded::XOriginal => format!(
             "GET /_jwtgate HTTP/1.1\r\nhost: {host}\r\nx-original-method: {method}\r\n\
              x-original-uri: {target}\r\n{headers}\r\n"
+        ),
+        Forwarded::XOriginalUrl => format!(
+            "GET /_jwtgate HTTP/1.1\r\nhost: jwtgate\r\nx-original-method: {method}\r\n\
+             x-original-url: https://{host}{target}\r\n{headers}\r\n"
         ),
         Forwarded::XForwarded => format!(
             "GET / HTTP/1.1\r\nhost: jwtgate\r\nx-forwarded-method: {method}\r\n\

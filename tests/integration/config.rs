@@ -1939,7 +1939,7 @@ fn a_broken_configuration_at_startup_exits_2_naming_file_line_column_and_key() {
             base.replace("forwarded = \"x-original\"", "forwarded = \"nginx\""),
             "\"nginx\"",
             "server.forwarded",
-            "expected \"x-original\" (nginx auth_request), \"x-forwarded\" (Traefik, Caddy) or \"request-line\" (Envoy)",
+            "expected \"x-original\" (nginx auth_request), \"x-original-url\" (Kubernetes ingress-nginx), \"x-forwarded\" (Traefik, Caddy) or \"request-line\" (Envoy)",
         ),
     ];
     for (text, at, key, message) in cases {

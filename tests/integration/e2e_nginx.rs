@@ -208,3 +208,119 @@ fn missing_token_gets_401_with_realm_only() {
     );
     assert_eq!(stack.hits(), 0, "the upstream was reached");
 }
+
+// ---------------------------------------------------------------------------
+// Kubernetes ingress-nginx: `nginx.ingress.kubernetes.io/auth-url`
+// ---------------------------------------------------------------------------
+
+/// The auth location as ingress-nginx's template writes it for an
+/// `auth-url` annotation (controller v1.x): the subrequest's `Host` is the
+/// auth service's, the client's URL is in `X-Original-URL`, and the
+/// client's own headers are passed along (`proxy_pass_request_headers`).
+fn ingress_server(port: u16, jwtgate: SocketAddr, upstream: SocketAddr) -> String {
+    format!(
+        r#"    server {{
+        listen 127.0.0.1:{port};
+        {READY_LOCATION}
+        location / {{
+            auth_request /_external-auth;
+            auth_request_set $authHeader0 $upstream_http_x_jwt_sub;
+            proxy_set_header X-Jwt-Sub $authHeader0;
+            proxy_set_header Host $host;
+            proxy_pass http://{upstream};
+        }}
+        location = /_external-auth {{
+            internal;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Forwarded-Proto "";
+            proxy_set_header X-Request-ID $request_id;
+            proxy_set_header Host jwtgate.auth.svc.cluster.local;
+            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Sent-From "nginx-ingress-controller";
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Auth-Request-Redirect $request_uri;
+            proxy_http_version 1.1;
+            proxy_pass_request_headers on;
+            proxy_pass http://{jwtgate};
+        }}
+    }}"#
+    )
+}
+
+#[test]
+fn ingress_nginx_auth_url_is_read_from_x_original_url() {
+    let Some(binary) = nginx_binary("e2e_nginx") else {
+        return;
+    };
+    let (upstream, hits) = start_upstream();
+    let dir = common::TempDir::new("e2e-ingress");
+    let config = dir.write(
+        "jwtgate.toml",
+        format!(
+            r#"default_action = "deny"
+
+[server]
+forwarded = "x-original-url"
+trusted_proxies = ["127.0.0.1"]
+
+[[token_config]]
+name = "users"
+public_key_file = "{key}"
+algorithms = ["RS256"]
+issuer = "{ISS}"
+audiences = ["{AUD}"]
+
+[[rule]]
+name = "api"
+hosts = ["api.test"]
+paths = ["/v1/**"]
+exclude = ["GET /v1/health"]
+token_configs = ["users"]
+"#,
+            key = data_path("rsa2048-a.spki.pem").display()
+        ),
+    );
+    let jwtgate = Server::start(&["--config", config.to_str().unwrap(), "--now", NOW]);
+    let nginx = Nginx::start(&binary, 1, &[0], |ports| {
+        ingress_server(ports[0], jwtgate.addr(), upstream)
+    });
+    let send = |host: &str, path: &str, headers: &[(&str, &str)]| {
+        let mut conn = Conn::open(nginx.addr(0));
+        let mut text = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str("\r\n");
+        conn.send(text.as_bytes());
+        conn.try_read_response()
+            .unwrap_or_else(|e| panic!("no answer for {host}{path}: {e}\n{}", nginx.stderr_text()))
+    };
+    let valid = format!("Bearer {}", token("rsa2048-a", "alice"));
+
+    // Host and path come from X-Original-URL: the rule for api.test applies.
+    let r = send("api.test", "/v1/orders?id=7", &[("Authorization", &valid)]);
+    assert_eq!(r.status, 200, "{}\n{}", r.head_text(), nginx.stderr_text());
+    let seen = echoed_headers(&r.body);
+    assert!(
+        seen.contains(&("x-jwt-sub".to_owned(), "alice".to_owned())),
+        "{seen:?}"
+    );
+    // Another host meets no rule: default_action deny, passed on as 403.
+    let r = send("other.test", "/v1/orders", &[("Authorization", &valid)]);
+    assert_eq!(r.status, 403, "{}", r.head_text());
+    // The excluded endpoint, without a token.
+    let r = send("api.test", "/v1/health", &[]);
+    assert_eq!(r.status, 200, "{}", r.head_text());
+    // A client's own X-Original-URL naming the excluded endpoint changes
+    // nothing: nginx replaces it with the request's own.
+    let r = send(
+        "api.test",
+        "/v1/admin",
+        &[("X-Original-URL", "http://api.test/v1/health")],
+    );
+    assert_eq!(r.status, 401, "{}", r.head_text());
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
