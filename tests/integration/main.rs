@@ -21,6 +21,7 @@ mod drain;
 mod e2e_caddy;
 mod e2e_nginx;
 mod e2e_origin;
+mod e2e_traefik;
 mod fuzz_regressions;
 mod grpc;
 mod grpc_attacks;
