@@ -19,6 +19,7 @@ mod config;
 mod dodges;
 mod drain;
 mod e2e_caddy;
+mod e2e_envoy_http;
 mod e2e_nginx;
 mod e2e_origin;
 mod e2e_traefik;
