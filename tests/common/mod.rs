@@ -11,6 +11,7 @@
 pub mod grpc;
 pub mod https;
 pub mod nginx;
+pub mod proxied;
 pub mod server;
 pub mod spellings;
 pub mod upstream;

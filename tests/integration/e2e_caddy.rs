@@ -28,15 +28,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::TempDir;
+use common::proxied::{NOW, config, token};
 use common::server::{Conn, Response, Server, request_bytes};
 use common::upstream::{echoed_headers, start_upstream};
-use common::{data_path, mint, signing_key};
-use jwtgate::Algorithm;
 
-const NOW: &str = "1700000000";
-const T: i64 = 1_700_000_000;
-const ISS: &str = "https://idp.test/";
-const AUD: &str = "api";
 const START: Duration = Duration::from_secs(30);
 
 /// A running Caddy, stopped on drop.
@@ -132,34 +127,10 @@ impl Drop for Caddy {
     }
 }
 
-fn token(key: &str, sub: &str) -> String {
-    mint(
-        r#"{"alg":"RS256","typ":"JWT"}"#,
-        &format!(
-            r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"{sub}","iat":{T},"exp":{}}}"#,
-            T + 3600
-        ),
-        &signing_key(key, Algorithm::Rs256),
-        Algorithm::Rs256,
-    )
-}
-
-fn config(dir: &TempDir) -> PathBuf {
-    let text = format!(
-        r#"default_action = "deny"
-
-[server]
-forwarded = "x-forwarded"
-trusted_proxies = ["127.0.0.1"]
-
-[[token_config]]
-name = "users"
-public_key_file = "{key}"
-algorithms = ["RS256"]
-issuer = "{ISS}"
-audiences = ["{AUD}"]
-
-[[rule]]
+/// `/v1/**` checked (`GET /v1/health` excluded) and `/beta/**` in log mode,
+/// on any host.
+fn caddy_config(dir: &TempDir) -> PathBuf {
+    let rules = r#"[[rule]]
 name = "api"
 paths = ["/v1/**"]
 exclude = ["GET /v1/health"]
@@ -170,10 +141,15 @@ name = "beta"
 paths = ["/beta/**"]
 token_configs = ["users"]
 action = "log"
-"#,
-        key = data_path("rsa2048-a.spki.pem").display()
-    );
-    dir.write("jwtgate.toml", text)
+"#;
+    dir.write(
+        "jwtgate.toml",
+        config(
+            "forwarded = \"x-forwarded\"\ntrusted_proxies = [\"127.0.0.1\"]",
+            "",
+            rules,
+        ),
+    )
 }
 
 fn get(caddy: &Caddy, path: &str, headers: &[(&str, &str)]) -> Response {
@@ -200,7 +176,7 @@ fn a_client_sent_identity_never_reaches_the_origin_through_caddy() {
         return;
     };
     let dir = TempDir::new("e2e-caddy-jwtgate");
-    let path = config(&dir);
+    let path = caddy_config(&dir);
     let (upstream, hits) = start_upstream();
     let jwtgate = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
     let caddy = Caddy::start(&binary, jwtgate.addr(), upstream);

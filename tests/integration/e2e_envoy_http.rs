@@ -19,14 +19,8 @@ use crate::common;
 use std::path::Path;
 
 use common::TempDir;
+use common::proxied::{API_RULE, NOW, config, token};
 use common::server::{Conn, Response, Server};
-use common::{data_path, mint, signing_key};
-use jwtgate::Algorithm;
-
-const NOW: &str = "1700000000";
-const T: i64 = 1_700_000_000;
-const ISS: &str = "https://idp.test/";
-const AUD: &str = "api";
 
 /// `path_prefix` and the header patterns of the example, read from it.
 fn example() -> (String, Vec<String>, Vec<String>) {
@@ -55,18 +49,6 @@ fn example() -> (String, Vec<String>, Vec<String>) {
     )
 }
 
-fn token(key: &str, sub: &str) -> String {
-    mint(
-        r#"{"alg":"RS256","typ":"JWT"}"#,
-        &format!(
-            r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"{sub}","iat":{T},"exp":{}}}"#,
-            T + 3600
-        ),
-        &signing_key(key, Algorithm::Rs256),
-        Algorithm::Rs256,
-    )
-}
-
 #[test]
 fn envoy_http_ext_authz_checks_get_the_answers_envoy_acts_on() {
     let (prefix, upstream_headers, client_headers) = example();
@@ -76,29 +58,10 @@ fn envoy_http_ext_authz_checks_get_the_answers_envoy_acts_on() {
     let dir = TempDir::new("e2e-envoy-http");
     let config = dir.write(
         "jwtgate.toml",
-        format!(
-            r#"default_action = "deny"
-
-[server]
-forwarded = "request-line"
-path_prefix = "{prefix}"
-
-[[token_config]]
-name = "users"
-sources = [ {{ header = "authorization", prefix = "Bearer" }}, {{ cookie = "session" }} ]
-public_key_file = "{key}"
-algorithms = ["RS256"]
-issuer = "{ISS}"
-audiences = ["{AUD}"]
-
-[[rule]]
-name = "api"
-hosts = ["api.example.com"]
-paths = ["/v1/**"]
-exclude = ["GET /v1/health"]
-token_configs = ["users"]
-"#,
-            key = data_path("rsa2048-a.spki.pem").display()
+        config(
+            &format!("forwarded = \"request-line\"\npath_prefix = \"{prefix}\""),
+            r#"sources = [ { header = "authorization", prefix = "Bearer" }, { cookie = "session" } ]"#,
+            API_RULE,
         ),
     );
     let server = Server::start(&["--config", config.to_str().unwrap(), "--now", NOW]);

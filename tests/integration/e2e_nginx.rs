@@ -20,16 +20,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::data_path;
 use common::nginx::{Nginx, READY_LOCATION, nginx_binary};
+use common::proxied::{API_RULE, AUD, ISS, NOW, config, token};
 use common::server::{Conn, Response, Server, request_bytes};
 use common::upstream::{echoed_headers, start_upstream};
-use common::{data_path, mint, signing_key};
-use jwtgate::Algorithm;
-
-const NOW: &str = "1700000000";
-const T: i64 = 1_700_000_000;
-const ISS: &str = "https://idp.test/";
-const AUD: &str = "api";
 
 /// The front: `examples/nginx/nginx.conf` itself, its three addresses
 /// pointed at the test's nginx port, jwtgate and the echoing upstream, and
@@ -117,18 +112,6 @@ impl Stack {
     fn hits(&self) -> usize {
         self.upstream_hits.load(Ordering::SeqCst)
     }
-}
-
-fn token(key: &str, sub: &str) -> String {
-    mint(
-        r#"{"alg":"RS256","typ":"JWT"}"#,
-        &format!(
-            r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"{sub}","iat":{T},"exp":{}}}"#,
-            T + 3600
-        ),
-        &signing_key(key, Algorithm::Rs256),
-        Algorithm::Rs256,
-    )
 }
 
 // ---------------------------------------------------------------------------
@@ -257,30 +240,13 @@ fn ingress_nginx_auth_url_is_read_from_x_original_url() {
     };
     let (upstream, hits) = start_upstream();
     let dir = common::TempDir::new("e2e-ingress");
+    let rules = API_RULE.replace("api.example.com", "api.test");
     let config = dir.write(
         "jwtgate.toml",
-        format!(
-            r#"default_action = "deny"
-
-[server]
-forwarded = "x-original-url"
-trusted_proxies = ["127.0.0.1"]
-
-[[token_config]]
-name = "users"
-public_key_file = "{key}"
-algorithms = ["RS256"]
-issuer = "{ISS}"
-audiences = ["{AUD}"]
-
-[[rule]]
-name = "api"
-hosts = ["api.test"]
-paths = ["/v1/**"]
-exclude = ["GET /v1/health"]
-token_configs = ["users"]
-"#,
-            key = data_path("rsa2048-a.spki.pem").display()
+        config(
+            "forwarded = \"x-original-url\"\ntrusted_proxies = [\"127.0.0.1\"]",
+            "",
+            &rules,
         ),
     );
     let jwtgate = Server::start(&["--config", config.to_str().unwrap(), "--now", NOW]);

@@ -20,14 +20,8 @@ use crate::common;
 use std::path::Path;
 
 use common::TempDir;
+use common::proxied::{API_RULE, NOW, config, token};
 use common::server::{Conn, Response, Server};
-use common::{data_path, mint, signing_key};
-use jwtgate::Algorithm;
-
-const NOW: &str = "1700000000";
-const T: i64 = 1_700_000_000;
-const ISS: &str = "https://idp.test/";
-const AUD: &str = "api";
 
 /// The middleware's `address` and `authResponseHeaders`, read from the
 /// example file (its shape is checked, not its YAML semantics).
@@ -83,18 +77,6 @@ fn forward_request(
     text.into_bytes()
 }
 
-fn token(key: &str, sub: &str) -> String {
-    mint(
-        r#"{"alg":"RS256","typ":"JWT"}"#,
-        &format!(
-            r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"{sub}","iat":{T},"exp":{}}}"#,
-            T + 3600
-        ),
-        &signing_key(key, Algorithm::Rs256),
-        Algorithm::Rs256,
-    )
-}
-
 #[test]
 fn traefik_forward_auth_requests_get_the_answers_traefik_acts_on() {
     let (address, copied) = middleware();
@@ -105,28 +87,10 @@ fn traefik_forward_auth_requests_get_the_answers_traefik_acts_on() {
     let dir = TempDir::new("e2e-traefik");
     let config = dir.write(
         "jwtgate.toml",
-        format!(
-            r#"default_action = "deny"
-
-[server]
-forwarded = "x-forwarded"
-trusted_proxies = ["127.0.0.1"]
-
-[[token_config]]
-name = "users"
-public_key_file = "{key}"
-algorithms = ["RS256"]
-issuer = "{ISS}"
-audiences = ["{AUD}"]
-
-[[rule]]
-name = "api"
-hosts = ["api.example.com"]
-paths = ["/v1/**"]
-exclude = ["GET /v1/health"]
-token_configs = ["users"]
-"#,
-            key = data_path("rsa2048-a.spki.pem").display()
+        config(
+            "forwarded = \"x-forwarded\"\ntrusted_proxies = [\"127.0.0.1\"]",
+            "",
+            API_RULE,
         ),
     );
     let server = Server::start(&["--config", config.to_str().unwrap(), "--now", NOW]);
