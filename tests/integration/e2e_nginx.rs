@@ -19,6 +19,7 @@ use crate::common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use common::data_path;
 use common::nginx::{Nginx, READY_LOCATION, nginx_binary};
@@ -30,29 +31,32 @@ use common::upstream::{echoed_headers, start_upstream};
 /// pointed at the test's nginx port, jwtgate and the echoing upstream, and
 /// nginx's readiness location added.
 fn front_file(port: u16, jwtgate: SocketAddr, upstream: SocketAddr) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx/nginx.conf");
+    example_with(
+        "examples/nginx/nginx.conf",
+        &[
+            (
+                "listen 127.0.0.1:8000;",
+                format!("listen 127.0.0.1:{port};\n        {READY_LOCATION}"),
+            ),
+            ("server 127.0.0.1:8080;", format!("server {jwtgate};")),
+            ("server 127.0.0.1:9000;", format!("server {upstream};")),
+        ],
+    )
+}
+
+/// The repository's file `relative` with each `from` (found exactly once)
+/// replaced by its `to`: the example runs as shipped, but on the test's ports.
+fn example_with(relative: &str, replacements: &[(&str, String)]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
     let mut text = std::fs::read_to_string(&path).unwrap();
-    for (from, to) in [
-        (
-            "listen 127.0.0.1:8000;".to_owned(),
-            format!("listen 127.0.0.1:{port};\n        {READY_LOCATION}"),
-        ),
-        (
-            "server 127.0.0.1:8080;".to_owned(),
-            format!("server {jwtgate};"),
-        ),
-        (
-            "server 127.0.0.1:9000;".to_owned(),
-            format!("server {upstream};"),
-        ),
-    ] {
+    for (from, to) in replacements {
         assert_eq!(
-            text.matches(&from).count(),
+            text.matches(from).count(),
             1,
             "{from} in {}",
             path.display()
         );
-        text = text.replace(&from, &to);
+        text = text.replace(from, to);
     }
     text
 }
@@ -289,4 +293,160 @@ fn ingress_nginx_auth_url_is_read_from_x_original_url() {
     );
     assert_eq!(r.status, 401, "{}", r.head_text());
     assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Scale-out: two instances behind nginx (`examples/nginx/scale-out.conf`)
+// ---------------------------------------------------------------------------
+
+/// `examples/nginx/scale-out.conf` with its addresses pointed at the test's
+/// port, two jwtgates and the echoing upstream, and the readiness location.
+fn scale_out_servers(port: u16, jwtgates: [SocketAddr; 2], upstream: SocketAddr) -> String {
+    example_with(
+        "examples/nginx/scale-out.conf",
+        &[
+            (
+                "listen 127.0.0.1:8000;",
+                format!("listen 127.0.0.1:{port};\n    {READY_LOCATION}"),
+            ),
+            ("server 127.0.0.1:8080 ", format!("server {} ", jwtgates[0])),
+            ("server 127.0.0.1:8081 ", format!("server {} ", jwtgates[1])),
+            ("server 127.0.0.1:9000;", format!("server {upstream};")),
+        ],
+    )
+}
+
+/// The `sub`s in an access log, each with how many lines name it.
+fn subs_logged(path: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
+    let mut subs = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(sub) = entry["sub"].as_str() {
+            *subs.entry(sub.to_owned()).or_insert(0) += 1;
+        }
+    }
+    subs
+}
+
+#[test]
+fn two_instances_share_the_tokens_and_one_stops_without_a_failed_request() {
+    let Some(binary) = nginx_binary("e2e_nginx") else {
+        return;
+    };
+    let (upstream, hits) = start_upstream();
+    let dir = common::TempDir::new("e2e-scale-out");
+    let jwks = data_path("rsa2048-a.spki.pem");
+    let logs = [dir.path("a.log"), dir.path("b.log")];
+    let start = |log: &std::path::Path| {
+        Server::start(&[
+            "--jwks",
+            jwks.to_str().unwrap(),
+            "--now",
+            NOW,
+            "--issuer",
+            ISS,
+            "--audience",
+            AUD,
+            "--shards",
+            "1",
+            "--access-log",
+            log.to_str().unwrap(),
+        ])
+    };
+    let mut first = start(&logs[0]);
+    let mut second = start(&logs[1]);
+    let nginx = Nginx::start(&binary, 1, &[0], |ports| {
+        scale_out_servers(ports[0], [first.addr(), second.addr()], upstream)
+    });
+    let get = |auth: &str| {
+        let mut conn = Conn::open(nginx.addr(0));
+        conn.send(&request_bytes(
+            "GET",
+            "/api/orders",
+            &[("Connection", "close"), ("Authorization", auth)],
+            b"",
+        ));
+        conn.try_read_response()
+            .unwrap_or_else(|e| panic!("no answer from nginx: {e}\n{}", nginx.stderr_text()))
+    };
+
+    // Each of 24 tokens, 4 times: every answer 200.
+    let tokens: Vec<String> = (0..24)
+        .map(|i| format!("Bearer {}", token("rsa2048-a", &format!("user{i}"))))
+        .collect();
+    for _ in 0..4 {
+        for auth in &tokens {
+            let r = get(auth);
+            assert_eq!(r.status, 200, "{}\n{}", r.head_text(), nginx.stderr_text());
+        }
+    }
+
+    // Each token met exactly one instance, and both got tokens (read from
+    // the access logs, written out within a second).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (a, b) = loop {
+        let (a, b) = (subs_logged(&logs[0]), subs_logged(&logs[1]));
+        let lines: usize = a.values().chain(b.values()).sum();
+        if lines >= 96 || std::time::Instant::now() > deadline {
+            break (a, b);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for i in 0..24 {
+        let sub = format!("user{i}");
+        let split = (
+            a.get(&sub).copied().unwrap_or(0),
+            b.get(&sub).copied().unwrap_or(0),
+        );
+        assert!(
+            split == (4, 0) || split == (0, 4),
+            "{sub}: {split:?}\n{a:?}\n{b:?}"
+        );
+    }
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "one instance got every token: {a:?} {b:?}"
+    );
+
+    // One instance stops (SIGTERM, as a rollout does) while requests keep
+    // coming: none fails.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let sent = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut index = 0;
+            while !stop.load(Ordering::Acquire) {
+                let auth = &tokens[index % tokens.len()];
+                index += 1;
+                let r = get(auth);
+                sent.fetch_add(1, Ordering::SeqCst);
+                if r.status != 200 {
+                    failures.lock().unwrap().push(r.head_text());
+                }
+            }
+        });
+        let before = sent.load(Ordering::SeqCst);
+        while sent.load(Ordering::SeqCst) < before + 20 {
+            std::thread::yield_now();
+        }
+        first.sigterm();
+        assert_eq!(first.wait_exit(Duration::from_secs(30)).code(), Some(0));
+        let after = sent.load(Ordering::SeqCst);
+        while sent.load(Ordering::SeqCst) < after + 50 {
+            std::thread::yield_now();
+        }
+        stop.store(true, Ordering::Release);
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}\n{}",
+        failures.len(),
+        nginx.stderr_text()
+    );
+    assert!(hits.load(Ordering::SeqCst) >= 96 + 70);
+
+    second.sigterm();
+    assert_eq!(second.wait_exit(Duration::from_secs(30)).code(), Some(0));
 }
