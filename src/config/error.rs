@@ -118,6 +118,11 @@ fn suggest_field(message: &str) -> String {
     else {
         return message.to_owned();
     };
+    // A name longer than any real key is no typo of one: no suggestion,
+    // and no quadratic comparison of a hostile file's megabyte-long key.
+    if unknown.len() > MAX_SUGGESTED_LEN {
+        return message.to_owned();
+    }
     let known = expected.split('`').skip(1).step_by(2);
     let nearest = known
         .map(|name| (edit_distance(unknown, name), name))
@@ -129,6 +134,9 @@ fn suggest_field(message: &str) -> String {
         _ => message.to_owned(),
     }
 }
+
+/// The longest name a suggestion is looked for (keys and methods are short).
+pub(super) const MAX_SUGGESTED_LEN: usize = 64;
 
 /// Levenshtein distance over bytes (key and method names are ASCII).
 pub(super) fn edit_distance(a: &str, b: &str) -> usize {
@@ -234,6 +242,8 @@ mod tests {
         }
         // Nothing close: the whole list stays.
         assert_eq!(suggest_field(&serde("colour")), serde("colour"));
+        let long = "audiences".repeat(100);
+        assert_eq!(suggest_field(&serde(&long)), serde(&long));
         assert_eq!(suggest_field("expected a string"), "expected a string");
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);

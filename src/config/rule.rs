@@ -92,6 +92,7 @@ fn known_method(method: &str) -> Result<(), String> {
     }
     let closest = KNOWN_METHODS
         .iter()
+        .filter(|_| method.len() <= super::error::MAX_SUGGESTED_LEN)
         .map(|known| (super::error::edit_distance(method, known), known))
         .min_by_key(|&(distance, _)| distance)
         .filter(|&(distance, _)| distance <= 2)

@@ -65,6 +65,26 @@ fn example_with(relative: &str, replacements: &[(&str, String)]) -> String {
 // The stack: upstream, jwtgate, nginx
 // ---------------------------------------------------------------------------
 
+/// One shard checking tokens of `tests/data/rsa2048-a` for the issuer and
+/// audience of [`token`], configured by flags alone, with `extra` flags.
+fn flags_only_jwtgate(extra: &[&str]) -> Server {
+    let jwks = data_path("rsa2048-a.spki.pem");
+    let mut args = vec![
+        "--jwks",
+        jwks.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--issuer",
+        ISS,
+        "--audience",
+        AUD,
+        "--shards",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
 struct Stack {
     // Declared first: nginx goes before jwtgate.
     nginx: Nginx,
@@ -76,19 +96,7 @@ impl Stack {
     fn start() -> Option<Stack> {
         let binary = nginx_binary("e2e_nginx")?;
         let (upstream, upstream_hits) = start_upstream();
-        let jwks = data_path("rsa2048-a.spki.pem");
-        let jwtgate = Server::start(&[
-            "--jwks",
-            jwks.to_str().unwrap(),
-            "--now",
-            NOW,
-            "--issuer",
-            ISS,
-            "--audience",
-            AUD,
-            "--shards",
-            "1",
-        ]);
+        let jwtgate = flags_only_jwtgate(&[]);
         let nginx = Nginx::start_file(&binary, 1, &[0], |ports| {
             front_file(ports[0], jwtgate.addr(), upstream)
         });
@@ -335,24 +343,9 @@ fn two_instances_share_the_tokens_and_one_stops_without_a_failed_request() {
     };
     let (upstream, hits) = start_upstream();
     let dir = common::TempDir::new("e2e-scale-out");
-    let jwks = data_path("rsa2048-a.spki.pem");
     let logs = [dir.path("a.log"), dir.path("b.log")];
-    let start = |log: &std::path::Path| {
-        Server::start(&[
-            "--jwks",
-            jwks.to_str().unwrap(),
-            "--now",
-            NOW,
-            "--issuer",
-            ISS,
-            "--audience",
-            AUD,
-            "--shards",
-            "1",
-            "--access-log",
-            log.to_str().unwrap(),
-        ])
-    };
+    let start =
+        |log: &std::path::Path| flags_only_jwtgate(&["--access-log", log.to_str().unwrap()]);
     let mut first = start(&logs[0]);
     let mut second = start(&logs[1]);
     let nginx = Nginx::start(&binary, 1, &[0], |ports| {
