@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod https;
 pub mod nginx;
 pub mod proxied;
+pub mod proxy;
 pub mod server;
 pub mod spellings;
 pub mod upstream;
@@ -25,6 +26,11 @@ use jwtgate_engine::base64url;
 
 /// The clock every test verifies at, unless it says otherwise.
 pub const NOW: UnixTime = UnixTime(1_700_000_000);
+
+/// A file of the repository, by its path from the root.
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
 
 pub fn data_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -229,11 +235,7 @@ pub fn rewrite_unnoticed(path: &Path, text: &str) {
 /// when it is missing and skipping was not asked for.
 #[allow(clippy::print_stderr)]
 pub fn required_tool(test: &str, program: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(program))
-            .find(|candidate| candidate.is_file())
-    });
+    let found = on_path(program);
     if found.is_some() {
         return found;
     }
@@ -245,6 +247,15 @@ pub fn required_tool(test: &str, program: &str, package: &str) -> Option<PathBuf
         "{test}: {program} not found on PATH. Install it (Debian: apt-get install {package}) \
          or set JWTGATE_SKIP_E2E=1 to skip this test."
     );
+}
+
+/// `program` in a directory of `PATH`.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    })
 }
 
 /// `promtool` (Debian's `prometheus`), as [`required_tool`].

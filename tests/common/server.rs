@@ -90,10 +90,17 @@ impl Server {
     }
 
     fn spawn(fixed: &[&str], args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
-            .args(fixed)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate"));
+        command.args(fixed).envs(env.iter().copied());
+        Server::start_command(command, args)
+    }
+
+    /// `command ARGS`, a jwtgate started some other way than the test binary
+    /// directly (from a container image's filesystem, under `chroot`); `ARGS`
+    /// include `serve` and every listen flag. Otherwise as [`Server::start`].
+    pub fn start_command(mut command: Command, args: &[&str]) -> Server {
+        let mut child = command
             .args(args)
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

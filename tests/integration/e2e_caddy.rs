@@ -21,110 +21,52 @@
 
 use crate::common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use common::TempDir;
 use common::proxied::{NOW, config, token};
+use common::proxy::Proxy;
 use common::server::{Conn, Response, Server, request_bytes};
 use common::upstream::{echoed_headers, start_upstream};
 
-const START: Duration = Duration::from_secs(30);
-
-/// A running Caddy, stopped on drop.
-struct Caddy {
-    child: Child,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Caddy {
-    /// Caddy on `examples/caddy/Caddyfile` with its addresses changed; ready
-    /// once its port accepts a connection. Tried on fresh ports a few times
-    /// (a port found free may be taken before Caddy binds it).
-    fn start(binary: &Path, jwtgate: SocketAddr, upstream: SocketAddr) -> Caddy {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/caddy/Caddyfile");
-        let original = std::fs::read_to_string(&path).unwrap();
-        let mut failures = Vec::new();
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let mut text = original.clone();
-            for (from, to) in [
-                (":8000 {".to_owned(), format!(":{port} {{")),
-                (
-                    "forward_auth 127.0.0.1:8080".to_owned(),
-                    format!("forward_auth {jwtgate}"),
-                ),
-                (
-                    "reverse_proxy 127.0.0.1:9000".to_owned(),
-                    format!("reverse_proxy {upstream}"),
-                ),
-            ] {
-                assert_eq!(
-                    text.matches(&from).count(),
-                    1,
-                    "{from} in {}",
-                    path.display()
-                );
-                text = text.replace(&from, &to);
-            }
-            let dir = TempDir::new("e2e-caddy");
-            let file = dir.write("Caddyfile", text);
-            let mut child = Command::new(binary)
-                .args(["run", "--adapter", "caddyfile", "--config"])
-                .arg(&file)
-                .env("XDG_DATA_HOME", dir.path("data"))
-                .env("XDG_CONFIG_HOME", dir.path("config"))
-                .env("HOME", dir.root())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let deadline = Instant::now() + START;
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    let mut stderr = String::new();
-                    if let Some(mut pipe) = child.stderr.take() {
-                        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-                    }
-                    failures.push(format!("caddy exited ({status}): {stderr}"));
-                    break;
-                }
-                if TcpStream::connect(addr).is_ok() {
-                    return Caddy {
-                        child,
-                        addr,
-                        _dir: dir,
-                    };
-                }
-                if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    failures.push(format!("no connection within {START:?}"));
-                    break;
-                }
-                // Polled: Caddy cannot say when it listens; the connect decides.
-                std::thread::sleep(Duration::from_millis(20));
-            }
+/// Caddy on `examples/caddy/Caddyfile` with its addresses changed.
+fn start_caddy(binary: &Path, jwtgate: SocketAddr, upstream: SocketAddr) -> Proxy {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/caddy/Caddyfile");
+    let original = std::fs::read_to_string(&path).unwrap();
+    Proxy::start("e2e-caddy", |port, dir| {
+        let mut text = original.clone();
+        for (from, to) in [
+            (":8000 {".to_owned(), format!(":{port} {{")),
+            (
+                "forward_auth 127.0.0.1:8080".to_owned(),
+                format!("forward_auth {jwtgate}"),
+            ),
+            (
+                "reverse_proxy 127.0.0.1:9000".to_owned(),
+                format!("reverse_proxy {upstream}"),
+            ),
+        ] {
+            assert_eq!(
+                text.matches(&from).count(),
+                1,
+                "{from} in {}",
+                path.display()
+            );
+            text = text.replace(&from, &to);
         }
-        panic!("caddy did not start:\n{}", failures.join("\n"));
-    }
-}
-
-impl Drop for Caddy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        let file = dir.write("Caddyfile", text);
+        let mut command = Command::new(binary);
+        command
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(file)
+            .env("XDG_DATA_HOME", dir.path("data"))
+            .env("XDG_CONFIG_HOME", dir.path("config"))
+            .env("HOME", dir.root());
+        command
+    })
 }
 
 /// `/v1/**` checked (`GET /v1/health` excluded) and `/beta/**` in log mode,
@@ -152,10 +94,10 @@ action = "log"
     )
 }
 
-fn get(caddy: &Caddy, path: &str, headers: &[(&str, &str)]) -> Response {
+fn get(caddy: &Proxy, path: &str, headers: &[(&str, &str)]) -> Response {
     let mut all = vec![("Connection", "close")];
     all.extend_from_slice(headers);
-    let mut conn = Conn::open(caddy.addr);
+    let mut conn = Conn::open(caddy.addr());
     conn.send(&request_bytes("GET", path, &all, b""));
     conn.try_read_response()
         .unwrap_or_else(|e| panic!("no answer from caddy for {path}: {e}"))
@@ -179,7 +121,7 @@ fn a_client_sent_identity_never_reaches_the_origin_through_caddy() {
     let path = caddy_config(&dir);
     let (upstream, hits) = start_upstream();
     let jwtgate = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
-    let caddy = Caddy::start(&binary, jwtgate.addr(), upstream);
+    let caddy = start_caddy(&binary, jwtgate.addr(), upstream);
     let valid = format!("Bearer {}", token("rsa2048-a", "alice"));
     let forged = format!("Bearer {}", token("rsa2048-b", "alice"));
     let spoof = ("X-Jwt-Sub", "admin");
