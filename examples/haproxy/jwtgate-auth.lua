@@ -15,8 +15,8 @@
 --
 -- What it does, in order:
 -- 1. removes the identity headers from the client's request, whatever the
---    answer turns out to be, so a client's own X-Jwt-Sub never reaches a
---    backend;
+--    answer turns out to be, so a client's own X-Jwt-Sub (or X_Jwt_Sub, which
+--    CGI-style backends read as the same) never reaches a backend;
 -- 2. sends jwtgate a GET with the client's headers (the token's header or
 --    cookie among them) and the original method, scheme, host and path in
 --    X-Forwarded-Method, -Proto, -Host and -Uri (the client's own
@@ -57,6 +57,13 @@ local function split(csv)
     return out
 end
 
+-- CGI, WSGI, Rack and PHP read X_Jwt_Sub and X-Jwt-Sub as one header, and
+-- HAProxy passes names with underscores on: a name is compared as those
+-- applications will read it.
+local function folded(name)
+    return (string.gsub(string.lower(name), "_", "-"))
+end
+
 local function refuse(txn, status, body)
     txn:done({
         status = status,
@@ -67,11 +74,16 @@ end
 
 core.register_action("jwtgate-auth", { "http-req" }, function(txn, url, identity_csv)
     local identity = split(identity_csv)
-    for _, name in ipairs(identity) do
-        txn.http:req_del_header(name)
+    local is_identity = {}
+    for _, name in ipairs(identity) do is_identity[folded(name)] = true end
+    local client = txn.http:req_get_headers()
+    for name in pairs(client) do
+        if is_identity[folded(name)] then
+            txn.http:req_del_header(name)
+            client[name] = nil
+        end
     end
 
-    local client = txn.http:req_get_headers()
     local hosts = values(client["host"])
     if #hosts ~= 1 then
         -- No Host, or several: the backend could read either; refuse.

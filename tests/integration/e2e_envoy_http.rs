@@ -33,6 +33,14 @@ fn example() -> (String, Vec<String>, Vec<String>) {
         .find_map(|line| line.trim().strip_prefix("path_prefix: "))
         .unwrap()
         .to_owned();
+    // allowed_upstream_headers replaces a client's x-jwt-sub, not its
+    // x_jwt_sub, which CGI-style applications read as the same: Envoy must
+    // refuse names with underscores.
+    assert!(
+        text.lines()
+            .any(|line| line.trim() == "headers_with_underscores_action: REJECT_REQUEST"),
+        "the example must refuse header names with underscores"
+    );
     let patterns = |after: &str| -> Vec<String> {
         text.split(after)
             .nth(1)

@@ -81,10 +81,12 @@ fn get(haproxy: &Proxy, host: &str, target: &str, headers: &[(&str, &str)]) -> R
     send(haproxy, &head)
 }
 
-/// The identity headers the origin saw.
+/// The identity headers the origin saw, named as a CGI-style application
+/// reads them (`_` as `-`).
 fn identity(response: &Response) -> Vec<(String, String)> {
     echoed_headers(&response.body)
         .into_iter()
+        .map(|(name, value)| (name.replace('_', "-"), value))
         .filter(|(name, _)| name.starts_with("x-jwt-"))
         .collect()
 }
@@ -109,6 +111,8 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
     let valid = format!("Bearer {}", token("rsa2048-a", "alice"));
     let forged = format!("Bearer {}", token("rsa2048-b", "alice"));
     let spoof = ("X-Jwt-Sub", "admin");
+    // Read as X-Jwt-Sub by CGI, WSGI, Rack and PHP applications.
+    let underscored = ("x_JWT_sub", "admin");
     let api = "api.example.com";
 
     // A valid token: through, with jwtgate's identity replacing the client's.
@@ -116,7 +120,7 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
         &haproxy,
         api,
         "/v1/orders?id=7",
-        &[("Authorization", &valid), spoof],
+        &[("Authorization", &valid), spoof, underscored],
     );
     assert_eq!(r.status, 200, "{}{}", r.head_text(), r.body_text());
     let seen = identity(&r);
@@ -187,7 +191,7 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
 
     // The excluded endpoint passes without a token, and without the client's
     // identity.
-    let r = get(&haproxy, api, "/v1/health", &[spoof]);
+    let r = get(&haproxy, api, "/v1/health", &[spoof, underscored]);
     assert_eq!(r.status, 200, "{}", r.head_text());
     assert_eq!(identity(&r), [], "{}", r.body_text());
     assert_eq!(hits.load(Ordering::SeqCst), 2);

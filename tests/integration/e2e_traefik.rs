@@ -41,6 +41,14 @@ fn middleware() -> (String, Vec<String>) {
             .any(|line| line.trim() == "trustForwardHeader: false"),
         "the example must not trust a client's X-Forwarded-*"
     );
+    // Traefik strips the request headers this matches: every spelling of
+    // x-jwt-* that a CGI-style application reads as one (Go's regexp syntax;
+    // its match is not run here).
+    assert!(
+        text.lines()
+            .any(|line| line.trim() == r#"authResponseHeadersRegex: "(?i)^x[-_]jwt[-_]""#),
+        "the example must strip a client's x_jwt_* headers"
+    );
     let copied: Vec<String> = text
         .split("authResponseHeaders:")
         .nth(1)
