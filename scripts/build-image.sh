@@ -76,6 +76,16 @@ assemble_rootfs() {
     for lib in $(awk '/=> \// { print $3 } /^[[:space:]]*\// { print $1 }' <<<"$ldd_out"); do
       install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
     done
+    # Host name lookups (a jwks_url's host) load these at run time, so ldd
+    # does not list them: before glibc 2.34 they are the files and DNS
+    # modules themselves, since then small stubs (libc has both built in).
+    local libc_dir nss
+    libc_dir="$(dirname "$(awk '/libc\.so/ { print $3 }' <<<"$ldd_out")")"
+    for nss in libnss_files.so.2 libnss_dns.so.2 libresolv.so.2; do
+      if [ -e "$libc_dir/$nss" ]; then
+        install -D -m 0755 "$(readlink -f "$libc_dir/$nss")" "$root$libc_dir/$nss"
+      fi
+    done
   elif ! grep -q "not a dynamic executable" <<<"$ldd_out"; then
     echo "build-image.sh: ldd $binary: $ldd_out" >&2
     exit 1

@@ -1,30 +1,41 @@
 -- jwtgate in front of HAProxy's backends: an `http-request` action that asks
 -- jwtgate about each request before HAProxy routes it (HAProxy has no
 -- auth_request; this is its counterpart, on HAProxy's own Lua httpclient,
--- 2.5 or later, with no library to install).
+-- 2.6 or later, with no library to install).
 --
 --   global
 --       lua-load /etc/haproxy/jwtgate-auth.lua
 --   frontend api
---       http-request lua.jwtgate-auth http://127.0.0.1:8080/ x-jwt-sub,x-jwt-iss,x-jwt-kid
+--       http-request lua.jwtgate-auth http://127.0.0.1:8080/ x-jwt-sub,x-jwt-iss,x-jwt-kid,x-jwt-payload
+--       http-request deny deny_status 503 unless { var(txn.jwtgate_allowed) -m bool }
 --
--- The first argument is jwtgate's URL, the second the identity headers to
--- take from jwtgate's 200.
--- jwtgate runs with forwarded = "x-forwarded" and HAProxy's address in
--- trusted_proxies (haproxy.cfg and README, "HAProxy").
+-- The first argument is jwtgate's URL, the second the headers to take from
+-- jwtgate's 200 (the identity headers, and any forward_claims header the
+-- backend reads). The deny line is part of the recipe: HAProxy goes on to
+-- the next rule after a Lua error, so only the variable this action sets on
+-- jwtgate's 200 lets a request on. jwtgate runs with forwarded =
+-- "x-forwarded" and HAProxy's address in trusted_proxies (haproxy.cfg and
+-- README, "HAProxy").
 --
 -- What it does, in order:
--- 1. removes the identity headers from the client's request, whatever the
---    answer turns out to be, so a client's own X-Jwt-Sub (or X_Jwt_Sub, which
---    CGI-style backends read as the same) never reaches a backend;
--- 2. sends jwtgate a GET with the client's headers (the token's header or
---    cookie among them) and the original method, scheme, host and path in
+-- 1. removes from the client's request every x-jwt-* and x-jwtgate-* header
+--    and the listed ones, whatever the answer turns out to be, under any
+--    spelling CGI, WSGI, Rack and PHP read as the same (X_Jwt_Sub is
+--    X-Jwt-Sub to them, and HAProxy passes underscores on);
+-- 2. sends jwtgate a GET with the client's other headers (the token's header
+--    or cookie among them) and the original method, scheme, host and path in
 --    X-Forwarded-Method, -Proto, -Host and -Uri (the client's own
 --    X-Forwarded-* are not passed);
--- 3. on 200, sets each identity header jwtgate answered with a value; on any
---    other answer, ends the request with jwtgate's status, challenge,
---    outcome and body; when jwtgate cannot be reached or times out, ends it
---    with 503: nothing passes unjudged.
+-- 3. on jwtgate's 200 (a 200 with its x-jwtgate-outcome: another service's
+--    200 is not an answer), removes the client's headers of any name
+--    jwtgate answered, sets each listed header jwtgate answered with a
+--    value, and sets txn.jwtgate_allowed; on any other answer, ends the
+--    request with jwtgate's status, challenge, outcome and body; when
+--    jwtgate refuses the connection or does not answer within 2 s of it,
+--    ends it with 503: nothing passes unjudged.
+--
+-- HAProxy must not rewrite the path after this action (set-path,
+-- replace-path): jwtgate judged the path the client sent.
 
 -- Not passed to jwtgate: hop-by-hop headers, the body's framing (the check
 -- has no body), and the forwarded headers this script writes itself.
@@ -36,6 +47,14 @@ local not_forwarded = {
     ["x-forwarded-method"] = true, ["x-forwarded-proto"] = true,
     ["x-forwarded-host"] = true, ["x-forwarded-uri"] = true,
     ["x-forwarded-for"] = true, ["forwarded"] = true,
+}
+
+-- Headers of jwtgate's 200 that say nothing about the request: a client's
+-- headers of these names stay.
+local not_identity = {
+    ["content-length"] = true, ["content-type"] = true, ["connection"] = true,
+    ["keep-alive"] = true, ["date"] = true, ["server"] = true,
+    ["cache-control"] = true, ["transfer-encoding"] = true,
 }
 
 -- What a client gets from a refusal, besides the status and body.
@@ -51,17 +70,29 @@ local function values(list)
     return out
 end
 
+-- A header name as CGI, WSGI, Rack and PHP applications read it.
+local function folded(name)
+    return (string.gsub(string.lower(name), "_", "-"))
+end
+
 local function split(csv)
     local out = {}
-    for name in string.gmatch(csv, "[^,%s]+") do out[#out + 1] = string.lower(name) end
+    for name in string.gmatch(csv, "[^,%s]+") do out[#out + 1] = folded(name) end
     return out
 end
 
--- CGI, WSGI, Rack and PHP read X_Jwt_Sub and X-Jwt-Sub as one header, and
--- HAProxy passes names with underscores on: a name is compared as those
--- applications will read it.
-local function folded(name)
-    return (string.gsub(string.lower(name), "_", "-"))
+local function starts(name, prefix)
+    return string.sub(name, 1, #prefix) == prefix
+end
+
+-- Removes the client's headers whose folded name `matches` accepts.
+local function strip(txn, client, matches)
+    for name in pairs(client) do
+        if matches(folded(name)) then
+            txn.http:req_del_header(name)
+            client[name] = nil
+        end
+    end
 end
 
 local function refuse(txn, status, body)
@@ -72,17 +103,14 @@ local function refuse(txn, status, body)
     })
 end
 
-core.register_action("jwtgate-auth", { "http-req" }, function(txn, url, identity_csv)
-    local identity = split(identity_csv)
-    local is_identity = {}
-    for _, name in ipairs(identity) do is_identity[folded(name)] = true end
+core.register_action("jwtgate-auth", { "http-req" }, function(txn, url, copied_csv)
+    local copied = split(copied_csv)
+    local is_copied = {}
+    for _, name in ipairs(copied) do is_copied[name] = true end
     local client = txn.http:req_get_headers()
-    for name in pairs(client) do
-        if is_identity[folded(name)] then
-            txn.http:req_del_header(name)
-            client[name] = nil
-        end
-    end
+    strip(txn, client, function(name)
+        return is_copied[name] or starts(name, "x-jwt-") or starts(name, "x-jwtgate-")
+    end)
 
     local hosts = values(client["host"])
     if #hosts ~= 1 then
@@ -97,7 +125,8 @@ core.register_action("jwtgate-auth", { "http-req" }, function(txn, url, identity
         end
     end
     headers["x-forwarded-method"] = { txn.f:method() }
-    headers["x-forwarded-proto"] = { txn.f:ssl_fc() and "https" or "http" }
+    -- ssl_fc is an integer here, and 0 is true in Lua.
+    headers["x-forwarded-proto"] = { (txn.f:ssl_fc() == 1) and "https" or "http" }
     headers["x-forwarded-host"] = { hosts[1] }
     headers["x-forwarded-uri"] = { txn.f:pathq() }
 
@@ -108,21 +137,33 @@ core.register_action("jwtgate-auth", { "http-req" }, function(txn, url, identity
         refuse(txn, 503, "the authorization service did not answer\n")
         return
     end
+    local answered = answer.headers or {}
+    if #values(answered["x-jwtgate-outcome"]) ~= 1 then
+        -- Not jwtgate's answer (a wrong URL reaching another service):
+        -- neither its 200 nor its refusal is ours to pass on.
+        refuse(txn, 503, "the authorization service's answer is not jwtgate's\n")
+        return
+    end
 
     if answer.status == 200 then
-        local answered = answer.headers or {}
-        for _, name in ipairs(identity) do
+        local said = {}
+        for name in pairs(answered) do
+            local name = folded(name)
+            if not not_identity[name] and not starts(name, "x-jwtgate-") then said[name] = true end
+        end
+        strip(txn, client, function(name) return said[name] end)
+        for _, name in ipairs(copied) do
             for _, value in ipairs(values(answered[name])) do
                 if value ~= "" then
                     txn.http:req_add_header(name, value)
                 end
             end
         end
+        txn:set_var("txn.jwtgate_allowed", 1)
         return
     end
 
     local reply = { status = answer.status, headers = {}, body = answer.body or "" }
-    local answered = answer.headers or {}
     for _, name in ipairs(relayed) do
         local list = values(answered[name])
         if #list > 0 then reply.headers[name] = list end

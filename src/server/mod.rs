@@ -215,6 +215,24 @@ fn local_addr(listener: Option<&std::net::TcpListener>, fallback: SocketAddr) ->
 
 type Started = crossbeam_channel::Sender<(usize, io::Result<()>)>;
 
+/// The CPU shard `index` is pinned to, if any. With one shard per CPU the
+/// process may run on (its affinity mask: all of the machine's, or a
+/// container's cpuset), each shard gets its own. Any other count leaves the
+/// placement to the kernel: pinning N shards to the first N CPUs of a wider
+/// mask would stack every process that does the same onto the same CPUs, as
+/// happens to pods limited by a CPU quota, which see the whole node's CPUs.
+fn shard_core(
+    index: usize,
+    shard_count: usize,
+    cores: &[core_affinity::CoreId],
+) -> Option<core_affinity::CoreId> {
+    if shard_count == cores.len() {
+        cores.get(index).copied()
+    } else {
+        None
+    }
+}
+
 fn spawn_shard<V, B>(
     index: usize,
     name: String,
@@ -391,7 +409,7 @@ impl Server {
                     .observed(index, metrics, log)
                     .shedding(delay)
             };
-            let core = cores.get(index % cores.len().max(1)).copied();
+            let core = shard_core(index, shard_count, &cores);
             let name = format!("jwtgate-shard-{index}");
             let grpc_face = options.grpc.zip(grpc_sockets.next()).map(|(grpc, socket)| {
                 let face = ShardFace {
@@ -600,5 +618,35 @@ impl Server {
             "since start,",
             &totals.since(self.observed.status.started()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shard_core;
+    use core_affinity::CoreId;
+
+    fn cores(ids: &[usize]) -> Vec<CoreId> {
+        ids.iter().map(|&id| CoreId { id }).collect()
+    }
+
+    #[test]
+    fn one_shard_per_allowed_cpu_pins_each_to_its_own() {
+        let allowed = cores(&[3, 5, 8]);
+        let pinned: Vec<Option<usize>> = (0..3)
+            .map(|index| shard_core(index, 3, &allowed).map(|core| core.id))
+            .collect();
+        assert_eq!(pinned, [Some(3), Some(5), Some(8)]);
+    }
+
+    #[test]
+    fn fewer_or_more_shards_than_allowed_cpus_are_left_to_the_kernel() {
+        // Two shards of a pod on a 64-CPU node: pinning them to CPUs 0 and 1
+        // would put every such pod on the same two CPUs.
+        let node = cores(&(0..64).collect::<Vec<_>>());
+        assert!((0..2).all(|index| shard_core(index, 2, &node).is_none()));
+        let two = cores(&[0, 1]);
+        assert!((0..4).all(|index| shard_core(index, 4, &two).is_none()));
+        assert_eq!(shard_core(0, 1, &[]), None);
     }
 }

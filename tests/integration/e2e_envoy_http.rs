@@ -61,7 +61,10 @@ fn example() -> (String, Vec<String>, Vec<String>) {
 fn envoy_http_ext_authz_checks_get_the_answers_envoy_acts_on() {
     let (prefix, upstream_headers, client_headers) = example();
     assert_eq!(prefix, "/authz");
-    assert_eq!(upstream_headers, ["x-jwt-sub", "x-jwt-iss", "x-jwt-kid"]);
+    assert_eq!(
+        upstream_headers,
+        ["x-jwt-sub", "x-jwt-iss", "x-jwt-kid", "x-jwt-payload"]
+    );
     assert_eq!(client_headers, ["www-authenticate", "x-jwtgate-outcome"]);
     let dir = TempDir::new("e2e-envoy-http");
     let config = dir.write(

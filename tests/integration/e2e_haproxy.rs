@@ -33,15 +33,16 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// HAProxy on `examples/haproxy/haproxy.cfg` with its addresses changed.
-fn start_haproxy(binary: &Path, jwtgate: SocketAddr, upstream: SocketAddr) -> Proxy {
+/// HAProxy on `examples/haproxy/haproxy.cfg` with its addresses changed,
+/// loading the Lua action from `lua`.
+fn start_haproxy(binary: &Path, lua: &Path, jwtgate: SocketAddr, upstream: SocketAddr) -> Proxy {
     let original = std::fs::read_to_string(example("haproxy.cfg")).unwrap();
     Proxy::start("e2e-haproxy", |port, dir| {
         let mut text = original.clone();
         for (from, to) in [
             (
                 "lua-load examples/haproxy/jwtgate-auth.lua".to_owned(),
-                format!("lua-load {}", example("jwtgate-auth.lua").display()),
+                format!("lua-load {}", lua.display()),
             ),
             (
                 "bind 127.0.0.1:8000".to_owned(),
@@ -102,17 +103,30 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
         config(
             "forwarded = \"x-forwarded\"\ntrusted_proxies = [\"127.0.0.1\"]",
             "",
-            API_RULE,
+            &format!("{API_RULE}forward_claims = {{ sub = \"x-user\" }}\n"),
         ),
     );
     let (upstream, hits) = start_upstream();
     let jwtgate = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
-    let haproxy = start_haproxy(&binary, jwtgate.addr(), upstream);
+    let haproxy = start_haproxy(
+        &binary,
+        &example("jwtgate-auth.lua"),
+        jwtgate.addr(),
+        upstream,
+    );
     let valid = format!("Bearer {}", token("rsa2048-a", "alice"));
     let forged = format!("Bearer {}", token("rsa2048-b", "alice"));
     let spoof = ("X-Jwt-Sub", "admin");
     // Read as X-Jwt-Sub by CGI, WSGI, Rack and PHP applications.
     let underscored = ("x_JWT_sub", "admin");
+    // Headers jwtgate owns but the action does not copy here: a backend that
+    // reads them must never get a client's.
+    let payload = ("X-Jwt-Payload", "eyJzdWIiOiJhZG1pbiJ9");
+    let claim = ("X-Jwt-Roles", "admin");
+    let action = ("X-Jwtgate-Action", "allow");
+    // A forwarded claim's header under a name of the backend's choosing: the
+    // action removes the client's as soon as jwtgate answers that name.
+    let forwarded_claim = ("X-User", "admin");
     let api = "api.example.com";
 
     // A valid token: through, with jwtgate's identity replacing the client's.
@@ -120,7 +134,15 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
         &haproxy,
         api,
         "/v1/orders?id=7",
-        &[("Authorization", &valid), spoof, underscored],
+        &[
+            ("Authorization", &valid),
+            spoof,
+            underscored,
+            payload,
+            claim,
+            action,
+            forwarded_claim,
+        ],
     );
     assert_eq!(r.status, 200, "{}{}", r.head_text(), r.body_text());
     let seen = identity(&r);
@@ -129,6 +151,16 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
         "{}",
         r.body_text()
     );
+    for (name, _) in [payload, claim, action, forwarded_claim] {
+        let name = name.to_ascii_lowercase();
+        assert!(
+            echoed_headers(&r.body)
+                .iter()
+                .all(|(seen, _)| *seen != name),
+            "the origin saw the client's {name}:\n{}",
+            r.body_text()
+        );
+    }
     assert!(
         seen.iter().filter(|(name, _)| name == "x-jwt-sub").count() == 1,
         "{}",
@@ -196,7 +228,8 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
     assert_eq!(identity(&r), [], "{}", r.body_text());
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 
-    // Two Host headers: refused before jwtgate is asked.
+    // Two Host headers: refused (HAProxy 2.6's parser does; the action would
+    // otherwise).
     let r = send(
         &haproxy,
         &format!("GET /v1/health HTTP/1.1\r\nHost: {api}\r\nHost: other.example.com\r\n"),
@@ -211,4 +244,52 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
     let r = get(&haproxy, api, "/v1/health", &[]);
     assert_eq!(r.status, 503, "{}", r.head_text());
     assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn haproxy_lets_nothing_through_that_jwtgate_did_not_allow() {
+    let Some(binary) = common::required_tool("e2e_haproxy", "haproxy", "haproxy") else {
+        return;
+    };
+    let dir = TempDir::new("e2e-haproxy-failures");
+    let path = dir.write(
+        "jwtgate.toml",
+        config(
+            "forwarded = \"x-forwarded\"\ntrusted_proxies = [\"127.0.0.1\"]",
+            "",
+            API_RULE,
+        ),
+    );
+    let (upstream, hits) = start_upstream();
+    let jwtgate = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
+    let valid = format!("Bearer {}", token("rsa2048-a", "alice"));
+    let api = "api.example.com";
+
+    // The action fails (a Lua runtime error: HAProxy goes on to the next
+    // rule): the deny line refuses the request.
+    let script = std::fs::read_to_string(example("jwtgate-auth.lua")).unwrap();
+    let anchor = "function(txn, url, copied_csv)\n";
+    assert_eq!(script.matches(anchor).count(), 1);
+    let broken = dir.write(
+        "broken.lua",
+        script.replace(
+            anchor,
+            &format!("{anchor}    error(\"injected failure\")\n"),
+        ),
+    );
+    let haproxy = start_haproxy(&binary, &broken, jwtgate.addr(), upstream);
+    let r = get(&haproxy, api, "/v1/orders", &[("Authorization", &valid)]);
+    assert_eq!(r.status, 503, "{}", r.head_text());
+    let r = get(&haproxy, api, "/v1/health", &[]);
+    assert_eq!(r.status, 503, "{}", r.head_text());
+    drop(haproxy);
+
+    // The URL reaches another service, which answers 200 to anything: that
+    // is not jwtgate's answer.
+    let (elsewhere, asked) = start_upstream();
+    let haproxy = start_haproxy(&binary, &example("jwtgate-auth.lua"), elsewhere, upstream);
+    let r = get(&haproxy, api, "/v1/orders", &[("Authorization", &valid)]);
+    assert_eq!(r.status, 503, "{}", r.head_text());
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
 }

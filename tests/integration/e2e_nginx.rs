@@ -141,6 +141,8 @@ fn valid_token_reaches_upstream_with_sub_header() {
         ("Authorization", &auth),
         ("X-Jwt-Sub", "admin"),
         ("x_JWT_sub", "admin"),
+        ("X-Jwt-Kid", "admin"),
+        ("X-Jwt-Payload", "admin"),
     ]);
     assert_eq!(
         r.status,
@@ -152,6 +154,12 @@ fn valid_token_reaches_upstream_with_sub_header() {
     );
     assert_eq!(stack.hits(), 1);
     let seen = echoed_headers(&r.body);
+    // Every identity header is jwtgate's to set: none carries the client's.
+    assert!(
+        seen.iter().all(|(_, value)| value != "admin"),
+        "upstream saw a client's identity header:\n{}",
+        String::from_utf8_lossy(&r.body)
+    );
     // The API sees the host the client asked for.
     let hosts: Vec<&(String, String)> = seen.iter().filter(|(name, _)| name == "host").collect();
     assert_eq!(hosts, [&("host".to_owned(), "jwtgate.test".to_owned())]);

@@ -91,7 +91,10 @@ fn traefik_forward_auth_requests_get_the_answers_traefik_acts_on() {
     let path = address
         .strip_prefix("http://127.0.0.1:8080")
         .expect("the example's address is jwtgate's default port");
-    assert_eq!(copied, ["X-Jwt-Sub", "X-Jwt-Iss", "X-Jwt-Kid"]);
+    assert_eq!(
+        copied,
+        ["X-Jwt-Sub", "X-Jwt-Iss", "X-Jwt-Kid", "X-Jwt-Payload"]
+    );
     let dir = TempDir::new("e2e-traefik");
     let config = dir.write(
         "jwtgate.toml",

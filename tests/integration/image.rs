@@ -3,8 +3,8 @@
 //! image podman builds holds the binary, its libraries, a CA bundle and a
 //! non-root user, and nothing else (no shell); and jwtgate runs from the
 //! image's own filesystem, as the image's user: the demo, and the image's
-//! command with a policy whose keys come from a JWKS over HTTPS trusted
-//! through the image's CA bundle.
+//! command with a policy whose keys come from a JWKS over HTTPS, found by
+//! host name and trusted through the image's CA bundle.
 //!
 //! Containers cannot be started on the machines this runs on (the runtime is
 //! refused `setrlimit`), so the image's filesystem is exported
@@ -282,7 +282,7 @@ fn the_image_holds_the_binary_its_libraries_and_a_user_and_runs_from_its_own_fil
     let exposed = image.config["ExposedPorts"].as_object().unwrap();
     assert_eq!(
         exposed.keys().collect::<Vec<_>>(),
-        ["8080/tcp", "9901/tcp"],
+        ["8080/tcp", "9191/tcp", "9901/tcp"],
         "the ports the command listens on"
     );
     let command = image.strings("Cmd");
@@ -353,6 +353,10 @@ fn the_image_holds_the_binary_its_libraries_and_a_user_and_runs_from_its_own_fil
     let mut certificates = std::fs::read_to_string(&bundle).unwrap();
     certificates.push_str(ca.pem());
     std::fs::write(&bundle, certificates).unwrap();
+    // The JWKS by host name, resolved the way the image resolves one: its
+    // nsswitch.conf and libraries, and the /etc/hosts a container runtime
+    // mounts.
+    std::fs::write(image.root().join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
     std::fs::write(
         image.root().join("etc/jwtgate/jwtgate.toml"),
         format!(
@@ -365,13 +369,13 @@ token_configs = ["demo"]
 
 [[token_config]]
 name = "demo"
-jwks_url = "{url}"
+jwks_url = "https://localhost:{port}/jwks"
 ca_file = "/etc/ssl/certs/ca-certificates.crt"
 algorithms = ["RS256"]
 issuer = "https://demo.jwtgate.invalid/"
 audiences = ["demo-api"]
 "#,
-            url = jwks.url("/jwks")
+            port = jwks.addr().port()
         ),
     )
     .unwrap();

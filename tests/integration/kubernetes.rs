@@ -79,7 +79,16 @@ fn render_by_hand(dir: &Path) -> Vec<Value> {
         serde_norway::from_str(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap())
             .unwrap();
     let mut objects = Vec::new();
-    for resource in kustomization["resources"].as_sequence().unwrap() {
+    let components = kustomization["components"]
+        .as_sequence()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for resource in kustomization["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .chain(components)
+    {
         let path = dir.join(text(resource));
         if path.is_dir() {
             objects.extend(render_by_hand(&path));
@@ -285,6 +294,34 @@ fn quantity_cpus(quantity: &str) -> u64 {
     }
 }
 
+/// A token of the policy's issuer and first audience, valid for ten minutes
+/// from now, signed with the key that stands in for the identity provider's.
+fn idp_token(policy: &str) -> String {
+    let quoted = |key: &str| {
+        policy
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|rest| rest.split('"').nth(1))
+            .unwrap_or_else(|| panic!("no {key} in the policy"))
+            .to_owned()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    common::mint(
+        r#"{"alg":"RS256","typ":"JWT"}"#,
+        &format!(
+            r#"{{"iss":"{}","aud":"{}","sub":"alice","iat":{now},"exp":{}}}"#,
+            quoted("issuer = "),
+            quoted("audiences = "),
+            now + 600
+        ),
+        &common::signing_key("rsa2048-a", jwtgate::Algorithm::Rs256),
+        jwtgate::Algorithm::Rs256,
+    )
+}
+
 fn jwtgate(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
         .args(args)
@@ -387,17 +424,27 @@ fn check_deployment(dir: &str) -> Vec<Value> {
             );
         }
     }
-    let monitor = find(&objects, "ServiceMonitor", "jwtgate");
-    let admin_service = find(&objects, "Service", "jwtgate-admin");
-    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
-        .as_mapping()
-        .unwrap()
+    // The ServiceMonitor is a component (the Prometheus Operator's CRD
+    // must exist for it): checked where an overlay adds it.
+    if let Some(monitor) = objects
+        .iter()
+        .find(|object| object["kind"] == "ServiceMonitor")
     {
-        assert_eq!(&admin_service["metadata"]["labels"][key], value);
+        let admin_service = find(&objects, "Service", "jwtgate-admin");
+        assert_eq!(
+            monitor["metadata"]["namespace"],
+            admin_service["metadata"]["namespace"]
+        );
+        for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+            .as_mapping()
+            .unwrap()
+        {
+            assert_eq!(&admin_service["metadata"]["labels"][key], value);
+        }
+        let endpoint = &monitor["spec"]["endpoints"][0];
+        assert_eq!(endpoint["port"], "admin");
+        assert_eq!(endpoint["path"], "/metrics");
     }
-    let endpoint = &monitor["spec"]["endpoints"][0];
-    assert_eq!(endpoint["port"], "admin");
-    assert_eq!(endpoint["path"], "/metrics");
 
     // The drain fits the grace period.
     let pre_stop = number(&container["lifecycle"]["preStop"]["sleep"]["seconds"]);
@@ -439,12 +486,18 @@ fn check_deployment(dir: &str) -> Vec<Value> {
     );
     assert_eq!(pod["automountServiceAccountToken"], false);
 
-    // Disruptions and scaling leave a pod serving.
-    let replicas = number(&deployment["spec"]["replicas"]);
+    // The autoscaler owns the pod count (a `replicas` here would reset it at
+    // every apply); disruptions take one pod at a time, leaving one serving.
+    assert!(
+        deployment["spec"]["replicas"].is_null(),
+        "the Deployment must leave replicas to the HorizontalPodAutoscaler"
+    );
     let budget = find(&objects, "PodDisruptionBudget", "jwtgate");
     let autoscaler = find(&objects, "HorizontalPodAutoscaler", "jwtgate");
     let min_replicas = number(&autoscaler["spec"]["minReplicas"]);
-    assert!(number(&budget["spec"]["minAvailable"]) < min_replicas.min(replicas));
+    assert!(min_replicas >= 2, "minReplicas {min_replicas}");
+    assert_eq!(number(&budget["spec"]["maxUnavailable"]), 1);
+    assert!(budget["spec"]["minAvailable"].is_null());
     assert_eq!(autoscaler["spec"]["scaleTargetRef"]["name"], "jwtgate");
     assert_eq!(autoscaler["spec"]["scaleTargetRef"]["kind"], "Deployment");
     assert_eq!(
@@ -499,9 +552,10 @@ fn check_deployment(dir: &str) -> Vec<Value> {
          at {BYTES_PER_CONNECTION} B and a {cache_mib} MiB token cache, plus {BASE_BYTES} B"
     );
 
-    // serve, with the Deployment's own arguments, starts and answers its
-    // probes. The identity provider's URL becomes a local key file (nothing
-    // is fetched here); every other line of the policy is as deployed.
+    // serve, with the Deployment's own arguments, starts, answers its probes
+    // and enforces the policy. The identity provider's URL becomes a local
+    // key file (nothing is fetched here) and the proxies' network this
+    // loopback; every other line of the policy is as deployed.
     let runnable: String = policy
         .lines()
         .map(|line| {
@@ -510,6 +564,8 @@ fn check_deployment(dir: &str) -> Vec<Value> {
                     "public_key_file = \"{}\"",
                     common::data_path("rsa2048-a.spki.pem").display()
                 )
+            } else if line.starts_with("trusted_proxies = ") {
+                "trusted_proxies = [\"127.0.0.1\"]".to_owned()
             } else {
                 line.to_owned()
             }
@@ -541,15 +597,29 @@ fn check_deployment(dir: &str) -> Vec<Value> {
             response.body_text()
         );
     }
-    let refused = Conn::open(server.addr()).request(
-        b"GET /v1/orders HTTP/1.1\r\nhost: api.example.com\r\n\
-          x-original-url: https://api.example.com/v1/orders\r\nx-original-method: GET\r\n\r\n",
-    );
-    assert!(
-        [401, 403].contains(&refused.status),
-        "{dir}: a request without a token got {}",
-        refused.status
-    );
+    // The check a proxy sends for GET https://api.example.com/v1/orders,
+    // as the policy's forwarded style reads it.
+    let x_original_url = policy.contains("forwarded = \"x-original-url\"");
+    let check = |authorization: Option<&str>| {
+        let mut head = if x_original_url {
+            "GET / HTTP/1.1\r\nhost: jwtgate\r\nx-original-method: GET\r\n\
+             x-original-url: https://api.example.com/v1/orders\r\n"
+                .to_owned()
+        } else {
+            "GET /v1/orders HTTP/1.1\r\nhost: api.example.com\r\n".to_owned()
+        };
+        if let Some(authorization) = authorization {
+            head.push_str(&format!("authorization: {authorization}\r\n"));
+        }
+        head.push_str("\r\n");
+        Conn::open(server.addr()).request(head.as_bytes())
+    };
+    let missing = check(None);
+    assert_eq!(missing.status, 401, "{dir}: {}", missing.head_text());
+    assert_eq!(missing.header("x-jwtgate-outcome"), Some("missing"));
+    let allowed = check(Some(&format!("Bearer {}", idp_token(&policy))));
+    assert_eq!(allowed.status, 200, "{dir}: {}", allowed.head_text());
+    assert_eq!(allowed.header("x-jwt-sub"), Some("alice"));
     server.sigterm();
     assert!(server.wait_exit(Duration::from_secs(30)).success());
     objects
@@ -558,6 +628,17 @@ fn check_deployment(dir: &str) -> Vec<Value> {
 #[test]
 fn the_kustomize_base_is_a_deployment_jwtgate_runs_as_written() {
     check_deployment("deploy/kubernetes");
+}
+
+#[test]
+fn the_servicemonitor_component_scrapes_the_admin_service() {
+    let objects = check_deployment("tests/data/kustomize-servicemonitor");
+    assert!(
+        objects
+            .iter()
+            .any(|object| object["kind"] == "ServiceMonitor"),
+        "the component adds a ServiceMonitor"
+    );
 }
 
 #[test]
@@ -582,13 +663,14 @@ fn the_ingress_nginx_overlay_sends_every_request_of_the_api_through_jwtgate() {
             number(&http_port["port"])
         )
     );
-    let copied = text(&annotations["nginx.ingress.kubernetes.io/auth-response-headers"]);
-    for header in copied.split(',') {
-        assert!(
-            jwtgate::authz::IDENTITY_HEADERS.contains(&header.trim().to_ascii_lowercase().as_str()),
-            "{header} is not a header jwtgate answers"
-        );
-    }
+    // Every identity header jwtgate answers, so that each replaces (or, empty,
+    // removes) what a client sent under its name.
+    let copied: Vec<String> =
+        text(&annotations["nginx.ingress.kubernetes.io/auth-response-headers"])
+            .split(',')
+            .map(|header| header.trim().to_ascii_lowercase())
+            .collect();
+    assert_eq!(copied, jwtgate::authz::IDENTITY_HEADERS);
     assert!(annotations["nginx.ingress.kubernetes.io/auth-snippet"].is_null());
     let policy =
         std::fs::read_to_string(common::repo_path("examples/ingress-nginx/jwtgate.toml")).unwrap();
@@ -634,12 +716,13 @@ fn check_security_policy(policy: &Value, objects: &[Value], face: &str) {
     if face == "http" {
         // No path: the check's path is the client's, as request-line reads it.
         assert!(ext_auth["http"]["path"].is_null());
-        for header in ext_auth["http"]["headersToBackend"].as_sequence().unwrap() {
-            assert!(
-                jwtgate::authz::IDENTITY_HEADERS.contains(&text(header)),
-                "{header:?} is not a header jwtgate answers"
-            );
-        }
+        let copied: Vec<&str> = ext_auth["http"]["headersToBackend"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(text)
+            .collect();
+        assert_eq!(copied, jwtgate::authz::IDENTITY_HEADERS);
     }
 }
 
