@@ -18,15 +18,24 @@
 -- README, "HAProxy").
 --
 -- What it does, in order:
--- 1. removes from the client's request every x-jwt-* and x-jwtgate-* header
+-- 1. refuses (400) what the backend could read as another request than
+--    the one jwtgate judges: a request target that is neither a path nor a
+--    URL whose authority is exactly the Host (HAProxy ends an authority at
+--    the first "/", a backend at "?", "#" or "@" too), no Host or several,
+--    and an h2c upgrade (after a 101 the connection would carry HTTP/2
+--    requests nobody checks);
+-- 2. removes from the client's request every x-jwt-* and x-jwtgate-* header
 --    and the listed ones, whatever the answer turns out to be, under any
 --    spelling CGI, WSGI, Rack and PHP read as the same (X_Jwt_Sub is
---    X-Jwt-Sub to them, and HAProxy passes underscores on);
--- 2. sends jwtgate a GET with the client's other headers (the token's header
+--    X-Jwt-Sub to them, and HAProxy passes underscores on), and the headers
+--    some frameworks take the request's URL or host from (X-Original-URL,
+--    X-Rewrite-URL, X-Forwarded-Host, -Uri, -Prefix, -Method): a backend
+--    must not route on a URL jwtgate never saw;
+-- 3. sends jwtgate a GET with the client's other headers (the token's header
 --    or cookie among them) and the original method, scheme, host and path in
 --    X-Forwarded-Method, -Proto, -Host and -Uri (the client's own
 --    X-Forwarded-* are not passed);
--- 3. on jwtgate's 200 (a 200 with its x-jwtgate-outcome: another service's
+-- 4. on jwtgate's 200 (a 200 with its x-jwtgate-outcome: another service's
 --    200 is not an answer), removes the client's headers of any name
 --    jwtgate answered, sets each listed header jwtgate answered with a
 --    value, and sets txn.jwtgate_allowed; on any other answer, ends the
@@ -47,6 +56,16 @@ local not_forwarded = {
     ["x-forwarded-method"] = true, ["x-forwarded-proto"] = true,
     ["x-forwarded-host"] = true, ["x-forwarded-uri"] = true,
     ["x-forwarded-for"] = true, ["forwarded"] = true,
+}
+
+-- Headers a backend may take the request's URL, host or method from:
+-- whatever a client sent under these names never reaches it.
+local rewrites = {
+    ["x-original-url"] = true, ["x-original-uri"] = true,
+    ["x-original-method"] = true, ["x-rewrite-url"] = true,
+    ["x-forwarded-host"] = true, ["x-forwarded-uri"] = true,
+    ["x-forwarded-prefix"] = true, ["x-forwarded-method"] = true,
+    ["http2-settings"] = true,
 }
 
 -- Headers of jwtgate's 200 that say nothing about the request: a client's
@@ -95,6 +114,29 @@ local function strip(txn, client, matches)
     end
 end
 
+-- Is `target` (the request target as HAProxy forwards it) one the backend
+-- reads as the same host and path jwtgate is told? A path, or an http(s)
+-- URL whose authority, read to the first "/" as HAProxy does, holds no
+-- character that ends an authority or marks user information for other
+-- parsers and equals the Host.
+local function plain_target(target, host)
+    if string.sub(target, 1, 1) == "/" then return true end
+    local authority = string.match(string.lower(target), "^https?://([^/]*)")
+    return authority ~= nil
+        and not string.find(authority, "[?#@\\%%]")
+        and authority == string.lower(host)
+end
+
+-- Does an Upgrade header ask for h2c?
+local function upgrades_to_h2c(list)
+    for _, value in ipairs(list) do
+        for token in string.gmatch(string.lower(value), "[^,%s]+") do
+            if token == "h2c" then return true end
+        end
+    end
+    return false
+end
+
 local function refuse(txn, status, body)
     txn:done({
         status = status,
@@ -108,16 +150,24 @@ core.register_action("jwtgate-auth", { "http-req" }, function(txn, url, copied_c
     local is_copied = {}
     for _, name in ipairs(copied) do is_copied[name] = true end
     local client = txn.http:req_get_headers()
-    strip(txn, client, function(name)
-        return is_copied[name] or starts(name, "x-jwt-") or starts(name, "x-jwtgate-")
-    end)
-
     local hosts = values(client["host"])
     if #hosts ~= 1 then
         -- No Host, or several: the backend could read either; refuse.
         refuse(txn, 400, "a request needs exactly one Host header\n")
         return
     end
+    if not plain_target(txn.f:url(), hosts[1]) then
+        refuse(txn, 400, "the request target must be a path, or a URL of the Host it names\n")
+        return
+    end
+    if upgrades_to_h2c(values(client["upgrade"])) then
+        refuse(txn, 400, "h2c upgrades are not accepted\n")
+        return
+    end
+    strip(txn, client, function(name)
+        return is_copied[name] or rewrites[name]
+            or starts(name, "x-jwt-") or starts(name, "x-jwtgate-")
+    end)
     local headers = {}
     for name, list in pairs(client) do
         if not not_forwarded[name] then

@@ -132,10 +132,24 @@ fn a_client_sent_identity_never_reaches_the_origin_through_caddy() {
     let r = get(
         &caddy,
         "/v1/orders?id=7",
-        &[("Authorization", &valid), spoof, underscored],
+        &[
+            ("Authorization", &valid),
+            spoof,
+            underscored,
+            ("X-Original-URL", "/admin"),
+            ("X_Original_URL", "/admin"),
+        ],
     );
     assert_eq!(r.status, 200, "{}{}", r.head_text(), r.body_text());
     assert_eq!(subs(&r), ["alice"], "{}\n{}", r.head_text(), r.body_text());
+    // Nor a URL of the client's own under a header some frameworks route on.
+    assert!(
+        echoed_headers(&r.body)
+            .iter()
+            .all(|(name, _)| name.replace('_', "-") != "x-original-url"),
+        "{}",
+        r.body_text()
+    );
     // The original request reached jwtgate as the client sent it.
     assert!(
         r.body_text()
@@ -143,6 +157,19 @@ fn a_client_sent_identity_never_reaches_the_origin_through_caddy() {
         "{}",
         r.body_text()
     );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // An h2c upgrade to an excluded path: after the origin's 101 the
+    // connection would carry HTTP/2 requests no one checks.
+    let r = get(
+        &caddy,
+        "/v1/health",
+        &[
+            ("Upgrade", "h2c"),
+            ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.head_text());
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     // A forged token: our 401 at the client, nothing at the origin.

@@ -127,6 +127,8 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
     // A forwarded claim's header under a name of the backend's choosing: the
     // action removes the client's as soon as jwtgate answers that name.
     let forwarded_claim = ("X-User", "admin");
+    // Where some frameworks take the URL from (an IIS rewrite's header).
+    let rewrite = ("X-Original-URL", "/admin");
     let api = "api.example.com";
 
     // A valid token: through, with jwtgate's identity replacing the client's.
@@ -142,6 +144,7 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
             claim,
             action,
             forwarded_claim,
+            rewrite,
         ],
     );
     assert_eq!(r.status, 200, "{}{}", r.head_text(), r.body_text());
@@ -151,7 +154,7 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
         "{}",
         r.body_text()
     );
-    for (name, _) in [payload, claim, action, forwarded_claim] {
+    for (name, _) in [payload, claim, action, forwarded_claim, rewrite] {
         let name = name.to_ascii_lowercase();
         assert!(
             echoed_headers(&r.body)
@@ -237,13 +240,40 @@ fn haproxy_asks_jwtgate_before_every_request_and_relays_its_refusals() {
     assert_eq!(r.status, 400, "{}", r.head_text());
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 
+    // A target the origin reads with another host than the one jwtgate is
+    // told: HAProxy ends the authority at "/", taking "admin.example.com?"
+    // for user information, where URL parsers end it at "?".
+    let r = send(
+        &haproxy,
+        &format!("GET http://admin.example.com?@{api}/v1/health HTTP/1.1\r\nHost: {api}\r\n"),
+    );
+    assert_eq!(r.status, 400, "{}", r.head_text());
+    // The same URL form, naming the Host, is a plain request.
+    let r = send(
+        &haproxy,
+        &format!("GET http://{api}/v1/health HTTP/1.1\r\nHost: {api}\r\n"),
+    );
+    assert_eq!(r.status, 200, "{}", r.head_text());
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    // An h2c upgrade: after a 101, the connection would carry HTTP/2
+    // requests no one checks.
+    let r = send(
+        &haproxy,
+        &format!(
+            "GET /v1/health HTTP/1.1\r\nHost: {api}\r\nUpgrade: h2c\r\n\
+             HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        ),
+    );
+    assert_eq!(r.status, 400, "{}", r.head_text());
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+
     // jwtgate gone: 503, nothing passes unjudged.
     drop(jwtgate);
     let r = get(&haproxy, api, "/v1/orders", &[("Authorization", &valid)]);
     assert_eq!(r.status, 503, "{}", r.head_text());
     let r = get(&haproxy, api, "/v1/health", &[]);
     assert_eq!(r.status, 503, "{}", r.head_text());
-    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
 }
 
 #[test]

@@ -143,6 +143,12 @@ fn valid_token_reaches_upstream_with_sub_header() {
         ("x_JWT_sub", "admin"),
         ("X-Jwt-Kid", "admin"),
         ("X-Jwt-Payload", "admin"),
+        // Forwarded-claim headers of examples/config/jwtgate.toml, and
+        // headers some frameworks take the URL or host from.
+        ("X-Jwt-Scope", "admin"),
+        ("X-Jwt-Roles", "admin"),
+        ("X-Original-URL", "admin"),
+        ("X-Forwarded-Host", "admin"),
     ]);
     assert_eq!(
         r.status,
@@ -456,4 +462,34 @@ fn two_instances_share_the_tokens_and_one_stops_without_a_failed_request() {
 
     second.sigterm();
     assert_eq!(second.wait_exit(Duration::from_secs(30)).code(), Some(0));
+}
+
+/// Every header the example policy forwards a claim in is one nginx.conf
+/// sets from jwtgate's answer: a header nginx does not set is the client's.
+#[test]
+fn nginx_conf_sets_every_header_the_example_policy_forwards() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policy = std::fs::read_to_string(root.join("examples/config/jwtgate.toml")).unwrap();
+    let conf = std::fs::read_to_string(root.join("examples/nginx/nginx.conf"))
+        .unwrap()
+        .to_ascii_lowercase();
+    let forwarded: Vec<&str> = policy
+        .lines()
+        .filter_map(|line| line.strip_prefix("forward_claims = "))
+        .flat_map(|table| table.split('=').skip(1))
+        .filter_map(|value| value.split('"').nth(1))
+        .collect();
+    assert!(forwarded.contains(&"x-jwt-roles"), "{forwarded:?}");
+    for header in forwarded {
+        let variable = header.replace('-', "_");
+        for line in [
+            format!(
+                "auth_request_set ${} $upstream_http_{variable};",
+                &variable[2..]
+            ),
+            format!("proxy_set_header {header} ${};", &variable[2..]),
+        ] {
+            assert!(conf.contains(&line), "nginx.conf lacks `{line}`");
+        }
+    }
 }

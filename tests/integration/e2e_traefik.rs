@@ -49,6 +49,20 @@ fn middleware() -> (String, Vec<String>) {
             .any(|line| line.trim() == r#"authResponseHeadersRegex: "(?i)^x[-_]jwt[-_]""#),
         "the example must strip a client's x_jwt_* headers"
     );
+    // An h2c upgrade relayed after the check would carry unchecked HTTP/2
+    // requests: the middleware before jwtgate removes Upgrade.
+    assert!(
+        text.lines()
+            .any(|line| line.trim() == "middlewares: [jwtgate-hardening, jwtgate]"),
+        "the router must run the hardening middleware first"
+    );
+    for header in ["Upgrade", "HTTP2-Settings", "X-Original-Url"] {
+        assert!(
+            text.lines()
+                .any(|line| line.trim() == format!("{header}: \"\"")),
+            "the hardening middleware must remove {header}"
+        );
+    }
     let copied: Vec<String> = text
         .split("authResponseHeaders:")
         .nth(1)
