@@ -204,3 +204,31 @@ fn a_client_sent_identity_never_reaches_the_origin_through_caddy() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 3);
 }
+
+/// A jwtgate that stops answering (SIGSTOP): Caddy answers 504 once
+/// `response_header_timeout` passes, and nothing reaches the origin.
+#[test]
+fn caddy_refuses_when_jwtgate_stops_answering() {
+    let Some(binary) = common::required_tool("e2e_caddy", "caddy", "caddy") else {
+        return;
+    };
+    let dir = TempDir::new("e2e-caddy-stopped");
+    let path = caddy_config(&dir);
+    let (upstream, hits) = start_upstream();
+    let jwtgate = Server::start(&["--config", path.to_str().unwrap(), "--now", NOW]);
+    let caddy = start_caddy(&binary, jwtgate.addr(), upstream);
+    let valid = format!("Bearer {}", token("rsa2048-a", "alice"));
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(jwtgate.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    };
+    signal("STOP");
+    let r = get(&caddy, "/v1/orders", &[("Authorization", &valid)]);
+    signal("CONT");
+    assert_eq!(r.status, 504, "{}", r.head_text());
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}

@@ -88,7 +88,7 @@ fn flags_only_jwtgate(extra: &[&str]) -> Server {
 struct Stack {
     // Declared first: nginx goes before jwtgate.
     nginx: Nginx,
-    _jwtgate: Server,
+    jwtgate: Server,
     upstream_hits: Arc<AtomicUsize>,
 }
 
@@ -102,7 +102,7 @@ impl Stack {
         });
         Some(Stack {
             nginx,
-            _jwtgate: jwtgate,
+            jwtgate,
             upstream_hits,
         })
     }
@@ -492,4 +492,25 @@ fn nginx_conf_sets_every_header_the_example_policy_forwards() {
             assert!(conf.contains(&line), "nginx.conf lacks `{line}`");
         }
     }
+}
+
+/// A jwtgate that stops answering (SIGSTOP): nginx answers 500 once
+/// `proxy_read_timeout` passes, and nothing reaches the API.
+#[test]
+fn nginx_refuses_when_jwtgate_stops_answering() {
+    let Some(stack) = Stack::start() else { return };
+    let auth = format!("Bearer {}", token("rsa2048-a", "alice"));
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(stack.jwtgate.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    };
+    signal("STOP");
+    let r = stack.get(&[("Authorization", &auth)]);
+    signal("CONT");
+    assert_eq!(r.status, 500, "{}", r.head_text());
+    assert_eq!(stack.hits(), 0);
 }
