@@ -54,19 +54,24 @@ pub fn set_format(format: LogFormat) {
 }
 
 /// Writes one line at `level` to stderr.
-#[allow(clippy::print_stderr)]
 pub fn log(level: Level, message: fmt::Arguments<'_>) {
-    eprintln!("{}", render(level, message, JSON.load(Ordering::Relaxed)));
+    emit(&render(level, message, JSON.load(Ordering::Relaxed)));
+}
+
+/// Writes `text` and a newline to stderr. A stderr that is closed or full
+/// loses the line; it never stops the server (`eprintln!` would panic).
+fn emit(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{text}");
 }
 
 /// Writes `line`, as the text format has it (`jwtgate: ...`, `jwtgate
 /// serve: ...`), at `level`: as is in the text format, as the message of
 /// one object in the JSON format (its `jwtgate: ` and `warning: ` prefixes
 /// dropped, since the object says both).
-#[allow(clippy::print_stderr)]
 pub fn line(level: Level, line: &str) {
     if !JSON.load(Ordering::Relaxed) {
-        eprintln!("{}", printable(line));
+        emit(&printable(line));
         return;
     }
     let message = ["jwtgate: ", "jwtgate serve: "]
@@ -74,7 +79,7 @@ pub fn line(level: Level, line: &str) {
         .find_map(|prefix| line.strip_prefix(prefix))
         .unwrap_or(line);
     let message = message.strip_prefix("warning: ").unwrap_or(message);
-    eprintln!("{}", render(level, format_args!("{message}"), true));
+    emit(&render(level, format_args!("{message}"), true));
 }
 
 /// Writes a warning to stderr as one line.

@@ -42,8 +42,12 @@ impl Report for Console {
             .verify_addr()
             .map(|addr| format!(", verify on {addr}"))
             .unwrap_or_default();
+        // A stdout that is closed (a pipe whose reader has gone) loses these
+        // lines; it never stops the server, as `println!` would.
+        let mut stdout = std::io::stdout().lock();
         // One line, parsed by tests and scripts: the admin address stays last.
-        println!(
+        let _ = writeln!(
+            stdout,
             "jwtgate serve: listening on {} (shards {}, io {}){grpc}{verify}, admin on {admin}",
             server.local_addr(),
             server.shard_count(),
@@ -51,14 +55,16 @@ impl Report for Console {
         );
         if self.demo {
             match crate::demo::curl_lines(server.local_addr(), UnixTime::now()) {
-                Ok(lines) => println!("{lines}"),
+                Ok(lines) => {
+                    let _ = writeln!(stdout, "{lines}");
+                }
                 Err(error) => line(
                     Level::Warning,
                     &format!("jwtgate: warning: no demo lines: {error}"),
                 ),
             }
         }
-        let _ = std::io::stdout().flush();
+        let _ = stdout.flush();
     }
 
     fn reloaded(&mut self, file: &Path, trigger: Trigger, result: &Result<Reloaded, ReloadError>) {

@@ -127,11 +127,11 @@ impl Server {
         let (lines_tx, lines_rx) = mpsc::channel::<String>();
         let stdout_pipe = child.stdout.take().unwrap();
         std::thread::spawn(move || {
+            // Read to the end even once nobody listens: a pipe closed early
+            // would make the server's next stdout write fail.
             for line in BufReader::new(stdout_pipe).lines() {
                 let Ok(line) = line else { break };
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
+                let _ = lines_tx.send(line);
             }
         });
 

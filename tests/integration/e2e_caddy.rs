@@ -229,6 +229,13 @@ fn caddy_refuses_when_jwtgate_stops_answering() {
     signal("STOP");
     let r = get(&caddy, "/v1/orders", &[("Authorization", &valid)]);
     signal("CONT");
-    assert_eq!(r.status, 504, "{}", r.head_text());
+    // 504 once response_header_timeout passes (502 if the connect itself
+    // failed): a refusal either way, and the origin never asked.
+    assert!(
+        [502, 504].contains(&r.status),
+        "{}{}",
+        r.head_text(),
+        r.body_text()
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 }

@@ -233,9 +233,17 @@ fn demo_token(sub: &str) -> String {
 
 /// The identity a check request got: 200 with `x-jwt-sub`, or the status.
 fn check(server: &Server, token: &str) -> Result<String, u16> {
-    let response = Conn::open(server.addr()).request(
+    let mut conn = Conn::open(server.addr());
+    conn.send(
         format!("GET / HTTP/1.1\r\nhost: api\r\nauthorization: Bearer {token}\r\n\r\n").as_bytes(),
     );
+    let response = conn.try_read_response().unwrap_or_else(|e| {
+        panic!(
+            "no answer from the image's jwtgate ({}): {e}\nits stderr: {}",
+            server.ready_line(),
+            server.stderr_text()
+        )
+    });
     match response.status {
         200 => Ok(response.header("x-jwt-sub").unwrap_or_default().to_owned()),
         status => Err(status),

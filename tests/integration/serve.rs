@@ -1479,3 +1479,68 @@ fn drain_delay_turns_health_503_while_still_serving(io: &str) {
     let exit = f.server.wait_exit(EXIT_TIMEOUT);
     assert_eq!(exit.code(), Some(0));
 }
+
+/// A server whose stdout and stderr readers have gone (a pipe closed early)
+/// keeps serving: a line it cannot write is lost, never fatal. The reload
+/// forces a stderr line after both pipes are closed.
+#[test]
+fn closed_stdout_and_stderr_do_not_stop_the_server() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = TempDir::new("closed-streams");
+    let config = dir.write(
+        "jwtgate.toml",
+        format!(
+            "default_action = \"deny\"\n\n[[token_config]]\nname = \"users\"\n\
+             jwks_file = \"{}\"\nalgorithms = [\"RS256\"]\n",
+            common::repo_path("examples/keys/demo.jwks.json").display()
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let ready = loop {
+        let mut line = String::new();
+        assert_ne!(stdout.read_line(&mut line).unwrap(), 0, "no readiness line");
+        if let Some(ready) = common::server::parse_ready_line(line.trim_end()) {
+            break ready;
+        }
+    };
+    drop(stdout);
+    drop(child.stderr.take());
+
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = Conn::open(ready.admin)
+            .request(b"GET /metrics HTTP/1.1\r\nhost: admin\r\n\r\n")
+            .body_text()
+            .to_owned();
+        if metrics.contains("jwtgate_config_reloads_total{result=\"success\"} 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload was not counted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = Conn::open(ready.addr).request(b"GET / HTTP/1.1\r\nhost: api\r\n\r\n");
+    // No rule matches: the default deny, answered.
+    assert_eq!(r.status, 403, "{}", r.head_text());
+    assert_eq!(child.try_wait().unwrap(), None, "the server exited");
+    let _ = child.kill();
+    let _ = child.wait();
+}
