@@ -43,10 +43,53 @@ pub(crate) enum Command {
     Mint(MintArgs),
     /// Decode a token without trusting it, and (given keys) say which check fails.
     Inspect(InspectArgs),
+    /// Revoke a token, a subject's tokens or a key in the configured store
+    /// (a file, or Redis shared by every instance), or list what is in force.
+    Revoke(RevokeArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
     Completions(CompletionsArgs),
     /// Print the manual page (roff), or write one per command into a folder.
     Man(ManArgs),
+}
+
+#[derive(Args)]
+#[command(group(
+    clap::ArgGroup::new("target")
+        .required(true)
+        .args(["jti", "subject", "kid", "list"])
+))]
+pub(crate) struct RevokeArgs {
+    /// The configuration whose [revocation] table names the store.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// Revoke the one token with this jti (with --issuer).
+    #[arg(long, value_name = "ID", requires = "issuer")]
+    pub(crate) jti: Option<String>,
+    /// Revoke this subject's tokens issued before --before (with --issuer):
+    /// "log out everywhere".
+    #[arg(long, value_name = "SUB", requires = "issuer")]
+    pub(crate) subject: Option<String>,
+    /// The issuer of --jti or --subject (exactly as the tokens' iss).
+    #[arg(long, value_name = "ISS")]
+    pub(crate) issuer: Option<String>,
+    /// With --subject: tokens issued before this instant, Unix seconds or
+    /// RFC 3339 (2026-12-06T10:00:00Z) [default: the end of this second].
+    #[arg(long, value_name = "TIME", requires = "subject")]
+    pub(crate) before: Option<String>,
+    /// Revoke every token --token-config verifies with this key.
+    #[arg(long, value_name = "KID", requires = "token_config")]
+    pub(crate) kid: Option<String>,
+    /// The token configuration of --kid.
+    #[arg(long, value_name = "NAME", requires = "kid")]
+    pub(crate) token_config: Option<String>,
+    /// How long the revocation lasts, e.g. "2h" [default: the longest a
+    /// covered token can live: max_lifetime plus leeway of the token
+    /// configurations concerned].
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) ttl: Option<String>,
+    /// Print the revocations in force (one JSON line each) instead.
+    #[arg(long)]
+    pub(crate) list: bool,
 }
 
 #[derive(Args)]

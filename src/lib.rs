@@ -90,10 +90,12 @@ mod latency;
 mod metrics;
 mod policy;
 mod queue_delay;
+pub mod revocation;
 pub mod server;
 pub mod settings;
 mod signing;
 mod snapshot;
+mod stamp;
 mod status;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -20,7 +20,9 @@ use jwtgate::tools;
 use jwtgate::{Algorithm, AlgorithmSet, ClaimName, SubjectMatch, UnixTime, Validation, Verifier};
 use std::io::Write as _;
 
-use cli::{CheckConfigArgs, Cli, Command, IoArg, LogFormatArg, ManArgs, ServeArgs, Settings};
+use cli::{
+    CheckConfigArgs, Cli, Command, IoArg, LogFormatArg, ManArgs, RevokeArgs, ServeArgs, Settings,
+};
 
 mod cli;
 mod commands;
@@ -254,7 +256,21 @@ fn run_check_config(args: &CheckConfigArgs) -> Result<ExitCode, Failure> {
     let fetched = if args.fetch {
         let (report, all_fetched) = tools::check_config::fetch_report(&mut loaded);
         print!("{report}");
-        all_fetched
+        // The revocation store, read once as `serve` would at start.
+        let revocations_read = match &loaded.revocation {
+            None => true,
+            Some(_) => match tools::revoke::list(&args.config, UnixTime::now()) {
+                Ok((_, summary)) => {
+                    println!("\nrevocations: {summary}");
+                    true
+                }
+                Err(error) => {
+                    println!("\nrevocations: cannot be read: {error}");
+                    false
+                }
+            },
+        };
+        all_fetched && revocations_read
     } else {
         true
     };
@@ -278,6 +294,52 @@ fn run_check_config(args: &CheckConfigArgs) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, Failure> {
+    use jwtgate::tools::revoke::{self, Target};
+    let now = UnixTime::now();
+    if args.list {
+        let (lines, summary) = revoke::list(&args.config, now)?;
+        let mut stdout = std::io::stdout().lock();
+        for line in lines {
+            writeln!(stdout, "{line}")?;
+        }
+        eprintln!("jwtgate revoke: {summary}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ttl = match &args.ttl {
+        Some(text) => Some(jwtgate::config::duration_text(text).ok_or_else(|| {
+            format!("--ttl {text}: expected a duration such as \"30m\" or \"2h\"")
+        })?),
+        None => None,
+    };
+    let target = match (&args.jti, &args.subject, &args.kid) {
+        (Some(jti), None, None) => Target::Token {
+            issuer: args.issuer.clone().unwrap_or_default(),
+            jti: jti.clone(),
+        },
+        (None, Some(subject), None) => Target::Subject {
+            issuer: args.issuer.clone().unwrap_or_default(),
+            subject: subject.clone(),
+            before: match &args.before {
+                Some(text) => Some(jwtgate::tools::revoke::instant(text).ok_or_else(|| {
+                    format!(
+                        "--before {text}: expected Unix seconds or RFC 3339 (2026-12-06T10:00:00Z)"
+                    )
+                })?),
+                None => None,
+            },
+        },
+        (None, None, Some(kid)) => Target::Key {
+            kid: kid.clone(),
+            config: args.token_config.clone().unwrap_or_default(),
+        },
+        _ => return Err("give one of --jti, --subject or --kid".into()),
+    };
+    let done = revoke::revoke(&args.config, target, ttl, now)?;
+    println!("jwtgate revoke: {done}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_man(args: &ManArgs) -> Result<ExitCode, Failure> {
@@ -322,6 +384,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Man(args)) => run_man(args),
+        Some(Command::Revoke(args)) => run_revoke(args),
     };
     result.unwrap_or_else(|error| {
         // Through the diagnostics, so that it is JSON under `--log-format

@@ -20,6 +20,8 @@ use arc_swap::ArcSwap;
 use crate::Verifier;
 use crate::jwks::{KeySink, RemoteKeys, TokenKeys};
 use crate::policy::Policy;
+use crate::revocation::RevocationSink;
+use crate::revocation::Revocations;
 
 /// The policy and its keys, as in force together.
 #[derive(Debug, Clone)]
@@ -29,6 +31,9 @@ pub struct Snapshot {
     /// The keys of each token configuration, in the order of
     /// [`Policy::configs`].
     pub keys: Box<[TokenKeys]>,
+    /// The revocations in force (none without a `[revocation]` store). A
+    /// reload keeps them; the revocation manager replaces them.
+    pub revocations: Arc<Revocations>,
 }
 
 impl Snapshot {
@@ -37,6 +42,7 @@ impl Snapshot {
         Snapshot {
             policy: Arc::new(policy),
             keys: keys.into_boxed_slice(),
+            revocations: Arc::new(Revocations::none()),
         }
     }
 
@@ -83,6 +89,7 @@ impl Snapshot {
         Some(Snapshot {
             policy: Arc::clone(&self.policy),
             keys: next,
+            revocations: Arc::clone(&self.revocations),
         })
     }
 }
@@ -115,9 +122,26 @@ impl Publisher {
         self.shared.load_full()
     }
 
-    /// Puts a reloaded policy and its keys in force.
+    /// Puts a reloaded policy and its keys in force, with the revocations
+    /// in force.
     pub(crate) fn reloaded(&self, policy: Policy, keys: Vec<TokenKeys>) {
-        self.shared.store(Arc::new(Snapshot::new(policy, keys)));
+        let policy = Arc::new(policy);
+        let keys = keys.into_boxed_slice();
+        self.shared.rcu(|current| Snapshot {
+            policy: Arc::clone(&policy),
+            keys: keys.clone(),
+            revocations: Arc::clone(&current.revocations),
+        });
+    }
+}
+
+impl RevocationSink for Publisher {
+    fn publish(&self, revocations: Arc<Revocations>) {
+        self.shared.rcu(|current| Snapshot {
+            policy: Arc::clone(&current.policy),
+            keys: current.keys.clone(),
+            revocations: Arc::clone(&revocations),
+        });
     }
 }
 

@@ -5,7 +5,9 @@
 //! `;`, folded spellings, a cookie source spelled
 //! otherwise, an exclusion, claim requirements, forwarded claims), and the
 //! configured one
-//! with every request written to the access log, watched by a counting global
+//! with every request written to the access log, and with a million
+//! revocations in force (each valid token looked up by jti and subject),
+//! watched by a counting global
 //! allocator. Metrics (counters, latency histograms) are on throughout. The
 //! verified-token cache runs at its default size (repeated tokens are hits),
 //! off, and smaller than the tokens it sees (lookups miss and stores evict);
@@ -215,6 +217,58 @@ fn flags_only_chunked() -> (Snapshot, Vec<u8>, &'static [&'static str]) {
 /// exclusion, claim requirements and forwarded claims, read from nginx-style
 /// forwarded headers.
 fn configured() -> (Snapshot, Vec<u8>, &'static [&'static str]) {
+    configured_with(
+        r#"{"sub":"alice","scope":"read write","realm":{"roles":["a","b"]},"exp":1700003600}"#,
+    )
+}
+
+/// [`configured`] with tokens that carry an issuer, a jti and an issue time,
+/// and a million revocations in force (none of them the token's): every
+/// valid token is looked up by its jti and by its subject.
+fn configured_with_a_million_revocations() -> (Snapshot, Vec<u8>, &'static [&'static str]) {
+    use jwtgate::revocation::{Kind, OnUnavailable, Revocation, RevocationSet, Revocations};
+    let (mut snapshot, requests, statuses) = configured_with(
+        r#"{"iss":"https://idp.test/","jti":"token-7","sub":"alice","iat":1699999000,"scope":"read write","realm":{"roles":["a","b"]},"exp":1700003600}"#,
+    );
+    let entry = |kind, scope: &str, name: String, before| Revocation {
+        kind,
+        scope: scope.into(),
+        name: name.into(),
+        before,
+        expires: jwtgate::UnixTime(i64::MAX / 2),
+    };
+    let set = RevocationSet::from_revocations(
+        (0..1_000_000)
+            .map(|n| {
+                entry(
+                    Kind::Token,
+                    "https://idp.test/",
+                    format!("revoked-{n}"),
+                    None,
+                )
+            })
+            .chain((0..1_000).map(|n| {
+                entry(
+                    Kind::Subject,
+                    "https://idp.test/",
+                    format!("user-{n}"),
+                    Some(jwtgate::UnixTime(1_700_000_000)),
+                )
+            })),
+    );
+    assert_eq!(set.len(), 1_001_000);
+    snapshot.revocations = Arc::new(Revocations {
+        store: Some("a million entries".into()),
+        set,
+        last_read: None,
+        failing_since: None,
+        max_stale: std::time::Duration::from_secs(60),
+        on_unavailable: OnUnavailable::Deny,
+    });
+    (snapshot, requests, statuses)
+}
+
+fn configured_with(claims: &str) -> (Snapshot, Vec<u8>, &'static [&'static str]) {
     let pem = read_data("rsa2048-a.spki.pem");
     let config = format!(
         r#"
@@ -242,12 +296,7 @@ forward_claims = {{ sub = "x-jwt-sub", scope = "x-jwt-scope", "realm.roles" = "x
     );
     let loaded = jwtgate::config::parse(&config, std::path::Path::new("alloc.toml")).unwrap();
     let key = signing_key("rsa2048-a", Algorithm::Rs256);
-    let valid = mint(
-        r#"{"alg":"RS256"}"#,
-        r#"{"sub":"alice","scope":"read write","realm":{"roles":["a","b"]},"exp":1700003600}"#,
-        &key,
-        Algorithm::Rs256,
-    );
+    let valid = mint(r#"{"alg":"RS256"}"#, claims, &key, Algorithm::Rs256);
     let mut requests = Vec::new();
     let mut request = |host: &str, uri: &str, extra: &str| {
         requests.extend_from_slice(
@@ -516,6 +565,12 @@ fn serving_allocates_nothing_per_request_once_warm() {
                 cached,
             ),
             ("configured", configured, None, cached),
+            (
+                "configured, a million revocations",
+                configured_with_a_million_revocations,
+                None,
+                cached,
+            ),
             (
                 "configured, access log",
                 configured,

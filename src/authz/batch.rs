@@ -24,6 +24,7 @@ pub(crate) struct BatchVerifier {
     limits: BatchLimits,
     scratch: crate::Scratch,
     lines: Vec<u8>,
+    revocation_scratch: crate::revocation::LookupScratch,
 }
 
 /// Path of the batch endpoint.
@@ -49,6 +50,7 @@ impl BatchVerifier {
             limits,
             scratch: crate::Scratch::with_token_limit(4096),
             lines: Vec::new(),
+            revocation_scratch: crate::revocation::LookupScratch::default(),
         }
     }
 }
@@ -98,14 +100,11 @@ impl Service for BatchVerifier {
         let wanted = query
             .split('&')
             .find_map(|pair| pair.strip_prefix("token_config="));
-        let keys = match wanted {
-            Some(name) => snapshot
-                .configs()
-                .find(|(own, _)| *own == name)
-                .map(|(_, keys)| keys),
-            None => snapshot.keys.first(),
+        let found = match wanted {
+            Some(name) => snapshot.configs().find(|(own, _)| *own == name),
+            None => snapshot.configs().next(),
         };
-        let Some(keys) = keys else {
+        let Some((config, keys)) = found else {
             let body = br#"{"error":"unknown_token_config","detail":"no token configuration has this name"}"#;
             return write_simple(out, 404, JSON, b"", body, framing);
         };
@@ -114,6 +113,7 @@ impl Service for BatchVerifier {
         let unknown_kid = crate::batch::verify_buffer(
             keys.verifier(),
             refused,
+            Some((config, &snapshot.revocations, &mut self.revocation_scratch)),
             body,
             self.clock.now(),
             &mut self.scratch,

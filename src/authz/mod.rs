@@ -104,6 +104,8 @@ pub(crate) struct Authorizer {
     log: Option<ShardLog>,
     /// What a logged request's tokens said.
     seen: tokens::Seen,
+    /// Unescaped claims for revocation lookups.
+    revocation_scratch: crate::revocation::LookupScratch,
     /// Set when verifications are refused once the shard is overloaded.
     shedding: Option<Shedding>,
     /// Stderr lines for checks refused for how they were sent.
@@ -259,6 +261,7 @@ impl Authorizer {
             metrics: None,
             log: None,
             seen: tokens::Seen::default(),
+            revocation_scratch: crate::revocation::LookupScratch::default(),
             shedding: None,
             wiring: wiring::WiringNotices::default(),
             shard: 0,
@@ -618,6 +621,7 @@ impl Authorizer {
                 head,
                 query,
                 now: self.options.clock.now(),
+                revocations: &snapshot.revocations,
             },
             identity,
             framing.close,
@@ -633,6 +637,7 @@ impl Authorizer {
                 start,
                 seen: (observe == Some(true)).then_some(&mut self.seen),
                 shedding: self.shedding.as_ref(),
+                revocation_scratch: &mut self.revocation_scratch,
             },
         );
         if let (Some(metrics), Some(timed)) = (&self.metrics, timed) {

@@ -46,7 +46,11 @@ pub(super) const fn status(outcome: Outcome) -> u16 {
         | Outcome::AmbiguousToken
         // The token could not be checked: still a denial the proxy acts on
         // (a 5xx would make nginx auth_request answer 500 to the client).
-        | Outcome::KeysUnavailable => 401,
+        | Outcome::KeysUnavailable
+        // The token verified but is revoked, or could not be checked against
+        // the revocations: a denial, like an invalid token.
+        | Outcome::Revoked
+        | Outcome::RevocationsUnavailable => 401,
         // RFC 6750 §3.1: the token is fine, its permissions are not.
         Outcome::InsufficientScope => 403,
         // `Outcome` is `#[non_exhaustive]` across the crate boundary: an outcome
@@ -62,7 +66,10 @@ pub(super) const fn status(outcome: Outcome) -> u16 {
 /// fetch new tokens from an identity provider that may be down.
 const fn error_code(outcome: Outcome) -> Option<&'static str> {
     match outcome {
-        Outcome::Valid | Outcome::Missing | Outcome::KeysUnavailable => None,
+        Outcome::Valid
+        | Outcome::Missing
+        | Outcome::KeysUnavailable
+        | Outcome::RevocationsUnavailable => None,
         Outcome::InsufficientScope => Some("insufficient_scope"),
         Outcome::Malformed
         | Outcome::TokenTooLarge
@@ -79,7 +86,9 @@ const fn error_code(outcome: Outcome) -> Option<&'static str> {
         | Outcome::WrongAudience
         | Outcome::WrongSubject
         | Outcome::WrongType
-        | Outcome::AmbiguousToken => Some("invalid_token"),
+        | Outcome::AmbiguousToken
+        // RFC 6750 §3.1: "revoked" is one of invalid_token's reasons.
+        | Outcome::Revoked => Some("invalid_token"),
         // See `status`: fail closed until mapped.
         _ => Some("invalid_token"),
     }
@@ -591,10 +600,10 @@ mod tests {
 
     #[test]
     fn every_outcome_is_mapped_on_purpose() {
-        // `status` and `error_code` name 20 outcomes; their `_` arms exist only
+        // `status` and `error_code` name 22 outcomes; their `_` arms exist only
         // because the enum is `#[non_exhaustive]` in another crate. A new
         // outcome needs its own arms there, then this count.
-        assert_eq!(Outcome::COUNT, 20);
+        assert_eq!(Outcome::COUNT, 22);
     }
 
     #[test]

@@ -324,6 +324,7 @@ fn same_answers(start: Variant, tokens: &[Token], steps: &[Step]) -> Result<u64,
                 shared.store(Arc::new(Snapshot {
                     policy: Arc::clone(&current.policy),
                     keys: replaced.into_boxed_slice(),
+                    revocations: Arc::clone(&current.revocations),
                 }));
             }
             Step::Clock(seconds) => now += seconds,

@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use crate::metrics::ShardMetrics;
 use crate::queue_delay::Shedding;
+use crate::revocation::{LookupScratch, Revocations};
 use crate::{Lookup, Outcome, Rejection, Scratch, TokenCache, UnixTime};
 
 use super::response::{self, Identity};
@@ -156,6 +157,8 @@ pub(crate) struct Workspace<'w> {
     pub(crate) seen: Option<&'w mut Seen>,
     /// Set when the shard refuses to verify once overloaded.
     pub(crate) shedding: Option<&'w Shedding>,
+    /// Unescaped claims for revocation lookups (grows once, then reused).
+    pub(crate) revocation_scratch: &'w mut LookupScratch,
 }
 
 /// What a log line says about a request's tokens: the first token's `kid`
@@ -203,6 +206,8 @@ pub(crate) struct Request<'r, 'b> {
     pub(crate) head: &'r RequestHead<'r, 'b>,
     pub(crate) query: &'b [u8],
     pub(crate) now: UnixTime,
+    /// The revocations in force, checked after a token verifies (cached or not).
+    pub(crate) revocations: &'r Revocations,
 }
 
 pub(crate) const KEYS_UNAVAILABLE: Rejection = Rejection::new(
@@ -315,6 +320,21 @@ pub(crate) fn check_rule<'b>(
                     .screen(token, work.scratch)
                     .and(Err(KEYS_UNAVAILABLE))
             };
+            // A verified token (fresh or from the cache) is refused while a
+            // revocation covers it: a cached entry stops passing the moment
+            // the revocation is published.
+            let verified = verified.and_then(|verified| {
+                match request.revocations.check(
+                    &config.name,
+                    &verified.claims,
+                    verified.header.kid,
+                    request.now,
+                    work.revocation_scratch,
+                ) {
+                    Some(rejection) => Err(rejection),
+                    None => Ok(verified),
+                }
+            });
             if let (Err(rejection), Some(remote)) = (&verified, keys.remote())
                 && rejection.outcome() == Outcome::UnknownKid
             {

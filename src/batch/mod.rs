@@ -286,16 +286,24 @@ const NO_CONFIGURATION: Rejection = Rejection::new(
 /// limit is `token_too_large` without being decoded.
 ///
 /// `refused` stands in for every verification when the keys may not be used
-/// (a fetched key set that is missing or stale). Returns whether a token
-/// named a `kid` the key set lacks.
+/// (a fetched key set that is missing or stale). A token that verifies is
+/// then checked against `revocations` (the token configuration's name, the
+/// revocations in force, a lookup buffer), as `serve` checks a request's.
+/// Returns whether a token named a `kid` the key set lacks.
 pub(crate) fn verify_buffer(
     verifier: &Verifier,
     refused: Option<Rejection>,
+    revocations: Option<(
+        &str,
+        &crate::revocation::Revocations,
+        &mut crate::revocation::LookupScratch,
+    )>,
     body: &[u8],
     now: UnixTime,
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> bool {
+    let mut revocations = revocations;
     let mut unknown_kid = false;
     let max_line = verifier.validation().token_limit();
     let mut rest = body;
@@ -316,6 +324,12 @@ pub(crate) fn verify_buffer(
             Some(rejection) => Err(rejection),
             None => verifier.verify(line, now, scratch),
         };
+        let verified = verified.and_then(|verified| match revocations.as_mut() {
+            Some((config, in_force, lookup)) => in_force
+                .check(config, &verified.claims, verified.header.kid, now, lookup)
+                .map_or(Ok(verified), Err),
+            None => Ok(verified),
+        });
         match verified {
             Ok(verified) => render::valid(out, None, number, None, &verified),
             Err(rejection) => {

@@ -35,6 +35,7 @@
 mod error;
 mod reload;
 mod remote;
+mod revocation;
 mod rule;
 mod schema;
 mod server;
@@ -76,6 +77,8 @@ pub struct Loaded {
     pub key_files: Vec<PathBuf>,
     /// Keys skipped with a warning, as `token_config name: warning`.
     pub warnings: Vec<String>,
+    /// The `[revocation]` table, if the file has one.
+    pub revocation: Option<crate::revocation::RevocationSettings>,
 }
 
 /// Reads and validates the configuration at `path`.
@@ -115,6 +118,7 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
         },
     };
     let server = server_settings(&raw.server, at)?;
+    let revocation = revocation::revocation_settings(raw.revocation.as_ref(), base, at)?;
     let forwarded = forwarded(&raw.server, at)?;
     let trusted_proxies = trusted_proxies(&raw.server, &forwarded, at)?;
     let mut key_files = Vec::new();
@@ -172,7 +176,14 @@ pub fn parse(source: &str, path: &Path) -> Result<Loaded, ConfigError> {
         server,
         key_files,
         warnings,
+        revocation,
     })
+}
+
+/// A duration as the configuration writes one (`"60s"`, `"10m"`, `"2h"`),
+/// for command-line flags that take the same text.
+pub fn duration_text(text: &str) -> Option<Duration> {
+    parse_duration(text)
 }
 
 /// Parses a duration: a number and a unit, `ms`, `s`, `m` or `h` (`"60s"`, `"10m"`).
@@ -189,6 +200,28 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
         _ => return None,
     };
     Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// The file `value` names (relative to the configuration's folder `base`),
+/// if it can be read; else the error, at `key`.
+fn resolve_file(
+    value: &Spanned<String>,
+    base: &Path,
+    key: &str,
+    at: Located<'_>,
+) -> Result<PathBuf, ConfigError> {
+    let path = base.join(value.get_ref());
+    match std::fs::metadata(&path) {
+        Ok(_) => Ok(path),
+        Err(error) => Err(at.at(
+            value.span(),
+            key,
+            format!(
+                "cannot read {}: {error}",
+                shown_path(&path, value.get_ref())
+            ),
+        )),
+    }
 }
 
 /// `file` as an error shows it: absolute, with what the configuration

@@ -13,28 +13,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use super::{ConfigError, load};
 use crate::jwks::KeysRefused;
 use crate::settings::ServerLayer;
 use crate::snapshot::{Publisher, Snapshot};
 
-/// What one file looked like: modification time and size (`None`: unreadable).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp(Option<(SystemTime, u64)>);
-
-impl Stamp {
-    /// `file` as it is now. Take it before loading the file, so that a write
-    /// during or right after the load is seen as a change.
-    pub(crate) fn of(file: &Path) -> Stamp {
-        Stamp(
-            std::fs::metadata(file)
-                .ok()
-                .and_then(|meta| Some((meta.modified().ok()?, meta.len()))),
-        )
-    }
-}
+pub(crate) use crate::stamp::Stamp;
 
 /// What the watched files looked like at one poll.
 type Fingerprint = Vec<Stamp>;
@@ -202,7 +187,7 @@ impl Reloader {
                     if self.files.contains(file) {
                         *seen
                     } else {
-                        Stamp(None)
+                        Stamp::UNREADABLE
                     }
                 })
                 .collect();

@@ -68,6 +68,20 @@ pub(crate) struct RawFile {
     pub(crate) token_config: Vec<Spanned<RawTokenConfig>>,
     #[serde(default)]
     pub(crate) rule: Vec<Spanned<RawRule>>,
+    pub(crate) revocation: Option<Spanned<RawRevocation>>,
+}
+
+/// `[revocation]`: see `config/revocation.rs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRevocation {
+    pub(crate) file: Option<Spanned<String>>,
+    pub(crate) redis_url: Option<Spanned<String>>,
+    pub(crate) key_prefix: Option<Spanned<String>>,
+    pub(crate) ca_file: Option<Spanned<String>>,
+    pub(crate) max_stale: Option<Spanned<DurationText>>,
+    pub(crate) on_unavailable: Option<Spanned<String>>,
+    pub(crate) resync_interval: Option<Spanned<DurationText>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

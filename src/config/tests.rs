@@ -73,7 +73,10 @@ fn a_full_configuration_loads_and_routes() {
     assert_eq!(policy.configs.len(), 2);
     assert_eq!(policy.rules.len(), 3);
     assert_eq!(policy.default_action, DefaultAction::Deny);
-    assert_eq!(&*policy.forwarded_headers, &["x-jwt-scope".into()]);
+    assert_eq!(
+        &*policy.forwarded_headers,
+        &[Box::<str>::from("x-jwt-scope")]
+    );
     assert_eq!(loaded.server.admin_listen, Some(AdminListen::Off));
     assert_eq!(loaded.server.header_timeout, Some(Duration::from_secs(5)));
     assert_eq!(

@@ -25,6 +25,8 @@ use crate::Verifier;
 use crate::config::{ConfigError, Loaded, ReloadError, Reloaded, Reloader, Stamp};
 use crate::jwks::KeySink;
 use crate::jwks::Manager;
+use crate::revocation::RevocationManager;
+use crate::revocation::RevocationSink;
 use crate::server::{ServeError, ServeOptions, Server};
 use crate::settings::{Refused, Runtime, ServerLayer};
 use crate::snapshot::{Publisher, Snapshot};
@@ -172,6 +174,9 @@ pub enum LaunchError {
     /// The key manager's thread could not start.
     #[error("cannot start the key manager: {0}")]
     KeyManager(std::io::Error),
+    /// The revocation store could not be read at start-up.
+    #[error("{0}")]
+    Revocations(String),
     /// Key sets that must be there at start-up did not arrive.
     #[error("{}", join_lines(.0))]
     MissingKeys(Vec<StartupError>),
@@ -264,6 +269,7 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
                 keys,
                 server,
                 key_files,
+                revocation,
                 ..
             } = loaded;
             let file = FromFile {
@@ -272,9 +278,13 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
                 server,
                 key_files,
             };
-            (Snapshot::new(policy, keys), Some(file))
+            (Snapshot::new(policy, keys), Some((file, revocation)))
         }
         PolicySource::Single(verifier) => (Snapshot::single(*verifier), None),
+    };
+    let (file, revocation) = match file {
+        Some((file, revocation)) => (Some(file), revocation),
+        None => (None, None),
     };
     let layers = match &file {
         Some(file) => settings.over(file.server.clone()),
@@ -312,6 +322,23 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
             }
         }
     }
+    // Read before the listeners open, so that no request is ever decided
+    // without the revocations; kept (and followed) until the service stops.
+    let _revocations = match revocation {
+        Some(settings) => {
+            let sink: Arc<dyn RevocationSink> = Arc::clone(&publisher) as Arc<dyn RevocationSink>;
+            match RevocationManager::start(settings, sink) {
+                Ok(manager) => Some(manager),
+                Err(error) => {
+                    if let Some(manager) = &keys {
+                        manager.stop();
+                    }
+                    return Err(LaunchError::Revocations(error));
+                }
+            }
+        }
+        None => None,
+    };
     let server = match Server::start(Arc::clone(publisher.shared()), &options) {
         Ok(server) => server,
         Err(error) => {

@@ -50,6 +50,10 @@ impl Context<'_> {
             Some("listeners not bound yet")
         } else if !self.keys_loaded() {
             Some("a token configuration has no keys")
+        } else if self.revocations_refused() {
+            Some(
+                "the revocation store has been unreadable for longer than max_stale (on_unavailable = \"deny\")",
+            )
         } else if self.status.draining() {
             Some("draining")
         } else {
@@ -60,7 +64,20 @@ impl Context<'_> {
     /// Ready but degraded: configurations whose key fetches fail while their
     /// last good key set is still served, one line each.
     pub(crate) fn degraded(&self) -> Vec<String> {
-        self.snapshot
+        let revocations = &self.snapshot.revocations;
+        let store_failing = revocations.failing_since.map(|since| {
+            format!(
+                "revocations: {} cannot be read; the revocations read {} s ago stay in force \
+                 (on_unavailable = \"{}\" after {} s)",
+                revocations.store.as_deref().unwrap_or("the store"),
+                crate::UnixTime::now().0.saturating_sub(since.0),
+                revocations.on_unavailable.name(),
+                revocations.max_stale.as_secs()
+            )
+        });
+        store_failing
+            .into_iter()
+            .chain(self.snapshot
             .configs()
             .filter_map(|(name, keys)| {
                 let remote = keys.remote()?;
@@ -76,8 +93,16 @@ impl Context<'_> {
                         age.unwrap_or(0)
                     )
                 })
-            })
+            }))
             .collect()
+    }
+
+    /// Whether every verified token is refused now: the revocation store
+    /// has been unreadable for longer than `max_stale` under `deny`.
+    pub(crate) fn revocations_refused(&self) -> bool {
+        let revocations = &self.snapshot.revocations;
+        revocations.on_unavailable == crate::revocation::OnUnavailable::Deny
+            && revocations.too_stale(crate::UnixTime::now())
     }
 
     /// Every token configuration has usable keys (fetched ones included).
@@ -96,6 +121,49 @@ fn label(out: &mut String, value: &str) {
             c => out.push(c),
         }
     }
+}
+
+/// The revocation families, when a store is configured.
+fn revocations(out: &mut String, revocations: &crate::revocation::Revocations) {
+    if revocations.store.is_none() {
+        return;
+    }
+    family(
+        out,
+        "jwtgate_revocations",
+        "gauge",
+        "Revocations in force, by kind (jti, subject, kid).",
+    );
+    for kind in crate::revocation::Kind::ALL {
+        let _ = writeln!(
+            out,
+            "jwtgate_revocations{{kind=\"{}\"}} {}",
+            kind.name(),
+            revocations.set.count(kind)
+        );
+    }
+    family(
+        out,
+        "jwtgate_revocation_store_up",
+        "gauge",
+        "1 while the revocation store is read without failing.",
+    );
+    let _ = writeln!(
+        out,
+        "jwtgate_revocation_store_up {}",
+        u8::from(revocations.failing_since.is_none())
+    );
+    family(
+        out,
+        "jwtgate_revocation_last_read_timestamp_seconds",
+        "gauge",
+        "Unix time of the last whole read of the revocation store.",
+    );
+    let _ = writeln!(
+        out,
+        "jwtgate_revocation_last_read_timestamp_seconds {}",
+        revocations.last_read.map_or(0, |at| at.0)
+    );
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -173,6 +241,7 @@ pub(crate) fn prometheus(totals: &Totals, context: &Context<'_>) -> String {
         "1 once a shutdown has begun.",
     );
     let _ = writeln!(out, "jwtgate_draining {}", u8::from(status.draining()));
+    revocations(&mut out, &context.snapshot.revocations);
     family(
         &mut out,
         "jwtgate_config_generation",

@@ -356,6 +356,27 @@ pub fn report(loaded: &Loaded, file: &Path, options: &ServeOptions, requests: &[
             secs(cache.max_age)
         );
     }
+    if let Some(revocation) = &loaded.revocation {
+        let _ = writeln!(out, "\n[revocation]");
+        let _ = writeln!(out, "  store: {}", revocation.store.describe());
+        let _ = writeln!(
+            out,
+            "  when the store cannot be read: the last revocations read stay in force for {}, then on_unavailable = {:?} ({})",
+            secs(revocation.max_stale),
+            revocation.on_unavailable.name(),
+            match revocation.on_unavailable {
+                crate::revocation::OnUnavailable::Deny => "every token refused, not ready",
+                crate::revocation::OnUnavailable::Allow => "the last revocations read go on",
+            }
+        );
+        if matches!(revocation.store, crate::revocation::Store::Redis { .. }) {
+            let _ = writeln!(
+                out,
+                "  followed through its change channel, read in full every {} and after every reconnection",
+                secs(revocation.resync_interval)
+            );
+        }
+    }
     for (config, keys) in policy.configs.iter().zip(&loaded.keys) {
         let _ = writeln!(out, "\ntoken_config {:?}", &*config.name);
         let _ = writeln!(

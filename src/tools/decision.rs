@@ -224,6 +224,7 @@ fn stage_text(stage: Stage) -> &'static str {
         Stage::KeySet => "the key set (none usable)",
         Stage::Signature => "the signature",
         Stage::Claims => "the claims",
+        Stage::Revocation => "the revocations",
         _ => "a later check",
     }
 }

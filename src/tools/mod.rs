@@ -7,6 +7,7 @@ pub mod decision;
 pub mod inspect;
 pub mod keygen;
 pub mod mint;
+pub mod revoke;
 
 use std::path::{Path, PathBuf};
 

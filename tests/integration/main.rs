@@ -38,6 +38,7 @@ mod overload;
 mod path_reading;
 mod properties;
 mod reasons;
+mod revocation;
 mod second_instance;
 mod serve;
 mod smoke;

@@ -58,6 +58,12 @@ pub enum Outcome {
     /// fetched yet, or the last good set is older than `max_stale`. Nothing
     /// was verified.
     KeysUnavailable,
+    /// The token verified, but a revocation in force covers it: its
+    /// `(iss, jti)`, its subject's tokens issued before a cut-off, or its key.
+    Revoked,
+    /// The token verified, but the revocation store has been unreadable for
+    /// longer than its `max_stale` and the configuration refuses tokens then.
+    RevocationsUnavailable,
 }
 
 impl Outcome {
@@ -86,6 +92,8 @@ impl Outcome {
         Outcome::AmbiguousToken,
         Outcome::InsufficientScope,
         Outcome::KeysUnavailable,
+        Outcome::Revoked,
+        Outcome::RevocationsUnavailable,
     ];
 
     /// How many outcomes there are: the length of [`Outcome::ALL`], for
@@ -115,6 +123,8 @@ impl Outcome {
             Outcome::AmbiguousToken => "ambiguous_token",
             Outcome::InsufficientScope => "insufficient_scope",
             Outcome::KeysUnavailable => "keys_unavailable",
+            Outcome::Revoked => "revoked",
+            Outcome::RevocationsUnavailable => "revocations_unavailable",
         }
     }
 
@@ -163,6 +173,9 @@ pub enum Stage {
     Signature,
     /// The signature verified: the claims.
     Claims,
+    /// Every check passed: the revocations in force (jwtgate's service, not
+    /// the engine, refuses at this stage).
+    Revocation,
 }
 
 impl Stage {
@@ -189,6 +202,7 @@ impl Stage {
             | Outcome::WrongAudience
             | Outcome::WrongSubject
             | Outcome::InsufficientScope => Stage::Claims,
+            Outcome::Revoked | Outcome::RevocationsUnavailable => Stage::Revocation,
         }
     }
 }

@@ -1,0 +1,146 @@
+//! The thread that keeps the published revocations current
+//! (`jwtgate-revocations`): it reads the whole store at start (start-up
+//! waits for that first read, like fetched keys), then follows it, and
+//! publishes a new [`Revocations`] whenever the set or the store's health
+//! changes. A store that cannot be read leaves the last set in force,
+//! marked with the instant of the last good read, so that `max_stale` and
+//! `on_unavailable` apply from the request's clock without anything else
+//! being published.
+//!
+//! - A file is polled every [`FILE_POLL`] and read again once its
+//!   modification time or size has changed and stayed so for one poll.
+//! - Redis: see [`super::redis`].
+//!
+//! Neighbours: [`super::state`] (what is published), [`crate::snapshot`]
+//! (where it is published), [`crate::admin`] (which reports
+//! [`StoreStatus`]).
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::file;
+use super::redis::RedisFollower;
+use super::set::RevocationSet;
+use super::shared::{RevocationSink, Shared, StoreStatus};
+use super::state::Revocations;
+use super::{RevocationSettings, Store};
+use crate::stamp::Stamp;
+
+/// How often a revocation file is looked at.
+pub const FILE_POLL: Duration = Duration::from_secs(1);
+/// How long start-up waits for the first read of the store.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Keeps the published revocations current; stops its thread when dropped.
+#[derive(Debug)]
+pub struct RevocationManager {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RevocationManager {
+    /// Reads the store (waiting up to [`STARTUP_WAIT`] for a first good
+    /// read, which it publishes) and starts following it.
+    pub fn start(
+        settings: RevocationSettings,
+        sink: Arc<dyn RevocationSink>,
+    ) -> Result<RevocationManager, String> {
+        let shared = Arc::new(Shared::new(settings, sink));
+        let thread = match &shared.settings.store {
+            Store::File(path) => {
+                let path = path.clone();
+                let deadline = Instant::now() + STARTUP_WAIT;
+                let mut stamp = Stamp::of(&path);
+                loop {
+                    match file::read(&path) {
+                        Ok(revocations) => {
+                            shared.read_in_full(RevocationSet::from_revocations(revocations));
+                            break;
+                        }
+                        Err(error) if Instant::now() >= deadline => {
+                            return Err(format!(
+                                "revocations not read within {STARTUP_WAIT:?}: {error}"
+                            ));
+                        }
+                        Err(_) => {
+                            std::thread::sleep(FILE_POLL);
+                            stamp = Stamp::of(&path);
+                        }
+                    }
+                }
+                let follower = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name("jwtgate-revocations".into())
+                    .spawn(move || follow_file(&follower, &path, stamp))
+                    .map_err(|e| format!("cannot start the revocation thread: {e}"))?
+            }
+            Store::Redis { .. } => {
+                let mut follower = RedisFollower::new(Arc::clone(&shared))?;
+                follower.first_read(STARTUP_WAIT)?;
+                std::thread::Builder::new()
+                    .name("jwtgate-revocations".into())
+                    .spawn(move || follower.follow())
+                    .map_err(|e| format!("cannot start the revocation thread: {e}"))?
+            }
+        };
+        Ok(RevocationManager {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// What the manager knows of its store now.
+    pub fn status(&self) -> StoreStatus {
+        self.shared.status()
+    }
+
+    /// The revocations in force.
+    pub fn current(&self) -> Arc<Revocations> {
+        self.shared.current()
+    }
+}
+
+impl Drop for RevocationManager {
+    fn drop(&mut self) {
+        self.shared.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Polls `path` and publishes what it holds whenever it changed and stayed
+/// so for one poll.
+fn follow_file(shared: &Shared, path: &std::path::Path, mut stamp: Stamp) {
+    let mut pending: Option<Stamp> = None;
+    let mut last_error: Option<String> = None;
+    while !shared.sleep(FILE_POLL) {
+        let now = Stamp::of(path);
+        if pending != Some(now) {
+            // Changed since the last poll (or first seen changed): wait one
+            // poll for it to settle.
+            pending = (now != stamp).then_some(now);
+            if pending.is_some() || last_error.is_none() {
+                continue;
+            }
+        }
+        match file::read(path) {
+            Ok(revocations) => {
+                stamp = now;
+                pending = None;
+                last_error = None;
+                shared.read_in_full(RevocationSet::from_revocations(revocations));
+            }
+            Err(error) => {
+                stamp = now;
+                pending = None;
+                let error = error.to_string();
+                if last_error.as_ref() != Some(&error) {
+                    shared.failed(&error);
+                }
+                last_error = Some(error);
+            }
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Revocations in Redis, shared by every instance.
+//!
+//! Layout, under the configured prefix `P` (`jwtgate:revocation:` by default):
+//!
+//! - one key per revocation, `P<kind>:<scope>:<name>` (kind `jti`,
+//!   `subject` or `kid`; scope and name base64url, so that any text is one
+//!   key), whose value is the revocation's JSON line and whose own expiry
+//!   (`EXAT`) is the revocation's `expires`: Redis drops it then;
+//! - the channel `P<changes>`, on which every revocation is published as
+//!   it is written (`SET` and `PUBLISH` in one `MULTI`).
+//!
+//! An instance subscribes to the channel first, then reads every key
+//! (`SCAN` + `MGET`), then applies what arrived on the channel meanwhile, so
+//! nothing written during the read is missed. After that each published
+//! revocation is in force as soon as it arrives. Pub/sub delivers at most
+//! once: a connection that breaks loses what was published while it was
+//! down, so every reconnection reads everything again, and so does a
+//! periodic resync (`resync_interval`), which also drops what Redis
+//! expired or an operator deleted.
+//!
+//! Neighbours: [`super::manager`] (runs [`RedisFollower`]), `jwtgate
+//! revoke` ([`RedisStore`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jwtgate_engine::base64url;
+use jwtgate_engine::internals::json::Tape;
+use redis::Commands as _;
+
+use super::Store;
+use super::record::{Kind, Revocation};
+use super::set::{Change, RevocationSet};
+use super::shared::Shared;
+use crate::UnixTime;
+
+/// Connecting, and every command, gives up after this long.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Keys asked for per `SCAN` step and per `MGET`.
+const BATCH: usize = 1000;
+/// Waits between attempts to reach a failing store.
+const BACKOFF: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+];
+
+/// `url` without its password, for reports.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or("");
+            let user = if user.is_empty() { "" } else { user };
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// A Redis revocation store: the keys and channel under one prefix.
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    client: redis::Client,
+    prefix: String,
+    description: String,
+}
+
+impl RedisStore {
+    /// The store `store` names (which must be [`Store::Redis`]).
+    pub fn open(store: &Store) -> Result<RedisStore, String> {
+        let Store::Redis {
+            url,
+            prefix,
+            ca_file,
+        } = store
+        else {
+            return Err("not a Redis store".to_owned());
+        };
+        let client = match ca_file {
+            None => redis::Client::open(url.as_str()),
+            Some(path) => {
+                let pem =
+                    std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                redis::Client::build_with_tls(
+                    url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+        }
+        .map_err(|e| format!("{}: {e}", redacted(url)))?;
+        Ok(RedisStore {
+            client,
+            prefix: prefix.clone(),
+            description: store.describe(),
+        })
+    }
+
+    /// The channel every revocation is published on.
+    pub fn channel(&self) -> String {
+        format!("{}changes", self.prefix)
+    }
+
+    /// The key of a revocation.
+    pub fn key(&self, kind: Kind, scope: &str, name: &str) -> String {
+        format!(
+            "{}{}:{}:{}",
+            self.prefix,
+            kind.name(),
+            base64url::encode(scope.as_bytes()),
+            base64url::encode(name.as_bytes())
+        )
+    }
+
+    fn connection(&self) -> Result<redis::Connection, String> {
+        let connection = self
+            .client
+            .get_connection_with_timeout(COMMAND_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        connection
+            .set_read_timeout(Some(COMMAND_TIMEOUT))
+            .and_then(|()| connection.set_write_timeout(Some(COMMAND_TIMEOUT)))
+            .map_err(|e| e.to_string())?;
+        Ok(connection)
+    }
+
+    /// Writes `revocation` (with its own expiry) and publishes it, in one
+    /// transaction.
+    pub fn revoke(&self, revocation: &Revocation) -> Result<(), String> {
+        let mut connection = self.connection()?;
+        let line = revocation.to_line();
+        let key = self.key(revocation.kind, &revocation.scope, &revocation.name);
+        redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(&key)
+            .arg(&line)
+            .arg("EXAT")
+            .arg(revocation.expires.0)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.channel())
+            .arg(&line)
+            .ignore()
+            .query::<()>(&mut connection)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Every revocation in the store (expired ones included until Redis
+    /// drops them), and the lines it could not read, with their keys.
+    pub fn read_all(&self) -> Result<(Vec<Revocation>, Vec<String>), String> {
+        let mut connection = self.connection()?;
+        let pattern = format!("{}*", self.prefix);
+        let channel = self.channel();
+        let keys: Vec<String> = connection
+            .scan_options::<String>(
+                redis::ScanOptions::default()
+                    .with_pattern(pattern)
+                    .with_count(BATCH),
+            )
+            .map_err(|e| e.to_string())?
+            .filter_map(Result::ok)
+            .filter(|key| *key != channel)
+            .collect();
+        let mut tape = Tape::new();
+        let mut revocations = Vec::with_capacity(keys.len());
+        let mut unreadable = Vec::new();
+        for chunk in keys.chunks(BATCH) {
+            let values: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(chunk)
+                .query(&mut connection)
+                .map_err(|e| e.to_string())?;
+            for (key, value) in chunk.iter().zip(values) {
+                // Gone between SCAN and MGET: expired or deleted meanwhile.
+                let Some(value) = value else { continue };
+                match Revocation::parse(&value, &mut tape) {
+                    Ok(revocation) => revocations.push(revocation),
+                    Err(error) => unreadable.push(format!("{key}: {error}")),
+                }
+            }
+        }
+        Ok((revocations, unreadable))
+    }
+}
+
+/// Follows a Redis store for the manager; see the module documentation.
+#[derive(Debug)]
+pub(super) struct RedisFollower {
+    shared: Arc<Shared>,
+    store: RedisStore,
+    tape: Tape,
+}
+
+impl RedisFollower {
+    pub(super) fn new(shared: Arc<Shared>) -> Result<RedisFollower, String> {
+        let store = RedisStore::open(&shared.settings.store)?;
+        Ok(RedisFollower {
+            shared,
+            store,
+            tape: Tape::new(),
+        })
+    }
+
+    /// Reads everything and publishes it with what arrived on `pubsub`
+    /// (already subscribed) meanwhile.
+    fn sync(&mut self, pubsub: &mut redis::PubSub<'_>) -> Result<(), String> {
+        let (revocations, unreadable) = self.store.read_all()?;
+        for line in &unreadable {
+            crate::diagnostics::warn(format_args!(
+                "revocations: {}: skipped {line}",
+                self.store.description
+            ));
+        }
+        // What was published while the keys were read: applied over them
+        // (an entry read and published both is the same entry).
+        let mut arrived = Vec::new();
+        pubsub
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .map_err(|e| e.to_string())?;
+        loop {
+            match pubsub.get_message() {
+                Ok(message) => arrived.extend(self.change(&message)),
+                Err(error) if error.is_timeout() => break,
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        let set = RevocationSet::from_revocations(revocations).with(arrived);
+        self.shared.read_in_full(set);
+        Ok(())
+    }
+
+    fn change(&mut self, message: &redis::Msg) -> Option<Change> {
+        let line: String = message.get_payload().ok()?;
+        match Revocation::parse(&line, &mut self.tape) {
+            Ok(revocation) => Some(Change::Add(revocation)),
+            Err(error) => {
+                crate::diagnostics::warn(format_args!(
+                    "revocations: {}: skipped a published line: {error}",
+                    self.store.description
+                ));
+                None
+            }
+        }
+    }
+
+    /// The first read, retried until `wait` has passed.
+    pub(super) fn first_read(&mut self, wait: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + wait;
+        let mut attempt = 0;
+        loop {
+            match self.store.read_all() {
+                Ok((revocations, _)) => {
+                    self.shared
+                        .read_in_full(RevocationSet::from_revocations(revocations));
+                    return Ok(());
+                }
+                Err(error) if Instant::now() >= deadline => {
+                    return Err(format!("revocations not read within {wait:?}: {error}"));
+                }
+                Err(_) => {
+                    let pause = BACKOFF
+                        .get(attempt)
+                        .copied()
+                        .unwrap_or(Duration::from_secs(5));
+                    attempt += 1;
+                    if self.shared.sleep(pause) {
+                        return Err("stopped".to_owned());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Follows the store until stopped: subscribe and read everything, apply
+    /// what is published, read everything again every `resync_interval` or
+    /// after any failure.
+    pub(super) fn follow(mut self) {
+        let mut attempt = 0;
+        while !self.shared.stopped() {
+            match self.subscribe_and_follow() {
+                Ok(()) => attempt = 0,
+                Err(error) => {
+                    self.shared.failed(&error);
+                    let pause = BACKOFF
+                        .get(attempt)
+                        .copied()
+                        .unwrap_or(Duration::from_secs(5));
+                    attempt = (attempt + 1).min(BACKOFF.len());
+                    if self.shared.sleep(pause) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One subscription: read everything, then apply each published
+    /// revocation until the resync is due (`Ok`) or the connection fails.
+    fn subscribe_and_follow(&mut self) -> Result<(), String> {
+        let mut connection = self.store.connection()?;
+        let mut pubsub = connection.as_pubsub();
+        pubsub
+            .subscribe(self.store.channel())
+            .map_err(|e| e.to_string())?;
+        self.sync(&mut pubsub)?;
+        // A short read timeout, so that a stop or a resync is never waited
+        // for long.
+        pubsub
+            .set_read_timeout(Some(Duration::from_millis(250)))
+            .map_err(|e| e.to_string())?;
+        let resync_at = Instant::now() + self.shared.settings.resync_interval;
+        while !self.shared.stopped() && Instant::now() < resync_at {
+            match pubsub.get_message() {
+                Ok(message) => {
+                    if let Some(change) = self.change(&message) {
+                        self.shared.changed(vec![change]);
+                    }
+                }
+                Err(error) if error.is_timeout() => {}
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The instant `seconds` from now, for `--ttl`.
+pub fn after(now: UnixTime, ttl: Duration) -> UnixTime {
+    UnixTime(
+        now.0
+            .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_password_never_reaches_a_report() {
+        assert_eq!(
+            redacted("rediss://jwtgate:s3cret@redis.internal:6380/0"),
+            "rediss://jwtgate:***@redis.internal:6380/0"
+        );
+        assert_eq!(
+            redacted("redis://:s3cret@127.0.0.1:6379"),
+            "redis://:***@127.0.0.1:6379"
+        );
+        assert_eq!(
+            redacted("redis://127.0.0.1:6379/2"),
+            "redis://127.0.0.1:6379/2"
+        );
+    }
+}

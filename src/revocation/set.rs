@@ -1,0 +1,547 @@
+//! The revocations in force, as a shard reads them after a token verifies:
+//! at most three hash lookups (the token's `(iss, jti)`, its `(iss, sub)`,
+//! its configuration's `kid`), each skipped while no revocation of its kind
+//! exists, with no allocation and no lock.
+//!
+//! The set is immutable once published. A change makes a new set that
+//! shares every bucket the change does not touch ([`RevocationSet::with`]):
+//! the entries are spread over [`BUCKETS`] buckets by their hash, so a
+//! revocation arriving while a million are in force copies one bucket's
+//! pointers (a few thousand), not the million entries.
+//!
+//! An entry stops counting at its `expires` instant without being removed
+//! (a lookup compares it with the request's clock), so a token is refused
+//! exactly while its revocation is in force; [`RevocationSet::without_expired`]
+//! drops the dead entries on the store's schedule.
+//!
+//! Neighbours: [`super::record`] (what a revocation is, and its text forms),
+//! [`super::state`] (the set with the store's health, as published).
+
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use jwtgate_engine::json::JsonStr;
+
+use super::record::{Kind, Revocation};
+use crate::{Claims, Outcome, Rejection, Stage, UnixTime};
+
+/// How many buckets the entries are spread over.
+pub const BUCKETS: usize = 256;
+
+const TOKEN_REVOKED: Rejection = Rejection::new(
+    Outcome::Revoked,
+    "the token (its issuer and jti) is revoked",
+)
+.at(Stage::Revocation);
+const SUBJECT_REVOKED: Rejection = Rejection::new(
+    Outcome::Revoked,
+    "the subject's tokens issued before a revocation are revoked",
+)
+.at(Stage::Revocation);
+const KEY_REVOKED: Rejection = Rejection::new(
+    Outcome::Revoked,
+    "the key that signed the token (its kid) is revoked",
+)
+.at(Stage::Revocation);
+
+type Bucket = HashTable<Arc<Revocation>>;
+
+/// Unescaped claim text, for claims whose JSON string has escapes (rare): a
+/// shard keeps one and reuses it, so a lookup allocates only while these
+/// buffers grow to the longest claim seen.
+#[derive(Debug, Default)]
+pub struct LookupScratch {
+    scope: String,
+    name: String,
+}
+
+/// A change to a set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Put this revocation in force (replacing one of the same kind, scope
+    /// and name).
+    Add(Revocation),
+    /// Lift the revocation of this kind, scope and name.
+    Remove {
+        /// Its kind.
+        kind: Kind,
+        /// Its issuer or token configuration.
+        scope: Box<str>,
+        /// Its jti, subject or kid.
+        name: Box<str>,
+    },
+}
+
+/// Every revocation in force; see the module documentation.
+#[derive(Clone)]
+pub struct RevocationSet {
+    hasher: ahash::RandomState,
+    buckets: Box<[Arc<Bucket>]>,
+    /// Entries of each kind (expired ones included until dropped).
+    counts: [usize; Kind::COUNT],
+}
+
+impl std::fmt::Debug for RevocationSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationSet")
+            .field("tokens", &self.count(Kind::Token))
+            .field("subjects", &self.count(Kind::Subject))
+            .field("keys", &self.count(Kind::Key))
+            .finish()
+    }
+}
+
+impl Default for RevocationSet {
+    fn default() -> RevocationSet {
+        RevocationSet::empty()
+    }
+}
+
+impl RevocationSet {
+    /// No revocations.
+    pub fn empty() -> RevocationSet {
+        RevocationSet {
+            hasher: ahash::RandomState::new(),
+            buckets: (0..BUCKETS).map(|_| Arc::new(Bucket::new())).collect(),
+            counts: [0; Kind::COUNT],
+        }
+    }
+
+    /// A set holding `revocations` (a later one of the same kind, scope and
+    /// name replaces an earlier one).
+    pub fn from_revocations(revocations: impl IntoIterator<Item = Revocation>) -> RevocationSet {
+        RevocationSet::empty().with(revocations.into_iter().map(Change::Add))
+    }
+
+    /// Entries in the set, of every kind.
+    pub fn len(&self) -> usize {
+        self.counts.iter().sum()
+    }
+
+    /// Whether the set holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entries of `kind`.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.counts.get(kind.index()).copied().unwrap_or(0)
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Revocation> + '_ {
+        self.buckets
+            .iter()
+            .flat_map(|bucket| bucket.iter().map(|entry| &**entry))
+    }
+
+    /// This set with `changes` applied, in order. Buckets no change touches
+    /// are shared with this set.
+    pub fn with(&self, changes: impl IntoIterator<Item = Change>) -> RevocationSet {
+        let mut next = self.clone();
+        for change in changes {
+            match change {
+                Change::Add(revocation) => next.insert(revocation),
+                Change::Remove { kind, scope, name } => next.remove(kind, &scope, &name),
+            }
+        }
+        next
+    }
+
+    /// This set without the entries whose `expires` is not after `now`.
+    pub fn without_expired(&self, now: UnixTime) -> RevocationSet {
+        let mut next = self.clone();
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            let expired = bucket.iter().filter(|entry| entry.expires <= now).count();
+            if expired == 0 {
+                continue;
+            }
+            let Some(slot) = next.buckets.get_mut(index) else {
+                continue;
+            };
+            let table = Arc::make_mut(slot);
+            for entry in bucket.iter().filter(|entry| entry.expires <= now) {
+                if let Some(count) = next.counts.get_mut(entry.kind.index()) {
+                    *count -= 1;
+                }
+            }
+            table.retain(|entry| entry.expires > now);
+        }
+        next
+    }
+
+    /// Why a token that verified under the configuration `config` is refused
+    /// at `now`, if a revocation in force covers it: its `(iss, jti)`, its
+    /// subject's tokens issued before a cut-off (a token without `iat` is
+    /// taken as issued before any), or its `kid` under `config`.
+    pub fn check(
+        &self,
+        config: &str,
+        claims: &Claims<'_>,
+        kid: Option<JsonStr<'_>>,
+        now: UnixTime,
+        scratch: &mut LookupScratch,
+    ) -> Option<Rejection> {
+        if self.counts == [0; Kind::COUNT] {
+            return None;
+        }
+        if self.count(Kind::Token) > 0
+            && let (Some(issuer), Some(jti)) = (claims.iss, claims.jti)
+        {
+            let issuer = text(issuer, &mut scratch.scope);
+            let jti = text(jti, &mut scratch.name);
+            if self.find(Kind::Token, issuer, jti, now).is_some() {
+                return Some(TOKEN_REVOKED);
+            }
+        }
+        if self.count(Kind::Subject) > 0
+            && let (Some(issuer), Some(subject)) = (claims.iss, claims.sub)
+        {
+            let issuer = text(issuer, &mut scratch.scope);
+            let subject = text(subject, &mut scratch.name);
+            if let Some(entry) = self.find(Kind::Subject, issuer, subject, now) {
+                let before = entry.before.map_or(i64::MAX, |before| before.0);
+                // `before` is whole seconds; a fractional iat just under it
+                // is before it.
+                let issued_before = claims.iat.is_none_or(|iat| iat.as_f64() < before as f64);
+                if issued_before {
+                    return Some(SUBJECT_REVOKED);
+                }
+            }
+        }
+        if self.count(Kind::Key) > 0
+            && let Some(kid) = kid
+        {
+            let kid = text(kid, &mut scratch.name);
+            if self.find(Kind::Key, config, kid, now).is_some() {
+                return Some(KEY_REVOKED);
+            }
+        }
+        None
+    }
+
+    /// The entry in force at `now` for this kind, scope and name.
+    pub fn find(&self, kind: Kind, scope: &str, name: &str, now: UnixTime) -> Option<&Revocation> {
+        let hash = self.hash(kind, scope, name);
+        self.bucket(hash)?
+            .find(hash, |entry| entry.matches(kind, scope, name))
+            .map(|entry| &**entry)
+            .filter(|entry| entry.expires > now)
+    }
+
+    fn hash(&self, kind: Kind, scope: &str, name: &str) -> u64 {
+        self.hasher.hash_one((kind.index(), scope, name))
+    }
+
+    fn bucket_index(hash: u64) -> usize {
+        // The top bits choose the bucket; the table uses the low ones.
+        (hash >> 56) as usize % BUCKETS
+    }
+
+    fn bucket(&self, hash: u64) -> Option<&Bucket> {
+        self.buckets
+            .get(RevocationSet::bucket_index(hash))
+            .map(|bucket| &**bucket)
+    }
+
+    fn insert(&mut self, revocation: Revocation) {
+        let hash = self.hash(revocation.kind, &revocation.scope, &revocation.name);
+        let hasher = &self.hasher;
+        let Some(slot) = self.buckets.get_mut(RevocationSet::bucket_index(hash)) else {
+            return;
+        };
+        let table = Arc::make_mut(slot);
+        let rehash = |entry: &Arc<Revocation>| {
+            hasher.hash_one((entry.kind.index(), &*entry.scope, &*entry.name))
+        };
+        let kind = revocation.kind;
+        match table.entry(
+            hash,
+            |entry| entry.matches(kind, &revocation.scope, &revocation.name),
+            rehash,
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut occupied) => {
+                *occupied.get_mut() = Arc::new(revocation);
+            }
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(Arc::new(revocation));
+                if let Some(count) = self.counts.get_mut(kind.index()) {
+                    *count += 1;
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, kind: Kind, scope: &str, name: &str) {
+        let hash = self.hash(kind, scope, name);
+        let Some(slot) = self.buckets.get_mut(RevocationSet::bucket_index(hash)) else {
+            return;
+        };
+        if slot
+            .find(hash, |entry| entry.matches(kind, scope, name))
+            .is_none()
+        {
+            return;
+        }
+        let table = Arc::make_mut(slot);
+        if let Ok(found) = table.find_entry(hash, |entry| entry.matches(kind, scope, name)) {
+            found.remove();
+            if let Some(count) = self.counts.get_mut(kind.index()) {
+                *count -= 1;
+            }
+        }
+    }
+}
+
+/// The unescaped text of a claim: borrowed from the token when it has no
+/// escapes, else written into `buffer`.
+fn text<'a>(value: JsonStr<'a>, buffer: &'a mut String) -> &'a str {
+    match value.as_plain() {
+        Some(plain) => plain,
+        None => {
+            buffer.clear();
+            buffer.extend(value.chars());
+            buffer
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use jwtgate_engine::internals::json::Tape;
+    use proptest::prelude::*;
+
+    fn token(issuer: &str, jti: &str, expires: i64) -> Revocation {
+        Revocation {
+            kind: Kind::Token,
+            scope: issuer.into(),
+            name: jti.into(),
+            before: None,
+            expires: UnixTime(expires),
+        }
+    }
+
+    fn subject(issuer: &str, sub: &str, before: i64, expires: i64) -> Revocation {
+        Revocation {
+            kind: Kind::Subject,
+            scope: issuer.into(),
+            name: sub.into(),
+            before: Some(UnixTime(before)),
+            expires: UnixTime(expires),
+        }
+    }
+
+    fn key(config: &str, kid: &str, expires: i64) -> Revocation {
+        Revocation {
+            kind: Kind::Key,
+            scope: config.into(),
+            name: kid.into(),
+            before: None,
+            expires: UnixTime(expires),
+        }
+    }
+
+    /// What `set` says of a token with these claims and kid, under `config`.
+    fn verdict(
+        set: &RevocationSet,
+        config: &str,
+        claims: &str,
+        kid: Option<&str>,
+        now: i64,
+    ) -> Option<Rejection> {
+        let mut tape = Tape::new();
+        let value = tape.parse(claims.as_bytes(), 8).unwrap();
+        let claims = Claims::parse(value).unwrap();
+        let header = kid.map(|kid| format!(r#"{{"kid":"{kid}"}}"#));
+        let mut header_tape = Tape::new();
+        let kid = header.as_ref().map(|header| {
+            header_tape
+                .parse(header.as_bytes(), 2)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .get("kid")
+                .unwrap()
+                .as_str()
+                .unwrap()
+        });
+        set.check(
+            config,
+            &claims,
+            kid,
+            UnixTime(now),
+            &mut LookupScratch::default(),
+        )
+    }
+
+    #[test]
+    fn each_kind_revokes_what_it_names_and_nothing_else() {
+        let set = RevocationSet::from_revocations([
+            token("https://idp/", "t-1", 1_000),
+            subject("https://idp/", "alice", 500, 1_000),
+            key("users", "k-old", 1_000),
+        ]);
+        let revoked = |claims: &str, kid, config| verdict(&set, config, claims, kid, 100);
+        assert_eq!(
+            revoked(r#"{"iss":"https://idp/","jti":"t-1"}"#, None, "users"),
+            Some(TOKEN_REVOKED)
+        );
+        // Another issuer's jti of the same text is another token.
+        assert_eq!(
+            revoked(r#"{"iss":"https://other/","jti":"t-1"}"#, None, "users"),
+            None
+        );
+        // A subject's tokens issued before the cut-off, and one without iat.
+        assert_eq!(
+            revoked(
+                r#"{"iss":"https://idp/","sub":"alice","iat":499}"#,
+                None,
+                "users"
+            ),
+            Some(SUBJECT_REVOKED)
+        );
+        assert_eq!(
+            revoked(
+                r#"{"iss":"https://idp/","sub":"alice","iat":499.5}"#,
+                None,
+                "users"
+            ),
+            Some(SUBJECT_REVOKED)
+        );
+        assert_eq!(
+            revoked(r#"{"iss":"https://idp/","sub":"alice"}"#, None, "users"),
+            Some(SUBJECT_REVOKED)
+        );
+        // ... not those issued at or after it.
+        assert_eq!(
+            revoked(
+                r#"{"iss":"https://idp/","sub":"alice","iat":500}"#,
+                None,
+                "users"
+            ),
+            None
+        );
+        assert_eq!(
+            revoked(
+                r#"{"iss":"https://idp/","sub":"bob","iat":1}"#,
+                None,
+                "users"
+            ),
+            None
+        );
+        // A key, under its configuration only.
+        assert_eq!(
+            revoked(r#"{"iss":"https://idp/"}"#, Some("k-old"), "users"),
+            Some(KEY_REVOKED)
+        );
+        assert_eq!(
+            revoked(r#"{"iss":"https://idp/"}"#, Some("k-old"), "partners"),
+            None
+        );
+        assert_eq!(
+            revoked(r#"{"iss":"https://idp/"}"#, Some("k-new"), "users"),
+            None
+        );
+        // Escaped claims are the same text.
+        assert_eq!(
+            revoked(
+                r#"{"iss":"https:\/\/idp\/","jti":"t\u002d1"}"#,
+                None,
+                "users"
+            ),
+            Some(TOKEN_REVOKED)
+        );
+    }
+
+    #[test]
+    fn an_entry_counts_until_its_expiry_exactly() {
+        let set = RevocationSet::from_revocations([token("i", "t", 1_000)]);
+        let claims = r#"{"iss":"i","jti":"t"}"#;
+        assert!(verdict(&set, "c", claims, None, 999).is_some());
+        assert!(verdict(&set, "c", claims, None, 1_000).is_none());
+        let swept = set.without_expired(UnixTime(1_000));
+        assert_eq!(swept.len(), 0);
+        assert_eq!(set.len(), 1, "the published set is untouched");
+    }
+
+    #[test]
+    fn a_change_copies_only_the_bucket_it_touches() {
+        let set = RevocationSet::from_revocations(
+            (0..10_000).map(|n| token("i", &format!("t-{n}"), 1_000)),
+        );
+        let next = set.with([Change::Add(token("i", "new", 1_000))]);
+        let shared = set
+            .buckets
+            .iter()
+            .zip(next.buckets.iter())
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
+        assert_eq!(shared, BUCKETS - 1);
+        assert_eq!(next.len(), 10_001);
+        let removed = next.with([Change::Remove {
+            kind: Kind::Token,
+            scope: "i".into(),
+            name: "t-7".into(),
+        }]);
+        assert_eq!(removed.len(), 10_000);
+        assert!(removed.find(Kind::Token, "i", "t-7", UnixTime(0)).is_none());
+        // Replacing an entry keeps one of it.
+        let replaced = removed.with([Change::Add(token("i", "new", 2_000))]);
+        assert_eq!(replaced.len(), 10_000);
+        assert_eq!(
+            replaced
+                .find(Kind::Token, "i", "new", UnixTime(0))
+                .unwrap()
+                .expires,
+            UnixTime(2_000)
+        );
+    }
+
+    fn revocation() -> impl Strategy<Value = Revocation> {
+        (0..3usize, "[ab]{1,2}", "[ab]{1,2}", 0..20i64, 0..20i64).prop_map(
+            |(kind, scope, name, before, expires)| match kind {
+                0 => token(&scope, &name, expires),
+                1 => subject(&scope, &name, before, expires),
+                _ => key(&scope, &name, expires),
+            },
+        )
+    }
+
+    proptest! {
+        /// Against a list searched from the end (the last write of a key
+        /// wins): the same entry in force, at every instant.
+        #[test]
+        fn the_set_finds_what_a_list_finds(
+            adds in proptest::collection::vec(revocation(), 0..40),
+            removes in proptest::collection::vec((0..3usize, "[ab]{1,2}", "[ab]{1,2}"), 0..10),
+            now in 0..22i64,
+        ) {
+            let mut reference: Vec<Revocation> = Vec::new();
+            let mut set = RevocationSet::empty();
+            for revocation in &adds {
+                reference.retain(|r| !r.matches(revocation.kind, &revocation.scope, &revocation.name));
+                reference.push(revocation.clone());
+                set = set.with([Change::Add(revocation.clone())]);
+            }
+            for (kind, scope, name) in &removes {
+                let kind = Kind::ALL[*kind];
+                reference.retain(|r| !r.matches(kind, scope, name));
+                set = set.with([Change::Remove { kind, scope: scope.as_str().into(), name: name.as_str().into() }]);
+            }
+            prop_assert_eq!(set.len(), reference.len());
+            for kind in Kind::ALL {
+                for scope in ["a", "b", "aa", "ab", "ba", "bb"] {
+                    for name in ["a", "b", "aa", "ab", "ba", "bb"] {
+                        let wanted = reference
+                            .iter()
+                            .find(|r| r.matches(kind, scope, name) && r.expires > UnixTime(now));
+                        prop_assert_eq!(set.find(kind, scope, name, UnixTime(now)), wanted);
+                    }
+                }
+            }
+        }
+    }
+}

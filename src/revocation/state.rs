@@ -1,0 +1,109 @@
+//! The revocations as published to the shards: the set, and how current it
+//! is. A store that cannot be read leaves the last set it gave in force; once
+//! it has been unreadable for longer than `max_stale`, `on_unavailable`
+//! decides (no default: refusing every token or honouring revoked ones is
+//! the operator's choice to write down). The clock is the request's, so the
+//! policy starts to apply at exactly `max_stale` after the last good read,
+//! with nothing republished.
+//!
+//! Neighbours: [`super::set`] (the entries), [`crate::snapshot`] (which
+//! carries this beside the keys).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jwtgate_engine::json::JsonStr;
+
+use super::set::{LookupScratch, RevocationSet};
+use crate::{Claims, Outcome, Rejection, Stage, UnixTime};
+
+const UNAVAILABLE: Rejection = Rejection::new(
+    Outcome::RevocationsUnavailable,
+    "the revocation store has been unreadable for longer than max_stale \
+     (on_unavailable = \"deny\")",
+)
+.at(Stage::Revocation);
+
+/// What a token gets once the store has been unreadable for longer than
+/// `max_stale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnavailable {
+    /// Refused, `revocations_unavailable`: no revoked token can pass.
+    Deny,
+    /// Checked against the last set read: a revocation made since may be missed.
+    Allow,
+}
+
+impl OnUnavailable {
+    /// The configuration's word for it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OnUnavailable::Deny => "deny",
+            OnUnavailable::Allow => "allow",
+        }
+    }
+}
+
+/// The published revocations; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct Revocations {
+    /// The store, as reports name it (`None`: no store configured).
+    pub store: Option<Arc<str>>,
+    /// The entries in force.
+    pub set: RevocationSet,
+    /// The last whole read of the store.
+    pub last_read: Option<UnixTime>,
+    /// When the store was last read in full or followed without a gap, if it
+    /// has failed since (`None`: current).
+    pub failing_since: Option<UnixTime>,
+    /// How long a failing store's last set stays in force alone.
+    pub max_stale: Duration,
+    /// What applies after that.
+    pub on_unavailable: OnUnavailable,
+}
+
+impl Default for Revocations {
+    fn default() -> Revocations {
+        Revocations::none()
+    }
+}
+
+impl Revocations {
+    /// No store: nothing is revoked, ever.
+    pub fn none() -> Revocations {
+        Revocations {
+            store: None,
+            set: RevocationSet::empty(),
+            last_read: None,
+            failing_since: None,
+            max_stale: Duration::MAX,
+            on_unavailable: OnUnavailable::Allow,
+        }
+    }
+
+    /// Whether the store's last good read is older than `max_stale` at `now`.
+    pub fn too_stale(&self, now: UnixTime) -> bool {
+        self.failing_since.is_some_and(|since| {
+            let age = u64::try_from(now.0.saturating_sub(since.0)).unwrap_or(0);
+            Duration::from_secs(age) > self.max_stale
+        })
+    }
+
+    /// Why a token that verified under the configuration `config` is
+    /// refused at `now`: a revocation in force, or a store unreadable for
+    /// too long under `on_unavailable = "deny"`.
+    #[inline]
+    pub fn check(
+        &self,
+        config: &str,
+        claims: &Claims<'_>,
+        kid: Option<JsonStr<'_>>,
+        now: UnixTime,
+        scratch: &mut LookupScratch,
+    ) -> Option<Rejection> {
+        if self.on_unavailable == OnUnavailable::Deny && self.too_stale(now) {
+            return Some(UNAVAILABLE);
+        }
+        self.set.check(config, claims, kid, now, scratch)
+    }
+}

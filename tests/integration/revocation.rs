@@ -1,0 +1,469 @@
+//! Revocations end to end: `jwtgate revoke` writes to the store a
+//! `[revocation]` table names (a file, or a real `redis-server` shared by two
+//! instances), and every instance refuses the covered tokens, cached ones
+//! included: by jti, by subject cut-off, by key; an entry that expires
+//! stops counting; a store that fails keeps its last set, degrades
+//! readiness, and after `max_stale` applies `on_unavailable`.
+//!
+//! redis-server comes from Debian's package (installed by `.ci/run`; the
+//! tests start their own on a free loopback port). A machine without it
+//! fails the Redis tests with a message saying so, unless
+//! `JWTGATE_SKIP_E2E=1` is set.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use crate::common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TempDir;
+use common::server::{Conn, Response, Server, run_jwtgate};
+
+const ISS: &str = "https://demo.jwtgate.invalid/";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A token of the demo keys: `alg` RS256 (kid demo-rs256) or ES256 (kid
+/// demo-es256), for `sub`, issued at `iat`, with these extra claims.
+fn token(alg: &str, sub: &str, iat: i64, claims: &str) -> String {
+    let (key, kid) = match alg {
+        "RS256" => ("demo-rs256.pk8.pem", "demo-rs256"),
+        _ => ("demo-es256.pk8.pem", "demo-es256"),
+    };
+    let out = run_jwtgate(
+        &[
+            "mint",
+            "--key",
+            common::repo_path(&format!("examples/keys/{key}"))
+                .to_str()
+                .unwrap(),
+            "--alg",
+            alg,
+            "--kid",
+            kid,
+            "--iss",
+            ISS,
+            "--aud",
+            "demo-api",
+            "--sub",
+            sub,
+            "--now",
+            &iat.to_string(),
+            "--ttl",
+            "600",
+            "--claims",
+            claims,
+            "--threads",
+            "1",
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A configuration over the demo keys with this `[revocation]` table.
+fn config(dir: &TempDir, revocation: &str) -> PathBuf {
+    dir.write(
+        "jwtgate.toml",
+        format!(
+            r#"default_action = "deny"
+
+[revocation]
+{revocation}
+
+[[token_config]]
+name = "users"
+jwks_file = "{jwks}"
+algorithms = ["RS256", "ES256"]
+issuer = "{ISS}"
+audiences = ["demo-api"]
+max_lifetime = "1h"
+
+[[rule]]
+name = "api"
+paths = ["/**"]
+token_configs = ["users"]
+"#,
+            jwks = common::repo_path("examples/keys/demo.jwks.json").display()
+        ),
+    )
+}
+
+fn check(server: &Server, token: &str) -> Response {
+    Conn::open(server.addr()).request(
+        format!("GET /v1/orders HTTP/1.1\r\nhost: api\r\nauthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+/// The outcome a check gets (`valid` for a 200).
+fn outcome(server: &Server, token: &str) -> String {
+    let response = check(server, token);
+    match response.status {
+        200 => "valid".to_owned(),
+        _ => response
+            .header("x-jwtgate-outcome")
+            .unwrap_or("?")
+            .to_owned(),
+    }
+}
+
+/// Polls until `server` gives `token` the outcome `wanted` (a store's change
+/// reaches a server on its own schedule); the time it took.
+fn until(server: &Server, token: &str, wanted: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = outcome(server, token);
+        if got == wanted {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{token:.20}… still {got}, not {wanted}\nstderr: {}",
+            server.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn revoke(config: &Path, args: &[&str]) -> String {
+    let mut all = vec!["revoke", "--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = run_jwtgate(&all, b"");
+    assert!(
+        out.status.success(),
+        "jwtgate {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn admin_get(server: &Server, path: &str) -> Response {
+    Conn::open(server.admin_addr())
+        .request(format!("GET {path} HTTP/1.1\r\nhost: admin\r\n\r\n").as_bytes())
+}
+
+#[test]
+fn each_kind_of_revocation_refuses_what_it_names_cached_tokens_included() {
+    let dir = TempDir::new("revocation-file");
+    dir.write("revoked.jsonl", "");
+    let config = config(&dir, "file = \"revoked.jsonl\"\non_unavailable = \"deny\"");
+    let server = Server::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--verify-listen",
+        "127.0.0.1:0",
+    ]);
+    let t = now();
+    let alice = token("RS256", "alice", t - 10, r#"{"jti":"alice-1"}"#);
+    let alice_other = token("RS256", "alice", t - 10, r#"{"jti":"alice-2"}"#);
+    let bob_old = token("RS256", "bob", t - 100, r#"{"jti":"bob-1"}"#);
+    let bob_new = token("RS256", "bob", t + 30, r#"{"jti":"bob-2"}"#);
+    let es = token("ES256", "carol", t - 10, r#"{"jti":"carol-1"}"#);
+    for token in [&alice, &alice_other, &bob_old, &bob_new, &es] {
+        // Twice: the second check is a hit of the shard's token cache.
+        assert_eq!(outcome(&server, token), "valid");
+        assert_eq!(outcome(&server, token), "valid");
+    }
+
+    // One token, by its jti: refused at once it is read, cached or not.
+    let said = revoke(&config, &["--jti", "alice-1", "--issuer", ISS]);
+    assert!(said.contains("revoked jti \"alice-1\""), "{said}");
+    until(&server, &alice, "revoked");
+    let refused = check(&server, &alice);
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Bearer realm=\"jwtgate\", error=\"invalid_token\", error_description=\"revoked\"")
+    );
+    assert_eq!(outcome(&server, &alice_other), "valid");
+    // The batch face too.
+    let body = format!("{alice}\n{alice_other}\n");
+    let batch = Conn::open(server.verify_addr().unwrap()).request(
+        format!(
+            "POST /v1/verify HTTP/1.1\r\nhost: api\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let lines: Vec<&str> = batch.body_text().lines().collect();
+    assert!(lines[0].contains("\"revoked\""), "{}", batch.body_text());
+    assert!(lines[1].contains("\"valid\""), "{}", batch.body_text());
+
+    // A subject's tokens issued before a cut-off.
+    revoke(
+        &config,
+        &[
+            "--subject",
+            "bob",
+            "--issuer",
+            ISS,
+            "--before",
+            &t.to_string(),
+        ],
+    );
+    until(&server, &bob_old, "revoked");
+    assert_eq!(outcome(&server, &bob_new), "valid");
+
+    // Every token one key signed, under its configuration.
+    revoke(&config, &["--kid", "demo-es256", "--token-config", "users"]);
+    until(&server, &es, "revoked");
+    assert_eq!(outcome(&server, &alice_other), "valid");
+
+    // Counted under its own outcome; listed by `revoke --list`.
+    let metrics = admin_get(&server, "/metrics").body_text().to_owned();
+    assert!(
+        metrics.contains("outcome=\"revoked\""),
+        "no revoked outcome in /metrics"
+    );
+    assert!(
+        metrics.contains("jwtgate_revocations{kind=\"jti\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("jwtgate_revocations{kind=\"subject\"} 1"));
+    assert!(metrics.contains("jwtgate_revocations{kind=\"kid\"} 1"));
+    let listed = revoke(&config, &["--list"]);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+}
+
+#[test]
+fn a_revocation_stops_counting_when_it_expires() {
+    let dir = TempDir::new("revocation-expiry");
+    dir.write("revoked.jsonl", "");
+    let config = config(&dir, "file = \"revoked.jsonl\"\non_unavailable = \"deny\"");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let alice = token("RS256", "alice", now() - 10, r#"{"jti":"short"}"#);
+    revoke(&config, &["--jti", "short", "--issuer", ISS, "--ttl", "3s"]);
+    until(&server, &alice, "revoked");
+    until(&server, &alice, "valid");
+}
+
+#[test]
+fn revoke_says_what_it_cannot_bound_and_the_configuration_must_choose() {
+    let dir = TempDir::new("revocation-cli");
+    dir.write("revoked.jsonl", "");
+    // Without max_lifetime nothing bounds a token's life: --ttl is needed.
+    let config_path = dir.write(
+        "unbounded.toml",
+        std::fs::read_to_string(config(
+            &dir,
+            "file = \"revoked.jsonl\"\non_unavailable = \"allow\"",
+        ))
+        .unwrap()
+        .replace("max_lifetime = \"1h\"\n", ""),
+    );
+    let out = run_jwtgate(
+        &[
+            "revoke",
+            "--config",
+            config_path.to_str().unwrap(),
+            "--jti",
+            "x",
+            "--issuer",
+            ISS,
+        ],
+        b"",
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sets no max_lifetime") && stderr.contains("--ttl"),
+        "{stderr}"
+    );
+
+    // on_unavailable has no default, and one store only.
+    for (table, wanted) in [
+        ("file = \"revoked.jsonl\"", "on_unavailable"),
+        (
+            "file = \"revoked.jsonl\"\nredis_url = \"redis://127.0.0.1:1\"\non_unavailable = \"deny\"",
+            "not both",
+        ),
+        (
+            "file = \"missing.jsonl\"\non_unavailable = \"deny\"",
+            "cannot read",
+        ),
+        (
+            "redis_url = \"http://127.0.0.1:1\"\non_unavailable = \"deny\"",
+            "redis://",
+        ),
+    ] {
+        let path = config(&dir, table);
+        let out = run_jwtgate(&["check-config", path.to_str().unwrap()], b"");
+        assert!(!out.status.success(), "{table}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(wanted), "{table}: {stderr}");
+    }
+}
+
+/// A `redis-server` on a loopback port of its own, killed when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    binary: PathBuf,
+}
+
+impl Redis {
+    fn start(binary: &Path, dir: &Path) -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis {
+            child: Redis::spawn(binary, dir, port),
+            port,
+            dir: dir.to_owned(),
+            binary: binary.to_owned(),
+        };
+        redis.wait();
+        redis
+    }
+
+    fn spawn(binary: &Path, dir: &Path, port: u16) -> Child {
+        Command::new(binary)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            // Every write on disk before it is acknowledged: a restart keeps
+            // what was revoked.
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Polled: redis-server cannot say when it listens; the connect decides.
+    fn wait(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "redis-server exited"
+            );
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.child = Redis::spawn(&self.binary, &self.dir, self.port);
+        self.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn two_instances_follow_one_redis_and_survive_its_outage() {
+    let Some(binary) = common::required_tool("revocation", "redis-server", "redis-server") else {
+        return;
+    };
+    let dir = TempDir::new("revocation-redis");
+    let mut redis = Redis::start(&binary, dir.root());
+    let deny = config(
+        &dir,
+        &format!(
+            "redis_url = \"{}\"\nmax_stale = \"2s\"\non_unavailable = \"deny\"",
+            redis.url()
+        ),
+    );
+    let allow_dir = TempDir::new("revocation-redis-allow");
+    let allow = config(
+        &allow_dir,
+        &format!(
+            "redis_url = \"{}\"\nmax_stale = \"2s\"\non_unavailable = \"allow\"",
+            redis.url()
+        ),
+    );
+    let first = Server::start(&["--config", deny.to_str().unwrap()]);
+    let second = Server::start(&["--config", allow.to_str().unwrap()]);
+    let t = now();
+    let alice = token("RS256", "alice", t - 10, r#"{"jti":"r-alice"}"#);
+    let bob = token("RS256", "bob", t - 10, r#"{"jti":"r-bob"}"#);
+    for server in [&first, &second] {
+        assert_eq!(outcome(server, &alice), "valid");
+    }
+
+    // Revoked through one store, refused by both instances.
+    revoke(&deny, &["--jti", "r-alice", "--issuer", ISS]);
+    for server in [&first, &second] {
+        let took = until(server, &alice, "revoked");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert_eq!(outcome(server, &bob), "valid");
+    }
+
+    // Redis down: the last set stays in force and readiness says so.
+    redis.stop();
+    for server in [&first, &second] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = admin_get(server, "/readyz");
+            if ready.body_text().contains("degraded: revocations:") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}", ready.body_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(outcome(server, &alice), "revoked");
+    }
+    // After max_stale: "deny" refuses every token and is not ready;
+    // "allow" goes on with the last set.
+    until(&first, &bob, "revocations_unavailable");
+    assert_eq!(admin_get(&first, "/readyz").status, 503);
+    assert_eq!(outcome(&second, &bob), "valid");
+    assert_eq!(outcome(&second, &alice), "revoked");
+    assert!(
+        admin_get(&first, "/metrics")
+            .body_text()
+            .contains("jwtgate_revocation_store_up 0")
+    );
+
+    // Back: read again in full, ready, and the revocation (kept on disk)
+    // still in force.
+    redis.restart();
+    until(&first, &bob, "valid");
+    assert_eq!(outcome(&first, &alice), "revoked");
+    assert_eq!(admin_get(&first, "/readyz").status, 200);
+}
