@@ -327,7 +327,7 @@ pub(crate) fn check_rule<'b>(
                 match request.revocations.check(
                     &config.name,
                     &verified.claims,
-                    verified.header.kid,
+                    verified.key.kid(),
                     request.now,
                     work.revocation_scratch,
                 ) {

@@ -42,6 +42,8 @@ pub struct Reloaded {
     /// What changed in the keys read from files, as `token_config "name":
     /// added kid ...` lines (fetched keys report their own changes).
     pub key_changes: Vec<String>,
+    /// Whether the `[revocation]` table changed (it takes effect on restart).
+    pub revocation_changed: bool,
 }
 
 /// The changes between the local keys in force and those `loaded` read,
@@ -102,6 +104,8 @@ pub(crate) struct Reloader {
     /// Publishes through the key manager when keys are fetched, so that a
     /// reload keeps the fetched keys.
     keys: Option<Arc<crate::jwks::Manager>>,
+    /// The `[revocation]` table in force (read at start only).
+    revocation: Option<crate::revocation::RevocationSettings>,
 }
 
 /// Polls between retries of a configuration that does not load.
@@ -134,7 +138,17 @@ impl Reloader {
             failing: None,
             polls_since_failure: 0,
             keys: None,
+            revocation: None,
         }
+    }
+
+    /// The `[revocation]` table in force, which a reload does not change.
+    pub(crate) fn with_revocation(
+        mut self,
+        revocation: Option<crate::revocation::RevocationSettings>,
+    ) -> Reloader {
+        self.revocation = revocation;
+        self
     }
 
     /// Publishes reloaded policies through `manager`, which carries fetched
@@ -171,6 +185,7 @@ impl Reloader {
             warnings: loaded.warnings.clone(),
             server_changed: loaded.server.differences(&self.server),
             key_changes: local_key_changes(&self.publisher.current(), &loaded),
+            revocation_changed: loaded.revocation != self.revocation,
         };
         let mut files = vec![self.path.clone()];
         files.extend(loaded.key_files.iter().cloned());

@@ -86,6 +86,11 @@ impl Report for Console {
                 for change in &reloaded.key_changes {
                     line(Level::Info, &format!("jwtgate: {change}"));
                 }
+                if reloaded.revocation_changed {
+                    self.warning(
+                        "[revocation] changed; the running store and its settings stay until restart",
+                    );
+                }
                 if !reloaded.server_changed.is_empty() {
                     self.warning(&format!(
                         "[server] settings changed: {}; they take effect on restart",

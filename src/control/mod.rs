@@ -324,14 +324,24 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
     }
     // Read before the listeners open, so that no request is ever decided
     // without the revocations; kept (and followed) until the service stops.
-    let _revocations = match revocation {
+    let _revocations = match revocation.clone() {
         Some(settings) => {
             let sink: Arc<dyn RevocationSink> = Arc::clone(&publisher) as Arc<dyn RevocationSink>;
-            match RevocationManager::start(settings, sink) {
+            // A stop during the first read ends it, as during the key wait.
+            let mut asked = None;
+            let started = RevocationManager::start(settings, sink, &mut || {
+                asked = asked.or_else(|| stop_in(&inbox));
+                asked.is_some()
+            });
+            match started {
                 Ok(manager) => Some(manager),
                 Err(error) => {
                     if let Some(manager) = &keys {
                         manager.stop();
+                    }
+                    if let Some(stop) = asked {
+                        report.stopped_during_startup();
+                        return Ok(Stopped::DuringStartup(stop));
                     }
                     return Err(LaunchError::Revocations(error));
                 }
@@ -358,7 +368,8 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
             file.key_files,
             Arc::clone(&publisher),
         )
-        .with_key_manager(keys.clone());
+        .with_key_manager(keys.clone())
+        .with_revocation(revocation.clone());
         (file.path, reloader)
     });
     if let Some(reason) = server.uring_fallback() {

@@ -11,8 +11,8 @@
 //!   modification time or size has changed and stayed so for one poll.
 //! - Redis: see [`super::redis`].
 //!
-//! Neighbours: [`super::state`] (what is published), [`crate::snapshot`]
-//! (where it is published), [`crate::admin`] (which reports
+//! Neighbours: [`super::state`] (what is published), `crate::snapshot`
+//! (where it is published), `crate::admin` (which reports
 //! [`StoreStatus`]).
 
 use std::sync::Arc;
@@ -42,9 +42,12 @@ pub struct RevocationManager {
 impl RevocationManager {
     /// Reads the store (waiting up to [`STARTUP_WAIT`] for a first good
     /// read, which it publishes) and starts following it.
+    /// `should_stop` is asked between attempts; once it says yes, start
+    /// gives up.
     pub fn start(
         settings: RevocationSettings,
         sink: Arc<dyn RevocationSink>,
+        should_stop: &mut dyn FnMut() -> bool,
     ) -> Result<RevocationManager, String> {
         let shared = Arc::new(Shared::new(settings, sink));
         let thread = match &shared.settings.store {
@@ -58,7 +61,7 @@ impl RevocationManager {
                             shared.read_in_full(RevocationSet::from_revocations(revocations));
                             break;
                         }
-                        Err(error) if Instant::now() >= deadline => {
+                        Err(error) if Instant::now() >= deadline || should_stop() => {
                             return Err(format!(
                                 "revocations not read within {STARTUP_WAIT:?}: {error}"
                             ));
@@ -77,7 +80,7 @@ impl RevocationManager {
             }
             Store::Redis { .. } => {
                 let mut follower = RedisFollower::new(Arc::clone(&shared))?;
-                follower.first_read(STARTUP_WAIT)?;
+                follower.first_read(STARTUP_WAIT, should_stop)?;
                 std::thread::Builder::new()
                     .name("jwtgate-revocations".into())
                     .spawn(move || follower.follow())
@@ -103,10 +106,11 @@ impl RevocationManager {
 
 impl Drop for RevocationManager {
     fn drop(&mut self) {
+        // Not joined: a read of a large store, or a Redis command waiting
+        // out its timeout, must not hold up a shutdown. The thread sees the
+        // stop at its next wait and ends; at exit it is gone anyway.
         self.shared.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        drop(self.thread.take());
     }
 }
 
@@ -117,6 +121,10 @@ fn follow_file(shared: &Shared, path: &std::path::Path, mut stamp: Stamp) {
     let mut last_error: Option<String> = None;
     while !shared.sleep(FILE_POLL) {
         let now = Stamp::of(path);
+        if now == stamp && last_error.is_none() {
+            // Unchanged and read fine: the store is current.
+            shared.good();
+        }
         if pending != Some(now) {
             // Changed since the last poll (or first seen changed): wait one
             // poll for it to settle.

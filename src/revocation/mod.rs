@@ -5,8 +5,8 @@
 //! - [`set`]: the entries in force, as the shards read them (hash lookups,
 //!   no lock, no allocation);
 //! - [`state`]: the set with how current it is, as published beside the
-//!   keys in the [`crate::snapshot::Snapshot`];
-//! - [`file`]: a revocation file (one instance, tests);
+//!   keys in the `crate::snapshot::Snapshot`;
+//! - [`file`](mod@file): a revocation file (one instance, tests);
 //! - [`redis`]: Redis, shared by every instance;
 //! - [`manager`]: the thread that keeps the published set current from
 //!   the store, and [`shared`], what it shares with the store's follower.

@@ -101,7 +101,8 @@ fn error(message: impl Into<String>) -> RecordError {
 impl Revocation {
     /// Whether this is the entry of `kind`, `scope` and `name`.
     pub fn matches(&self, kind: Kind, scope: &str, name: &str) -> bool {
-        self.kind == kind && *self.scope == *scope && *self.name == *name
+        // The name first: it is what differs between entries of one scope.
+        *self.name == *name && self.kind == kind && *self.scope == *scope
     }
 
     /// The entry as one JSON line (without the newline).

@@ -18,7 +18,7 @@
 //! periodic resync (`resync_interval`), which also drops what Redis
 //! expired or an operator deleted.
 //!
-//! Neighbours: [`super::manager`] (runs [`RedisFollower`]), `jwtgate
+//! Neighbours: [`super::manager`] (runs `RedisFollower`), `jwtgate
 //! revoke` ([`RedisStore`]).
 
 use std::sync::Arc;
@@ -36,6 +36,8 @@ use crate::UnixTime;
 
 /// Connecting, and every command, gives up after this long.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a quiet subscription is checked with a PING.
+const PING_INTERVAL: Duration = Duration::from_secs(2);
 /// Keys asked for per `SCAN` step and per `MGET`.
 const BATCH: usize = 1000;
 /// Waits between attempts to reach a failing store.
@@ -167,7 +169,10 @@ impl RedisStore {
                     .with_count(BATCH),
             )
             .map_err(|e| e.to_string())?
-            .filter_map(Result::ok)
+            // An error ends the read (the iterator would retry it forever).
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| e.to_string())?
+            .into_iter()
             .filter(|key| *key != channel)
             .collect();
         let mut tape = Tape::new();
@@ -225,7 +230,9 @@ impl RedisFollower {
         pubsub
             .set_read_timeout(Some(Duration::from_millis(1)))
             .map_err(|e| e.to_string())?;
-        loop {
+        // Bounded: a store published to faster than it is drained would
+        // otherwise keep this loop going; the rest is applied as it arrives.
+        for _ in 0..100_000 {
             match pubsub.get_message() {
                 Ok(message) => arrived.extend(self.change(&message)),
                 Err(error) if error.is_timeout() => break,
@@ -251,8 +258,13 @@ impl RedisFollower {
         }
     }
 
-    /// The first read, retried until `wait` has passed.
-    pub(super) fn first_read(&mut self, wait: Duration) -> Result<(), String> {
+    /// The first read, retried until `wait` has passed or `should_stop`
+    /// says so.
+    pub(super) fn first_read(
+        &mut self,
+        wait: Duration,
+        should_stop: &mut dyn FnMut() -> bool,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + wait;
         let mut attempt = 0;
         loop {
@@ -262,7 +274,7 @@ impl RedisFollower {
                         .read_in_full(RevocationSet::from_revocations(revocations));
                     return Ok(());
                 }
-                Err(error) if Instant::now() >= deadline => {
+                Err(error) if Instant::now() >= deadline || should_stop() => {
                     return Err(format!("revocations not read within {wait:?}: {error}"));
                 }
                 Err(_) => {
@@ -317,15 +329,24 @@ impl RedisFollower {
             .set_read_timeout(Some(Duration::from_millis(250)))
             .map_err(|e| e.to_string())?;
         let resync_at = Instant::now() + self.shared.settings.resync_interval;
+        let mut pinged = Instant::now();
         while !self.shared.stopped() && Instant::now() < resync_at {
             match pubsub.get_message() {
                 Ok(message) => {
                     if let Some(change) = self.change(&message) {
                         self.shared.changed(vec![change]);
                     }
+                    self.shared.good();
                 }
                 Err(error) if error.is_timeout() => {}
                 Err(error) => return Err(error.to_string()),
+            }
+            // A connection that broke without a reset reads as silence:
+            // a PING every PING_INTERVAL tells silence from a dead store.
+            if pinged.elapsed() >= PING_INTERVAL {
+                pubsub.ping::<redis::Value>().map_err(|e| e.to_string())?;
+                pinged = Instant::now();
+                self.shared.good();
             }
         }
         Ok(())

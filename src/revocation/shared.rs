@@ -52,6 +52,9 @@ pub(super) struct Shared {
     wake: Condvar,
     /// The set in force, as the manager last published it.
     current: Mutex<Arc<Revocations>>,
+    /// The last instant the store was known current: read in full, a
+    /// message or PING answered, a file polled unchanged.
+    last_good: Mutex<Option<UnixTime>>,
     store_name: Arc<str>,
 }
 
@@ -79,6 +82,7 @@ impl Shared {
                 on_unavailable: settings.on_unavailable,
             })),
             store_name,
+            last_good: Mutex::new(None),
             settings,
             sink,
             stop: Mutex::new(false),
@@ -96,6 +100,7 @@ impl Shared {
     pub(super) fn read_in_full(&self, set: RevocationSet) {
         let now = UnixTime::now();
         let set = set.without_expired(now);
+        self.good();
         self.update_status(|status| {
             status.entries = Kind::ALL.map(|kind| set.count(kind));
             status.last_read = Some(now);
@@ -121,9 +126,14 @@ impl Shared {
     /// Marks the store as failing for `error`; the set in force stays.
     pub(super) fn failed(&self, error: &str) {
         let current = self.current();
+        // Stale from the last instant the store was known current, not from
+        // its last whole read (which a quiet store makes old).
         let failing_since = current
             .failing_since
-            .or_else(|| self.status().last_read)
+            .or(*self
+                .last_good
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner))
             .unwrap_or_else(UnixTime::now);
         let newly = current.failing_since.is_none();
         self.update_status(|status| {
@@ -154,6 +164,14 @@ impl Shared {
         });
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&revocations);
         self.sink.publish(revocations);
+    }
+
+    /// The store is current now.
+    pub(super) fn good(&self) {
+        *self
+            .last_good
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(UnixTime::now());
     }
 
     pub(super) fn current(&self) -> Arc<Revocations> {

@@ -6,13 +6,11 @@
 //! policy starts to apply at exactly `max_stale` after the last good read,
 //! with nothing republished.
 //!
-//! Neighbours: [`super::set`] (the entries), [`crate::snapshot`] (which
+//! Neighbours: [`super::set`] (the entries), `crate::snapshot` (which
 //! carries this beside the keys).
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use jwtgate_engine::json::JsonStr;
 
 use super::set::{LookupScratch, RevocationSet};
 use crate::{Claims, Outcome, Rejection, Stage, UnixTime};
@@ -97,7 +95,7 @@ impl Revocations {
         &self,
         config: &str,
         claims: &Claims<'_>,
-        kid: Option<JsonStr<'_>>,
+        kid: Option<&str>,
         now: UnixTime,
         scratch: &mut LookupScratch,
     ) -> Option<Rejection> {

@@ -133,6 +133,13 @@ pub fn revoke(
         before,
         expires,
     };
+    // What a store holds must read back: an empty or overlong field, or an
+    // instant past year 9999, is refused here, not left for every reader.
+    Revocation::parse(
+        &revocation.to_line(),
+        &mut jwtgate_engine::internals::json::Tape::new(),
+    )
+    .map_err(|e| format!("cannot revoke that: {e}"))?;
     match &settings.store {
         Store::File(file_path) => {
             file::append(file_path, &revocation).map_err(|e| e.to_string())?
@@ -251,8 +258,8 @@ fn issued_by<'v>(
         .collect()
 }
 
-/// The longest a token of the `concerned` configurations can live, with
-/// leeway, in seconds.
+/// The longest a token of the `concerned` configurations can still be
+/// accepted from now, in seconds: `max_lifetime` and twice the leeway.
 fn longest_life(
     validations: &[(&str, &jwtgate_engine::Validation)],
     concerned: &[&str],
@@ -273,7 +280,9 @@ fn longest_life(
                 "token_config {name:?} sets no max_lifetime, so nothing bounds how long its tokens live: give --ttl"
             ));
         };
-        longest = longest.max(lifetime.saturating_add(validation.leeway_seconds()));
+        // An iat up to one leeway ahead and an exp honoured one leeway past.
+        let leeway = validation.leeway_seconds();
+        longest = longest.max(lifetime.saturating_add(2 * leeway));
     }
     Ok(longest)
 }

@@ -228,6 +228,62 @@ fn each_kind_of_revocation_refuses_what_it_names_cached_tokens_included() {
     until(&server, &es, "revoked");
     assert_eq!(outcome(&server, &alice_other), "valid");
 
+    // A key revocation follows the key that verified the token, not the
+    // header: a token signed with the revoked key and no kid is refused too.
+    let no_kid = {
+        let out = run_jwtgate(
+            &[
+                "mint",
+                "--key",
+                common::repo_path("examples/keys/demo-es256.pk8.pem")
+                    .to_str()
+                    .unwrap(),
+                "--alg",
+                "ES256",
+                "--iss",
+                ISS,
+                "--aud",
+                "demo-api",
+                "--sub",
+                "mallory",
+                "--threads",
+                "1",
+            ],
+            b"",
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    assert!(!no_kid.is_empty());
+    let header = no_kid.split('.').next().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&jwtgate_engine::base64url::decode(header.as_bytes()).unwrap())
+            .contains("kid"),
+        "the token names no kid"
+    );
+    assert_eq!(outcome(&server, &no_kid), "revoked");
+
+    // What a store could not read back is refused before it is written.
+    let out = run_jwtgate(
+        &[
+            "revoke",
+            "--config",
+            config.to_str().unwrap(),
+            "--jti",
+            "x",
+            "--issuer",
+            "",
+            "--ttl",
+            "1h",
+        ],
+        b"",
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("iss is empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Counted under its own outcome; listed by `revoke --list`.
     let metrics = admin_get(&server, "/metrics").body_text().to_owned();
     assert!(
