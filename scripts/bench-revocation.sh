@@ -87,7 +87,7 @@ token_configs = ["users"]
 EOF
 }
 
-echo "jwtgate $("$binary" --version | head -1), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3)"
+echo "$("$binary" --version | head -1), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3)"
 echo "server CPU 0, load CPU 1; $entries revoked jtis; $rounds rounds of ${seconds}s"
 
 # The revocation files: empty, and ENTRIES lines (none the tokens' jti).
@@ -193,7 +193,7 @@ for token in tokens:
     jti = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"]
     assert status(token) == 200, "not valid before its revocation"
     start = time.monotonic()
-    subprocess.run([binary, "revoke", "--config", config, "--jti", jti, "--issuer", iss],
+    subprocess.run([binary, "revoke", "--config", config, "--jti=" + jti, "--issuer", iss],
                    check=True, stdout=subprocess.DEVNULL)
     commands.append(time.monotonic() - start)
     while status(token) != 401:

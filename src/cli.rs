@@ -63,11 +63,22 @@ pub(crate) struct RevokeArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) config: PathBuf,
     /// Revoke the one token with this jti (with --issuer).
-    #[arg(long, value_name = "ID", requires = "issuer")]
+    // A jti or subject may start with "-" (base64url): taken as the value.
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "issuer",
+        allow_hyphen_values = true
+    )]
     pub(crate) jti: Option<String>,
     /// Revoke this subject's tokens issued before --before (with --issuer):
     /// "log out everywhere".
-    #[arg(long, value_name = "SUB", requires = "issuer")]
+    #[arg(
+        long,
+        value_name = "SUB",
+        requires = "issuer",
+        allow_hyphen_values = true
+    )]
     pub(crate) subject: Option<String>,
     /// The issuer of --jti or --subject (exactly as the tokens' iss).
     #[arg(long, value_name = "ISS")]
@@ -77,7 +88,12 @@ pub(crate) struct RevokeArgs {
     #[arg(long, value_name = "TIME", requires = "subject")]
     pub(crate) before: Option<String>,
     /// Revoke every token --token-config verifies with this key.
-    #[arg(long, value_name = "KID", requires = "token_config")]
+    #[arg(
+        long,
+        value_name = "KID",
+        requires = "token_config",
+        allow_hyphen_values = true
+    )]
     pub(crate) kid: Option<String>,
     /// The token configuration of --kid.
     #[arg(long, value_name = "NAME", requires = "kid")]

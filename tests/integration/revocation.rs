@@ -351,6 +351,13 @@ fn revoke_says_what_it_cannot_bound_and_the_configuration_must_choose() {
         "{stderr}"
     );
 
+    // A jti may start with "-" (base64url) and is still the value.
+    let said = revoke(
+        &config_path,
+        &["--jti", "-6zpT", "--issuer", ISS, "--ttl", "1h"],
+    );
+    assert!(said.contains("revoked jti \"-6zpT\""), "{said}");
+
     // on_unavailable has no default, and one store only.
     for (table, wanted) in [
         ("file = \"revoked.jsonl\"", "on_unavailable"),
