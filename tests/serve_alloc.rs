@@ -264,6 +264,7 @@ fn configured_with_a_million_revocations() -> (Snapshot, Vec<u8>, &'static [&'st
         failing_since: None,
         max_stale: std::time::Duration::from_secs(60),
         on_unavailable: OnUnavailable::Deny,
+        counters: Arc::default(),
     });
     (snapshot, requests, statuses)
 }

@@ -164,6 +164,31 @@ fn revocations(out: &mut String, revocations: &crate::revocation::Revocations) {
         "jwtgate_revocation_last_read_timestamp_seconds {}",
         revocations.last_read.map_or(0, |at| at.0)
     );
+    let counters = &revocations.counters;
+    for (name, help, value) in [
+        (
+            "jwtgate_revocation_store_reads_total",
+            "Whole reads of the revocation store that succeeded.",
+            &counters.reads,
+        ),
+        (
+            "jwtgate_revocation_store_failures_total",
+            "Reads or follows of the revocation store that failed.",
+            &counters.failures,
+        ),
+        (
+            "jwtgate_revocation_changes_total",
+            "Revocations applied as they were published (Redis).",
+            &counters.changes,
+        ),
+    ] {
+        family(out, name, "counter", help);
+        let _ = writeln!(
+            out,
+            "{name} {}",
+            value.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -29,7 +29,7 @@ pub use manager::RevocationManager;
 pub use record::{Kind, Revocation};
 pub use set::{Change, LookupScratch, RevocationSet};
 pub use shared::{RevocationSink, StoreStatus};
-pub use state::{OnUnavailable, Revocations};
+pub use state::{OnUnavailable, Revocations, StoreCounters};
 
 /// Where revocations are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]

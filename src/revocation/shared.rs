@@ -5,11 +5,12 @@
 //! Neighbours: [`super::manager`] (starts the followers), [`super::redis`]
 //! (one follower).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::set::{Change, RevocationSet};
-use super::state::Revocations;
+use super::state::{Revocations, StoreCounters};
 use super::{Kind, RevocationSettings};
 use crate::UnixTime;
 
@@ -52,6 +53,8 @@ pub(super) struct Shared {
     wake: Condvar,
     /// The set in force, as the manager last published it.
     current: Mutex<Arc<Revocations>>,
+    /// Shared with every published set, for `/metrics`.
+    counters: Arc<StoreCounters>,
     /// The last instant the store was known current: read in full, a
     /// message or PING answered, a file polled unchanged.
     last_good: Mutex<Option<UnixTime>>,
@@ -80,8 +83,10 @@ impl Shared {
                 failing_since: None,
                 max_stale: settings.max_stale,
                 on_unavailable: settings.on_unavailable,
+                counters: Arc::default(),
             })),
             store_name,
+            counters: Arc::default(),
             last_good: Mutex::new(None),
             settings,
             sink,
@@ -107,6 +112,7 @@ impl Shared {
             status.failing_since = None;
             status.last_error = None;
             status.reads += 1;
+            self.counters.reads.fetch_add(1, Ordering::Relaxed);
         });
         self.publish(set, None);
     }
@@ -119,6 +125,7 @@ impl Shared {
         self.update_status(|status| {
             status.entries = Kind::ALL.map(|kind| set.count(kind));
             status.changes += count;
+            self.counters.changes.fetch_add(count, Ordering::Relaxed);
         });
         self.publish(set, current.failing_since);
     }
@@ -140,6 +147,7 @@ impl Shared {
             status.failing_since = Some(failing_since);
             status.last_error = Some(error.to_owned());
             status.failures += 1;
+            self.counters.failures.fetch_add(1, Ordering::Relaxed);
         });
         if newly {
             crate::diagnostics::warn(format_args!(
@@ -161,6 +169,7 @@ impl Shared {
             failing_since,
             max_stale: self.settings.max_stale,
             on_unavailable: self.settings.on_unavailable,
+            counters: Arc::clone(&self.counters),
         });
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&revocations);
         self.sink.publish(revocations);

@@ -10,6 +10,7 @@
 //! carries this beside the keys).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use super::set::{LookupScratch, RevocationSet};
@@ -58,6 +59,19 @@ pub struct Revocations {
     pub max_stale: Duration,
     /// What applies after that.
     pub on_unavailable: OnUnavailable,
+    /// What the store's follower counted (shared by every set it publishes).
+    pub counters: Arc<StoreCounters>,
+}
+
+/// Whole reads, failures and single changes applied, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct StoreCounters {
+    /// Whole reads of the store that succeeded.
+    pub reads: AtomicU64,
+    /// Reads or follows that failed.
+    pub failures: AtomicU64,
+    /// Single revocations applied as they were published (Redis).
+    pub changes: AtomicU64,
 }
 
 impl Default for Revocations {
@@ -76,6 +90,7 @@ impl Revocations {
             failing_since: None,
             max_stale: Duration::MAX,
             on_unavailable: OnUnavailable::Allow,
+            counters: Arc::default(),
         }
     }
 

@@ -542,11 +542,21 @@ fn two_instances_follow_one_redis_and_survive_its_outage() {
     assert_eq!(admin_get(&first, "/readyz").status, 503);
     assert_eq!(outcome(&second, &bob), "valid");
     assert_eq!(outcome(&second, &alice), "revoked");
+    let metrics = admin_get(&first, "/metrics").body_text().to_owned();
     assert!(
-        admin_get(&first, "/metrics")
-            .body_text()
-            .contains("jwtgate_revocation_store_up 0")
+        metrics.contains("jwtgate_revocation_store_up 0"),
+        "{metrics}"
     );
+    let counted = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert!(counted("jwtgate_revocation_store_failures_total") >= 1);
+    assert!(counted("jwtgate_revocation_store_reads_total") >= 1);
+    // The subject and kid revocations arrived on the channel.
+    assert!(counted("jwtgate_revocation_changes_total") >= 2);
 
     // Back: read again in full, ready, and the revocation (kept on disk)
     // still in force.
