@@ -127,13 +127,14 @@ fn outcome(server: &Server, token: &str) -> String {
 }
 
 /// Polls until `server` gives `token` the outcome `wanted` (a store's change
-/// reaches a server on its own schedule); the time it took.
-fn until(server: &Server, token: &str, wanted: &str) -> Duration {
+/// reaches a server on its own schedule; how fast is the benchmark's to
+/// measure, scripts/bench-revocation.sh).
+fn until(server: &Server, token: &str, wanted: &str) {
     let start = Instant::now();
     loop {
         let got = outcome(server, token);
         if got == wanted {
-            return start.elapsed();
+            return;
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),
@@ -499,8 +500,7 @@ fn two_instances_follow_one_redis_and_survive_its_outage() {
     // subject's earlier tokens, a key.
     revoke(&deny, &["--jti", "r-alice", "--issuer", ISS]);
     for server in [&first, &second] {
-        let took = until(server, &alice, "revoked");
-        assert!(took < Duration::from_secs(5), "took {took:?}");
+        until(server, &alice, "revoked");
         assert_eq!(outcome(server, &bob), "valid");
     }
     let carol = token("RS256", "carol", t - 10, r#"{"jti":"r-carol"}"#);
