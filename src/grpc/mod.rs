@@ -23,16 +23,18 @@
 //! `CheckResponse` out), `request` (a `CheckRequest` read in place),
 //! `response` (the decision's HTTP answer written as a `CheckResponse`),
 //! `wire` (protobuf's wire format), `codec` (hands messages to tonic and
-//! back), `health` (the health service).
+//! back), `health` (the health service), `linger` (closing without a reset).
 //!
 //! Draining: when the shard is told to stop, the listener closes, every
 //! connection is sent GOAWAY (hyper's graceful shutdown) and finishes the
 //! checks it has in flight, and what is still open when the drain timeout
-//! ends is cut off.
+//! ends is cut off. A connection that served calls closes lingering
+//! (`linger`), so that its last answers and its GOAWAY reach the client.
 
 mod check;
 mod codec;
 mod health;
+mod linger;
 mod request;
 mod response;
 #[cfg(test)]
@@ -227,7 +229,7 @@ async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     shared: Rc<Shared>,
-    mut draining: watch::Receiver<bool>,
+    draining: watch::Receiver<bool>,
 ) {
     let options = shared.options;
     let call_timeout = shared.call_timeout;
@@ -243,13 +245,41 @@ async fn serve_connection(
         .max_concurrent_streams(options.max_concurrent_streams)
         .keep_alive_interval(options.keepalive_interval)
         .keep_alive_timeout(options.keepalive_timeout);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let home = linger::Home::default();
+    let connection =
+        builder.serve_connection(TokioIo::new(linger::Lent::new(stream, &home)), service);
+    run_connection(
+        connection,
+        &calls,
+        call_timeout,
+        options.idle_timeout,
+        draining,
+    )
+    .await;
+    // A connection that never started a call (silent, or stalled in the
+    // handshake) has nothing whose delivery a lingering close protects.
+    if calls.get() > 0
+        && let Some(stream) = home.take()
+    {
+        linger::close(stream).await;
+    }
+}
+
+/// Serves the connection's calls until it ends, goes idle or drains; the
+/// connection (and with it the socket hyper was lent) is dropped on return.
+async fn run_connection(
+    connection: hyper::server::conn::http2::Connection<TokioIo<linger::Lent>, Calls, ShardExecutor>,
+    calls: &Cell<u64>,
+    call_timeout: Duration,
+    idle_timeout: Duration,
+    mut draining: watch::Receiver<bool>,
+) {
     tokio::pin!(connection);
     let mut seen = calls.get();
     // A connection gets as long to start its first call as a call gets to
     // finish: one that never does (silent, or stalled in the handshake)
     // must not hold a connection slot for the idle timeout.
-    let mut idle_at = Instant::now() + call_timeout.min(options.idle_timeout);
+    let mut idle_at = Instant::now() + call_timeout.min(idle_timeout);
     loop {
         tokio::select! {
             _ = connection.as_mut() => return,
@@ -259,7 +289,7 @@ async fn serve_connection(
                     break;
                 }
                 seen = calls.get();
-                idle_at = Instant::now() + options.idle_timeout;
+                idle_at = Instant::now() + idle_timeout;
             }
         }
     }
