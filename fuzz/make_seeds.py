@@ -208,6 +208,30 @@ def configs():
     return [c for c in out if len(c) < 8192][:40]
 
 
+def revocations():
+    """Revocation files: a form byte (even: JSON lines, odd: TOML), then the text."""
+    lines = [
+        '{"jti":"3f2a9c","iss":"https://idp.example.com/","expires":1767225600}',
+        '{"sub":"alice","iss":"https://idp.example.com/","before":1767200000,"expires":1767229200}',
+        '{"kid":"2024-07","token_config":"users","expires":1767232800}',
+        '{"\\u006ati":"a\\"b\\u00e9","iss":"i","expires":253402300799}',
+        '{"jti":"a","iss":"i","expires":1.5}', '{"jti":"a","sub":"b","iss":"i","expires":1}',
+        '{"kid":"k","iss":"i","expires":1}', '[1]',
+    ]
+    out = [b"\x00" + "\n".join(lines[:3]).encode(), b"\x00# comment\n\n" + lines[3].encode() + b"\n"]
+    out += [b"\x00" + line.encode() for line in lines[4:]]
+    tomls = [
+        '[[revoked]]\njti = "3f2a"\niss = "https://idp.example.com/"\nexpires = 2027-01-01T00:00:00Z\n',
+        '[[revoked]]\nsub = "alice"\niss = "https://idp/"\nbefore = 2026-12-07T11:00:00+01:00\nexpires = 1798761600\n'
+        '\n[[revoked]]\nkid = "2024-07"\ntoken_config = "users"\nexpires = 1798761600\n',
+        '[[revoked]]\njti = "b"\niss = "i"\nexpires = 2027-01-01T00:00:00\n',
+        '[[revoked]]\njti = 7\niss = "i"\nexpires = 2027-02-30T00:00:00Z\n',
+        'revoked = []\n[[revoked]]\njti = "x"\n', '[[revoke]]\n',
+    ]
+    out += [b"\x01" + t.encode() for t in tomls]
+    return out
+
+
 # --- incremental parsing: a read count and read lengths, then the bytes -------
 def split_prefix(i: int) -> bytes:
     reads = i % 5
@@ -291,6 +315,7 @@ write("verify_token", tokens())
 write("json_tape", json_docs())
 write("jwks_keyset", key_docs())
 write("config_toml", configs())
+write("revocation_file", revocations())
 write("head_scan", [split_prefix(i) + h.encode() for i, h in enumerate(HEADS + SOURCES[:4])])
 write("grpc_check", grpc_requests())
 write("chunked_body", [bytes([CHUNK_LIMITS[i]]) + split_prefix(i) + c.encode() for i, c in enumerate(CHUNKED)])

@@ -10,7 +10,9 @@
 #    up by jti and subject after a verification). Medians per variant and
 #    their ratio.
 # 2. Memory: RSS (/proc/PID/status VmRSS) of the server with ENTRIES
-#    revocations loaded, minus the empty one's, per million entries.
+#    revocations loaded, minus the empty one's, per million entries; and the
+#    peak while the whole file is read again (one line appended; VmHWM,
+#    reset through /proc/PID/clear_refs just before).
 # 3. Delay: two instances following one redis-server; COUNT times, `jwtgate
 #    revoke --jti` through the store, then instance B polled (1 ms apart)
 #    until it refuses that token: median and max of the time from starting
@@ -117,9 +119,8 @@ request = function()
 end
 EOF
 
-start_server() { # start_server CONFIG: sets pid and port
+start_server() { # start_server CONFIG: sets pid, port and admin
   port="$(free_port)"
-  local admin
   admin="$(free_port)"
   taskset -c 0 "$binary" serve --config "$1" --shards 1 --listen "127.0.0.1:$port" \
     --admin-listen "127.0.0.1:$admin" >"$work/serve.out" 2>>"$work/serve.err" &
@@ -164,6 +165,31 @@ printf 'memory: RSS %d KiB empty, %d KiB with %d entries: %.1f MiB per million (
   "$none_rss" "$many_rss" "$entries" \
   "$(python3 -c "print(($many_rss - $none_rss) / 1024 * 1e6 / $entries)")" \
   "$(python3 -c "print(($many_rss - $none_rss) * 1024 / $entries)")"
+
+# The peak while the whole store is read again: a copy of the file, one line
+# appended once the server is up, and the high-water mark until it is read.
+cp "$work/many.jsonl" "$work/reread.jsonl"
+config "$work/reread.toml" "file = \"$work/reread.jsonl\""
+start_server "$work/reread.toml"
+steady="$(rss_kib "$pid")"
+echo 5 >"/proc/$pid/clear_refs" || die "cannot reset the peak RSS of $pid"
+printf '{"jti":"one-more","iss":"%s","expires":%d}\n' "$iss" "$(($(date +%s) + 3600))" >>"$work/reread.jsonl"
+deadline=$((SECONDS + 60))
+until python3 - "$admin" "$((entries + 1))" <<'EOF'
+import http.client, sys
+conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+conn.request("GET", "/metrics")
+wanted = 'jwtgate_revocations{kind="jti"} %s\n' % sys.argv[2]
+sys.exit(0 if wanted in conn.getresponse().read().decode() else 1)
+EOF
+do
+  [ "$SECONDS" -lt "$deadline" ] || die "the appended revocation was not read within 60 s"
+  sleep 0.1
+done
+peak="$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")"
+printf 'memory while the file is read again: RSS %d KiB before, peak %d KiB (+%.0f%%)\n' \
+  "$steady" "$peak" "$(python3 -c "print(($peak - $steady) * 100 / $steady)")"
+kill "$pid"; wait "$pid" 2>/dev/null || true
 
 # The delay through Redis to a second instance.
 redis_port="$(free_port)"

@@ -53,7 +53,7 @@ max_len() {
     request_head | token_sources | head_scan) echo 17408 ;; # 16 KiB head limit, plus 1 KiB
     verify_token) echo 17408 ;; # 16 KiB default token limit, plus 1 KiB
     canonical_path | chunked_body) echo 4096 ;;
-    json_tape | config_toml) echo 8192 ;;
+    json_tape | config_toml | revocation_file) echo 8192 ;;
     jwks_keyset) echo 16384 ;;
     *) echo 4096 ;;
   esac

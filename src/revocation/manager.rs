@@ -31,6 +31,8 @@ use crate::stamp::Stamp;
 pub const FILE_POLL: Duration = Duration::from_secs(1);
 /// How long start-up waits for the first read of the store.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
+/// How often start-up looks whether the store has been read.
+const STARTUP_POLL: Duration = Duration::from_millis(20);
 
 /// Keeps the published revocations current; stops its thread when dropped.
 #[derive(Debug)]
@@ -56,9 +58,9 @@ impl RevocationManager {
                 let deadline = Instant::now() + STARTUP_WAIT;
                 let mut stamp = Stamp::of(&path);
                 loop {
-                    match file::read(&path) {
-                        Ok(revocations) => {
-                            shared.read_in_full(RevocationSet::from_revocations(revocations));
+                    match read_file(&shared, &path) {
+                        Ok(set) => {
+                            shared.read_in_full(set);
                             break;
                         }
                         Err(error) if Instant::now() >= deadline || should_stop() => {
@@ -79,12 +81,29 @@ impl RevocationManager {
                     .map_err(|e| format!("cannot start the revocation thread: {e}"))?
             }
             Store::Redis { .. } => {
-                let mut follower = RedisFollower::new(Arc::clone(&shared))?;
-                follower.first_read(STARTUP_WAIT, should_stop)?;
-                std::thread::Builder::new()
+                let follower = RedisFollower::new(Arc::clone(&shared))?;
+                let thread = std::thread::Builder::new()
                     .name("jwtgate-revocations".into())
                     .spawn(move || follower.follow())
-                    .map_err(|e| format!("cannot start the revocation thread: {e}"))?
+                    .map_err(|e| format!("cannot start the revocation thread: {e}"))?;
+                // The follower's first subscription reads the whole store
+                // (once: the read a later subscription would repeat is the
+                // one start-up waits for).
+                let deadline = Instant::now() + STARTUP_WAIT;
+                while shared.status().reads == 0 {
+                    if Instant::now() >= deadline || should_stop() {
+                        shared.stop();
+                        let why = shared
+                            .status()
+                            .last_error
+                            .unwrap_or_else(|| "no answer".to_owned());
+                        return Err(format!(
+                            "revocations not read within {STARTUP_WAIT:?}: {why}"
+                        ));
+                    }
+                    shared.sleep(STARTUP_POLL);
+                }
+                thread
             }
         };
         Ok(RevocationManager {
@@ -120,6 +139,7 @@ fn follow_file(shared: &Shared, path: &std::path::Path, mut stamp: Stamp) {
     let mut pending: Option<Stamp> = None;
     let mut last_error: Option<String> = None;
     while !shared.sleep(FILE_POLL) {
+        shared.drop_expired();
         let now = Stamp::of(path);
         if now == stamp && last_error.is_none() {
             // Unchanged and read fine: the store is current.
@@ -133,12 +153,12 @@ fn follow_file(shared: &Shared, path: &std::path::Path, mut stamp: Stamp) {
                 continue;
             }
         }
-        match file::read(path) {
-            Ok(revocations) => {
+        match read_file(shared, path) {
+            Ok(set) => {
                 stamp = now;
                 pending = None;
                 last_error = None;
-                shared.read_in_full(RevocationSet::from_revocations(revocations));
+                shared.read_in_full(set);
             }
             Err(error) => {
                 stamp = now;
@@ -151,4 +171,13 @@ fn follow_file(shared: &Shared, path: &std::path::Path, mut stamp: Stamp) {
             }
         }
     }
+}
+
+/// The set the file at `path` holds, sharing the unchanged entries with the
+/// set in force.
+fn read_file(shared: &Shared, path: &std::path::Path) -> Result<RevocationSet, file::FileError> {
+    let current = shared.current();
+    let mut rebuild = current.set.rebuild();
+    file::read_each(path, &mut |revocation| rebuild.add(revocation))?;
+    Ok(rebuild.finish())
 }

@@ -26,8 +26,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use manager::RevocationManager;
-pub use record::{Kind, Revocation};
-pub use set::{Change, LookupScratch, RevocationSet};
+pub use record::{Kind, RecentScopes, Revocation};
+pub use set::{Change, LookupScratch, Rebuild, RevocationSet};
 pub use shared::{RevocationSink, StoreStatus};
 pub use state::{OnUnavailable, Revocations, StoreCounters};
 

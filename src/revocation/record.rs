@@ -1,6 +1,7 @@
 //! What a revocation is, and how it is written down: one JSON object per
 //! line, the same in a revocation file, as a Redis value and in `jwtgate
-//! revoke --list`:
+//! revoke --list` (a TOML revocation file writes the same members as a
+//! table, [`super::file`]):
 //!
 //! ```text
 //! {"jti":"3f2a…","iss":"https://idp.example.com/","expires":1767225600}
@@ -23,9 +24,9 @@
 //! Neighbours: [`super::set`] (the set the shards read).
 
 use std::fmt;
+use std::sync::Arc;
 
 use jwtgate_engine::internals::json::Tape;
-use jwtgate_engine::json::{Object, Value};
 
 use crate::UnixTime;
 use crate::json_string::quote_into;
@@ -57,6 +58,15 @@ impl Kind {
         self as usize
     }
 
+    /// The members naming what is revoked, and its scope.
+    pub const fn member_names(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Token => ("jti", "iss"),
+            Kind::Subject => ("sub", "iss"),
+            Kind::Key => ("kid", "token_config"),
+        }
+    }
+
     /// The name in metrics labels and listings.
     pub const fn name(self) -> &'static str {
         match self {
@@ -72,8 +82,9 @@ impl Kind {
 pub struct Revocation {
     /// What it covers.
     pub kind: Kind,
-    /// The issuer (`Token`, `Subject`) or the token configuration (`Key`).
-    pub scope: Box<str>,
+    /// The issuer (`Token`, `Subject`) or the token configuration (`Key`);
+    /// shared by the entries of one scope in a set.
+    pub scope: Arc<str>,
     /// The jti, the subject or the kid.
     pub name: Box<str>,
     /// `Subject` only: tokens issued before this instant are refused.
@@ -94,7 +105,7 @@ impl fmt::Display for RecordError {
 
 impl std::error::Error for RecordError {}
 
-fn error(message: impl Into<String>) -> RecordError {
+pub(super) fn error(message: impl Into<String>) -> RecordError {
     RecordError(message.into())
 }
 
@@ -108,11 +119,7 @@ impl Revocation {
     /// The entry as one JSON line (without the newline).
     pub fn to_line(&self) -> String {
         let mut out = Vec::with_capacity(96 + self.scope.len() + self.name.len());
-        let (name_key, scope_key) = match self.kind {
-            Kind::Token => ("jti", "iss"),
-            Kind::Subject => ("sub", "iss"),
-            Kind::Key => ("kid", "token_config"),
-        };
+        let (name_key, scope_key) = self.kind.member_names();
         out.push(b'{');
         quote_into(&mut out, name_key);
         out.push(b':');
@@ -131,74 +138,177 @@ impl Revocation {
 
     /// Reads one line (a JSON object; see the module documentation).
     pub fn parse(line: &str, tape: &mut Tape) -> Result<Revocation, RecordError> {
+        Revocation::parse_sharing(line, tape, &mut RecentScopes::default())
+    }
+
+    /// Reads one line, taking its scope from `scopes` when a recent line had
+    /// the same: a store of a million revocations of one issuer then holds
+    /// that issuer once, and never allocates a copy to drop later (the holes
+    /// would stay in the heap).
+    pub fn parse_sharing(
+        line: &str,
+        tape: &mut Tape,
+        scopes: &mut RecentScopes,
+    ) -> Result<Revocation, RecordError> {
         let value = tape
             .parse(line.as_bytes(), 2)
             .map_err(|e| error(format!("not JSON: {e}")))?;
         let object = value
             .as_object()
             .ok_or_else(|| error("not a JSON object"))?;
-        for (member, _) in object.members() {
-            let known = [
-                "jti",
-                "sub",
-                "kid",
-                "iss",
-                "token_config",
-                "before",
-                "expires",
-            ];
-            if !known.iter().any(|name| member == *name) {
-                return Err(error(format!(
-                    "unknown member {member:?} (known: {})",
-                    known.join(", ")
-                )));
-            }
+        let mut members = Members::default();
+        for (member, value) in object.members() {
+            // Compared unescaped: `"\u006ati"` is `jti`.
+            let member = member.to_cow();
+            let Some(slot) = members.slot(&member) else {
+                return Err(unknown_member(&member));
+            };
+            let value = match slot {
+                Written::Text(_) => Written::Text(
+                    value
+                        .as_str()
+                        .ok_or_else(|| error(format!("{member} must be a string")))?
+                        .to_cow()
+                        .into_owned(),
+                ),
+                Written::Seconds(_) => Written::Seconds(
+                    value
+                        .number_text()
+                        .and_then(|text| text.parse::<i64>().ok())
+                        .ok_or_else(|| error(format!("{member} must be whole Unix seconds")))?,
+                ),
+            };
+            *slot = value;
         }
-        let kinds = [
-            ("jti", Kind::Token),
-            ("sub", Kind::Subject),
-            ("kid", Kind::Key),
-        ];
-        let mut present = kinds
-            .iter()
-            .filter(|(member, _)| object.get(member).is_some());
-        let (member, kind) = match (present.next(), present.next()) {
-            (Some(&(member, kind)), None) => (member, kind),
-            (None, _) => return Err(error("needs one of jti, sub or kid")),
-            (Some(_), Some(_)) => return Err(error("names more than one of jti, sub and kid")),
+        members.check(scopes)
+    }
+}
+
+/// The scopes of the last few revocations read; see
+/// [`Revocation::parse_sharing`].
+#[derive(Debug, Default)]
+pub struct RecentScopes {
+    recent: Vec<Arc<str>>,
+    /// Where the next new scope goes once `recent` is full.
+    next: usize,
+}
+
+impl RecentScopes {
+    /// How many scopes are remembered: stores hold a few issuers and
+    /// configurations, read in any order.
+    const SIZE: usize = 8;
+
+    /// A shared copy of `scope`.
+    pub(super) fn share(&mut self, scope: &str) -> Arc<str> {
+        if let Some(shared) = self.recent.iter().find(|shared| ***shared == *scope) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = scope.into();
+        if self.recent.len() < RecentScopes::SIZE {
+            self.recent.push(Arc::clone(&shared));
+        } else if let Some(slot) = self.recent.get_mut(self.next) {
+            *slot = Arc::clone(&shared);
+            self.next = (self.next + 1) % RecentScopes::SIZE;
+        }
+        shared
+    }
+}
+
+/// The names a revocation may have, in the order they are documented.
+pub(super) const MEMBERS: [&str; 7] = [
+    "jti",
+    "sub",
+    "kid",
+    "iss",
+    "token_config",
+    "before",
+    "expires",
+];
+
+pub(super) fn unknown_member(member: &str) -> RecordError {
+    error(format!(
+        "unknown member {member:?} (known: {})",
+        MEMBERS.join(", ")
+    ))
+}
+
+/// A member's value as a file wrote it, before it is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Written {
+    /// jti, sub, kid, iss, token_config.
+    Text(String),
+    /// before, expires (already converted from a date-time, if one was written).
+    Seconds(i64),
+}
+
+/// A revocation's members as read from either file format; [`Members::check`]
+/// applies the rules both share.
+#[derive(Debug, Default)]
+pub(super) struct Members {
+    jti: Option<Written>,
+    sub: Option<Written>,
+    kid: Option<Written>,
+    iss: Option<Written>,
+    token_config: Option<Written>,
+    before: Option<Written>,
+    expires: Option<Written>,
+}
+
+impl Members {
+    /// Where `member`'s value goes, holding a placeholder of the type it
+    /// takes; `None` for a name that is not a member.
+    pub(super) fn slot(&mut self, member: &str) -> Option<&mut Written> {
+        let (slot, placeholder) = match member {
+            "jti" => (&mut self.jti, Written::Text(String::new())),
+            "sub" => (&mut self.sub, Written::Text(String::new())),
+            "kid" => (&mut self.kid, Written::Text(String::new())),
+            "iss" => (&mut self.iss, Written::Text(String::new())),
+            "token_config" => (&mut self.token_config, Written::Text(String::new())),
+            "before" => (&mut self.before, Written::Seconds(0)),
+            "expires" => (&mut self.expires, Written::Seconds(0)),
+            _ => return None,
         };
-        let name = field(&object, member)?;
-        let scope_member = if kind == Kind::Key {
-            "token_config"
+        Some(slot.insert(placeholder))
+    }
+
+    /// The revocation the members describe, if they describe exactly one.
+    pub(super) fn check(self, scopes: &mut RecentScopes) -> Result<Revocation, RecordError> {
+        let (kind, name_member, name) = match (self.jti, self.sub, self.kid) {
+            (Some(jti), None, None) => (Kind::Token, "jti", jti),
+            (None, Some(sub), None) => (Kind::Subject, "sub", sub),
+            (None, None, Some(kid)) => (Kind::Key, "kid", kid),
+            (None, None, None) => return Err(error("needs one of jti, sub or kid")),
+            _ => return Err(error("names more than one of jti, sub and kid")),
+        };
+        let name = text(name, name_member)?;
+        let (scope_member, scope, other_scope, other) = if kind == Kind::Key {
+            ("token_config", self.token_config, "iss", self.iss)
         } else {
-            "iss"
+            ("iss", self.iss, "token_config", self.token_config)
         };
-        let other_scope = if kind == Kind::Key {
-            "iss"
-        } else {
-            "token_config"
-        };
-        if object.get(other_scope).is_some() {
+        if other.is_some() {
             return Err(error(format!(
-                "{other_scope} does not go with {member} (it takes {scope_member})"
+                "{other_scope} does not go with {name_member} (it takes {scope_member})"
             )));
         }
-        let scope = field(&object, scope_member)?;
-        let before = match (kind, object.get("before")) {
-            (Kind::Subject, Some(value)) => Some(seconds(value, "before")?),
+        let scope = text(
+            scope.ok_or_else(|| error(format!("needs {scope_member}")))?,
+            scope_member,
+        )?;
+        let before = match (kind, self.before) {
+            (Kind::Subject, Some(before)) => Some(seconds(before, "before")?),
             (Kind::Subject, None) => return Err(error("a subject revocation needs before")),
             (_, Some(_)) => return Err(error("before goes only with sub")),
             (_, None) => None,
         };
         let expires = seconds(
-            object
-                .get("expires")
+            self.expires
                 .ok_or_else(|| error("needs expires (Unix seconds)"))?,
             "expires",
         )?;
         Ok(Revocation {
             kind,
-            scope: scope.into(),
+            scope: scopes.share(&scope),
             name: name.into(),
             before,
             expires,
@@ -212,15 +322,10 @@ impl fmt::Display for Revocation {
     }
 }
 
-fn field(object: &Object<'_>, member: &str) -> Result<String, RecordError> {
-    let value = object
-        .get(member)
-        .ok_or_else(|| error(format!("needs {member}")))?;
-    let text = value
-        .as_str()
-        .ok_or_else(|| error(format!("{member} must be a string")))?
-        .to_cow()
-        .into_owned();
+fn text(value: Written, member: &str) -> Result<String, RecordError> {
+    let Written::Text(text) = value else {
+        return Err(error(format!("{member} must be a string")));
+    };
     if text.is_empty() {
         return Err(error(format!("{member} is empty")));
     }
@@ -232,13 +337,13 @@ fn field(object: &Object<'_>, member: &str) -> Result<String, RecordError> {
     Ok(text)
 }
 
-fn seconds(value: Value<'_>, member: &str) -> Result<UnixTime, RecordError> {
-    value
-        .number_text()
-        .and_then(|text| text.parse::<i64>().ok())
-        .filter(|seconds| (0..=253_402_300_799).contains(seconds))
-        .map(UnixTime)
-        .ok_or_else(|| error(format!("{member} must be whole Unix seconds")))
+fn seconds(value: Written, member: &str) -> Result<UnixTime, RecordError> {
+    match value {
+        Written::Seconds(seconds) if (0..=253_402_300_799).contains(&seconds) => {
+            Ok(UnixTime(seconds))
+        }
+        _ => Err(error(format!("{member} must be whole Unix seconds"))),
+    }
 }
 
 #[cfg(test)]

@@ -26,11 +26,10 @@ use std::time::{Duration, Instant};
 
 use jwtgate_engine::base64url;
 use jwtgate_engine::internals::json::Tape;
-use redis::Commands as _;
 
 use super::Store;
-use super::record::{Kind, Revocation};
-use super::set::{Change, RevocationSet};
+use super::record::{Kind, RecentScopes, Revocation};
+use super::set::Change;
 use super::shared::Shared;
 use crate::UnixTime;
 
@@ -40,6 +39,8 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 const PING_INTERVAL: Duration = Duration::from_secs(2);
 /// Keys asked for per `SCAN` step and per `MGET`.
 const BATCH: usize = 1000;
+/// Unreadable keys named one by one in a read's report; the rest are counted.
+const MAX_UNREADABLE_REPORTED: usize = 100;
 /// Waits between attempts to reach a failing store.
 const BACKOFF: [Duration; 4] = [
     Duration::from_millis(200),
@@ -159,40 +160,59 @@ impl RedisStore {
     /// Every revocation in the store (expired ones included until Redis
     /// drops them), and the lines it could not read, with their keys.
     pub fn read_all(&self) -> Result<(Vec<Revocation>, Vec<String>), String> {
+        let mut revocations = Vec::new();
+        let unreadable = self.read_each(&mut |revocation| revocations.push(revocation))?;
+        Ok((revocations, unreadable))
+    }
+
+    /// Hands every revocation in the store to `each`, a `SCAN` step and its
+    /// `MGET` at a time (never the whole key list at once: a million keys
+    /// take a hundred megabytes), and returns the lines it could not read.
+    /// `SCAN` may name a key twice; the same entry is then handed twice.
+    pub fn read_each(&self, each: &mut dyn FnMut(Revocation)) -> Result<Vec<String>, String> {
         let mut connection = self.connection()?;
         let pattern = format!("{}*", self.prefix);
         let channel = self.channel();
-        let keys: Vec<String> = connection
-            .scan_options::<String>(
-                redis::ScanOptions::default()
-                    .with_pattern(pattern)
-                    .with_count(BATCH),
-            )
-            .map_err(|e| e.to_string())?
-            // An error ends the read (the iterator would retry it forever).
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|key| *key != channel)
-            .collect();
         let mut tape = Tape::new();
-        let mut revocations = Vec::with_capacity(keys.len());
+        let mut scopes = RecentScopes::default();
         let mut unreadable = Vec::new();
-        for chunk in keys.chunks(BATCH) {
-            let values: Vec<Option<String>> = redis::cmd("MGET")
-                .arg(chunk)
+        let mut skipped = 0_u64;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(BATCH)
                 .query(&mut connection)
                 .map_err(|e| e.to_string())?;
-            for (key, value) in chunk.iter().zip(values) {
-                // Gone between SCAN and MGET: expired or deleted meanwhile.
-                let Some(value) = value else { continue };
-                match Revocation::parse(&value, &mut tape) {
-                    Ok(revocation) => revocations.push(revocation),
-                    Err(error) => unreadable.push(format!("{key}: {error}")),
+            keys.retain(|key| *key != channel);
+            if !keys.is_empty() {
+                let values: Vec<Option<String>> = redis::cmd("MGET")
+                    .arg(&keys)
+                    .query(&mut connection)
+                    .map_err(|e| e.to_string())?;
+                for (key, value) in keys.iter().zip(values) {
+                    // Gone between SCAN and MGET: expired or deleted meanwhile.
+                    let Some(value) = value else { continue };
+                    match Revocation::parse_sharing(&value, &mut tape, &mut scopes) {
+                        Ok(revocation) => each(revocation),
+                        Err(error) if unreadable.len() < MAX_UNREADABLE_REPORTED => {
+                            unreadable.push(format!("{key}: {error}"));
+                        }
+                        Err(_) => skipped += 1,
+                    }
                 }
             }
+            if next == 0 {
+                if skipped > 0 {
+                    unreadable.push(format!("{skipped} more unreadable keys"));
+                }
+                return Ok(unreadable);
+            }
+            cursor = next;
         }
-        Ok((revocations, unreadable))
     }
 }
 
@@ -217,7 +237,11 @@ impl RedisFollower {
     /// Reads everything and publishes it with what arrived on `pubsub`
     /// (already subscribed) meanwhile.
     fn sync(&mut self, pubsub: &mut redis::PubSub<'_>) -> Result<(), String> {
-        let (revocations, unreadable) = self.store.read_all()?;
+        let current = self.shared.current();
+        let mut rebuild = current.set.rebuild();
+        let unreadable = self
+            .store
+            .read_each(&mut |revocation| rebuild.add(revocation))?;
         for line in &unreadable {
             crate::diagnostics::warn(format_args!(
                 "revocations: {}: skipped {line}",
@@ -239,7 +263,8 @@ impl RedisFollower {
                 Err(error) => return Err(error.to_string()),
             }
         }
-        let set = RevocationSet::from_revocations(revocations).with(arrived);
+        let set = rebuild.finish().with(arrived);
+        drop(current);
         self.shared.read_in_full(set);
         Ok(())
     }
@@ -254,39 +279,6 @@ impl RedisFollower {
                     self.store.description
                 ));
                 None
-            }
-        }
-    }
-
-    /// The first read, retried until `wait` has passed or `should_stop`
-    /// says so.
-    pub(super) fn first_read(
-        &mut self,
-        wait: Duration,
-        should_stop: &mut dyn FnMut() -> bool,
-    ) -> Result<(), String> {
-        let deadline = Instant::now() + wait;
-        let mut attempt = 0;
-        loop {
-            match self.store.read_all() {
-                Ok((revocations, _)) => {
-                    self.shared
-                        .read_in_full(RevocationSet::from_revocations(revocations));
-                    return Ok(());
-                }
-                Err(error) if Instant::now() >= deadline || should_stop() => {
-                    return Err(format!("revocations not read within {wait:?}: {error}"));
-                }
-                Err(_) => {
-                    let pause = BACKOFF
-                        .get(attempt)
-                        .copied()
-                        .unwrap_or(Duration::from_secs(5));
-                    attempt += 1;
-                    if self.shared.sleep(pause) {
-                        return Err("stopped".to_owned());
-                    }
-                }
             }
         }
     }
@@ -331,6 +323,7 @@ impl RedisFollower {
         let resync_at = Instant::now() + self.shared.settings.resync_interval;
         let mut pinged = Instant::now();
         while !self.shared.stopped() && Instant::now() < resync_at {
+            self.shared.drop_expired();
             match pubsub.get_message() {
                 Ok(message) => {
                     if let Some(change) = self.change(&message) {

@@ -46,6 +46,11 @@ const KEY_REVOKED: Rejection = Rejection::new(
 
 type Bucket = HashTable<Arc<Revocation>>;
 
+/// Scopes beyond this many distinct ones are not shared (each entry keeps
+/// its own copy): the table of shared scopes is copied when a new scope
+/// arrives, which must stay cheap.
+const MAX_SHARED_SCOPES: usize = 4096;
+
 /// Unescaped claim text, for claims whose JSON string has escapes (rare): a
 /// shard keeps one and reuses it, so a lookup allocates only while these
 /// buffers grow to the longest claim seen.
@@ -79,6 +84,12 @@ pub struct RevocationSet {
     buckets: Box<[Arc<Bucket>]>,
     /// Entries of each kind (expired ones included until dropped).
     counts: [usize; Kind::COUNT],
+    /// No entry expires before this (a bound: an entry replaced or removed
+    /// may have set it; [`RevocationSet::without_expired`] makes it exact).
+    next_expiry: Option<UnixTime>,
+    /// The issuers and configuration names the entries share: a million
+    /// revocations of one issuer hold its name once.
+    scopes: Arc<HashTable<Arc<str>>>,
 }
 
 impl std::fmt::Debug for RevocationSet {
@@ -104,6 +115,8 @@ impl RevocationSet {
             hasher: ahash::RandomState::new(),
             buckets: (0..BUCKETS).map(|_| Arc::new(Bucket::new())).collect(),
             counts: [0; Kind::COUNT],
+            next_expiry: None,
+            scopes: Arc::default(),
         }
     }
 
@@ -111,6 +124,29 @@ impl RevocationSet {
     /// name replaces an earlier one).
     pub fn from_revocations(revocations: impl IntoIterator<Item = Revocation>) -> RevocationSet {
         RevocationSet::empty().with(revocations.into_iter().map(Change::Add))
+    }
+
+    /// The set `revocations` (a whole store, read again) make, sharing with
+    /// this set every entry that is unchanged; see [`Rebuild`].
+    pub fn reread(&self, revocations: impl IntoIterator<Item = Revocation>) -> RevocationSet {
+        let mut rebuild = self.rebuild();
+        for revocation in revocations {
+            rebuild.add(revocation);
+        }
+        rebuild.finish()
+    }
+
+    /// An empty set to fill with a whole store read again, sharing with this
+    /// set every entry that is unchanged.
+    pub fn rebuild(&self) -> Rebuild<'_> {
+        Rebuild {
+            previous: self,
+            next: RevocationSet {
+                hasher: self.hasher.clone(),
+                scopes: Arc::clone(&self.scopes),
+                ..RevocationSet::empty()
+            },
+        }
     }
 
     /// Entries in the set, of every kind.
@@ -126,6 +162,12 @@ impl RevocationSet {
     /// Entries of `kind`.
     pub fn count(&self, kind: Kind) -> usize {
         self.counts.get(kind.index()).copied().unwrap_or(0)
+    }
+
+    /// No entry expires before this instant; `None` for an empty set. The
+    /// store's follower drops expired entries once it has passed.
+    pub fn next_expiry(&self) -> Option<UnixTime> {
+        self.next_expiry
     }
 
     /// Every entry, in no particular order.
@@ -167,6 +209,7 @@ impl RevocationSet {
             }
             table.retain(|entry| entry.expires > now);
         }
+        next.next_expiry = next.iter().map(|entry| entry.expires).min();
         next
     }
 
@@ -247,8 +290,29 @@ impl RevocationSet {
             .map(|bucket| &**bucket)
     }
 
-    fn insert(&mut self, revocation: Revocation) {
+    fn insert(&mut self, mut revocation: Revocation) {
+        revocation.scope = self.shared_scope(revocation.scope);
         let hash = self.hash(revocation.kind, &revocation.scope, &revocation.name);
+        self.insert_entry(hash, Arc::new(revocation));
+    }
+
+    /// The set's copy of `scope`, if it shares one (adding it if there is
+    /// room).
+    fn shared_scope(&mut self, scope: Arc<str>) -> Arc<str> {
+        let hash = self.hasher.hash_one(&*scope);
+        if let Some(shared) = self.scopes.find(hash, |shared| **shared == *scope) {
+            return Arc::clone(shared);
+        }
+        if self.scopes.len() < MAX_SHARED_SCOPES {
+            let hasher = &self.hasher;
+            Arc::make_mut(&mut self.scopes).insert_unique(hash, Arc::clone(&scope), |shared| {
+                hasher.hash_one(&**shared)
+            });
+        }
+        scope
+    }
+
+    fn insert_entry(&mut self, hash: u64, revocation: Arc<Revocation>) {
         let hasher = &self.hasher;
         let Some(slot) = self.buckets.get_mut(RevocationSet::bucket_index(hash)) else {
             return;
@@ -258,16 +322,20 @@ impl RevocationSet {
             hasher.hash_one((entry.kind.index(), &*entry.scope, &*entry.name))
         };
         let kind = revocation.kind;
+        self.next_expiry = Some(
+            self.next_expiry
+                .map_or(revocation.expires, |next| next.min(revocation.expires)),
+        );
         match table.entry(
             hash,
             |entry| entry.matches(kind, &revocation.scope, &revocation.name),
             rehash,
         ) {
             hashbrown::hash_table::Entry::Occupied(mut occupied) => {
-                *occupied.get_mut() = Arc::new(revocation);
+                *occupied.get_mut() = revocation;
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {
-                vacant.insert(Arc::new(revocation));
+                vacant.insert(revocation);
                 if let Some(count) = self.counts.get_mut(kind.index()) {
                     *count += 1;
                 }
@@ -293,6 +361,40 @@ impl RevocationSet {
                 *count -= 1;
             }
         }
+    }
+}
+
+/// A set being filled with a whole store read again: an entry equal to one
+/// of the previous set is that entry, shared, so that memory grows by the
+/// new tables and the changed entries while the store is read, not by a
+/// second copy of it (a resync of a million entries).
+#[derive(Debug)]
+pub struct Rebuild<'a> {
+    previous: &'a RevocationSet,
+    next: RevocationSet,
+}
+
+impl Rebuild<'_> {
+    /// Adds `revocation` (a later one of the same kind, scope and name
+    /// replaces an earlier one).
+    pub fn add(&mut self, revocation: Revocation) {
+        // The same hasher: a hash in one set is the hash in the other.
+        let hash = self
+            .previous
+            .hash(revocation.kind, &revocation.scope, &revocation.name);
+        match self
+            .previous
+            .bucket(hash)
+            .and_then(|bucket| bucket.find(hash, |entry| **entry == revocation))
+        {
+            Some(unchanged) => self.next.insert_entry(hash, Arc::clone(unchanged)),
+            None => self.next.insert(revocation),
+        }
+    }
+
+    /// The set read.
+    pub fn finish(self) -> RevocationSet {
+        self.next
     }
 }
 
@@ -459,6 +561,50 @@ mod tests {
     }
 
     #[test]
+    fn a_store_read_again_shares_what_did_not_change() {
+        let entries: Vec<Revocation> = (0..1_000)
+            .map(|n| token("https://idp/", &format!("t-{n}"), 1_000))
+            .collect();
+        let first = RevocationSet::from_revocations(entries.clone());
+        // One issuer, held once.
+        let scopes: Vec<&Arc<str>> = first.iter().map(|entry| &entry.scope).collect();
+        assert!(scopes.windows(2).all(|pair| Arc::ptr_eq(pair[0], pair[1])));
+
+        let mut again = entries;
+        again[7].expires = UnixTime(2_000);
+        again.push(token("https://idp/", "new", 1_000));
+        let second = first.reread(again.clone());
+        assert_eq!(second.len(), 1_001);
+        let find = |set: &RevocationSet, name: &str| {
+            let hash = set.hash(Kind::Token, "https://idp/", name);
+            Arc::clone(
+                set.bucket(hash)
+                    .unwrap()
+                    .find(hash, |entry| {
+                        entry.matches(Kind::Token, "https://idp/", name)
+                    })
+                    .unwrap(),
+            )
+        };
+        assert!(Arc::ptr_eq(&find(&first, "t-1"), &find(&second, "t-1")));
+        assert!(!Arc::ptr_eq(&find(&first, "t-7"), &find(&second, "t-7")));
+        assert_eq!(find(&second, "t-7").expires, UnixTime(2_000));
+        assert!(Arc::ptr_eq(
+            &find(&second, "new").scope,
+            &find(&first, "t-1").scope
+        ));
+        // Read again from scratch, the same entries.
+        let mut listed: Vec<String> = second.iter().map(Revocation::to_line).collect();
+        let mut wanted: Vec<String> = RevocationSet::from_revocations(again)
+            .iter()
+            .map(Revocation::to_line)
+            .collect();
+        listed.sort();
+        wanted.sort();
+        assert_eq!(listed, wanted);
+    }
+
+    #[test]
     fn a_change_copies_only_the_bucket_it_touches() {
         let set = RevocationSet::from_revocations(
             (0..10_000).map(|n| token("i", &format!("t-{n}"), 1_000)),
@@ -523,6 +669,17 @@ mod tests {
                 set = set.with([Change::Remove { kind, scope: scope.as_str().into(), name: name.as_str().into() }]);
             }
             prop_assert_eq!(set.len(), reference.len());
+            // The bound holds, and dropping what expired keeps what the list
+            // still has in force, with an exact bound.
+            let earliest = reference.iter().map(|r| r.expires).min();
+            prop_assert!(earliest.is_none() || set.next_expiry().is_some_and(|next| Some(next) <= earliest));
+            let swept = set.without_expired(UnixTime(now));
+            let live: Vec<&Revocation> = reference.iter().filter(|r| r.expires > UnixTime(now)).collect();
+            prop_assert_eq!(swept.len(), live.len());
+            prop_assert_eq!(swept.next_expiry(), live.iter().map(|r| r.expires).min());
+            for kind in Kind::ALL {
+                prop_assert_eq!(swept.count(kind), live.iter().filter(|r| r.kind == kind).count());
+            }
             for kind in Kind::ALL {
                 for scope in ["a", "b", "aa", "ab", "ba", "bb"] {
                     for name in ["a", "b", "aa", "ab", "ba", "bb"] {

@@ -7,12 +7,15 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::set::{Change, RevocationSet};
 use super::state::{Revocations, StoreCounters};
 use super::{Kind, RevocationSettings};
 use crate::UnixTime;
+
+/// How often, at most, expired entries are dropped from the set in force.
+pub(super) const PRUNE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Where the manager publishes.
 pub trait RevocationSink: Send + Sync {
@@ -26,7 +29,8 @@ pub trait RevocationSink: Send + Sync {
 pub struct StoreStatus {
     /// The store, as reports name it (no credentials).
     pub store: String,
-    /// Entries of each kind in force (expired ones dropped at each read).
+    /// Entries of each kind in force (expired ones dropped within
+    /// [`PRUNE_INTERVAL`], or at the next read).
     pub entries: [usize; Kind::COUNT],
     /// The last whole read of the store.
     pub last_read: Option<UnixTime>,
@@ -58,6 +62,8 @@ pub(super) struct Shared {
     /// The last instant the store was known current: read in full, a
     /// message or PING answered, a file polled unchanged.
     last_good: Mutex<Option<UnixTime>>,
+    /// When expired entries were last looked for.
+    pruned: Mutex<Instant>,
     store_name: Arc<str>,
 }
 
@@ -88,6 +94,7 @@ impl Shared {
             store_name,
             counters: Arc::default(),
             last_good: Mutex::new(None),
+            pruned: Mutex::new(Instant::now()),
             settings,
             sink,
             stop: Mutex::new(false),
@@ -130,6 +137,27 @@ impl Shared {
         self.publish(set, current.failing_since);
     }
 
+    /// Drops the entries that have expired, if any has, at most once every
+    /// [`PRUNE_INTERVAL`]: lookups already ignore them, this frees their
+    /// memory and takes them out of the counts.
+    pub(super) fn drop_expired(&self) {
+        let now = UnixTime::now();
+        {
+            let mut pruned = self.pruned.lock().unwrap_or_else(PoisonError::into_inner);
+            if pruned.elapsed() < PRUNE_INTERVAL {
+                return;
+            }
+            *pruned = Instant::now();
+        }
+        let current = self.current();
+        if current.set.next_expiry().is_none_or(|next| next > now) {
+            return;
+        }
+        let set = current.set.without_expired(now);
+        self.update_status(|status| status.entries = Kind::ALL.map(|kind| set.count(kind)));
+        self.publish(set, current.failing_since);
+    }
+
     /// Marks the store as failing for `error`; the set in force stays.
     pub(super) fn failed(&self, error: &str) {
         let current = self.current();
@@ -143,13 +171,17 @@ impl Shared {
                 .unwrap_or_else(PoisonError::into_inner))
             .unwrap_or_else(UnixTime::now);
         let newly = current.failing_since.is_none();
+        let never_read = self.status().reads == 0;
         self.update_status(|status| {
             status.failing_since = Some(failing_since);
             status.last_error = Some(error.to_owned());
             status.failures += 1;
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
         });
-        if newly {
+        if newly && never_read {
+            // Start-up is waiting for the first read, and says why it failed.
+            self.publish(current.set.clone(), Some(failing_since));
+        } else if newly {
             crate::diagnostics::warn(format_args!(
                 "revocations: {}: {error}; the last revocations read stay in force \
                  (on_unavailable = \"{}\" after {:?})",

@@ -184,42 +184,10 @@ pub fn list(path: &Path, now: UnixTime) -> Result<(Vec<String>, String), String>
     Ok((lines, summary))
 }
 
-/// `text` as an instant: Unix seconds, or RFC 3339 in UTC
+/// `text` as an instant: Unix seconds, or RFC 3339
 /// (`2026-12-06T10:00:00Z`, fractions of a second dropped).
 pub fn instant(text: &str) -> Option<UnixTime> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<i64>() {
-        return (seconds >= 0).then_some(UnixTime(seconds));
-    }
-    let text = text
-        .strip_suffix('Z')
-        .or_else(|| text.strip_suffix("+00:00"))?;
-    let (date, time) = text.split_once(['T', 't', ' '])?;
-    let mut date = date.splitn(3, '-').map(str::parse::<i64>);
-    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
-    let time = time.split('.').next()?;
-    let mut time = time.splitn(3, ':').map(str::parse::<i64>);
-    let (hour, minute, second) = (time.next()?.ok()?, time.next()?.ok()?, time.next()?.ok()?);
-    let valid = (1970..=9999).contains(&year)
-        && (1..=12).contains(&month)
-        && (1..=31).contains(&day)
-        && (0..24).contains(&hour)
-        && (0..60).contains(&minute)
-        && (0..=60).contains(&second);
-    if !valid {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    Some(UnixTime(
-        days * 86_400 + hour * 3_600 + minute * 60 + second,
-    ))
+    crate::time::parse_instant(text).map(UnixTime)
 }
 
 fn describe(revocation: &Revocation) -> String {

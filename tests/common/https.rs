@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -78,6 +79,28 @@ impl Ca {
     /// The CA certificate, PEM (what a client's `ca_file` holds).
     pub fn pem(&self) -> &str {
         &self.pem
+    }
+
+    /// A server certificate for `127.0.0.1` and `localhost` and its PKCS#8
+    /// key, both PEM, for servers configured with files (redis-server).
+    pub fn leaf_pem(&self) -> (String, String) {
+        let (certificate, key) = self.leaf();
+        let pem = |label: &str, der: &[u8]| {
+            let body = base64::engine::general_purpose::STANDARD.encode(der);
+            let lines: Vec<&str> = body
+                .as_bytes()
+                .chunks(64)
+                .map(|line| std::str::from_utf8(line).unwrap())
+                .collect();
+            format!(
+                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+                lines.join("\n")
+            )
+        };
+        (
+            pem("CERTIFICATE", &certificate),
+            pem("PRIVATE KEY", key.secret_der()),
+        )
     }
 
     /// A server certificate for `127.0.0.1` (IP SAN) and `localhost`, and its key.

@@ -317,6 +317,98 @@ fn a_revocation_stops_counting_when_it_expires() {
     revoke(&config, &["--jti", "short", "--issuer", ISS, "--ttl", "3s"]);
     until(&server, &alice, "revoked");
     until(&server, &alice, "valid");
+    // And the entry is dropped: no longer counted as in force.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = admin_get(&server, "/metrics").body_text().to_owned();
+        if metrics.contains("jwtgate_revocations{kind=\"jti\"} 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The TOML form: entries people write (date-times with offsets), read by
+/// `serve`, appended to by `revoke` in the same form, listed; an edit that
+/// does not read leaves the last set in force and says where it is wrong.
+#[test]
+fn a_toml_revocation_file_is_read_appended_to_and_its_errors_named() {
+    let dir = TempDir::new("revocation-toml");
+    let t = now();
+    let written = format!(
+        "# revoked by hand\n[[revoked]]\nsub = \"alice\"\niss = \"{ISS}\"\n\
+         before = {}\nexpires = {}\n",
+        // The cut-off as a date-time an hour east of UTC.
+        rfc3339_plus_one_hour(t),
+        t + 3_600
+    );
+    let file = dir.write("revoked.toml", &written);
+    let config = config(&dir, "file = \"revoked.toml\"\non_unavailable = \"deny\"");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let alice = token("RS256", "alice", t - 10, r#"{"jti":"toml-alice"}"#);
+    let bob = token("RS256", "bob", t - 10, r#"{"jti":"toml-bob"}"#);
+    assert_eq!(outcome(&server, &alice), "revoked");
+    assert_eq!(outcome(&server, &bob), "valid");
+
+    let said = revoke(&config, &["--jti", "toml-bob", "--issuer", ISS]);
+    assert!(said.contains("revoked jti \"toml-bob\""), "{said}");
+    until(&server, &bob, "revoked");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with(&written), "{text}");
+    assert!(
+        text.contains("\n[[revoked]]\njti = \"toml-bob\"\n"),
+        "{text}"
+    );
+    let listed = revoke(&config, &["--list"]);
+    assert!(listed.contains(r#""sub":"alice""#), "{listed}");
+    assert!(listed.contains(r#""jti":"toml-bob""#), "{listed}");
+
+    // A typo: the last set stays in force, and readiness names the line and
+    // the member.
+    let lines_before = text.lines().count();
+    std::fs::write(
+        &file,
+        format!(
+            "{text}\n[[revoked]]\njti = \"x\"\nissuer = \"{ISS}\"\nexpires = {}\n",
+            t + 60
+        ),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = admin_get(&server, "/readyz");
+        let body = ready.body_text();
+        if body.contains("degraded: revocations:") {
+            let said = server.stderr_text();
+            assert!(
+                said.contains(&format!("revoked.toml:{}:", lines_before + 2))
+                    && said.contains("unknown member \"issuer\""),
+                "{said}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(outcome(&server, &alice), "revoked");
+    assert_eq!(outcome(&server, &bob), "revoked");
+}
+
+/// `seconds` as RFC 3339 with a `+01:00` offset (coreutils' `date` does
+/// the calendar).
+fn rfc3339_plus_one_hour(seconds: i64) -> String {
+    let out = Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{}", seconds + 3_600),
+            "+%Y-%m-%dT%H:%M:%S+01:00",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
@@ -389,35 +481,34 @@ struct Redis {
     port: u16,
     dir: PathBuf,
     binary: PathBuf,
+    /// Besides the port, persistence and the directory.
+    options: Vec<String>,
 }
 
 impl Redis {
     fn start(binary: &Path, dir: &Path) -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
+        Redis::start_with(binary, dir, port, vec!["--port".into(), port.to_string()])
+    }
+
+    /// Listening on `port` as `options` say (plain `--port`, or `--tls-port`
+    /// with its certificate options), with users and the like.
+    fn start_with(binary: &Path, dir: &Path, port: u16, options: Vec<String>) -> Redis {
         let mut redis = Redis {
-            child: Redis::spawn(binary, dir, port),
+            child: Redis::spawn(binary, dir, &options),
             port,
             dir: dir.to_owned(),
             binary: binary.to_owned(),
+            options,
         };
         redis.wait();
         redis
     }
 
-    fn spawn(binary: &Path, dir: &Path, port: u16) -> Child {
+    fn spawn(binary: &Path, dir: &Path, options: &[String]) -> Child {
         Command::new(binary)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+            .args(options)
+            .args(["--bind", "127.0.0.1", "--save", ""])
             // Every write on disk before it is acknowledged: a restart keeps
             // what was revoked.
             .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
@@ -454,9 +545,17 @@ impl Redis {
 
     fn restart(&mut self) {
         self.stop();
-        self.child = Redis::spawn(&self.binary, &self.dir, self.port);
+        self.child = Redis::spawn(&self.binary, &self.dir, &self.options);
         self.wait();
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for Redis {
@@ -564,4 +663,126 @@ fn two_instances_follow_one_redis_and_survive_its_outage() {
     until(&first, &bob, "valid");
     assert_eq!(outcome(&first, &alice), "revoked");
     assert_eq!(admin_get(&first, "/readyz").status, 200);
+}
+
+/// The README's Redis setup, for real: TLS only, the default user off, and
+/// the two ACL users it documents, limited to the key prefix and the
+/// change channel: `serve` reads with the read-only one, `revoke` writes
+/// with the other. Entries expire by their own expiry. Wrong credentials,
+/// an untrusted certificate and a plain connection are refused with an
+/// error that never shows the password.
+#[test]
+fn revocations_travel_over_tls_with_acl_users_limited_to_the_prefix() {
+    let Some(binary) = common::required_tool("revocation", "redis-server", "redis-server") else {
+        return;
+    };
+    let dir = TempDir::new("revocation-redis-tls");
+    let ca = common::https::Ca::new("redis");
+    let (certificate, key) = ca.leaf_pem();
+    let ca_file = dir.write("ca.pem", ca.pem());
+    let certificate = dir.write("redis.pem", certificate);
+    let key = dir.write("redis.key", key);
+    let port = free_port();
+    let serve_rights = "~jwtgate:revocation:* &jwtgate:revocation:changes \
+                        +scan +mget +subscribe +unsubscribe +ping";
+    let mut options: Vec<String> = [
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--tls-cert-file",
+        certificate.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+        "--tls-ca-cert-file",
+        ca_file.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for user in [
+        "default off".to_owned(),
+        format!("jwtgate-serve on >serve-secret resetchannels {serve_rights}"),
+        format!(
+            "jwtgate-admin on >admin-secret resetchannels {serve_rights} +set +publish +multi +exec"
+        ),
+    ] {
+        // redis-server joins the words after `--user` into one directive.
+        options.push("--user".to_owned());
+        options.extend(user.split_whitespace().map(str::to_owned));
+    }
+    let _redis = Redis::start_with(&binary, dir.root(), port, options);
+
+    let table = |user: &str, ca: bool| {
+        let ca_line = if ca { "\nca_file = \"ca.pem\"" } else { "" };
+        format!(
+            "redis_url = \"rediss://{user}@localhost:{port}/0\"{ca_line}\non_unavailable = \"deny\""
+        )
+    };
+    let serve_dir = TempDir::new("revocation-redis-tls-serve");
+    serve_dir.write("ca.pem", ca.pem());
+    let serve = config(&serve_dir, &table("jwtgate-serve:serve-secret", true));
+    let admin_dir = TempDir::new("revocation-redis-tls-admin");
+    admin_dir.write("ca.pem", ca.pem());
+    let admin = config(&admin_dir, &table("jwtgate-admin:admin-secret", true));
+
+    let server = Server::start(&["--config", serve.to_str().unwrap()]);
+    let t = now();
+    let alice = token("RS256", "alice", t - 10, r#"{"jti":"tls-alice"}"#);
+    let bob = token("RS256", "bob", t - 10, r#"{"jti":"tls-bob"}"#);
+    assert_eq!(outcome(&server, &alice), "valid");
+    let said = revoke(&admin, &["--jti", "tls-alice", "--issuer", ISS]);
+    assert!(!said.contains("admin-secret"), "{said}");
+    until(&server, &alice, "revoked");
+    // An entry with a short life: Redis drops its key, the instance its entry.
+    revoke(
+        &admin,
+        &["--jti", "tls-bob", "--issuer", ISS, "--ttl", "3s"],
+    );
+    until(&server, &bob, "revoked");
+    until(&server, &bob, "valid");
+    assert_eq!(outcome(&server, &alice), "revoked");
+
+    // The serving user may read, not write.
+    let refused = |config: &Path, args: &[&str]| -> String {
+        let out = run_jwtgate(
+            &[&["revoke", "--config", config.to_str().unwrap()], args].concat(),
+            b"",
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        for secret in ["serve-secret", "admin-secret", "wrong-secret"] {
+            assert!(!stderr.contains(secret), "{stderr}");
+        }
+        stderr
+    };
+    let stderr = refused(&serve, &["--jti", "x", "--issuer", ISS]);
+    assert!(stderr.to_lowercase().contains("noperm"), "{stderr}");
+    // A wrong password, a certificate from an unknown CA, a plain
+    // connection: nothing is read, and the error says why.
+    let wrong_dir = TempDir::new("revocation-redis-tls-wrong");
+    wrong_dir.write("ca.pem", ca.pem());
+    let wrong = config(&wrong_dir, &table("jwtgate-serve:wrong-secret", true));
+    let stderr = refused(&wrong, &["--list"]);
+    assert!(
+        stderr.to_lowercase().contains("auth") || stderr.contains("WRONGPASS"),
+        "{stderr}"
+    );
+    let untrusted_dir = TempDir::new("revocation-redis-tls-untrusted");
+    let untrusted = config(&untrusted_dir, &table("jwtgate-serve:serve-secret", false));
+    let stderr = refused(&untrusted, &["--list"]);
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    let plain_dir = TempDir::new("revocation-redis-tls-plain");
+    let plain = config(
+        &plain_dir,
+        &format!(
+            "redis_url = \"redis://jwtgate-serve:serve-secret@localhost:{port}/0\"\non_unavailable = \"deny\""
+        ),
+    );
+    refused(&plain, &["--list"]);
+    // What serve lists is what is in force, read with the serving user.
+    let listed = revoke(&serve, &["--list"]);
+    assert!(listed.contains(r#""jti":"tls-alice""#), "{listed}");
+    assert!(!listed.contains("tls-bob"), "{listed}");
 }
