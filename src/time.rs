@@ -64,11 +64,13 @@ pub(crate) fn unix_from_civil(
 }
 
 /// `text` as an instant: Unix seconds, or RFC 3339 (`2026-12-06T10:00:00Z`,
-/// `2026-12-06T11:00:00+01:00`; fractions of a second dropped).
+/// `2026-12-06T11:00:00+01:00`). A fraction of a second counts as the whole
+/// second after it: a revocation's cut-off or end is never moved earlier,
+/// which would let through a token it names.
 pub(crate) fn parse_instant(text: &str) -> Option<i64> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<i64>() {
-        return (seconds >= 0).then_some(seconds);
+    let text = text.trim_ascii();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<i64>().ok();
     }
     let (date, time) = text.split_once(['T', 't', ' '])?;
     let (time, offset) = if let Some(time) = time.strip_suffix(['Z', 'z']) {
@@ -88,6 +90,7 @@ pub(crate) fn parse_instant(text: &str) -> Option<i64> {
     if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    let part_second = i64::from(fraction.bytes().any(|b| b != b'0'));
     let mut clock = whole.splitn(3, ':');
     let civil_time = (
         digits(clock.next()?, 2)?,
@@ -95,7 +98,7 @@ pub(crate) fn parse_instant(text: &str) -> Option<i64> {
         digits(clock.next()?, 2)?,
     );
     let local = unix_from_civil(civil_date, civil_time)?;
-    Some(local - offset).filter(|seconds| *seconds >= 0)
+    Some(local - offset + part_second).filter(|seconds| *seconds >= 0)
 }
 
 /// `+01:00` as 3600, `-05:30` as -19800.
@@ -154,7 +157,12 @@ mod tests {
         assert_eq!(parse_instant("1700000000"), Some(1_700_000_000));
         assert_eq!(parse_instant("2023-11-14T22:13:20Z"), Some(1_700_000_000));
         assert_eq!(
-            parse_instant("2023-11-14T22:13:20.5+00:00"),
+            parse_instant("2023-11-14T22:13:19.5+00:00"),
+            Some(1_700_000_000),
+            "a fraction counts as the second after"
+        );
+        assert_eq!(
+            parse_instant("2023-11-14T22:13:20.000Z"),
             Some(1_700_000_000)
         );
         assert_eq!(
@@ -170,6 +178,8 @@ mod tests {
         for wrong in [
             "",
             "-5",
+            "+1700000000",
+            " 1700000000\u{a0}",
             "2023-11-14T22:13:20",
             "2023-13-01T00:00:00Z",
             "2023-02-29T00:00:00Z",

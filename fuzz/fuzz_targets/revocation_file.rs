@@ -1,8 +1,10 @@
 //! A revocation file (`revocation::file::parse`, what `serve` reads from a
 //! file and, line by line, from Redis): JSON lines when the first byte is
 //! even, TOML when it is odd; the rest is the text. What reads must write
-//! back as itself: the line of every revocation read is read again to the
-//! same revocation, as `jwtgate revoke --list` and Redis values rely on.
+//! back as itself: every revocation read is written in both forms (as
+//! `jwtgate revoke` appends it, and as Redis values and `--list` show it)
+//! and read again to the same revocation. The text is also read as an
+//! instant (`revoke --before`, TOML date-times).
 #![no_main]
 
 use std::path::Path;
@@ -25,16 +27,22 @@ fuzz_target!(|data: &[u8]| {
     match file::parse(path, text) {
         Ok(revocations) => {
             for revocation in revocations {
-                let line = revocation.to_line();
-                let back = file::parse(Path::new("revoked.jsonl"), &line);
-                assert!(
-                    matches!(back.as_deref(), Ok([read]) if *read == revocation),
-                    "{line} does not read back: {back:?}"
-                );
+                for (format, name) in [
+                    (file::Format::JsonLines, "revoked.jsonl"),
+                    (file::Format::Toml, "revoked.toml"),
+                ] {
+                    let entry = file::entry_text(format, &revocation);
+                    let back = file::parse(Path::new(name), &entry);
+                    assert!(
+                        matches!(back.as_deref(), Ok([read]) if *read == revocation),
+                        "{entry} does not read back: {back:?}"
+                    );
+                }
             }
         }
         Err(error) => {
             let _ = error.to_string();
         }
     }
+    let _ = jwtgate::tools::revoke::instant(text);
 });

@@ -326,8 +326,7 @@ pub(crate) fn check_rule<'b>(
             let verified = verified.and_then(|verified| {
                 match request.revocations.check(
                     &config.name,
-                    &verified.claims,
-                    verified.key.kid(),
+                    &verified,
                     request.now,
                     work.revocation_scratch,
                 ) {

@@ -326,7 +326,7 @@ pub(crate) fn verify_buffer(
         };
         let verified = verified.and_then(|verified| match revocations.as_mut() {
             Some((config, in_force, lookup)) => in_force
-                .check(config, &verified.claims, verified.key.kid(), now, lookup)
+                .check(config, &verified, now, lookup)
                 .map_or(Ok(verified), Err),
             None => Ok(verified),
         });

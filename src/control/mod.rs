@@ -22,6 +22,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::Verifier;
+use crate::authz::Clock;
 use crate::config::{ConfigError, Loaded, ReloadError, Reloaded, Reloader, Stamp};
 use crate::jwks::KeySink;
 use crate::jwks::Manager;
@@ -329,7 +330,11 @@ fn serve(launch: Launch, report: &mut dyn Report) -> Result<Stopped, LaunchError
             let sink: Arc<dyn RevocationSink> = Arc::clone(&publisher) as Arc<dyn RevocationSink>;
             // A stop during the first read ends it, as during the key wait.
             let mut asked = None;
-            let started = RevocationManager::start(settings, sink, &mut || {
+            let pinned_now = match options.authz.clock {
+                Clock::System => None,
+                Clock::Fixed(now) => Some(now),
+            };
+            let started = RevocationManager::start(settings, sink, pinned_now, &mut || {
                 asked = asked.or_else(|| stop_in(&inbox));
                 asked.is_some()
             });

@@ -123,15 +123,16 @@ impl AsyncWrite for Lent {
 }
 
 /// Sends FIN (hyper has when it ended cleanly, not when it was cut off) and
-/// reads until the client closes, for at most `LINGER` and `LINGER_BYTES`.
-pub(super) async fn close(mut stream: TcpStream) {
+/// reads until the client closes, for at most `LINGER` (or `bound`, if
+/// shorter) and `LINGER_BYTES`.
+pub(super) async fn close(mut stream: TcpStream, bound: Duration) {
     if stream.shutdown().await.is_err() {
         return;
     }
     // Allocated only here, at the close, so that it does not weigh on every
     // open connection's task.
     let mut discard = vec![0; DISCARD_CHUNK];
-    let _ = tokio::time::timeout(LINGER, async {
+    let _ = tokio::time::timeout(LINGER.min(bound), async {
         let mut discarded = 0;
         while discarded < LINGER_BYTES {
             match stream.read(&mut discard).await {

@@ -261,7 +261,7 @@ async fn serve_connection(
     if calls.get() > 0
         && let Some(stream) = home.take()
     {
-        linger::close(stream).await;
+        linger::close(stream, call_timeout).await;
     }
 }
 

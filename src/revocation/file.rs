@@ -17,7 +17,7 @@
 //! [`super::manager`] (the thread that polls it).
 
 use std::fmt;
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::{BufRead as _, Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use jwtgate_engine::internals::json::Tape;
@@ -25,9 +25,15 @@ use serde::Deserialize;
 
 use super::record::{self, Members, RecentScopes, RecordError, Revocation, Written};
 
-/// Largest revocation file read, in bytes: a million entries take about
+/// Largest file of JSON lines read, in bytes: a million entries take about
 /// 100 MB of lines.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// Largest TOML revocation file read, in bytes: it is read whole, and
+/// becomes several times its size as a document while it is.
+pub const MAX_TOML_BYTES: u64 = 16 << 20;
+/// Longest line of a file of JSON lines: five fields of 1 KiB, each
+/// character escaped, with room to spare.
+pub const MAX_LINE_BYTES: usize = 64 << 10;
 
 /// Why a revocation file could not be read.
 #[derive(Debug)]
@@ -48,12 +54,14 @@ pub enum FileError {
         /// Why.
         error: RecordError,
     },
-    /// Larger than [`MAX_FILE_BYTES`].
+    /// Larger than its form's limit ([`Format::max_bytes`]).
     TooLarge {
         /// The file.
         path: PathBuf,
         /// Its size.
         bytes: u64,
+        /// The limit.
+        limit: u64,
     },
 }
 
@@ -64,9 +72,9 @@ impl fmt::Display for FileError {
             FileError::Line { path, line, error } => {
                 write!(f, "{}:{line}: {error}", path.display())
             }
-            FileError::TooLarge { path, bytes } => write!(
+            FileError::TooLarge { path, bytes, limit } => write!(
                 f,
-                "{}: {bytes} bytes, more than the {MAX_FILE_BYTES} a revocation file may hold",
+                "{}: {bytes} bytes, more than the {limit} a revocation file of its form may hold",
                 path.display()
             ),
         }
@@ -92,35 +100,50 @@ pub fn read_each(path: &Path, each: &mut dyn FnMut(Revocation)) -> Result<(), Fi
         path: path.to_owned(),
         error,
     };
-    let bytes = std::fs::metadata(path).map_err(io)?.len();
-    if bytes > MAX_FILE_BYTES {
+    let format = Format::of(path);
+    let file = std::fs::File::open(path).map_err(io)?;
+    // The size of what was opened, and no more of it: an append while it is
+    // read (a `revoke`) waits for the next read, never half read.
+    let bytes = file.metadata().map_err(io)?.len();
+    if bytes > format.max_bytes() {
         return Err(FileError::TooLarge {
             path: path.to_owned(),
             bytes,
+            limit: format.max_bytes(),
         });
     }
-    match Format::of(path) {
+    let mut reader = std::io::BufReader::new(file.take(bytes));
+    match format {
         Format::JsonLines => {
-            let file = std::fs::File::open(path).map_err(io)?;
-            // Bounded like the file: a line never grows past the size read.
-            let mut reader = std::io::BufReader::new(file.take(MAX_FILE_BYTES));
             let mut lines = Lines::new(path);
             let mut line = Vec::new();
             loop {
                 line.clear();
-                if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
+                let read = (&mut reader)
+                    .take(MAX_LINE_BYTES as u64 + 1)
+                    .read_until(b'\n', &mut line)
+                    .map_err(io)?;
+                if read == 0 {
                     return Ok(());
                 }
-                let text = std::str::from_utf8(&line).map_err(|_| FileError::Line {
+                let at = |error| FileError::Line {
                     path: path.to_owned(),
                     line: lines.number + 1,
-                    error: record::error("not UTF-8"),
-                })?;
+                    error,
+                };
+                if line.len() > MAX_LINE_BYTES {
+                    return Err(at(record::error(format!(
+                        "a line longer than {MAX_LINE_BYTES} bytes"
+                    ))));
+                }
+                let text =
+                    std::str::from_utf8(&line).map_err(|_| at(record::error("not UTF-8")))?;
                 lines.next(text, each)?;
             }
         }
         Format::Toml => {
-            let text = std::fs::read_to_string(path).map_err(io)?;
+            let mut text = String::new();
+            reader.read_to_string(&mut text).map_err(io)?;
             parse_toml(path, &text, each)
         }
     }
@@ -147,7 +170,13 @@ impl<'a> Lines<'a> {
 
     fn next(&mut self, line: &str, each: &mut dyn FnMut(Revocation)) -> Result<(), FileError> {
         self.number += 1;
-        let line = line.trim();
+        // A byte-order mark is what some editors start a UTF-8 file with.
+        let line = if self.number == 1 {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        } else {
+            line
+        };
+        let line = line.trim_ascii();
         if line.is_empty() || line.starts_with('#') {
             return Ok(());
         }
@@ -172,6 +201,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// The largest file of this form read: a million JSON lines take about
+    /// 100 MB; TOML is for files people write, and is read whole.
+    pub const fn max_bytes(self) -> u64 {
+        match self {
+            Format::JsonLines => MAX_FILE_BYTES,
+            Format::Toml => MAX_TOML_BYTES,
+        }
+    }
+
     /// The form of the file at `path`: TOML for `*.toml`, else JSON lines.
     pub fn of(path: &Path) -> Format {
         if path
@@ -244,7 +282,7 @@ fn toml_entry(table: &toml::Table, scopes: &mut RecentScopes) -> Result<Revocati
             (Written::Seconds(_), toml::Value::Datetime(datetime)) => Written::Seconds(
                 crate::time::parse_instant(&datetime.to_string()).ok_or_else(|| {
                     record::error(format!(
-                        "{key} = {datetime}: a date-time needs a date, a time and an offset (2026-12-07T10:00:00Z)"
+                        "{key} = {datetime}: not an offset date-time between 1970 and 9999 (2026-12-07T10:00:00Z)"
                     ))
                 })?,
             ),
@@ -291,11 +329,9 @@ pub fn append(path: &Path, revocation: &Revocation) -> Result<(), FileError> {
         path: path.to_owned(),
         error,
     };
-    let mut line = match Format::of(path) {
-        Format::JsonLines => revocation.to_line(),
-        Format::Toml => toml_entry_text(revocation),
-    };
-    let read_back = parse(path, &line)?;
+    let format = Format::of(path);
+    let mut entry = entry_text(format, revocation);
+    let read_back = parse(path, &entry)?;
     if read_back.as_slice() != std::slice::from_ref(revocation) {
         return Err(FileError::Line {
             path: path.to_owned(),
@@ -303,16 +339,53 @@ pub fn append(path: &Path, revocation: &Revocation) -> Result<(), FileError> {
             error: record::error(format!("{revocation} does not read back as itself")),
         });
     }
-    if Format::of(path) == Format::JsonLines {
-        line.push('\n');
-    }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
         .map_err(io)?;
-    file.write_all(line.as_bytes()).map_err(io)?;
+    let mut before = String::new();
+    match format {
+        Format::JsonLines => {
+            // A last line without its newline would be glued to this one.
+            let length = file.metadata().map_err(io)?.len();
+            if length > 0 {
+                let mut last = [0_u8];
+                file.seek(std::io::SeekFrom::Start(length - 1))
+                    .and_then(|_| file.read_exact(&mut last))
+                    .map_err(io)?;
+                if last != *b"\n" {
+                    entry.insert(0, '\n');
+                }
+            }
+        }
+        Format::Toml => {
+            // The file as it will be must still read (an inline `revoked =
+            // [...]` array cannot be followed by a `[[revoked]]` table).
+            (&file)
+                .take(MAX_TOML_BYTES)
+                .read_to_string(&mut before)
+                .map_err(io)?;
+            before.push_str(&entry);
+            parse(path, &before)?;
+        }
+    }
+    file.write_all(entry.as_bytes()).map_err(io)?;
     file.sync_data().map_err(io)
+}
+
+/// `revocation` as the file form writes it: a JSON line with its newline,
+/// or a `[[revoked]]` table.
+pub fn entry_text(format: Format, revocation: &Revocation) -> String {
+    match format {
+        Format::JsonLines => {
+            let mut line = revocation.to_line();
+            line.push('\n');
+            line
+        }
+        Format::Toml => toml_entry_text(revocation),
+    }
 }
 
 #[cfg(test)]
@@ -385,7 +458,7 @@ expires = 1798761600
             (
                 "[[revoked]]\njti = \"b\"\niss = \"i\"\nexpires = 2027-01-01T00:00:00\n",
                 6,
-                "needs a date, a time and an offset",
+                "not an offset date-time",
             ),
             (
                 "[[revoked]]\njti = \"b\"\niss = \"i\"\nexpires = 2027-02-30T00:00:00Z\n",
@@ -417,6 +490,51 @@ expires = 1798761600
                 "{bad}: {message}"
             );
         }
+    }
+
+    #[test]
+    fn what_editors_and_tools_leave_in_a_file_is_read_or_named() {
+        let dir = std::env::temp_dir().join(format!("jwtgate-file-odd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let entry = r#"{"jti":"a","iss":"i","expires":10}"#;
+        // A byte-order mark and CRLF line ends, as Windows editors write.
+        let path = dir.join("bom.jsonl");
+        std::fs::write(&path, format!("\u{feff}{entry}\r\n{entry}\r\n")).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 2);
+        // A mark anywhere else is not one.
+        std::fs::write(&path, format!("{entry}\n\u{feff}{entry}\n")).unwrap();
+        assert!(
+            read(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("bom.jsonl:2:")
+        );
+        // A line past the limit is named, not read whole.
+        let long = format!("{{{}{entry}", " ".repeat(MAX_LINE_BYTES));
+        std::fs::write(&path, format!("{entry}\n{long}\n")).unwrap();
+        let message = read(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("bom.jsonl:2: a line longer than"),
+            "{message}"
+        );
+        // A last line without its newline gets one before the next entry.
+        let path = dir.join("unterminated.jsonl");
+        std::fs::write(&path, entry).unwrap();
+        let revocation = parse(&path, entry).unwrap().remove(0);
+        append(&path, &revocation).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 2);
+        // A TOML file the entry could not follow is left as it is.
+        let path = dir.join("inline.toml");
+        let inline = "revoked = [ { jti = \"a\", iss = \"i\", expires = 10 } ]\n";
+        std::fs::write(&path, inline).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 1);
+        assert!(append(&path, &revocation).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), inline);
+        // Too large for its form.
+        let big = dir.join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_TOML_BYTES as usize + 1]).unwrap();
+        assert!(matches!(read(&big), Err(FileError::TooLarge { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

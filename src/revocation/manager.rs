@@ -25,6 +25,7 @@ use super::set::RevocationSet;
 use super::shared::{RevocationSink, Shared, StoreStatus};
 use super::state::Revocations;
 use super::{RevocationSettings, Store};
+use crate::UnixTime;
 use crate::stamp::Stamp;
 
 /// How often a revocation file is looked at.
@@ -45,13 +46,15 @@ impl RevocationManager {
     /// Reads the store (waiting up to [`STARTUP_WAIT`] for a first good
     /// read, which it publishes) and starts following it.
     /// `should_stop` is asked between attempts; once it says yes, start
-    /// gives up.
+    /// gives up. `pinned_now` is the requests' clock when it is pinned
+    /// (`serve --now`): entries expire by it.
     pub fn start(
         settings: RevocationSettings,
         sink: Arc<dyn RevocationSink>,
+        pinned_now: Option<UnixTime>,
         should_stop: &mut dyn FnMut() -> bool,
     ) -> Result<RevocationManager, String> {
-        let shared = Arc::new(Shared::new(settings, sink));
+        let shared = Arc::new(Shared::new(settings, sink, pinned_now));
         let thread = match &shared.settings.store {
             Store::File(path) => {
                 let path = path.clone();

@@ -28,7 +28,7 @@ use jwtgate_engine::base64url;
 use jwtgate_engine::internals::json::Tape;
 
 use super::Store;
-use super::record::{Kind, RecentScopes, Revocation};
+use super::record::{self, Kind, RecentScopes, Revocation};
 use super::set::Change;
 use super::shared::Shared;
 use crate::UnixTime;
@@ -41,6 +41,14 @@ const PING_INTERVAL: Duration = Duration::from_secs(2);
 const BATCH: usize = 1000;
 /// Unreadable keys named one by one in a read's report; the rest are counted.
 const MAX_UNREADABLE_REPORTED: usize = 100;
+/// Keys a whole read takes at most: far beyond any revocation store (a
+/// million take 150 MB in memory), so a store that has more is refused
+/// before it exhausts the instance's memory.
+const MAX_KEYS: usize = 20_000_000;
+/// `SCAN` steps a whole read takes at most (a server whose cursor never
+/// comes back to 0 would keep it going forever): enough to walk a database
+/// of ten billion keys with the prefix's among them.
+const MAX_SCAN_STEPS: usize = 10_000_000;
 /// Waits between attempts to reach a failing store.
 const BACKOFF: [Duration; 4] = [
     Duration::from_millis(200),
@@ -178,8 +186,9 @@ impl RedisStore {
         let mut unreadable = Vec::new();
         let mut skipped = 0_u64;
         let mut cursor: u64 = 0;
-        loop {
-            let (next, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        let mut keys_seen = 0_usize;
+        for _ in 0..MAX_SCAN_STEPS {
+            let (next, mut keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
                 .arg(&pattern)
@@ -187,16 +196,29 @@ impl RedisStore {
                 .arg(BATCH)
                 .query(&mut connection)
                 .map_err(|e| e.to_string())?;
-            keys.retain(|key| *key != channel);
+            keys.retain(|key| *key != channel.as_bytes());
+            keys_seen += keys.len();
+            if keys_seen > MAX_KEYS {
+                return Err(format!(
+                    "more than {MAX_KEYS} keys under {:?}: not a revocation store",
+                    self.prefix
+                ));
+            }
             if !keys.is_empty() {
-                let values: Vec<Option<String>> = redis::cmd("MGET")
+                // Bytes, not text: a value that is not UTF-8 is one
+                // unreadable entry, not a failed read.
+                let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
                     .arg(&keys)
                     .query(&mut connection)
                     .map_err(|e| e.to_string())?;
                 for (key, value) in keys.iter().zip(values) {
                     // Gone between SCAN and MGET: expired or deleted meanwhile.
                     let Some(value) = value else { continue };
-                    match Revocation::parse_sharing(&value, &mut tape, &mut scopes) {
+                    let key = String::from_utf8_lossy(key);
+                    let parsed = std::str::from_utf8(&value)
+                        .map_err(|_| record::error("not UTF-8"))
+                        .and_then(|value| Revocation::parse_sharing(value, &mut tape, &mut scopes));
+                    match parsed {
                         Ok(revocation) => each(revocation),
                         Err(error) if unreadable.len() < MAX_UNREADABLE_REPORTED => {
                             unreadable.push(format!("{key}: {error}"));
@@ -213,6 +235,7 @@ impl RedisStore {
             }
             cursor = next;
         }
+        Err(format!("SCAN did not finish within {MAX_SCAN_STEPS} steps"))
     }
 }
 
@@ -293,6 +316,8 @@ impl RedisFollower {
                 Ok(()) => attempt = 0,
                 Err(error) => {
                     self.shared.failed(&error);
+                    // Expired entries go during an outage too.
+                    self.shared.drop_expired();
                     let pause = BACKOFF
                         .get(attempt)
                         .copied()

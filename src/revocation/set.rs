@@ -18,6 +18,7 @@
 //! [`super::state`] (the set with the store's health, as published).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashTable;
 use jwtgate_engine::json::JsonStr;
@@ -90,6 +91,16 @@ pub struct RevocationSet {
     /// The issuers and configuration names the entries share: a million
     /// revocations of one issuer hold its name once.
     scopes: Arc<HashTable<Arc<str>>>,
+    /// Names these contents: every set made is a new version (a copy for
+    /// republishing keeps it), never 0.
+    version: u64,
+}
+
+/// The version the next set made gets.
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
+
+fn new_version() -> u64 {
+    NEXT_VERSION.fetch_add(1, Ordering::Relaxed)
 }
 
 impl std::fmt::Debug for RevocationSet {
@@ -117,6 +128,7 @@ impl RevocationSet {
             counts: [0; Kind::COUNT],
             next_expiry: None,
             scopes: Arc::default(),
+            version: new_version(),
         }
     }
 
@@ -141,9 +153,10 @@ impl RevocationSet {
     pub fn rebuild(&self) -> Rebuild<'_> {
         Rebuild {
             previous: self,
+            // Scopes start afresh, so that those of entries gone are
+            // dropped: each entry added brings its own.
             next: RevocationSet {
                 hasher: self.hasher.clone(),
-                scopes: Arc::clone(&self.scopes),
                 ..RevocationSet::empty()
             },
         }
@@ -164,6 +177,12 @@ impl RevocationSet {
         self.counts.get(kind.index()).copied().unwrap_or(0)
     }
 
+    /// What names these contents (see [`Verified::memo`](crate::Verified)):
+    /// any change makes a set of another version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     /// No entry expires before this instant; `None` for an empty set. The
     /// store's follower drops expired entries once it has passed.
     pub fn next_expiry(&self) -> Option<UnixTime> {
@@ -181,6 +200,7 @@ impl RevocationSet {
     /// are shared with this set.
     pub fn with(&self, changes: impl IntoIterator<Item = Change>) -> RevocationSet {
         let mut next = self.clone();
+        next.version = new_version();
         for change in changes {
             match change {
                 Change::Add(revocation) => next.insert(revocation),
@@ -193,6 +213,7 @@ impl RevocationSet {
     /// This set without the entries whose `expires` is not after `now`.
     pub fn without_expired(&self, now: UnixTime) -> RevocationSet {
         let mut next = self.clone();
+        next.version = new_version();
         for (index, bucket) in self.buckets.iter().enumerate() {
             let expired = bucket.iter().filter(|entry| entry.expires <= now).count();
             if expired == 0 {
@@ -210,6 +231,21 @@ impl RevocationSet {
             table.retain(|entry| entry.expires > now);
         }
         next.next_expiry = next.iter().map(|entry| entry.expires).min();
+        // The scopes of the entries that remain, and no others.
+        let mut scopes = HashTable::new();
+        for entry in next.iter() {
+            let hash = next.hasher.hash_one(&*entry.scope);
+            if scopes.len() < MAX_SHARED_SCOPES
+                && scopes
+                    .find(hash, |shared: &Arc<str>| **shared == *entry.scope)
+                    .is_none()
+            {
+                scopes.insert_unique(hash, Arc::clone(&entry.scope), |shared| {
+                    next.hasher.hash_one(&**shared)
+                });
+            }
+        }
+        next.scopes = Arc::new(scopes);
         next
     }
 
@@ -303,13 +339,29 @@ impl RevocationSet {
         if let Some(shared) = self.scopes.find(hash, |shared| **shared == *scope) {
             return Arc::clone(shared);
         }
+        self.add_scope(hash, &scope);
+        scope
+    }
+
+    /// Shares `scope` (an entry's own) from now on, if it is not yet and
+    /// there is room.
+    fn keep_scope(&mut self, scope: &Arc<str>) {
+        let hash = self.hasher.hash_one(&**scope);
+        if self
+            .scopes
+            .find(hash, |shared| **shared == **scope)
+            .is_none()
+        {
+            self.add_scope(hash, scope);
+        }
+    }
+
+    fn add_scope(&mut self, hash: u64, scope: &Arc<str>) {
         if self.scopes.len() < MAX_SHARED_SCOPES {
             let hasher = &self.hasher;
-            Arc::make_mut(&mut self.scopes).insert_unique(hash, Arc::clone(&scope), |shared| {
-                hasher.hash_one(&**shared)
-            });
+            Arc::make_mut(&mut self.scopes)
+                .insert_unique(hash, Arc::clone(scope), |shared| hasher.hash_one(&**shared));
         }
-        scope
     }
 
     fn insert_entry(&mut self, hash: u64, revocation: Arc<Revocation>) {
@@ -387,7 +439,10 @@ impl Rebuild<'_> {
             .bucket(hash)
             .and_then(|bucket| bucket.find(hash, |entry| **entry == revocation))
         {
-            Some(unchanged) => self.next.insert_entry(hash, Arc::clone(unchanged)),
+            Some(unchanged) => {
+                self.next.keep_scope(&unchanged.scope);
+                self.next.insert_entry(hash, Arc::clone(unchanged));
+            }
             None => self.next.insert(revocation),
         }
     }
@@ -593,6 +648,13 @@ mod tests {
             &find(&second, "new").scope,
             &find(&first, "t-1").scope
         ));
+        // Scopes no entry has any more are not kept.
+        let third = second.reread([token("https://other/", "x", 1_000)]);
+        assert_eq!(third.scopes.len(), 1);
+        let swept = second
+            .with([Change::Add(token("https://other/", "y", 10))])
+            .without_expired(UnixTime(500));
+        assert_eq!(swept.scopes.len(), 1);
         // Read again from scratch, the same entries.
         let mut listed: Vec<String> = second.iter().map(Revocation::to_line).collect();
         let mut wanted: Vec<String> = RevocationSet::from_revocations(again)

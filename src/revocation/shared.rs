@@ -64,6 +64,8 @@ pub(super) struct Shared {
     last_good: Mutex<Option<UnixTime>>,
     /// When expired entries were last looked for.
     pruned: Mutex<Instant>,
+    /// The requests' clock, when pinned (`serve --now`).
+    pinned_now: Option<UnixTime>,
     store_name: Arc<str>,
 }
 
@@ -75,7 +77,11 @@ impl std::fmt::Debug for dyn RevocationSink {
 
 impl Shared {
     /// Nothing read yet from the store `settings` names.
-    pub(super) fn new(settings: RevocationSettings, sink: Arc<dyn RevocationSink>) -> Shared {
+    pub(super) fn new(
+        settings: RevocationSettings,
+        sink: Arc<dyn RevocationSink>,
+        pinned_now: Option<UnixTime>,
+    ) -> Shared {
         let store_name: Arc<str> = settings.store.describe().into();
         Shared {
             status: Mutex::new(StoreStatus {
@@ -95,6 +101,7 @@ impl Shared {
             counters: Arc::default(),
             last_good: Mutex::new(None),
             pruned: Mutex::new(Instant::now()),
+            pinned_now,
             settings,
             sink,
             stop: Mutex::new(false),
@@ -111,17 +118,26 @@ impl Shared {
     /// Publishes `set` as read in full, now.
     pub(super) fn read_in_full(&self, set: RevocationSet) {
         let now = UnixTime::now();
-        let set = set.without_expired(now);
+        let set = set.without_expired(self.expiry_now());
         self.good();
         self.update_status(|status| {
             status.entries = Kind::ALL.map(|kind| set.count(kind));
             status.last_read = Some(now);
             status.failing_since = None;
             status.last_error = None;
-            status.reads += 1;
-            self.counters.reads.fetch_add(1, Ordering::Relaxed);
         });
         self.publish(set, None);
+        // Counted once published: start-up waits for this count, and must
+        // not open the listeners before the set is in force.
+        self.update_status(|status| status.reads += 1);
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The instant entries are dropped at: the requests' clock, which a
+    /// pinned `--now` fixes (dropping by the system clock then would free
+    /// revocations still in force at the pinned instant).
+    fn expiry_now(&self) -> UnixTime {
+        self.pinned_now.unwrap_or_else(UnixTime::now)
     }
 
     /// Publishes the set in force with `changes` applied (Redis).
@@ -141,7 +157,7 @@ impl Shared {
     /// [`PRUNE_INTERVAL`]: lookups already ignore them, this frees their
     /// memory and takes them out of the counts.
     pub(super) fn drop_expired(&self) {
-        let now = UnixTime::now();
+        let now = self.expiry_now();
         {
             let mut pruned = self.pruned.lock().unwrap_or_else(PoisonError::into_inner);
             if pruned.elapsed() < PRUNE_INTERVAL {

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use super::set::{LookupScratch, RevocationSet};
-use crate::{Claims, Outcome, Rejection, Stage, UnixTime};
+use crate::{Outcome, Rejection, Stage, UnixTime, Verified};
 
 const UNAVAILABLE: Rejection = Rejection::new(
     Outcome::RevocationsUnavailable,
@@ -105,18 +105,35 @@ impl Revocations {
     /// Why a token that verified under the configuration `config` is
     /// refused at `now`: a revocation in force, or a store unreadable for
     /// too long under `on_unavailable = "deny"`.
+    ///
+    /// A cached verification remembers ([`Verified::memo`]) the version of
+    /// the set it was last found clear in; while that set is in force it is
+    /// not searched again. That is exact: a set only ever clears more
+    /// tokens as time passes (entries expire), and any change to it is a new
+    /// version, searched at the first request after it is published.
     #[inline]
     pub fn check(
         &self,
         config: &str,
-        claims: &Claims<'_>,
-        kid: Option<&str>,
+        verified: &Verified<'_>,
         now: UnixTime,
         scratch: &mut LookupScratch,
     ) -> Option<Rejection> {
         if self.on_unavailable == OnUnavailable::Deny && self.too_stale(now) {
             return Some(UNAVAILABLE);
         }
-        self.set.check(config, claims, kid, now, scratch)
+        let version = self.set.version();
+        if verified.memo.is_some_and(|memo| memo.get() == version) {
+            return None;
+        }
+        let refused = self
+            .set
+            .check(config, &verified.claims, verified.key.kid(), now, scratch);
+        if refused.is_none()
+            && let Some(memo) = verified.memo
+        {
+            memo.set(version);
+        }
+        refused
     }
 }

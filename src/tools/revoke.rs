@@ -185,7 +185,7 @@ pub fn list(path: &Path, now: UnixTime) -> Result<(Vec<String>, String), String>
 }
 
 /// `text` as an instant: Unix seconds, or RFC 3339
-/// (`2026-12-06T10:00:00Z`, fractions of a second dropped).
+/// (`2026-12-06T10:00:00Z`, a fraction of a second counts as the second after).
 pub fn instant(text: &str) -> Option<UnixTime> {
     crate::time::parse_instant(text).map(UnixTime)
 }
@@ -268,7 +268,7 @@ mod tests {
             Some(UnixTime(1_700_000_000))
         );
         assert_eq!(
-            instant("2023-11-14T22:13:20.5+00:00"),
+            instant("2023-11-14T22:13:19.5+00:00"),
             Some(UnixTime(1_700_000_000))
         );
         assert_eq!(instant("1970-01-01T00:00:00Z"), Some(UnixTime(0)));

@@ -40,6 +40,7 @@
 //! tell whether that token was used on the same shard a moment ago. Refusals
 //! are never stored, so this says nothing about tokens it cannot forge.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use crate::jose::claims::Claims;
@@ -162,6 +163,8 @@ struct Slot {
     token: Vec<u8>,
     header: Parsed,
     claims: Parsed,
+    /// The caller's word ([`Verified::memo`]).
+    memo: Cell<u64>,
 }
 
 impl Slot {
@@ -196,6 +199,7 @@ impl Slot {
     fn clear(&mut self) {
         self.occupied = false;
         self.referenced = false;
+        self.memo.set(0);
     }
 }
 
@@ -454,6 +458,7 @@ impl TokenCache {
                 .token
                 .get(slot.payload_start..slot.payload_end)
                 .ok_or(LOST)?,
+            memo: Some(&slot.memo),
         })
     }
 
@@ -472,6 +477,7 @@ impl TokenCache {
             claims: Claims::parse(scratch.claims_tape.view(claims))?,
             key: verifier.keys().keys().get(key).ok_or(LOST)?,
             payload_b64: RawToken::split(token).map_err(|_| LOST)?.payload,
+            memo: None,
         })
     }
 
@@ -624,6 +630,7 @@ impl TokenCache {
             token: std::mem::take(&mut slot.token),
             header: std::mem::take(&mut slot.header),
             claims: std::mem::take(&mut slot.claims),
+            memo: Cell::new(0),
         };
         slot.expires = Claims::parse(slot.claims.value())
             .ok()
@@ -720,6 +727,48 @@ mod tests {
         assert_eq!(first.0, uncached(&verifier, &token, NOW));
         assert_eq!(second.0, first.0);
         assert_eq!(cache.len(), 1);
+    }
+
+    /// The caller's word stays with the entry, and only with it: 0 when
+    /// stored, kept across hits, gone when the slot holds another token or
+    /// the same token under another generation; an uncached verification
+    /// has none.
+    #[test]
+    fn a_memo_belongs_to_one_cached_verification() {
+        let verifier = verifier(|v| v);
+        let mut cache = TokenCache::new(CacheSettings {
+            entries: TokenCache::WAYS,
+            max_age: Duration::from_secs(60),
+        });
+        let memo = |cache: &mut TokenCache, generation: u64, token: &[u8], set: Option<u64>| {
+            let mut scratch = verifier.scratch();
+            let (result, _) =
+                cache.verify(&verifier, generation, token, UnixTime(NOW), &mut scratch);
+            let memo = result.ok().and_then(|verified| verified.memo);
+            let before = memo.map(Cell::get);
+            if let (Some(memo), Some(value)) = (memo, set) {
+                memo.set(value);
+            }
+            before
+        };
+        let alice = token(r#"{"sub":"alice","exp":1700000600}"#);
+        assert_eq!(memo(&mut cache, 1, &alice, Some(7)), Some(0));
+        assert_eq!(memo(&mut cache, 1, &alice, None), Some(7));
+        assert_eq!(
+            memo(&mut cache, 2, &alice, None),
+            Some(0),
+            "another generation"
+        );
+        // Every slot of the one set taken by other tokens: alice's is reused.
+        for n in 0..4 * TokenCache::WAYS {
+            let other = token(&format!(r#"{{"sub":"u{n}","exp":1700000600}}"#));
+            memo(&mut cache, 2, &other, Some(9));
+            memo(&mut cache, 2, &other, Some(9));
+        }
+        assert_ne!(memo(&mut cache, 2, &alice, None), Some(7));
+        let mut scratch = verifier.scratch();
+        let uncached = verifier.verify(&alice, UnixTime(NOW), &mut scratch);
+        assert!(uncached.is_ok_and(|verified| verified.memo.is_none()));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! [`crate::crypto`] (signatures), [`crate::outcome`] (results), [`crate::time`]
 //! (the clock type).
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use crate::jose::alg::{Algorithm, AlgorithmSet};
@@ -258,6 +259,12 @@ pub struct Verified<'a> {
     pub key: &'a Key,
     /// The payload segment as received (base64url), e.g. to forward it verbatim.
     pub payload_b64: &'a [u8],
+    /// A word the caller keeps with a cached verification, 0 when it is
+    /// stored and whenever its slot is reused; `None` when the verification
+    /// is not in a cache. For what the caller checks after a verification
+    /// and can name a version of, e.g. the deny-list version a token was
+    /// last found clear in, so that an unchanged list is not searched again.
+    pub memo: Option<&'a Cell<u64>>,
 }
 
 /// The `kid` a token's header claims, read without verifying anything: for
@@ -468,6 +475,7 @@ impl Verifier {
             claims,
             key,
             payload_b64: raw.payload,
+            memo: None,
         })
     }
 
