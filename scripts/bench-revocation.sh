@@ -81,6 +81,7 @@ algorithms = ["RS256"]
 issuer = "$iss"
 audiences = ["demo-api"]
 max_lifetime = "1h"
+require = ["exp", "iat"]
 
 [[rule]]
 name = "api"

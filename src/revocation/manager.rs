@@ -30,6 +30,8 @@ use crate::stamp::Stamp;
 
 /// How often a revocation file is looked at.
 pub const FILE_POLL: Duration = Duration::from_secs(1);
+/// Polls a file that keeps changing waits to settle before it is read anyway.
+const MAX_UNSETTLED_POLLS: u32 = 3;
 /// How long start-up waits for the first read of the store.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
 /// How often start-up looks whether the store has been read.
@@ -141,6 +143,8 @@ impl Drop for RevocationManager {
 fn follow_file(shared: &Shared, path: &std::path::Path, mut stamp: Stamp) {
     let mut pending: Option<Stamp> = None;
     let mut last_error: Option<String> = None;
+    // Polls the file has kept changing for without being read.
+    let mut unsettled = 0;
     while !shared.sleep(FILE_POLL) {
         shared.drop_expired();
         let now = Stamp::of(path);
@@ -148,14 +152,22 @@ fn follow_file(shared: &Shared, path: &std::path::Path, mut stamp: Stamp) {
             // Unchanged and read fine: the store is current.
             shared.good();
         }
-        if pending != Some(now) {
+        // A file appended to more often than it is polled (a `revoke` a
+        // second) never settles; it is read anyway, at most
+        // MAX_UNSETTLED_POLLS polls after it changed.
+        if pending != Some(now) && unsettled < MAX_UNSETTLED_POLLS {
             // Changed since the last poll (or first seen changed): wait one
             // poll for it to settle.
+            let changing = pending.is_some();
             pending = (now != stamp).then_some(now);
+            if pending.is_some() && changing {
+                unsettled += 1;
+            }
             if pending.is_some() || last_error.is_none() {
                 continue;
             }
         }
+        unsettled = 0;
         match read_file(shared, path) {
             Ok(set) => {
                 stamp = now;

@@ -115,9 +115,14 @@ impl RedisStore {
         })
     }
 
-    /// The channel every revocation is published on.
+    /// The channel every revocation is published on: `<prefix>changes`,
+    /// and `<prefix>changes:<db>` for a database other than 0, since Redis
+    /// delivers a message to subscribers of every database.
     pub fn channel(&self) -> String {
-        format!("{}changes", self.prefix)
+        match self.client.get_connection_info().redis_settings().db() {
+            0 => format!("{}changes", self.prefix),
+            db => format!("{}changes:{db}", self.prefix),
+        }
     }
 
     /// The key of a revocation.
@@ -144,25 +149,45 @@ impl RedisStore {
     }
 
     /// Writes `revocation` (with its own expiry) and publishes it, in one
-    /// transaction.
-    pub fn revoke(&self, revocation: &Revocation) -> Result<(), String> {
+    /// transaction, merged with the revocation of the same token, subject
+    /// or key already there (the later cut-off and end stand, as in every
+    /// instance's set): the store never holds a weaker one than the
+    /// instances. Returns what the store now holds.
+    pub fn revoke(&self, revocation: &Revocation) -> Result<Revocation, String> {
         let mut connection = self.connection()?;
-        let line = revocation.to_line();
         let key = self.key(revocation.kind, &revocation.scope, &revocation.name);
+        let existing: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&key)
+            .query(&mut connection)
+            .map_err(|e| e.to_string())?;
+        let mut stored = revocation.clone();
+        if let Some(existing) = existing
+            .as_deref()
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .and_then(|line| Revocation::parse(line, &mut Tape::new()).ok())
+            .filter(|existing| {
+                existing.matches(revocation.kind, &revocation.scope, &revocation.name)
+            })
+        {
+            stored.before = stored.before.max(existing.before);
+            stored.expires = stored.expires.max(existing.expires);
+        }
+        let line = stored.to_line();
         redis::pipe()
             .atomic()
             .cmd("SET")
             .arg(&key)
             .arg(&line)
             .arg("EXAT")
-            .arg(revocation.expires.0)
+            .arg(stored.expires.0)
             .ignore()
             .cmd("PUBLISH")
             .arg(self.channel())
             .arg(&line)
             .ignore()
             .query::<()>(&mut connection)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(stored)
     }
 
     /// Every revocation in the store (expired ones included until Redis

@@ -64,7 +64,7 @@ pub struct LookupScratch {
 /// A change to a set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Put this revocation in force (replacing one of the same kind, scope
+    /// Put this revocation in force (merged with one of the same kind, scope
     /// and name).
     Add(Revocation),
     /// Lift the revocation of this kind, scope and name.
@@ -132,8 +132,8 @@ impl RevocationSet {
         }
     }
 
-    /// A set holding `revocations` (a later one of the same kind, scope and
-    /// name replaces an earlier one).
+    /// A set holding `revocations` (two of the same kind, scope and name
+    /// merge: the later cut-off and the later end stand).
     pub fn from_revocations(revocations: impl IntoIterator<Item = Revocation>) -> RevocationSet {
         RevocationSet::empty().with(revocations.into_iter().map(Change::Add))
     }
@@ -383,8 +383,19 @@ impl RevocationSet {
             |entry| entry.matches(kind, &revocation.scope, &revocation.name),
             rehash,
         ) {
+            // Two revocations of one token, subject or key: the stronger
+            // of each (the later cut-off, the later end) stands, so that
+            // no revocation, from an operator or from anyone who can write
+            // to the store, can weaken one in force. Lifting one means
+            // taking it out of the store.
             hashbrown::hash_table::Entry::Occupied(mut occupied) => {
-                *occupied.get_mut() = revocation;
+                let existing = occupied.get_mut();
+                if **existing != *revocation {
+                    let mut merged = Revocation::clone(existing);
+                    merged.before = merged.before.max(revocation.before);
+                    merged.expires = merged.expires.max(revocation.expires);
+                    *existing = Arc::new(merged);
+                }
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {
                 vacant.insert(revocation);
@@ -427,8 +438,8 @@ pub struct Rebuild<'a> {
 }
 
 impl Rebuild<'_> {
-    /// Adds `revocation` (a later one of the same kind, scope and name
-    /// replaces an earlier one).
+    /// Adds `revocation` (merged with one of the same kind, scope and name:
+    /// the later cut-off and the later end stand).
     pub fn add(&mut self, revocation: Revocation) {
         // The same hasher: a hash in one set is the hash in the other.
         let hash = self
@@ -721,8 +732,14 @@ mod tests {
             let mut reference: Vec<Revocation> = Vec::new();
             let mut set = RevocationSet::empty();
             for revocation in &adds {
+                // Two of one target: the later cut-off and the later end stand.
+                let mut merged = revocation.clone();
+                if let Some(old) = reference.iter().find(|r| r.matches(revocation.kind, &revocation.scope, &revocation.name)) {
+                    merged.before = merged.before.max(old.before);
+                    merged.expires = merged.expires.max(old.expires);
+                }
                 reference.retain(|r| !r.matches(revocation.kind, &revocation.scope, &revocation.name));
-                reference.push(revocation.clone());
+                reference.push(merged);
                 set = set.with([Change::Add(revocation.clone())]);
             }
             for (kind, scope, name) in &removes {

@@ -29,8 +29,8 @@ pub trait RevocationSink: Send + Sync {
 pub struct StoreStatus {
     /// The store, as reports name it (no credentials).
     pub store: String,
-    /// Entries of each kind in force (expired ones dropped within
-    /// [`PRUNE_INTERVAL`], or at the next read).
+    /// Entries of each kind in force (expired ones are dropped a few
+    /// seconds after they expire).
     pub entries: [usize; Kind::COUNT],
     /// The last whole read of the store.
     pub last_read: Option<UnixTime>,

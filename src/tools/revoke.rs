@@ -77,7 +77,7 @@ pub fn revoke(
         Vec<&str>,
     ) = match target {
         Target::Token { issuer, jti } => {
-            let concerned = issued_by(&validations, &issuer);
+            let concerned = issued_by(&validations, &issuer)?;
             (Kind::Token, issuer, jti, None, concerned)
         }
         Target::Subject {
@@ -85,7 +85,7 @@ pub fn revoke(
             subject,
             before,
         } => {
-            let concerned = issued_by(&validations, &issuer);
+            let concerned = issued_by(&validations, &issuer)?;
             // By default the tokens issued up to the end of this second:
             // iat is whole seconds, and a token issued a moment before
             // the revocation must be covered.
@@ -104,6 +104,15 @@ pub fn revoke(
                     path.display()
                 ));
             };
+            // A leaked key signs new tokens for as long as it is trusted:
+            // no token lifetime bounds that, only its removal from the
+            // key set does, which the operator knows and this does not.
+            if ttl.is_none() {
+                return Err(format!(
+                    "a key stays usable until the identity provider drops it from its key set: \
+                     give --ttl for at least that long (e.g. --ttl 720h) for kid {kid:?}"
+                ));
+            }
             (Kind::Key, config, kid, None, vec![own])
         }
     };
@@ -140,19 +149,32 @@ pub fn revoke(
         &mut jwtgate_engine::internals::json::Tape::new(),
     )
     .map_err(|e| format!("cannot revoke that: {e}"))?;
-    match &settings.store {
+    let stored = match &settings.store {
         Store::File(file_path) => {
-            file::append(file_path, &revocation).map_err(|e| e.to_string())?
+            // A file that does not read keeps the service on its last set:
+            // an entry appended to it would never take effect.
+            let mut stored = revocation.clone();
+            if file_path.exists() {
+                file::read_each(file_path, &mut |existing| {
+                    if existing.matches(stored.kind, &stored.scope, &stored.name) {
+                        stored.before = stored.before.max(existing.before);
+                        stored.expires = stored.expires.max(existing.expires);
+                    }
+                })
+                .map_err(|e| format!("{e}: fix the file first, nothing was revoked"))?;
+            }
+            file::append(file_path, &stored).map_err(|e| e.to_string())?;
+            stored
         }
         store @ Store::Redis { .. } => RedisStore::open(store)?.revoke(&revocation)?,
-    }
+    };
     Ok(format!(
         "revoked {} until {} ({} s from now), in {}: {}",
-        describe(&revocation),
-        expires.0,
-        expires.0 - now.0,
+        describe(&stored),
+        stored.expires.0,
+        stored.expires.0 - now.0,
         settings.store.describe(),
-        revocation.to_line()
+        stored.to_line()
     ))
 }
 
@@ -214,8 +236,8 @@ fn describe(revocation: &Revocation) -> String {
 fn issued_by<'v>(
     validations: &[(&'v str, &jwtgate_engine::Validation)],
     issuer: &str,
-) -> Vec<&'v str> {
-    validations
+) -> Result<Vec<&'v str>, String> {
+    let concerned: Vec<&str> = validations
         .iter()
         .filter(|(_, validation)| {
             validation
@@ -223,7 +245,20 @@ fn issued_by<'v>(
                 .is_none_or(|expected| expected == issuer)
         })
         .map(|(name, _)| *name)
-        .collect()
+        .collect();
+    if concerned.is_empty() {
+        // Compared byte for byte, as tokens are: a revocation of an issuer
+        // spelled otherwise would match nothing, silently.
+        let accepted: Vec<&str> = validations
+            .iter()
+            .filter_map(|(_, validation)| validation.expected_issuer())
+            .collect();
+        return Err(format!(
+            "no token configuration accepts tokens of issuer {issuer:?} (they accept {accepted:?}): \
+             a revocation of it would match nothing"
+        ));
+    }
+    Ok(concerned)
 }
 
 /// The longest a token of the `concerned` configurations can still be
@@ -238,6 +273,7 @@ fn longest_life(
             "no token configuration accepts tokens of {scope:?}: give --ttl for how long the revocation must last"
         ));
     }
+    let iat = jwtgate_engine::ClaimName::Registered(jwtgate_engine::RegisteredClaim::Iat);
     let mut longest = 0i64;
     for name in concerned {
         let Some((_, validation)) = validations.iter().find(|(own, _)| own == name) else {
@@ -248,6 +284,14 @@ fn longest_life(
                 "token_config {name:?} sets no max_lifetime, so nothing bounds how long its tokens live: give --ttl"
             ));
         };
+        // A token without iat has its lifetime measured from now, so it is
+        // accepted until its exp, however far: nothing bounds it.
+        if !validation.required_claims().contains(&iat) {
+            return Err(format!(
+                "token_config {name:?} accepts tokens without iat, whose lifetime nothing bounds: \
+                 give --ttl, or add \"iat\" to its require"
+            ));
+        }
         // An iat up to one leeway ahead and an exp honoured one leeway past.
         let leeway = validation.leeway_seconds();
         longest = longest.max(lifetime.saturating_add(2 * leeway));
