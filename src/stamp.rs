@@ -32,3 +32,40 @@ impl Stamp {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// `cp -p`, `rsync -a`, `install -p`, then a rename over the watched
+    /// file: the same size and modification time, another file.
+    #[test]
+    fn a_file_replaced_by_one_of_the_same_size_and_time_is_seen_as_changed() {
+        let dir = std::env::temp_dir().join(format!("jwtgate-stamp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let watched = dir.join("revoked.jsonl");
+        let replacement = dir.join("revoked.jsonl.new");
+        std::fs::write(&watched, "old-0001\n").unwrap();
+        let modified = std::fs::metadata(&watched).unwrap().modified().unwrap();
+        let before = Stamp::of(&watched);
+        std::fs::write(&replacement, "new-0002\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&replacement)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        std::fs::rename(&replacement, &watched).unwrap();
+        let after = Stamp::of(&watched);
+        assert_ne!(before, after);
+        assert_eq!(
+            after,
+            Stamp::of(&watched),
+            "a file left alone keeps its stamp"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(Stamp::of(&watched), Stamp::UNREADABLE);
+    }
+}

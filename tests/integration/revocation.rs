@@ -406,6 +406,46 @@ fn a_toml_revocation_file_is_read_appended_to_and_its_errors_named() {
     assert_eq!(outcome(&server, &bob), "revoked");
 }
 
+/// A file appended to more often than it is polled (a `revoke` every half
+/// second) never stays unchanged for a poll; it is still read, so a
+/// revocation among the appends takes effect while they go on.
+#[test]
+fn a_file_that_keeps_changing_is_still_read() {
+    let dir = TempDir::new("revocation-busy");
+    let file = dir.write("revoked.jsonl", "");
+    let config = config(&dir, "file = \"revoked.jsonl\"\non_unavailable = \"deny\"");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let alice = token("RS256", "alice", now() - 10, r#"{"jti":"busy-alice"}"#);
+    assert_eq!(outcome(&server, &alice), "valid");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appender = {
+        let (stop, file) = (std::sync::Arc::clone(&stop), file.clone());
+        std::thread::spawn(move || {
+            // Bounded by itself too: at most 30 s of appends.
+            for n in 0..100 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let line = format!(
+                    "{{\"jti\":\"busy-{n}\",\"iss\":\"{ISS}\",\"expires\":{}}}\n",
+                    now() + 3_600
+                );
+                let mut out = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&file)
+                    .unwrap();
+                std::io::Write::write_all(&mut out, line.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    revoke(&config, &["--jti", "busy-alice", "--issuer", ISS]);
+    // Polled while the appends go on (they last longer than this wait).
+    until(&server, &alice, "revoked");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    appender.join().unwrap();
+}
+
 /// `seconds` as RFC 3339 with a `+01:00` offset (coreutils' `date` does
 /// the calendar).
 fn rfc3339_plus_one_hour(seconds: i64) -> String {

@@ -1034,12 +1034,12 @@ fn check_config_reports_the_token_cache() {
         // The largest allowed (checked, not allocated).
         (
             "token_cache_entries = 1048576",
-            "  token cache: 1048576 verified tokens per shard (at most 4344 MiB), each used for at most 300s",
+            "  token cache: 1048576 verified tokens per shard (at most 4352 MiB), each used for at most 300s",
         ),
         // Rounded up to whole sets of 8, and the bound said to a tenth of a MiB.
         (
             "token_cache_entries = 1000",
-            "  token cache: 1000 verified tokens per shard (at most 4.1 MiB), each used for at most 300s",
+            "  token cache: 1000 verified tokens per shard (at most 4.2 MiB), each used for at most 300s",
         ),
         (
             "token_cache_entries = 10",
